@@ -1,0 +1,45 @@
+# Two commands matter on a fresh Debian / Raspberry Pi OS machine:
+#   make demo   set up .venv and run the demo (national stand-in + hub + fleet on loopback)
+#   make test   set up and run the whole suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup system-deps demo hub test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null \
+	  || scripts/install-system-deps base
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+setup: $(STAMP)
+
+# Debian packages the tests use (chromium, sshd, iproute2...): listed in scripts/system-deps.d/
+system-deps:
+	scripts/install-system-deps test
+
+demo: setup
+	$(VENV)/bin/appliance demo
+
+hub: setup
+	$(VENV)/bin/appliance hub --demo
+
+test: setup system-deps
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider
+
+lint: setup
+	$(VENV)/bin/ruff check appliance tests bench
+	$(VENV)/bin/mypy appliance
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,63 @@
+"""The ``appliance`` console script: a thin dispatcher; each subcommand lives in its package."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from . import __version__, config
+from .errors import ApplianceError
+
+# subcommand -> module exposing add_arguments(parser) and run(args, config) -> int
+COMMANDS = {
+    "hub": ("appliance.hub.command", "serve the DHIS2-compatible LAN API"),
+    "sync": ("appliance.sync.command", "replicate with the national DHIS2"),
+    "health": ("appliance.health.command", "hardware health agent, LEDs, button, heartbeats"),
+    "fleet": ("appliance.fleet.command", "national fleet service (dashboard, alerts, /metrics)"),
+    "demo": ("appliance.demo.command", "national stand-in + hub + fleet on loopback"),
+    "config": ("appliance.configcmd", "show the configuration reference or resolved values"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="appliance", description="The upazila hub appliance")
+    parser.add_argument("--version", action="version", version=f"appliance {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--config", metavar="PATH", help="hub.toml (TOML)")
+        p.add_argument("--data-dir", metavar="DIR", help="where the database and state live")
+        p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name and e.name.startswith("appliance"):
+                p.set_defaults(_missing=module)
+                continue
+            raise
+        mod.add_arguments(p)
+        p.set_defaults(_module=mod)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if getattr(args, "_missing", None):
+        print(f"appliance {args.command}: not available in this build", file=sys.stderr)
+        return 2
+    try:
+        cfg = config.load(args.config, args.data_dir)
+        return int(args._module.run(args, cfg) or 0)
+    except ApplianceError as e:
+        print(f"appliance {args.command}: {e.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

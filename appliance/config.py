@@ -1,0 +1,161 @@
+"""hub.toml: every key has a default and one line of documentation.
+
+``KEYS`` is the single source of truth: the loader, ``appliance config --docs`` and
+the test that checks README/docs coverage all read it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Key:
+    section: str
+    name: str
+    default: Any
+    doc: str
+    secret: bool = False
+
+
+KEYS: list[Key] = [
+    Key("hub", "id", "hub-demo", "Stable identifier of this hub (also its fleet identity)."),
+    Key("hub", "name", "Demo hub", "Human name shown on pages and in the fleet dashboard."),
+    Key("hub", "org_unit", "", "UID of the upazila org unit this hub serves (root of its subtree)."),
+    Key("hub", "listen", "0.0.0.0:8080", "host:port of the LAN HTTP listener."),
+    Key("hub", "role", "hub", "'hub' for an upazila hub, 'national' for the national stand-in."),
+    Key("hub", "dhis2_version", "2.41.3", "DHIS2 version the LAN API emulates (reported in /api/system/info)."),
+    Key("hub", "max_body_mb", 32, "Largest request body accepted, in MiB (413 above it)."),
+    Key("hub", "zeroconf", True, "Advertise the hub over mDNS (_http._tcp, _dhis2._tcp)."),
+    Key("hub", "tls_cert", "", "PEM certificate for the HTTPS listener (empty: no HTTPS)."),
+    Key("hub", "tls_key", "", "PEM private key for the HTTPS listener.", secret=True),
+    Key("hub", "tls_listen", "0.0.0.0:8443", "host:port of the HTTPS listener when a certificate is set."),
+    Key("hub", "time_zone", "Asia/Dhaka", "serverTimeZoneId reported to clients; timestamps are in this zone."),
+    Key("national", "url", "", "Base URL of the national DHIS2 (empty: no upstream)."),
+    Key("national", "username", "", "Service account for national (Basic auth) if no token is set."),
+    Key("national", "password", "", "Password of the service account.", secret=True),
+    Key("national", "token", "", "Personal access token (d2pat_...) for national; preferred over a password.", secret=True),
+    Key("national", "timeout_s", 60, "Per-request timeout towards national, in seconds."),
+    Key("sync", "interval_s", 900, "Seconds between timer-driven sync cycles."),
+    Key("sync", "policy", "latest-wins", "Default conflict policy: latest-wins, national-wins or hub-wins."),
+    Key("sync", "policies", {}, "Per data set policy overrides: {<dataSet uid> = <policy>}."),
+    Key("sync", "debounce_s", 20, "Seconds to wait after new local data before a sync cycle starts."),
+    Key("sync", "chunk_values", 500, "Initial number of data values per pushed chunk (adapts to the link)."),
+    Key("sync", "socket", "", "Unix socket the sync daemon listens on for 'sync now' (default: <data-dir>/sync.sock)."),
+    Key("backup", "replica", "", "litestream replica URL (sftp://... or s3://...); empty disables backup."),
+    Key("backup", "sftp_key", "", "SSH private key for an sftp:// replica.", secret=True),
+    Key("health", "heartbeat_url", "", "Fleet service URL heartbeats are POSTed to (empty: none)."),
+    Key("health", "token", "", "This hub's fleet token (from 'appliance fleet add-hub').", secret=True),
+    Key("health", "interval_s", 60, "Seconds between health samples."),
+    Key("health", "heartbeat_every", 5, "Send a heartbeat every N samples."),
+    Key("health", "retention_days", 14, "Days of health samples kept in the store."),
+    Key("health", "quick_check_every_s", 21600, "Seconds between SQLite quick_check runs."),
+    Key("health", "queue_max", 500, "Heartbeats kept while the link is down; older ones are summarised."),
+    Key("gpio", "enabled", True, "Drive LEDs and the button (off on machines without GPIO)."),
+    Key("gpio", "led_status", 17, "BCM pin of the green status LED."),
+    Key("gpio", "led_fault", 27, "BCM pin of the red fault/activity LED."),
+    Key("gpio", "button", 22, "BCM pin of the push button (to ground, internal pull-up)."),
+    Key("gpio", "hold_s", 5.0, "Seconds the button must be held for a clean shutdown."),
+    Key("fleet", "listen", "0.0.0.0:8090", "host:port of the fleet service (national side)."),
+    Key("fleet", "silent_after_s", 1800, "Alert when a hub sent no heartbeat for this many seconds."),
+    Key("fleet", "retention_days", 90, "Days of heartbeats kept by the fleet service."),
+    Key("fleet", "disk_pct", 90.0, "Alert when a hub's data disk is fuller than this percentage."),
+    Key("fleet", "temp_c", 80.0, "Alert when a hub's temperature exceeds this (deg C)."),
+    Key("fleet", "sync_lag_h", 48.0, "Alert when a hub's last successful sync is older than this (hours)."),
+    Key("fleet", "clock_offset_s", 300.0, "Alert when a hub's clock is off by more than this (seconds)."),
+    Key("fleet", "max_skew_s", 900, "Heartbeats stamped further than this from fleet time are refused (replay)."),
+]
+
+_BY_SECTION: dict[str, dict[str, Key]] = {}
+for _k in KEYS:
+    _BY_SECTION.setdefault(_k.section, {})[_k.name] = _k
+
+
+@dataclass
+class Config:
+    """Resolved configuration: defaults overlaid by the TOML file."""
+
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    data_dir: Path = Path("data")
+    source: Path | None = None
+
+    def get(self, section: str, name: str) -> Any:
+        try:
+            return self.values[section][name]
+        except KeyError:
+            raise ConfigError(f"unknown config key [{section}] {name}") from None
+
+    def section(self, section: str) -> dict[str, Any]:
+        return dict(self.values.get(section, {}))
+
+    def set(self, section: str, name: str, value: Any) -> None:
+        if name not in _BY_SECTION.get(section, {}):
+            raise ConfigError(f"unknown config key [{section}] {name}")
+        self.values[section][name] = value
+
+
+def defaults() -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for k in KEYS:
+        out.setdefault(k.section, {})[k.name] = k.default
+    return out
+
+
+def load(path: str | os.PathLike[str] | None, data_dir: str | os.PathLike[str] | None = None) -> Config:
+    values = defaults()
+    source: Path | None = None
+    if path:
+        source = Path(path)
+        try:
+            raw = tomllib.loads(source.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {source} does not exist") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {source} is not valid TOML: {e}") from None
+        for section, items in raw.items():
+            if section not in _BY_SECTION or not isinstance(items, dict):
+                raise ConfigError(f"{source}: unknown section [{section}]")
+            for name, value in items.items():
+                key = _BY_SECTION[section].get(name)
+                if key is None:
+                    raise ConfigError(f"{source}: unknown key [{section}] {name}")
+                if key.default is not None and not _same_kind(key.default, value):
+                    raise ConfigError(
+                        f"{source}: [{section}] {name} should be {type(key.default).__name__}, "
+                        f"got {type(value).__name__}")
+                values[section][name] = value
+        if any(values[k.section][k.name] for k in KEYS if k.secret):
+            mode = stat.S_IMODE(source.stat().st_mode)
+            if mode & 0o077:
+                raise ConfigError(
+                    f"{source} holds secrets but is mode {mode:o}; run: chmod 600 {source}")
+    return Config(values=values, data_dir=Path(data_dir or "data"), source=source)
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, type(default))
+
+
+def docs_markdown() -> str:
+    """Reference for every key, as written into docs/config.md."""
+    lines = ["# hub.toml reference", "",
+             "Every key is optional; the default is shown. Files holding secrets must be mode 0600.", ""]
+    section = None
+    for k in KEYS:
+        if k.section != section:
+            section = k.section
+            lines += ["", f"## [{section}]", "", "| key | default | meaning |", "|---|---|---|"]
+        default = "(secret)" if k.secret else repr(k.default)
+        lines.append(f"| `{k.name}` | `{default}` | {k.doc} |")
+    return "\n".join(lines) + "\n"

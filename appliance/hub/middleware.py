@@ -1,0 +1,73 @@
+"""Middlewares: every error becomes a DHIS2 WebMessage; every API call is authenticated."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from ..errors import ApplianceError
+from .web import AUTH, USER_KEY, Handler, message
+
+log = logging.getLogger(__name__)
+
+# Reachable without credentials, as on a real DHIS2.
+PUBLIC = ("/api/system/ping", "/api/ping", "/api/loginConfig", "/api/auth/login",
+          "/dhis-web-commons-security/login.action", "/dhis-web-commons/security/login.action",
+          "/api/hub/status")
+PUBLIC_PREFIX = ("/static/", "/hub")
+
+_STATUS_TEXT = {
+    404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",
+    415: "Unsupported Media Type", 400: "Bad Request",
+}
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApplianceError as e:
+        return message(e.http_status if e.http_status != 500 else 500, e.message,
+                       error_code=e.error_code, response=e.response)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        if e.status == 404:
+            text = f"No resource at {request.method} {request.path}"
+        elif e.status == 405:
+            allowed = ", ".join(sorted(getattr(e, "allowed_methods", ()) or ()))
+            text = f"Method {request.method} is not supported here" + (
+                f"; use {allowed}" if allowed else "")
+        elif e.status == 413:
+            text = "Request body is too large"
+        else:
+            text = e.text if e.text and not e.text.startswith("<") else _STATUS_TEXT.get(
+                e.status, e.reason)
+        resp = message(e.status, text)
+        if e.status == 401:
+            resp.headers["WWW-Authenticate"] = 'Basic realm="DHIS2"'
+        return resp
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return message(500, "The hub could not complete this request; it has been logged")
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    path = request.path
+    public = path in PUBLIC or path.startswith(PUBLIC_PREFIX) or path == "/" or \
+        path.rstrip("/").endswith(("/system/ping", "/ping"))
+    try:
+        user = await request.app[AUTH].authenticate(request)
+    except ApplianceError:
+        if public:
+            user = None
+        else:
+            raise
+    if user is None and not public:
+        resp = message(401, "Unauthorized")
+        resp.headers["WWW-Authenticate"] = 'Basic realm="DHIS2"'
+        return resp
+    request[USER_KEY] = user
+    return await handler(request)

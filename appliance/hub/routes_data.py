@@ -1,0 +1,578 @@
+"""Aggregate data: dataValueSets, dataValues, completions, data entry context, validation,
+approvals and audits (DHIS2 §5–6)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ..dhis2 import expressions, periods, query
+from ..dhis2.webmessage import import_summary_message
+from ..errors import BadRequest, Conflict, Forbidden, NotFound, UnsupportedMediaType
+from ..store import datavalues as dv
+from ..store.metadata import MetadataIndex
+from ..store.users import User
+from . import dataimport
+from .web import CONFIG, ROLE, STATE, STORE, add_api, index_of, json_response, user_of
+
+
+def _multi(request: web.Request, *names: str) -> list[str]:
+    out: list[str] = []
+    for n in names:
+        for v in request.query.getall(n, []):
+            out.extend(x.strip() for x in v.split(",") if x.strip())
+    return out
+
+
+def _flag(request: web.Request, name: str, default: bool = False) -> bool:
+    v = request.query.get(name)
+    if v is None:
+        return default
+    if v.lower() in ("true", "1", ""):
+        return True
+    if v.lower() in ("false", "0"):
+        return False
+    raise BadRequest(f"Value `{v}` of parameter `{name}` is not a boolean")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _can_view(index: MetadataIndex, user: User, ou: str) -> bool:
+    roots = user.view_org_units
+    if not roots:
+        return user.is_superuser
+    return index.in_subtree(ou, roots)
+
+
+def _can_write(index: MetadataIndex, user: User, ou: str) -> bool:
+    if not user.org_units:
+        return user.is_superuser
+    return index.in_subtree(ou, user.org_units)
+
+
+def _signal_sync(request: web.Request) -> None:
+    if request.app[ROLE] != "hub":
+        return
+    state = request.app[STATE]
+    state.signal_sync("local-data")  # type: ignore[attr-defined]
+
+
+async def _body(request: web.Request) -> tuple[str, bytes]:
+    ctype = request.content_type.lower()
+    body = await request.read()
+    if not body:
+        raise BadRequest("Request body is empty")
+    return ctype, body
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise BadRequest(f"Request body is not valid JSON: {e}") from None
+
+
+# -- dataValueSets ---------------------------------------------------------------------------
+async def get_data_value_sets(request: web.Request) -> web.StreamResponse:
+    index = index_of(request)
+    user = user_of(request)
+    q = request.query
+    data_sets = _multi(request, "dataSet")
+    elements = set(_multi(request, "dataElement"))
+    for ds in data_sets:
+        if index.get_typed("dataSets", ds) is None:
+            raise Conflict(f"Data set does not exist: `{ds}`", error_code="E2003")
+        elements |= index.ds_elements.get(ds, set())
+    for de in _multi(request, "dataElement"):
+        if index.get_typed("dataElements", de) is None:
+            raise Conflict(f"Data element does not exist: `{de}`")
+    if not data_sets and not _multi(request, "dataElement"):
+        raise Conflict("At least one valid data set or data element group must be specified",
+                       error_code="E2001")
+    pes = _multi(request, "period")
+    for pe in pes:
+        try:
+            periods.parse_period(pe)
+        except ValueError:
+            raise Conflict(f"Period not valid: `{pe}`") from None
+    start, end = q.get("startDate"), q.get("endDate")
+    last_updated = q.get("lastUpdated")
+    if not pes and not (start and end) and not last_updated:
+        raise Conflict("At least one valid period, start/end dates, last updated or last updated "
+                       "duration must be specified", error_code="E2002")
+    ous = _multi(request, "orgUnit")
+    if not ous:
+        raise Conflict("At least one valid organisation unit or organisation unit group must be "
+                       "specified", error_code="E2006")
+    for ou in ous:
+        if index.get_typed("organisationUnits", ou) is None:
+            raise Conflict(f"Organisation unit does not exist: `{ou}`")
+        if not _can_view(index, user, ou):
+            raise Conflict(f"User is not allowed to view org unit: `{ou}`", error_code="E2012")
+    if _flag(request, "children"):
+        ous = sorted({d for ou in ous for d in index.descendants(ou)})
+    include_deleted = _flag(request, "includeDeleted")
+    limit = q.get("limit")
+    try:
+        lim = int(limit) if limit else None
+    except ValueError:
+        raise BadRequest("limit must be a whole number") from None
+
+    rows = await request.app[STORE].read(lambda c: dv.query_values(
+        c, org_units=ous, periods=pes or None, data_elements=sorted(elements), start=start,
+        end=end, last_updated=last_updated, include_deleted=include_deleted,
+        aocs=_multi(request, "attributeOptionCombo") or None, limit=lim))
+    values = [dv.value_json(r) for r in rows]
+    if request.match_info.get("_x") == ".csv" or request.path.endswith(".csv") or \
+            "csv" in request.headers.get("Accept", ""):
+        return _csv_response(values)
+    fields = q.get("fields")
+    if fields:
+        spec = query.parse_fields(fields)
+        values = query.project_all(values, spec)
+    body: dict[str, Any] = {}
+    if len(data_sets) == 1:
+        body["dataSet"] = data_sets[0]
+    if len(pes) == 1:
+        body["period"] = pes[0]
+    if len(_multi(request, "orgUnit")) == 1 and not _flag(request, "children"):
+        body["orgUnit"] = _multi(request, "orgUnit")[0]
+    body["dataValues"] = values
+    return json_response(body)
+
+
+def _csv_response(values: list[dict[str, Any]]) -> web.Response:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(dataimport.CSV_COLUMNS)
+    for v in values:
+        w.writerow([v["dataElement"], v["period"], v["orgUnit"], v["categoryOptionCombo"],
+                    v["attributeOptionCombo"], v.get("value", ""), v.get("storedBy") or "",
+                    v.get("lastUpdated") or "", v.get("comment") or "",
+                    str(v.get("followup", False)).lower(), str(v.get("deleted", False)).lower()])
+    return web.Response(text=buf.getvalue(), content_type="application/csv", charset="utf-8")
+
+
+async def post_data_value_sets(request: web.Request) -> web.Response:
+    opts = dataimport.ImportOptions.from_query(request.query)
+    ctype, body = await _body(request)
+    if ctype in ("application/json", "application/octet-stream", "") or ctype.endswith("+json"):
+        payload = dataimport.parse_json_payload(_json(body))
+    elif ctype in ("application/csv", "text/csv"):
+        try:
+            text = body.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise BadRequest("CSV body must be UTF-8") from None
+        first = request.query.get("firstRowIsHeader", "true").lower() != "false"
+        payload = dataimport.parse_csv_payload(text, first)
+    elif "xml" in ctype:
+        raise UnsupportedMediaType("The hub accepts dataValueSets as JSON or CSV, not XML")
+    else:
+        raise UnsupportedMediaType(f"Content type `{ctype}` is not supported; send "
+                                   "application/json or application/csv")
+    summary = await import_value_set(request, payload, opts)
+    status, msg = import_summary_message(summary)
+    return json_response(msg, status=status)
+
+
+async def import_value_set(request: web.Request, payload: dict[str, Any],
+                           opts: dataimport.ImportOptions) -> dict[str, Any]:
+    state = request.app[STATE]
+    user = user_of(request)
+    role = request.app[ROLE]
+    v = dataimport.validate(payload, index=state.index, user=user, opts=opts, now=_now(),
+                            approved=state.approvals)  # type: ignore[attr-defined]
+    counts = None
+    if v.abort is None and v.rows:
+        rows = v.rows
+
+        def write(tx: Any) -> dv.Counts:
+            c = dv.import_values(tx, rows, username=user.username, client=request.remote,
+                                 strategy=opts.strategy, role=role, dry_run=opts.dry_run,
+                                 audit=not opts.skip_audit)
+            if v.complete and v.data_set and not opts.dry_run:
+                ou = payload.get("orgUnit") or rows[0].ou
+                dv.register_complete(tx, [{"ds": v.data_set, "pe": rows[0].pe, "ou": ou,
+                                           "aoc": rows[0].aoc, "date": v.complete["date"]}],
+                                     username=user.username, role=role, client=request.remote)
+            return c
+        try:
+            counts = await request.app[STORE].write(write)
+        except dv.DryRun as d:
+            counts = d.counts
+        if not opts.dry_run and (counts.imported or counts.updated or counts.deleted):
+            _signal_sync(request)
+    return dataimport.summary(v, counts, opts)
+
+
+# -- dataValues (one value) ----------------------------------------------------------------------
+def resolve_aoc(index: MetadataIndex, cc: str | None, cp: str | None) -> str | None:
+    if not cc and not cp:
+        return index.default_coc
+    combo = index.get_typed("categoryCombos", cc or "")
+    if combo is None:
+        raise Conflict(f"Illegal attribute category combo identifier: `{cc}`")
+    wanted = {o for o in (cp or "").split(";") if o}
+    for coc_id in index.combo_cocs.get(combo["id"], set()):
+        coc = index.get(coc_id) or {}
+        if {o["id"] for o in coc.get("categoryOptions") or []} == wanted:
+            return coc_id
+    raise Conflict(f"Attribute option combo does not exist for options: `{cp}`")
+
+
+async def _single_params(request: web.Request) -> dict[str, Any]:
+    params: dict[str, Any] = dict(request.query)
+    if request.method == "POST" and request.content_type == "application/json" and \
+            request.can_read_body:
+        body = _json(await request.read())
+        if not isinstance(body, dict):
+            raise BadRequest("Data value body must be a JSON object")
+        params.update({"de": body.get("dataElement"), "pe": body.get("period"),
+                       "ou": body.get("orgUnit"), "co": body.get("categoryOptionCombo"),
+                       "value": body.get("value"), "comment": body.get("comment"),
+                       "followUp": body.get("followUp", body.get("followup"))})
+        if body.get("attributeOptionCombo"):
+            params["aoc"] = body["attributeOptionCombo"]
+    elif request.method == "POST" and request.content_type in (
+            "application/x-www-form-urlencoded", "multipart/form-data"):
+        params.update(dict(await request.post()))
+    for k in ("de", "pe", "ou"):
+        if not params.get(k):
+            raise BadRequest(f"Parameter `{k}` is required")
+    return params
+
+
+async def data_value(request: web.Request) -> web.StreamResponse:
+    index = index_of(request)
+    p = await _single_params(request)
+    aoc = p.get("aoc") or resolve_aoc(index, p.get("cc"), p.get("cp"))
+    coc = p.get("co") or index.default_coc
+    key = (p["de"], p["pe"], p["ou"], coc, aoc)
+    if request.method == "GET":
+        if not _can_view(index, user_of(request), p["ou"]):
+            raise Conflict(f"User is not allowed to view org unit: `{p['ou']}`")
+        row = await request.app[STORE].read(lambda c: c.execute(
+            "SELECT value FROM datavalue WHERE de=? AND pe=? AND ou=? AND coc=? AND aoc=? "
+            "AND deleted=0", key).fetchone())
+        if row is None:
+            raise Conflict("Data value does not exist")
+        return json_response([row[0]])
+    raw: dict[str, Any] = {"dataElement": p["de"], "period": p["pe"], "orgUnit": p["ou"],
+                           "categoryOptionCombo": coc, "attributeOptionCombo": aoc}
+    if request.method == "DELETE":
+        raw["deleted"] = True
+    else:
+        if p.get("value") is not None:
+            raw["value"] = p["value"]
+        if p.get("comment") is not None:
+            raw["comment"] = p["comment"]
+        if p.get("followUp") is not None:
+            raw["followup"] = str(p["followUp"]).lower() == "true"
+    opts = dataimport.ImportOptions()
+    summary = await import_value_set(request, {"dataValues": [raw]}, opts)
+    if summary["conflicts"]:
+        raise Conflict(summary["conflicts"][0]["value"],
+                       error_code=summary["conflicts"][0].get("errorCode"))
+    if request.method == "DELETE":
+        if not summary["importCount"]["deleted"]:
+            raise NotFound("Data value cannot be deleted because it does not exist")
+        return web.Response(status=204)
+    return web.Response(status=201)
+
+
+# -- completeDataSetRegistrations --------------------------------------------------------------
+async def get_registrations(request: web.Request) -> web.Response:
+    index = index_of(request)
+    user = user_of(request)
+    dss = _multi(request, "dataSet")
+    pes = _multi(request, "period")
+    ous = _multi(request, "orgUnit")
+    if not dss or not ous or not (pes or request.query.get("startDate") or
+                                  request.query.get("lastUpdated")):
+        raise Conflict("dataSet, orgUnit and period (or startDate/endDate or lastUpdated) are "
+                       "required")
+    for ou in ous:
+        if not _can_view(index, user, ou):
+            raise Conflict(f"User is not allowed to view org unit: `{ou}`")
+    if _flag(request, "children"):
+        ous = sorted({d for ou in ous for d in index.descendants(ou)})
+    last_updated = request.query.get("lastUpdated")
+    include_deleted = _flag(request, "includeDeleted")
+
+    def read(conn: Any) -> list[dict[str, Any]]:
+        sql = (f"SELECT {dv.CR_COLS} FROM complete_registration WHERE ds IN "
+               f"({','.join('?' * len(dss))}) AND ou IN ({','.join('?' * len(ous))})")
+        params: list[Any] = [*dss, *ous]
+        if pes:
+            sql += f" AND pe IN ({','.join('?' * len(pes))})"
+            params += pes
+        if last_updated:
+            sql += " AND last_updated >= ?"
+            params.append(last_updated)
+        if not include_deleted:
+            sql += " AND deleted = 0"
+        return [dv.registration_json(r) for r in conn.execute(sql, params)]
+    regs = await request.app[STORE].read(read)
+    fields = request.query.get("fields")
+    if fields:
+        regs = query.project_all(regs, query.parse_fields(fields))
+    return json_response({"completeDataSetRegistrations": regs})
+
+
+async def post_registrations(request: web.Request) -> web.Response:
+    _ctype, body = await _body(request)
+    data = _json(body)
+    if not isinstance(data, dict) or not isinstance(data.get("completeDataSetRegistrations"), list):
+        raise BadRequest("Body must be {\"completeDataSetRegistrations\": [...]}")
+    index = index_of(request)
+    user = user_of(request)
+    now = _now()
+    conflicts: list[dict[str, Any]] = []
+    good: list[dict[str, Any]] = []
+    for i, r in enumerate(data["completeDataSetRegistrations"]):
+        if not isinstance(r, dict):
+            raise BadRequest(f"completeDataSetRegistrations[{i}] must be an object")
+        ds = index.get_typed("dataSets", str(r.get("dataSet")))
+        ou = str(r.get("organisationUnit") or r.get("orgUnit") or "")
+        pe = str(r.get("period") or "")
+        aoc = str(r.get("attributeOptionCombo") or index.default_coc or "")
+        if ds is None:
+            conflicts.append({"object": str(r.get("dataSet")), "value": "Data set not found",
+                              "indexes": [i]})
+            continue
+        try:
+            period = periods.parse_period(pe)
+        except ValueError:
+            conflicts.append({"object": pe, "value": "Period not valid", "indexes": [i]})
+            continue
+        if index.get_typed("organisationUnits", ou) is None:
+            conflicts.append({"object": ou, "value": "Organisation unit not found", "indexes": [i]})
+            continue
+        if not _can_write(index, user, ou):
+            conflicts.append({"object": ou, "value": f"Organisation unit: `{ou}` not in hierarchy "
+                              f"of current user: `{user.uid}`", "errorCode": "E7617",
+                              "indexes": [i]})
+            continue
+        if not user.has("F_EDIT_EXPIRED") and periods.is_expired(
+                period, int(ds.get("expiryDays") or 0), now):
+            conflicts.append({"object": pe, "value": f"Current date is past expiry days for "
+                              f"period: `{pe}`  and data set: `{ds['id']}`", "errorCode": "E7640",
+                              "indexes": [i]})
+            continue
+        good.append({"ds": ds["id"], "pe": period.id, "ou": ou, "aoc": aoc,
+                     "date": (r.get("date") or "")[:10] or None, "storedBy": r.get("storedBy"),
+                     "completed": r.get("completed", True) is not False})
+    role = request.app[ROLE]
+    counts = await request.app[STORE].write(lambda tx: dv.register_complete(
+        tx, good, username=user.username, role=role, client=request.remote))
+    counts.ignored += len(conflicts)
+    if counts.imported or counts.updated:
+        _signal_sync(request)
+    summary = {"responseType": "ImportSummary", "status": "WARNING" if conflicts else "SUCCESS",
+               "importOptions": dataimport.ImportOptions().as_json(),
+               "description": "Import process completed successfully",
+               "importCount": counts.as_dict(), "conflicts": conflicts,
+               "dataSetComplete": "true" if good else "false"}
+    status, msg = import_summary_message(summary)
+    return json_response(msg, status=status)
+
+
+async def delete_registration(request: web.Request) -> web.Response:
+    index = index_of(request)
+    user = user_of(request)
+    q = request.query
+    dss, pes, ous = _multi(request, "ds"), _multi(request, "pe"), _multi(request, "ou")
+    if not dss or not pes or not ous:
+        raise BadRequest("Parameters ds, pe and ou are required")
+    aoc = resolve_aoc(index, q.get("cc"), q.get("cp")) or ""
+    if _flag(request, "multiOu"):
+        ous = sorted({d for ou in ous for d in index.descendants(ou)})
+    regs = []
+    for ou in ous:
+        if not _can_write(index, user, ou):
+            raise Conflict(f"Organisation unit: `{ou}` not in hierarchy of current user")
+        regs += [{"ds": ds, "pe": pe, "ou": ou, "aoc": aoc, "delete": True}
+                 for ds in dss for pe in pes]
+    counts = await request.app[STORE].write(lambda tx: dv.register_complete(
+        tx, regs, username=user.username, role=request.app[ROLE], client=request.remote))
+    if counts.deleted:
+        _signal_sync(request)
+    return web.Response(status=204)
+
+
+# -- data entry context, validation, approvals, audits ------------------------------------------
+async def data_entry_values(request: web.Request) -> web.Response:
+    index = index_of(request)
+    user = user_of(request)
+    q = request.query
+    ds, pe, ou = q.get("ds") or q.get("dataSet"), q.get("pe") or q.get("period"), \
+        q.get("ou") or q.get("orgUnit")
+    if not ds or not pe or not ou:
+        raise BadRequest("Parameters ds, pe and ou are required")
+    ds_doc = index.get_typed("dataSets", ds)
+    if ds_doc is None:
+        raise NotFound(f"Data set not found: `{ds}`")
+    if not _can_view(index, user, ou):
+        raise Forbidden(f"User is not allowed to view org unit: `{ou}`")
+    try:
+        period = periods.parse_period(pe)
+    except ValueError:
+        raise BadRequest(f"Period not valid: `{pe}`") from None
+    aoc = resolve_aoc(index, q.get("cc"), q.get("cp")) or ""
+    des = sorted(index.ds_elements.get(ds, set()))
+    rows, reg = await request.app[STORE].read(lambda c: (
+        dv.query_values(c, org_units=[ou], periods=[period.id], data_elements=des, aocs=[aoc]),
+        c.execute("SELECT completed, stored_by, date, last_updated FROM complete_registration "
+                  "WHERE ds=? AND pe=? AND ou=? AND aoc=? AND deleted=0",
+                  (ds, period.id, ou, aoc)).fetchone()))
+    minmax = [{"orgUnit": ou, "dataElement": de, "categoryOptionCombo": coc,
+               "minValue": mn, "maxValue": mx}
+              for (o, de, coc), (mn, mx) in index.minmax.items() if o == ou and de in des]
+    now = _now()
+    locked = not user.has("F_EDIT_EXPIRED") and periods.is_expired(
+        period, int(ds_doc.get("expiryDays") or 0), now)
+    if (ds, period.id, ou, aoc) in request.app[STATE].approvals:  # type: ignore[attr-defined]
+        lock = "APPROVED"
+    else:
+        lock = "LOCKED" if locked else "OPEN"
+    return json_response({
+        "dataValues": [dv.value_json(r) for r in rows], "minMaxValues": minmax,
+        "lockStatus": lock,
+        "completeStatus": {"complete": bool(reg and reg[0]), "storedBy": reg[1] if reg else None,
+                           "date": reg[2] if reg else None,
+                           "lastUpdated": reg[3] if reg else None},
+    })
+
+
+async def validate_data_set(request: web.Request) -> web.Response:
+    index = index_of(request)
+    ds = request.match_info["ds"]
+    q = request.query
+    pe, ou = q.get("pe"), q.get("ou")
+    if index.get_typed("dataSets", ds) is None:
+        raise NotFound(f"Data set not found: `{ds}`")
+    if not pe or not ou:
+        raise BadRequest("Parameters pe and ou are required")
+    aoc = resolve_aoc(index, q.get("cc"), q.get("cp")) or ""
+    des = sorted(index.ds_elements.get(ds, set()))
+    rows = await request.app[STORE].read(lambda c: dv.query_values(
+        c, org_units=[ou], periods=[pe], data_elements=des, aocs=[aoc]))
+    values: dict[tuple[str, str], float] = {}
+    for r in rows:
+        try:
+            values[(r["de"], r["coc"])] = float(r["value"])
+        except (TypeError, ValueError):
+            continue
+    constants = {c["id"]: float(c.get("value") or 0) for c in index.list("constants")}
+    rules_out = []
+    for rule in index.list("validationRules"):
+        exprs = (rule.get("leftSide") or {}).get("expression", "") + \
+            (rule.get("rightSide") or {}).get("expression", "")
+        if not any(de in exprs for de in des):
+            continue
+        try:
+            violation = expressions.run_rule(rule, values, constants)
+        except ValueError:
+            continue
+        if violation is not None:
+            violation.update(organisationUnitId=ou, periodId=pe, attributeOptionComboId=aoc,
+                             validationRuleDescription=violation.get("validationRuleDescription")
+                             or rule.get("description") or rule.get("name"))
+            rules_out.append(violation)
+    return json_response({"validationRuleViolations": rules_out, "commentRequiredViolations": []})
+
+
+async def approvals(request: web.Request) -> web.Response:
+    index = index_of(request)
+    user = user_of(request)
+    q = request.query
+    ds, pe, ou = q.get("ds") or q.get("wf"), q.get("pe"), q.get("ou")
+    if not ds or not pe or not ou:
+        raise BadRequest("Parameters ds (or wf), pe and ou are required")
+    aoc = q.get("aoc") or index.default_coc or ""
+    key = (ds, pe, ou, aoc)
+    store = request.app[STORE]
+    state = request.app[STATE]
+    if request.method == "GET":
+        approved = key in state.approvals  # type: ignore[attr-defined]
+        return json_response({"state": "APPROVED_HERE" if approved else "UNAPPROVED_READY",
+                              "mayApprove": user.is_superuser, "mayUnapprove": user.is_superuser})
+    if not user.is_superuser:
+        raise Forbidden("You need the ALL authority to approve data")
+    if request.method == "POST":
+        at = _now().strftime("%Y-%m-%dT%H:%M:%S.000")
+        await store.write(lambda tx: tx.execute(
+            "INSERT OR REPLACE INTO data_approval(ds, pe, ou, aoc, approved_by, at) "
+            "VALUES (?,?,?,?,?,?)", (*key, user.username, at)))
+    else:
+        await store.write(lambda tx: tx.execute(
+            "DELETE FROM data_approval WHERE ds=? AND pe=? AND ou=? AND aoc=?", key))
+    await state.reload(store)  # type: ignore[attr-defined]
+    return web.Response(status=204)
+
+
+async def audits(request: web.Request) -> web.Response:
+    index = index_of(request)
+    user = user_of(request)
+    q = request.query
+    des, pes, ous = _multi(request, "de"), _multi(request, "pe"), _multi(request, "ou")
+    cocs = _multi(request, "co")
+    types = [t.upper() for t in _multi(request, "auditType")]
+    for ou in ous:
+        if not _can_view(index, user, ou):
+            raise Conflict(f"User is not allowed to view org unit: `{ou}`")
+    for ds in _multi(request, "ds"):
+        des += sorted(index.ds_elements.get(ds, set()))
+
+    def read(conn: Any) -> list[dict[str, Any]]:
+        rows = conn.execute("SELECT * FROM audit WHERE entity='datavalue' ORDER BY id DESC "
+                            "LIMIT 100000").fetchall()
+        out = []
+        for r in rows:
+            de, pe, ou, coc, aoc = r["key"].split("|")
+            if (des and de not in des) or (pes and pe not in pes) or (ous and ou not in ous) or \
+                    (cocs and coc not in cocs) or (types and r["audit_type"] not in types):
+                continue
+            if not ous and not _can_view(index, user, ou):
+                continue
+            out.append({"dataElement": de, "period": pe, "orgUnit": ou,
+                        "categoryOptionCombo": coc, "attributeOptionCombo": aoc,
+                        "value": r["old_value"] if r["audit_type"] != "CREATE" else r["new_value"],
+                        "prevValue": r["old_value"], "newValue": r["new_value"],
+                        "modifiedBy": r["username"], "created": r["at"],
+                        "auditType": r["audit_type"], "via": r["via"], "client": r["client"]})
+        return out
+    items = await request.app[STORE].read(read)
+    page_items, pager = query.paginate(items, paging=q.get("paging", "true"),
+                                       page=q.get("page", 1), page_size=q.get("pageSize", 50))
+    body: dict[str, Any] = {"dataValueAudits": page_items}
+    if pager is not None:
+        body["pager"] = pager
+    return json_response(body)
+
+
+def setup(app: web.Application) -> None:
+    add_api(app, "GET", "/dataValueSets", get_data_value_sets)
+    app.router.add_get(r"/api{_v:(?:/[0-9]{2})?}/dataValueSets{_x:\.csv}", get_data_value_sets)
+    add_api(app, "POST", "/dataValueSets", post_data_value_sets)
+    for m in ("GET", "POST", "DELETE"):
+        add_api(app, m, "/dataValues", data_value)
+    add_api(app, "GET", "/completeDataSetRegistrations", get_registrations)
+    add_api(app, "POST", "/completeDataSetRegistrations", post_registrations)
+    add_api(app, "DELETE", "/completeDataSetRegistrations", delete_registration)
+    add_api(app, "GET", "/dataEntry/dataValues", data_entry_values)
+    add_api(app, "GET", "/validation/dataSet/{ds}", validate_data_set)
+    for m in ("GET", "POST", "DELETE"):
+        add_api(app, m, "/dataApprovals", approvals)
+    add_api(app, "GET", "/audits/dataValue", audits)
+
+
+__all__ = ["setup", "json", "CONFIG"]

@@ -1,0 +1,66 @@
+"""Hub-specific endpoints under /api/hub/ (DESIGN.md §5)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from .. import __version__
+from .web import CONFIG, ROLE, STATE, STORE, json_response
+
+
+def read_status(conn: Any) -> dict[str, Any]:
+    state = {k: v for k, v in conn.execute("SELECT key, value FROM sync_state")}
+    counts = {s: 0 for s in ("pending", "synced", "conflict", "rejected")}
+    for s, n in conn.execute("SELECT sync_state, count(*) FROM datavalue GROUP BY sync_state"):
+        counts[s] = n
+    regs = {s: n for s, n in conn.execute(
+        "SELECT sync_state, count(*) FROM complete_registration GROUP BY sync_state")}
+    open_conflicts = conn.execute(
+        "SELECT count(*) FROM sync_conflict WHERE resolved_at IS NULL").fetchone()[0]
+    events = [dict(r) for r in conn.execute(
+        "SELECT at, level, kind, message FROM sync_event ORDER BY id DESC LIMIT 20")]
+    return {"state": state, "values": counts, "registrations": regs,
+            "conflicts": open_conflicts, "events": events}
+
+
+def _num(v: str | None) -> float | None:
+    try:
+        return float(v) if v is not None else None
+    except ValueError:
+        return None
+
+
+async def status(request: web.Request) -> web.Response:
+    cfg = request.app[CONFIG]
+    raw = await request.app[STORE].read(read_status)
+    st = raw["state"]
+    values = raw["values"]
+    pending = values["pending"] + raw["registrations"].get("pending", 0)
+    return json_response({
+        "hub": {"id": cfg.get("hub", "id"), "name": cfg.get("hub", "name"),
+                "orgUnit": cfg.get("hub", "org_unit"), "role": request.app[ROLE],
+                "version": __version__, "dhis2Version": cfg.get("hub", "dhis2_version"),
+                "uptimeSeconds": round(time.time() - request.app[STATE].started, 1)},
+        "sync": {
+            "link": st.get("link", "unknown"), "syncing": st.get("syncing") == "1",
+            "lastSuccess": st.get("last_success"), "lastAttempt": st.get("last_attempt"),
+            "lastError": st.get("last_error"),
+            "pending": pending, "pendingValues": values["pending"],
+            "pendingRegistrations": raw["registrations"].get("pending", 0),
+            "synced": values["synced"], "rejected": values["rejected"] +
+            raw["registrations"].get("rejected", 0),
+            "conflicts": raw["conflicts"], "bytesSent": int(_num(st.get("bytes_sent")) or 0),
+            "bytesReceived": int(_num(st.get("bytes_received")) or 0),
+            "clockOffsetSeconds": _num(st.get("clock_offset_s")),
+            "national": cfg.get("national", "url") or None,
+        },
+        "events": raw["events"],
+        "metadataVersion": request.app[STATE].index.version,
+    })
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/hub/status", status)

@@ -1,0 +1,32 @@
+"""Load the embedded demo upazila (or the national stand-in) into an empty store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import demo
+from ..store import Store
+from ..store.metadata import put_metadata
+from ..store.users import add_token, upsert_user
+
+
+def is_empty(store: Store) -> bool:
+    return store.read_sync(lambda c: c.execute("SELECT count(*) FROM metadata").fetchone()[0]) == 0
+
+
+def seed(store: Store, role: str = "hub") -> dict[str, int]:
+    doc: dict[str, list[dict[str, Any]]] = demo.national() if role == "national" else demo.hub()
+    users = doc.get("users", [])
+    meta = {t: items for t, items in doc.items() if t not in ("users", "system")}
+
+    def write(tx: Any) -> None:
+        put_metadata(tx, meta)
+        for u in users:
+            password = demo.DEMO_PASSWORDS.get(u.get("username", ""))
+            upsert_user(tx, u, password=password, local=role == "hub")
+        by_name = {u.get("username"): u["id"] for u in users}
+        for username, token in demo.DEMO_TOKENS.items():
+            if username in by_name:
+                add_token(tx, by_name[username], token, name="demo")
+    store.write_sync(write)
+    return {t: len(v) for t, v in doc.items() if isinstance(v, list)}

@@ -1,0 +1,171 @@
+"""Metadata: stored as the DHIS2 JSON documents received, served from an in-memory index.
+
+An upazila's metadata is small (hundreds to a few thousand objects), so every query
+runs over the index in memory; SQLite is the durable copy. ``metadata_version`` in
+``meta`` is bumped on each change so other processes know to reload.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .db import Tx
+
+# Collections the hub stores and serves, in dependency order.
+TYPES = (
+    "organisationUnitLevels", "organisationUnits", "organisationUnitGroups",
+    "categoryOptions", "categories", "categoryCombos", "categoryOptionCombos",
+    "optionSets", "options", "dataElements", "dataSets", "sections",
+    "validationRules", "minMaxDataElements", "constants", "userRoles", "users",
+    "programs", "programStages", "trackedEntityTypes", "trackedEntityAttributes",
+)
+
+
+def _ref(obj: Mapping[str, Any] | None) -> str | None:
+    return obj.get("id") if isinstance(obj, Mapping) else None
+
+
+@dataclass
+class MetadataIndex:
+    """Read-only view of all metadata, with the lookups imports and queries need."""
+
+    by_type: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    by_uid: dict[str, dict[str, Any]] = field(default_factory=dict)
+    version: int = 0
+
+    def __post_init__(self) -> None:
+        self.type_of: dict[str, str] = {}
+        for t, docs in self.by_type.items():
+            for d in docs:
+                self.by_uid[d["id"]] = d
+                self.type_of[d["id"]] = t
+        self.combo_cocs: dict[str, set[str]] = {}
+        for coc in self.list("categoryOptionCombos"):
+            cc = _ref(coc.get("categoryCombo"))
+            if cc:
+                self.combo_cocs.setdefault(cc, set()).add(coc["id"])
+        for cc in self.list("categoryCombos"):
+            for ref in cc.get("categoryOptionCombos") or []:
+                self.combo_cocs.setdefault(cc["id"], set()).add(ref["id"])
+        self.default_combo = next((c["id"] for c in self.list("categoryCombos")
+                                   if c.get("isDefault") or c.get("name") == "default"), None)
+        self.default_coc = next(iter(sorted(self.combo_cocs.get(self.default_combo or "", ()))),
+                                None)
+        self.ds_elements: dict[str, set[str]] = {}
+        self.de_datasets: dict[str, list[str]] = {}
+        self.ou_datasets: dict[str, set[str]] = {}
+        for ds in self.list("dataSets"):
+            des = {_ref(e.get("dataElement")) for e in ds.get("dataSetElements") or []}
+            des.discard(None)
+            self.ds_elements[ds["id"]] = des  # type: ignore[assignment]
+            for de in des:
+                self.de_datasets.setdefault(de, []).append(ds["id"])  # type: ignore[arg-type]
+            for ou in ds.get("organisationUnits") or []:
+                self.ou_datasets.setdefault(ou["id"], set()).add(ds["id"])
+        for ou in self.list("organisationUnits"):
+            for ref in ou.get("dataSets") or []:
+                self.ou_datasets.setdefault(ou["id"], set()).add(ref["id"])
+        self.option_codes: dict[str, set[str]] = {}
+        for os_ in self.list("optionSets"):
+            codes = set()
+            for ref in os_.get("options") or []:
+                opt = self.by_uid.get(ref["id"], ref)
+                if opt.get("code") is not None:
+                    codes.add(opt["code"])
+            self.option_codes[os_["id"]] = codes
+        for opt in self.list("options"):
+            osid = _ref(opt.get("optionSet"))
+            if osid and opt.get("code") is not None:
+                self.option_codes.setdefault(osid, set()).add(opt["code"])
+        self.minmax: dict[tuple[str, str, str], tuple[float | None, float | None]] = {}
+        for mm in self.list("minMaxDataElements"):
+            key = (_ref(mm.get("source")), _ref(mm.get("dataElement")), _ref(mm.get("optionCombo")))
+            if all(key):
+                self.minmax[key] = (mm.get("min"), mm.get("max"))  # type: ignore[index]
+        self.children: dict[str, list[str]] = {}
+        for ou in self.list("organisationUnits"):
+            parent = _ref(ou.get("parent"))
+            if parent:
+                self.children.setdefault(parent, []).append(ou["id"])
+
+    def list(self, type_: str) -> list[dict[str, Any]]:
+        return self.by_type.get(type_, [])
+
+    def get(self, uid: str) -> dict[str, Any] | None:
+        return self.by_uid.get(uid)
+
+    def get_typed(self, type_: str, uid: str) -> dict[str, Any] | None:
+        return self.by_uid.get(uid) if self.type_of.get(uid) == type_ else None
+
+    def path(self, ou: str) -> str:
+        doc = self.get_typed("organisationUnits", ou)
+        return (doc or {}).get("path") or ""
+
+    def in_subtree(self, ou: str, roots: Iterable[str]) -> bool:
+        path = self.path(ou)
+        return bool(path) and any(f"/{r}/" in path + "/" for r in roots)
+
+    def descendants(self, ou: str) -> list[str]:
+        out, stack = [], [ou]
+        while stack:
+            cur = stack.pop()
+            out.append(cur)
+            stack.extend(self.children.get(cur, ()))
+        return out
+
+    def de_cocs(self, de: str) -> set[str]:
+        doc = self.get_typed("dataElements", de) or {}
+        return self.combo_cocs.get(_ref(doc.get("categoryCombo")) or self.default_combo or "", set())
+
+
+def load_index(conn: sqlite3.Connection) -> MetadataIndex:
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for type_, doc in conn.execute("SELECT type, doc FROM metadata ORDER BY type, uid"):
+        by_type.setdefault(type_, []).append(json.loads(doc))
+    row = conn.execute("SELECT value FROM meta WHERE key='metadata_version'").fetchone()
+    return MetadataIndex(by_type=by_type, version=int(row[0]) if row else 0)
+
+
+def metadata_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key='metadata_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _bump(tx: Tx) -> None:
+    tx.execute("INSERT INTO meta(key, value) VALUES ('metadata_version', '1') "
+               "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+
+
+def put_metadata(tx: Tx, docs: Mapping[str, Iterable[Mapping[str, Any]]]) -> int:
+    """Insert or replace documents by (type, uid). Returns how many were written."""
+    rows = []
+    for type_, items in docs.items():
+        for d in items:
+            rows.append((type_, d["id"], d.get("code"), d.get("name") or d.get("displayName"),
+                         d.get("path") if type_ == "organisationUnits" else None,
+                         d.get("lastUpdated"), json.dumps(d, separators=(",", ":"))))
+    tx.executemany(
+        "INSERT INTO metadata(type, uid, code, name, path, last_updated, doc) VALUES (?,?,?,?,?,?,?) "
+        "ON CONFLICT(type, uid) DO UPDATE SET code=excluded.code, name=excluded.name, "
+        "path=excluded.path, last_updated=excluded.last_updated, doc=excluded.doc", rows)
+    if rows:
+        tx.executemany("DELETE FROM deleted_object WHERE type=? AND uid=?", [r[:2] for r in rows])
+        _bump(tx)
+    return len(rows)
+
+
+def delete_metadata(tx: Tx, type_: str, uids: Iterable[str], at: str) -> int:
+    n = 0
+    for uid in uids:
+        cur = tx.execute("DELETE FROM metadata WHERE type=? AND uid=?", (type_, uid))
+        if cur.rowcount:
+            n += 1
+            tx.execute("INSERT OR REPLACE INTO deleted_object(type, uid, deleted_at) VALUES (?,?,?)",
+                       (type_, uid, at))
+    if n:
+        _bump(tx)
+    return n

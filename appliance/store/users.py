@@ -1,0 +1,154 @@
+"""Users, password verifiers, API tokens and sessions.
+
+The hub never holds national password hashes: a verifier is made here from a
+password the hub itself checked (first login against national, or a hub-local
+account), with a per-user salt and scrypt.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .db import Tx
+from .hlc import to_iso
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+LOCKOUT_AFTER = 5          # failed attempts before the account is locked
+LOCKOUT_S = 15 * 60        # how long a lock lasts
+SESSION_S = 12 * 3600      # a reporting day
+
+
+def make_verifier(password: str, *, n: int = SCRYPT_N) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=SCRYPT_R, p=SCRYPT_P,
+                            maxmem=64 * 1024 * 1024, dklen=32)
+    return "scrypt${}${}${}${}${}".format(
+        n, SCRYPT_R, SCRYPT_P, base64.b64encode(salt).decode(), base64.b64encode(digest).decode())
+
+
+def check_verifier(verifier: str | None, password: str) -> bool:
+    if not verifier:
+        return False
+    try:
+        algo, n, r, p, salt_b64, hash_b64 = verifier.split("$")
+        if algo != "scrypt":
+            return False
+        salt, expected = base64.b64decode(salt_b64), base64.b64decode(hash_b64)
+        digest = hashlib.scrypt(password.encode(), salt=salt, n=int(n), r=int(r), p=int(p),
+                                maxmem=64 * 1024 * 1024, dklen=len(expected))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(digest, expected)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class User:
+    uid: str
+    username: str
+    doc: dict[str, Any]
+    authorities: frozenset[str]
+    org_units: tuple[str, ...]          # capture (write) scope roots
+    view_org_units: tuple[str, ...]     # read scope roots
+    disabled: bool = False
+    verifier: str | None = None
+    failed: int = 0
+    locked_until: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_superuser(self) -> bool:
+        return "ALL" in self.authorities
+
+    def has(self, authority: str) -> bool:
+        return self.is_superuser or authority in self.authorities
+
+
+def _refs(doc: dict[str, Any], key: str) -> tuple[str, ...]:
+    return tuple(r["id"] for r in doc.get(key) or [] if isinstance(r, dict) and "id" in r)
+
+
+def user_from_row(row: sqlite3.Row, roles: dict[str, dict[str, Any]]) -> User:
+    doc = json.loads(row["doc"])
+    auths: set[str] = set()
+    role_refs = doc.get("userRoles") or (doc.get("userCredentials") or {}).get("userRoles") or []
+    for ref in role_refs:
+        role = roles.get(ref.get("id", ""))
+        if role:
+            auths.update(role.get("authorities") or [])
+    ous = _refs(doc, "organisationUnits")
+    view = _refs(doc, "dataViewOrganisationUnits") or ous
+    return User(uid=row["uid"], username=row["username"], doc=doc, authorities=frozenset(auths),
+                org_units=ous, view_org_units=view, disabled=bool(row["disabled"]),
+                verifier=row["verifier"], failed=row["failed"], locked_until=row["locked_until"])
+
+
+# -- write functions (run on the writer thread via Store.write) ----------------------
+def upsert_user(tx: Tx, doc: dict[str, Any], *, password: str | None = None,
+                local: bool = False, disabled: bool | None = None) -> None:
+    username = doc.get("username") or (doc.get("userCredentials") or {}).get("username")
+    if not username:
+        raise ValueError(f"user {doc.get('id')} has no username")
+    if disabled is None:
+        disabled = bool(doc.get("disabled") or (doc.get("userCredentials") or {}).get("disabled"))
+    verifier = make_verifier(password) if password is not None else None
+    tx.execute(
+        "INSERT INTO users(uid, username, doc, verifier, disabled, local, last_updated) "
+        "VALUES (?,?,?,?,?,?,?) ON CONFLICT(uid) DO UPDATE SET username=excluded.username, "
+        "doc=excluded.doc, disabled=excluded.disabled, last_updated=excluded.last_updated, "
+        "verifier=COALESCE(excluded.verifier, users.verifier)",
+        (doc["id"], username, json.dumps(doc), verifier, int(disabled), int(local),
+         doc.get("lastUpdated")))
+
+
+def set_verifier(tx: Tx, uid: str, password: str) -> None:
+    tx.execute("UPDATE users SET verifier=?, failed=0, locked_until=0 WHERE uid=?",
+               (make_verifier(password), uid))
+
+
+def record_login(tx: Tx, username: str, client: str | None, method: str, success: bool,
+                 reason: str = "", now: float | None = None) -> None:
+    """Audit the attempt and keep the failed-login counter / lock."""
+    now = time.time() if now is None else now
+    tx.execute("INSERT INTO login_audit(at, username, client, method, success, reason) "
+               "VALUES (?,?,?,?,?,?)",
+               (to_iso(tx.stamp()), username, client, method, int(success), reason))
+    if success:
+        tx.execute("UPDATE users SET failed=0, locked_until=0 WHERE username=?", (username,))
+        return
+    row = tx.execute("SELECT failed FROM users WHERE username=?", (username,)).fetchone()
+    if row is None:
+        return
+    failed = row[0] + 1
+    locked_until = now + LOCKOUT_S if failed >= LOCKOUT_AFTER else 0
+    tx.execute("UPDATE users SET failed=?, locked_until=? WHERE username=?",
+               (failed, locked_until, username))
+
+
+def add_token(tx: Tx, user_uid: str, token: str, name: str = "", expires: float | None = None) -> None:
+    tx.execute("INSERT OR REPLACE INTO api_tokens(token_hash, user_uid, name, expires) "
+               "VALUES (?,?,?,?)", (token_hash(token), user_uid, name, expires))
+
+
+def new_session(tx: Tx, user_uid: str, now: float | None = None) -> str:
+    sid = secrets.token_urlsafe(32)
+    now = time.time() if now is None else now
+    tx.execute("DELETE FROM sessions WHERE expires < ?", (now,))
+    tx.execute("INSERT INTO sessions(id, user_uid, expires) VALUES (?,?,?)",
+               (sid, user_uid, now + SESSION_S))
+    return sid
+
+
+def end_session(tx: Tx, sid: str) -> None:
+    tx.execute("DELETE FROM sessions WHERE id=?", (sid,))
