@@ -37,7 +37,6 @@ KEYS: list[Key] = [
     Key("hub", "tls_cert", "", "PEM certificate for the HTTPS listener (empty: no HTTPS)."),
     Key("hub", "tls_key", "", "PEM private key for the HTTPS listener.", secret=True),
     Key("hub", "tls_listen", "0.0.0.0:8443", "host:port of the HTTPS listener when a certificate is set."),
-    Key("hub", "time_zone", "Asia/Dhaka", "serverTimeZoneId reported to clients; timestamps are in this zone."),
     Key("national", "url", "", "Base URL of the national DHIS2 (empty: no upstream)."),
     Key("national", "username", "", "Service account for national (Basic auth) if no token is set."),
     Key("national", "password", "", "Password of the service account.", secret=True),

@@ -57,7 +57,7 @@ STORE = web.AppKey("store", Store)
 STATE = web.AppKey("state", HubState)
 AUTH = web.AppKey("auth", Authenticator)
 ROLE = web.AppKey("role", str)
-USER_KEY = "hub.user"
+USER_KEY = web.RequestKey("user", User | None)  # type: ignore[arg-type]
 
 JSON_TYPE = "application/json"
 

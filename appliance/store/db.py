@@ -71,6 +71,8 @@ class Store:
         self._local = threading.local()
         self._readers = concurrent.futures.ThreadPoolExecutor(
             max_workers=readers, thread_name_prefix="store-read")
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
         self._closed = False
         self._keepalive: sqlite3.Connection | None = None
         if self._uri:  # shared-cache memory DB lives while one connection is open
@@ -110,6 +112,8 @@ class Store:
             conn = self._connect()
             conn.execute("PRAGMA query_only=ON")
             self._local.conn = conn
+            with self._reader_lock:
+                self._reader_conns.append(conn)
         return conn
 
     # -- migrations -----------------------------------------------------------------
@@ -234,7 +238,9 @@ class Store:
         self._queue.put(_STOP)
         self._writer.join(timeout=30)
         self._readers.shutdown(wait=True)
-        self._writer_conn.close()
+        for conn in self._reader_conns:
+            conn.close()
+        self._writer_conn.close()  # the last close checkpoints and removes the WAL
         if self._keepalive is not None:
             self._keepalive.close()
 

@@ -1,0 +1,136 @@
+"""``appliance demo``: a national stand-in, a hub syncing to it, its health agent, and the
+fleet service with simulated hubs, all on loopback. Prints the URLs; Ctrl-C stops all."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..config import Config
+
+PORTS = {"hub": 8080, "national": 8081, "fleet": 8090}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base-port", type=int, default=8080,
+                   help="hub on this port, national +1, fleet +10")
+    p.add_argument("--fleet-hubs", type=int, default=500, help="simulated hubs in the fleet")
+    p.add_argument("--for", dest="duration", type=float, default=0,
+                   help="stop after this many seconds (0: until Ctrl-C)")
+
+
+def _write_config(path: Path, body: str) -> Path:
+    path.write_text(body)
+    path.chmod(0o600)  # holds the demo PAT
+    return path
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], name: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"demo: {name} exited with code {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"demo: {name} did not start on port {port}")
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    from . import DEMO_TOKENS, RAMU_UID
+    base = Path(args.data_dir or "data/demo")
+    hub_port, nat_port, fleet_port = args.base_port, args.base_port + 1, args.base_port + 10
+    for d in ("national", "hub", "fleet"):
+        (base / d).mkdir(parents=True, exist_ok=True)
+    py = [sys.executable, "-m", "appliance.cli"]
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(name: str, cmd: list[str], port: int | None = None) -> subprocess.Popen[bytes]:
+        log = open(base / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        procs.append((name, proc))
+        if port:
+            _wait_port(port, proc, name)
+        return proc
+
+    fleet_token = ""
+    try:
+        start("national", py + ["hub", "--demo", "--role", "national", "--host", "127.0.0.1",
+                                "--port", str(nat_port), "--no-zeroconf",
+                                "--data-dir", str(base / "national")], nat_port)
+        fleet_cfg = _write_config(base / "fleet.toml", f'[fleet]\nlisten = "127.0.0.1:{fleet_port}"\n')
+        fleet_available = _has("appliance.fleet.command")
+        if fleet_available:
+            out = subprocess.run(py + ["fleet", "--config", str(fleet_cfg), "--data-dir",
+                                       str(base / "fleet"), "add-hub", "--hub-id", "ramu",
+                                       "--name", "Ramu UHC hub", "--upazila", "Ramu",
+                                       "--district", "Cox's Bazar", "--division", "Chattogram"],
+                                 capture_output=True, text=True, check=False)
+            fleet_token = out.stdout.strip().splitlines()[-1] if out.returncode == 0 else ""
+            start("fleet", py + ["fleet", "--config", str(fleet_cfg), "--data-dir",
+                                 str(base / "fleet")], fleet_port)
+            start("fleet-simulator", py + ["fleet", "--config", str(fleet_cfg), "--data-dir",
+                                           str(base / "fleet"), "simulate", "--hubs",
+                                           str(args.fleet_hubs), "--url",
+                                           f"http://127.0.0.1:{fleet_port}"])
+        hub_cfg = _write_config(base / "hub.toml", "\n".join([
+            "[hub]", 'id = "ramu"', 'name = "Ramu UHC hub"', f'org_unit = "{RAMU_UID}"',
+            f'listen = "127.0.0.1:{hub_port}"', "zeroconf = false", "",
+            "[national]", f'url = "http://127.0.0.1:{nat_port}"',
+            f'token = "{DEMO_TOKENS["hub-ramu"]}"', "",
+            "[sync]", "interval_s = 60", "debounce_s = 3", "",
+            "[health]", f'heartbeat_url = "http://127.0.0.1:{fleet_port}/api/heartbeats"',
+            f'token = "{fleet_token}"', "interval_s = 10", "heartbeat_every = 1", "",
+            "[gpio]", "enabled = false", ""]))
+        common = ["--config", str(hub_cfg), "--data-dir", str(base / "hub")]
+        start("hub", py + ["hub", "--demo", *common], hub_port)
+        if _has("appliance.sync.command"):
+            start("sync", py + ["sync", *common])
+        if _has("appliance.health.command") and fleet_token:
+            start("health", py + ["health", *common])
+        print(f"""
+Upazila hub demo (Ramu Upazila, Cox's Bazar, Chattogram) is running:
+
+  hub (LAN API)        http://127.0.0.1:{hub_port}/api/system/info
+  hub status           http://127.0.0.1:{hub_port}/api/hub/status
+  national stand-in    http://127.0.0.1:{nat_port}/api/system/info
+  fleet dashboard      {f'http://127.0.0.1:{fleet_port}/' if fleet_available else '(not in this build)'}
+
+  logins: admin/district (whole upazila), chcp/district (one community clinic),
+          dghs/district (national stand-in only)
+  try:    curl -u admin:district http://127.0.0.1:{hub_port}/api/me
+  logs:   {base}/*.log          stop: Ctrl-C
+""", flush=True)
+        deadline = time.monotonic() + args.duration if args.duration else None
+        while deadline is None or time.monotonic() < deadline:
+            for name, p in procs:
+                if p.poll() is not None and name != "fleet-simulator":
+                    print(f"demo: {name} exited with code {p.returncode}; see {base}/{name}.log",
+                          file=sys.stderr)
+                    return 1
+            time.sleep(0.5)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for _name, p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for _name, p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(module) is not None

@@ -1,0 +1,188 @@
+"""Shared fixtures: real SQLite files, real hubs on real loopback ports, real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from appliance import config as config_mod
+from appliance.hub.app import create_app
+from appliance.hub.seed import seed
+from appliance.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = REPO.parent / "shared" / "reference"
+FIXTURES = REFERENCE / "dhis2-android-sdk-responses"
+ARTIFACTS = REPO / "artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+ADMIN = basic("admin", "district")
+CHCP = basic("chcp", "district")
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Seed each role's demo database once; tests get copies (scrypt and JSON are slow)."""
+    out = {}
+    base = tmp_path_factory.mktemp("templates")
+    for role in ("hub", "national"):
+        path = base / f"{role}.db"
+        with Store(path) as s:
+            seed(s, role)
+        out[role] = path
+    return out
+
+
+def copy_db(template: Path, dest_dir: Path) -> Path:
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / "hub.db"
+    shutil.copy(template, dest)
+    return dest
+
+
+def make_config(data_dir: Path, role: str = "hub", **overrides: object) -> config_mod.Config:
+    cfg = config_mod.load(None, data_dir)
+    cfg.set("hub", "role", role)
+    cfg.set("hub", "zeroconf", False)
+    for dotted, value in overrides.items():
+        section, name = dotted.split("__")
+        cfg.set(section, name, value)
+    return cfg
+
+
+@dataclass
+class RunningHub:
+    url: str
+    store: Store
+    app: web.Application
+    data_dir: Path
+
+    def api(self, path: str) -> str:
+        return f"{self.url}/api/{path.lstrip('/')}"
+
+
+@contextlib.asynccontextmanager
+async def running_hub(store: Store, data_dir: Path, role: str = "hub",
+                      **cfg: object) -> AsyncIterator[RunningHub]:
+    config = make_config(data_dir, role, **cfg)
+    app = create_app(config, store, role=role)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        yield RunningHub(f"http://127.0.0.1:{port}", store, app, data_dir)
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def hub(demo_template: dict[str, Path], tmp_path: Path) -> AsyncIterator[RunningHub]:
+    """A demo hub (Ramu) on a real port over a real SQLite file."""
+    store = Store(copy_db(demo_template["hub"], tmp_path / "hub"))
+    try:
+        async with running_hub(store, tmp_path / "hub") as h:
+            yield h
+    finally:
+        store.close()
+
+
+@pytest.fixture
+async def national(demo_template: dict[str, Path], tmp_path: Path) -> AsyncIterator[RunningHub]:
+    """The national stand-in on a real port."""
+    store = Store(copy_db(demo_template["national"], tmp_path / "national"))
+    try:
+        async with running_hub(store, tmp_path / "national", role="national") as h:
+            yield h
+    finally:
+        store.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+# -- real processes -------------------------------------------------------------------------
+@dataclass
+class HubProcess:
+    proc: subprocess.Popen[bytes]
+    url: str
+    data_dir: Path
+
+    def api(self, path: str) -> str:
+        return f"{self.url}/api/{path.lstrip('/')}"
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(sig)
+        self.proc.wait(timeout=30)
+
+
+def start_hub_process(data_dir: Path, *, role: str = "hub", port: int | None = None,
+                      extra: list[str] | None = None, timeout: float = 30) -> HubProcess:
+    port = port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "appliance.cli", "hub", "--demo", "--role", role,
+           "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
+           "--no-zeroconf", *(extra or [])]
+    log = open(data_dir / f"hub-{port}.log", "ab")  # noqa: SIM115 - lives with the process
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"hub exited with {proc.returncode}; see {log.name}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return HubProcess(proc, url, data_dir)
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"hub did not start within {timeout}s")
+
+
+@pytest.fixture
+def hub_process_factory() -> Iterator[type[HubProcess] | object]:
+    started: list[HubProcess] = []
+
+    def start(data_dir: Path, **kw: object) -> HubProcess:
+        hp = start_hub_process(data_dir, **kw)  # type: ignore[arg-type]
+        started.append(hp)
+        return hp
+    yield start
+    for hp in started:
+        if hp.proc.poll() is None:
+            hp.kill(signal.SIGTERM)
+
+
+def run(coro: object) -> object:
+    return asyncio.get_event_loop().run_until_complete(coro)  # type: ignore[arg-type]
