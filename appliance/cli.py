@@ -9,6 +9,7 @@ import sys
 
 from . import __version__, config
 from .errors import ApplianceError
+from .memory import tune_malloc
 
 # subcommand -> module exposing add_arguments(parser) and run(args, config) -> int
 COMMANDS = {
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    tune_malloc()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if getattr(args, "_missing", None):

@@ -56,6 +56,7 @@ KEYS: list[Key] = [
     Key("health", "heartbeat_every", 5, "Send a heartbeat every N samples."),
     Key("health", "retention_days", 14, "Days of health samples kept in the store."),
     Key("health", "quick_check_every_s", 21600, "Seconds between SQLite quick_check runs."),
+    Key("health", "disk_device", "", "Block device whose writes are counted (e.g. mmcblk0); empty: the data dir's."),
     Key("health", "queue_max", 500, "Heartbeats kept while the link is down; older ones are summarised."),
     Key("gpio", "enabled", True, "Drive LEDs and the button (off on machines without GPIO)."),
     Key("gpio", "led_status", 17, "BCM pin of the green status LED."),

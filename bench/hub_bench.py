@@ -142,7 +142,7 @@ def main() -> dict[str, Any]:
         cc_forms = [f for f in month if len(f["dataValues"]) >= 100]
         values_per_form = statistics.mean(len(f["dataValues"]) for f in cc_forms)
 
-        raw_rate = raw_baseline(month, tmp / "raw.db")
+        raw_first = raw_baseline(month, tmp / "raw.db")
 
         proc, url, ready_s = start_hub(tmp / "hub")
         sampler = RssSampler(proc.pid)
@@ -163,7 +163,7 @@ def main() -> dict[str, Any]:
 
             # reporting day: 300 clients x 4 CC forms
             pool: list[dict[str, Any]] = []
-            for pe in PERIODS_2025[3:]:
+            for pe in [f"2024{m:02d}" for m in range(1, 13)]:
                 pool += [f for f in demo_values.forms(doc, pe) if len(f["dataValues"]) >= 100]
             clients = [pool[i * 4:(i + 1) * 4] for i in range(300)]
             assert all(len(c) == 4 for c in clients), "not enough distinct forms for 300 clients"
@@ -177,6 +177,10 @@ def main() -> dict[str, Any]:
             sampler.join()
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
+        # the raw rate is taken before and after the HTTP runs, so a disk or CPU that is
+        # busy for part of the run weighs on both sides of the ratio
+        raw_rate = (raw_first + raw_baseline(demo_values.forms(doc, PERIODS_2025[3]),
+                                             tmp / "raw2.db")) / 2
         rss_mb = sampler.peak / 1e6
         ratio = max(seq_rate, par_rate) / raw_rate
         p99 = pct(day_lat, 99)

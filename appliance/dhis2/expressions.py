@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, DecimalException
+from functools import lru_cache
 from typing import Any
 
 __all__ = [
@@ -324,6 +325,12 @@ def parse(expr: str) -> Expr:
         raise ValueError("Expression must be a string")
     if len(expr) > _MAX_LENGTH:
         raise ValueError("Expression is too long")
+    return _parse_cached(expr)
+
+
+@lru_cache(maxsize=4096)
+def _parse_cached(expr: str) -> Expr:
+    # Trees are immutable, so rules run for every form on reporting day parse only once.
     try:
         return _Parser(expr).parse()
     except RecursionError:  # belt and braces: depth is already capped

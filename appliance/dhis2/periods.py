@@ -327,7 +327,7 @@ def _containing(period_type: str, day: date) -> Period:
     return _monthly_containing(period_type, day)
 
 
-def period_containing(period_type: str, day: date) -> Period:
+def period_containing(period_type: str, day: date | datetime) -> Period:
     """The period of ``period_type`` that contains ``day`` (DHIS2 ``PeriodType.createPeriod``)."""
     _check_type(period_type)
     if isinstance(day, datetime):
@@ -379,7 +379,7 @@ def _as_date(now: date | datetime) -> date:
     return now.date() if isinstance(now, datetime) else now
 
 
-def is_expired(p: Period, expiry_days: int, now: datetime) -> bool:
+def is_expired(p: Period, expiry_days: int, now: datetime | date) -> bool:
     """DHIS2 2.41 ``DataSet.isLocked`` (before lock exceptions and ``F_EDIT_EXPIRED``).
 
     ``expiryDays`` 0 means never. Otherwise the comparison ignores the time of day: data can be
@@ -434,7 +434,7 @@ def _input_period_id(entry: Mapping[str, Any]) -> str:
 
 
 def in_input_periods(
-    p: Period, data_input_periods: Sequence[Mapping[str, Any]], now: datetime
+    p: Period, data_input_periods: Sequence[Mapping[str, Any]], now: datetime | date
 ) -> bool | None:
     """E7643 check (``DataSet.isDataInputPeriodAndDateAllowed``).
 

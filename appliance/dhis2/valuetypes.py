@@ -106,7 +106,9 @@ _DATETIME_T_RE = _rx(
 )
 _DATETIME_SPACE_RE = _rx(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})" + _ZONE)
 _JAVA_FLOAT_RE = _rx(r"[+-]?(NaN|Infinity|(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?[fFdD]?)")
-_JAVA_HEX_FLOAT_RE = _rx(r"[+-]?0[xX]([0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?\d+[fFdD]?")
+_JAVA_HEX_FLOAT_RE = _rx(
+    r"[+-]?0[xX]([0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?\d+[fFdD]?"
+)
 
 _BOOL_TRUE = frozenset({"true", "True", "TRUE", "t", "T", "1"})
 _BOOL_FALSE = frozenset({"false", "False", "FALSE", "f", "F", "0"})
@@ -149,7 +151,8 @@ def _is_number(v: str) -> bool:
 
 
 def _is_int(v: str, pattern: re.Pattern[str]) -> bool:
-    return pattern.fullmatch(v) is not None and _INT_MIN <= int(v) <= _INT_MAX
+    # Length first: a Java int has at most 11 characters, and int() refuses > 4300 digits.
+    return len(v) <= 11 and pattern.fullmatch(v) is not None and _INT_MIN <= int(v) <= _INT_MAX
 
 
 def _real_date(y: str, m: str, d: str) -> bool:
@@ -308,10 +311,12 @@ def _is_email(v: str) -> bool:
     """Approximates Apache commons EmailValidator.getInstance() (no local or bare-TLD hosts)."""
     if v.endswith("."):
         return False
-    m = re.fullmatch(r"\s*?(.+)@(.+?)\s*", v, re.S)
-    if m is None:
+    # Apache splits "user@domain" at the LAST "@" and ignores trailing whitespace. Done by
+    # hand: the equivalent regex is quadratic on long whitespace runs.
+    user, at, domain = v.rpartition("@")
+    domain = domain.rstrip(" \t\n\r\f\v")
+    if not at or not user or not domain:
         return False
-    user, domain = m.group(1), m.group(2)
     if len(user) > 64 or _EMAIL_USER_RE.fullmatch(user) is None:
         return False
     literal = re.fullmatch(r"\[(.*)\]", domain)

@@ -25,7 +25,7 @@ METADATA_POLL_S = 2.0
 
 def create_app(config: Config, store: Store, *, role: str | None = None,
                upstream: UpstreamVerify | None = None, zeroconf: bool = False,
-               port: int = 0) -> web.Application:
+               port: int = 0, host: str | None = None) -> web.Application:
     role = role or config.get("hub", "role")
     max_body = int(config.get("hub", "max_body_mb")) * 1024 * 1024
     app = web.Application(client_max_size=max_body,
@@ -46,7 +46,8 @@ def create_app(config: Config, store: Store, *, role: str | None = None,
         extra(app)
     app.cleanup_ctx.append(_metadata_watch)
     if zeroconf:
-        host = config.get("hub", "listen").rsplit(":", 1)[0]
+        # advertise on the interfaces of the address actually bound (--host), not [hub] listen
+        host = host or config.get("hub", "listen").rsplit(":", 1)[0]
         app.cleanup_ctx.append(advertiser(config.get("hub", "name").replace(".", " "),
                                           config.get("hub", "id"), host, port))
     return app

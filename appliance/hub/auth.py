@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import concurrent.futures
 import hashlib
 import time
 from collections import deque
@@ -38,9 +39,12 @@ class Authenticator:
         self.index = index
         self.upstream = upstream
         self._basic: dict[str, tuple[str, float]] = {}
+        self._inflight: dict[str, asyncio.Future[users_db.User]] = {}
         self._sessions: dict[str, tuple[str, float]] = {}
         self._users: dict[str, tuple[users_db.User, float]] = {}
         self._ip_failures: dict[str, deque[float]] = {}
+        # one scrypt at a time: a burst of first logins must not starve the request path
+        self._kdf = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="scrypt")
 
     # -- lookups ----------------------------------------------------------------------
     async def user_by(self, column: str, value: str) -> users_db.User | None:
@@ -95,7 +99,14 @@ class Authenticator:
             raise Unauthorized("Malformed Basic authorization header") from None
         if not sep:
             raise Unauthorized("Malformed Basic authorization header")
-        user = await self.login(username, password, request.remote, "basic")
+        # single flight: the 300 laptops that arrive at 09:00 with the same header wait for
+        # one scrypt run, not 300 of them queued one after another
+        pending = self._inflight.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self.login(username, password, request.remote, "basic"))
+            self._inflight[key] = pending
+            pending.add_done_callback(lambda _f: self._inflight.pop(key, None))
+        user = await asyncio.shield(pending)
         self._basic[key] = (user.uid, now + CACHE_S)
         return user
 
@@ -114,7 +125,8 @@ class Authenticator:
         ok = False
         if user is not None and user.verifier:
             loop = asyncio.get_running_loop()
-            ok = await loop.run_in_executor(None, users_db.check_verifier, user.verifier, password)
+            ok = await loop.run_in_executor(self._kdf, users_db.check_verifier, user.verifier,
+                                            password)
         elif self.upstream is not None:
             # first login at this hub: national vouches for the password while the link is up
             doc = await self.upstream(username, password)

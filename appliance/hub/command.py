@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 import time
 
 from aiohttp import web
@@ -27,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    # the writer thread hands the GIL back after every SQLite step; with the default 5 ms
+    # switch interval it then waits behind request parsing, stretching every commit
+    sys.setswitchinterval(0.001)
     role = args.role or config.get("hub", "role")
     config.set("hub", "role", role)
     host, _, port = config.get("hub", "listen").rpartition(":")
@@ -50,7 +54,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
 async def serve(config: Config, store: Store, host: str, port: int, role: str, *,
                 zeroconf: bool, demo: bool) -> None:
-    app = create_app(config, store, role=role, zeroconf=zeroconf, port=port)
+    app = create_app(config, store, role=role, zeroconf=zeroconf, port=port, host=host)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)

@@ -193,8 +193,8 @@ class _Resolver:
 
 
 def _str(v: Any) -> str | None:
-    if v is None:
-        return None
+    if v is None or type(v) is str:
+        return v
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
@@ -237,6 +237,9 @@ def validate(payload: dict[str, Any], *, index: MetadataIndex, user: User, opts:
     today = now.date()
     period_cache: dict[str, periods.Period | None] = {}
     scope_cache: dict[str, bool] = {}
+    # a form repeats the same period, org unit and small integers 150 times: decide once
+    block_cache: dict[tuple[Any, ...], tuple[str, str, str] | None] = {}
+    value_cache: dict[tuple[str, str], tuple[str | None, valuetypes.ValueConflict | None]] = {}
     approved = approved or set()
     for i, raw in enumerate(payload.get("dataValues") or []):
         try:
@@ -303,21 +306,16 @@ def validate(payload: dict[str, Any], *, index: MetadataIndex, user: User, opts:
             continue
         value_type = de_doc.get("valueType", "TEXT")
         if value is not None and not deleting:
-            options = None
             os_ref = de_doc.get("optionSet")
-            if isinstance(os_ref, dict) and os_ref.get("id"):
-                options = index.option_codes.get(os_ref["id"], set())
-            normalised, err = valuetypes.check_value(value_type, value, None)
-            if err is not None:
-                res.conflict(i, "E7619", de,
-                             f"Value must match data element's `{de}` type constraints: {err}",
-                             "value")
-                continue
-            if options is not None and normalised not in options and not (
-                    value_type == "MULTI_TEXT" and set(normalised.split(",")) <= options):
-                res.conflict(i, "E7621", de,
-                             "Data value is not a valid option of the data element option set: "
-                             f"`{de}`", "value")
+            options = index.option_codes.get(os_ref["id"], set()) \
+                if isinstance(os_ref, dict) and os_ref.get("id") else None
+            vkey = (de if options is not None else value_type, value)
+            checked = value_cache.get(vkey)
+            if checked is None:
+                checked = value_cache[vkey] = valuetypes.validate_value(value_type, value, options)
+            normalised, why = checked
+            if why is not None:
+                res.conflict(i, why.error_code, de, why.message(de), "value")
                 continue
             value = normalised
         if comment is not None and len(comment) > MAX_COMMENT:
@@ -360,11 +358,16 @@ def validate(payload: dict[str, Any], *, index: MetadataIndex, user: User, opts:
             res.conflict(i, "E7637", de, "Invalid storedBy: stored_by_length_greater_than_max_length",
                          "storedBy")
             continue
-        blocked = _period_block(index, targets, period, pe_id or "", de, ou, aoc, now, today,
-                                can_edit_expired, approved)
+        bkey = (tuple(targets), period.id, ou, aoc)
+        if bkey in block_cache:
+            blocked = block_cache[bkey]
+        else:
+            blocked = block_cache[bkey] = _period_block(
+                index, targets, period, pe_id or "", "{de}", ou, aoc, now, today,
+                can_edit_expired, approved)
         if blocked is not None:
             code, obj, msg = blocked
-            res.conflict(i, code, obj, msg, "period")
+            res.conflict(i, code, obj, msg.replace("{de}", de), "period")
             continue
         zero_skip = (value is not None and not deleting and valuetypes.is_numeric(value_type)
                      and not de_doc.get("zeroIsSignificant", False)

@@ -58,6 +58,15 @@ def _can_write(index: MetadataIndex, user: User, ou: str) -> bool:
     return index.in_subtree(ou, user.org_units)
 
 
+def _national_reply(request: web.Request, resp: web.Response) -> web.Response:
+    """National stand-in only: gzip replies when the client accepts it, as a real DHIS2
+    behind nginx does (the hub's sync counts bytes on a 32-256 kbit/s uplink). LAN
+    replies are unchanged."""
+    if request.app[ROLE] == "national" and "gzip" in request.headers.get("Accept-Encoding", ""):
+        resp.enable_compression()
+    return resp
+
+
 def _signal_sync(request: web.Request) -> None:
     if request.app[ROLE] != "hub":
         return
@@ -146,7 +155,7 @@ async def get_data_value_sets(request: web.Request) -> web.StreamResponse:
     if len(_multi(request, "orgUnit")) == 1 and not _flag(request, "children"):
         body["orgUnit"] = _multi(request, "orgUnit")[0]
     body["dataValues"] = values
-    return json_response(body)
+    return _national_reply(request, json_response(body))
 
 
 def _csv_response(values: list[dict[str, Any]]) -> web.Response:
@@ -163,9 +172,18 @@ def _csv_response(values: list[dict[str, Any]]) -> web.Response:
 
 async def post_data_value_sets(request: web.Request) -> web.Response:
     opts = dataimport.ImportOptions.from_query(request.query)
+    # parsed forms are ~10x their JSON: admitting a few at a time keeps memory flat when
+    # 300 laptops post at once, while still keeping the writer thread busy
+    async with request.app[STATE].import_slots:
+        return await _post_data_value_sets(request, opts)
+
+
+async def _post_data_value_sets(request: web.Request,
+                                opts: dataimport.ImportOptions) -> web.Response:
     ctype, body = await _body(request)
     if ctype in ("application/json", "application/octet-stream", "") or ctype.endswith("+json"):
         payload = dataimport.parse_json_payload(_json(body))
+        del body
     elif ctype in ("application/csv", "text/csv"):
         try:
             text = body.decode("utf-8-sig")
@@ -180,7 +198,7 @@ async def post_data_value_sets(request: web.Request) -> web.Response:
                                    "application/json or application/csv")
     summary = await import_value_set(request, payload, opts)
     status, msg = import_summary_message(summary)
-    return json_response(msg, status=status)
+    return _national_reply(request, json_response(msg, status=status))
 
 
 async def import_value_set(request: web.Request, payload: dict[str, Any],
@@ -324,7 +342,7 @@ async def get_registrations(request: web.Request) -> web.Response:
     fields = request.query.get("fields")
     if fields:
         regs = query.project_all(regs, query.parse_fields(fields))
-    return json_response({"completeDataSetRegistrations": regs})
+    return _national_reply(request, json_response({"completeDataSetRegistrations": regs}))
 
 
 async def post_registrations(request: web.Request) -> web.Response:
@@ -382,7 +400,7 @@ async def post_registrations(request: web.Request) -> web.Response:
                "importCount": counts.as_dict(), "conflicts": conflicts,
                "dataSetComplete": "true" if good else "false"}
     status, msg = import_summary_message(summary)
-    return json_response(msg, status=status)
+    return _national_reply(request, json_response(msg, status=status))
 
 
 async def delete_registration(request: web.Request) -> web.Response:
@@ -559,7 +577,41 @@ async def audits(request: web.Request) -> web.Response:
     return json_response(body)
 
 
+async def national_users(request: web.Request) -> web.Response:
+    """National stand-in only: ``/api/users`` from the users table (the stand-in keeps users
+    there, not in metadata), with ``disabled`` and ``lastUpdated`` as stored, so hub sync
+    can pull users by ``lastUpdated``. Never includes passwords or verifiers."""
+    if not user_of(request).is_superuser:
+        raise Forbidden("You need the ALL authority to list users")
+
+    def read(conn: Any) -> list[dict[str, Any]]:
+        out = []
+        for row in conn.execute("SELECT doc, disabled, last_updated FROM users ORDER BY uid"):
+            doc = json.loads(row[0])
+            doc["disabled"] = bool(row[1])
+            if isinstance(doc.get("userCredentials"), dict):
+                doc["userCredentials"]["disabled"] = bool(row[1])
+            if row[2]:
+                doc["lastUpdated"] = row[2]
+            out.append(doc)
+        return out
+    docs = await request.app[STORE].read(read)
+    q = request.query
+    index = index_of(request)
+    pred = query.parse_filters(q.getall("filter", []), q.get("rootJunction", "AND"))
+    docs = [d for d in docs if pred(d, index.get)]
+    page_items, pager = query.paginate(docs, paging=q.get("paging", "true"),
+                                       page=q.get("page", 1), page_size=q.get("pageSize", 50))
+    body: dict[str, Any] = {"users": query.project_all(page_items, query.parse_fields(
+        q.get("fields")), index.get)}
+    if pager is not None:
+        body["pager"] = pager
+    return _national_reply(request, json_response(body))
+
+
 def setup(app: web.Application) -> None:
+    if app[ROLE] == "national":  # registered before the metadata catch-all
+        add_api(app, "GET", "/users", national_users)
     add_api(app, "GET", "/dataValueSets", get_data_value_sets)
     app.router.add_get(r"/api{_v:(?:/[0-9]{2})?}/dataValueSets{_x:\.csv}", get_data_value_sets)
     add_api(app, "POST", "/dataValueSets", post_data_value_sets)

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import __version__
+from ..health.api import health_payload
 from .web import CONFIG, ROLE, STATE, STORE, json_response
 
 
@@ -62,5 +63,10 @@ async def status(request: web.Request) -> web.Response:
     })
 
 
+async def health(request: web.Request) -> web.Response:
+    return json_response(await health_payload(request.app[STORE]))
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/hub/status", status)
+    app.router.add_get("/api/hub/health", health)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from pathlib import Path
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,8 +16,8 @@ from ..config import Config
 from ..dhis2.webmessage import web_message
 from ..store import Store
 from ..store.metadata import MetadataIndex, load_index
-from ..sync.trigger import request_sync
 from ..store.users import User
+from ..sync.trigger import request_sync
 from .auth import Authenticator
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -33,6 +34,7 @@ class HubState:
     started: float = field(default_factory=time.time)
     last_signal: float = 0.0
     on_reload: list[Callable[[MetadataIndex], None]] = field(default_factory=list)
+    import_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(24))
 
     async def reload(self, store: Store) -> None:
         def read(conn: Any) -> tuple[MetadataIndex, set[tuple[str, str, str, str]]]:

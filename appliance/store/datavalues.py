@@ -68,9 +68,16 @@ def key_str(key: Sequence[str]) -> str:
 
 
 def _existing(tx: Tx, rows: Sequence[ValueRow]) -> dict[tuple[str, ...], sqlite3.Row]:
+    """Current rows for the payload's keys; the key's (ou, pe, de) prefix keeps this to the
+    form's own cells even when other forms of the same clinic-month are already stored."""
     out: dict[tuple[str, ...], sqlite3.Row] = {}
-    for ou, pe in {(r.ou, r.pe) for r in rows}:
-        for row in tx.execute(f"SELECT {DV_COLS} FROM datavalue WHERE ou=? AND pe=?", (ou, pe)):
+    groups: dict[tuple[str, str], set[str]] = {}
+    for r in rows:
+        groups.setdefault((r.ou, r.pe), set()).add(r.de)
+    for (ou, pe), des in groups.items():
+        marks = ",".join("?" * len(des))
+        for row in tx.execute(f"SELECT {DV_COLS} FROM datavalue WHERE ou=? AND pe=? "
+                              f"AND de IN ({marks})", (ou, pe, *des)):
             out[(row["de"], row["pe"], row["ou"], row["coc"], row["aoc"])] = row
     return out
 
@@ -85,6 +92,7 @@ def import_values(tx: Tx, rows: Sequence[ValueRow], *, username: str, via: str =
     now = to_iso(stamp)
     state, origin = ("pending", "local") if role == "hub" else ("synced", "national")
     upserts: list[tuple[Any, ...]] = []
+    inserts: list[tuple[Any, ...]] = []
     audits: list[tuple[Any, ...]] = []
     for r in rows:
         old = existing.get(r.key)
@@ -118,31 +126,37 @@ def import_values(tx: Tx, rows: Sequence[ValueRow], *, username: str, via: str =
             new = (r.de, r.pe, r.ou, r.coc, r.aoc, r.value, r.comment, int(bool(r.followup)),
                    r.stored_by or username, now, now, 0, state, stamp, origin, base)
             audit_type, old_v, new_v = "CREATE", old["value"] if old is not None else None, r.value
+        (upserts if old is not None else inserts).append(new)
         existing[r.key] = _as_row(new)  # so a duplicate later in the payload sees this one
-        upserts.append(new)
         if audit:
             audits.append((stamp, now, username, via, client, "datavalue", key_str(r.key),
                            audit_type, old_v, new_v))
     if dry_run:
         raise DryRun(counts)
-    _upsert(tx, upserts)
+    _upsert(tx, upserts, inserts)
     if audits:
         tx.executemany("INSERT INTO audit(hlc, at, username, via, client, entity, key, audit_type, "
                        "old_value, new_value) VALUES (?,?,?,?,?,?,?,?,?,?)", audits)
     return counts
 
 
+_DV_NAMES = [c.strip() for c in DV_COLS.split(",")]
+
+
 def _as_row(t: tuple[Any, ...]) -> Any:
-    names = [c.strip() for c in DV_COLS.split(",")]
-    return dict(zip(names, t, strict=True))
+    return dict(zip(_DV_NAMES, t, strict=True))
 
 
-def _upsert(tx: Tx, rows: list[tuple[Any, ...]]) -> None:
+def _upsert(tx: Tx, rows: list[tuple[Any, ...]], fresh: list[tuple[Any, ...]] | None = None
+            ) -> None:
+    if fresh:  # keys not stored yet: a plain INSERT skips the conflict machinery
+        tx.executemany(f"INSERT INTO datavalue({DV_COLS}) VALUES "
+                       "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", fresh)
     if not rows:
         return
     tx.executemany(
         f"INSERT INTO datavalue({DV_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-        "ON CONFLICT(de, pe, ou, coc, aoc) DO UPDATE SET value=excluded.value, "
+        "ON CONFLICT(ou, pe, de, coc, aoc) DO UPDATE SET value=excluded.value, "
         "comment=excluded.comment, followup=excluded.followup, stored_by=excluded.stored_by, "
         "last_updated=excluded.last_updated, deleted=excluded.deleted, "
         "sync_state=excluded.sync_state, hlc=excluded.hlc, origin=excluded.origin, "

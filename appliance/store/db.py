@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import itertools
 import logging
 import queue
@@ -212,7 +213,7 @@ class Store:
             err = StoreError(f"database write failed: {e}")
             results = [(False, err)] * len(batch)
             hooks = []
-        for (fn, fut, loop), (ok, val) in zip(batch, results, strict=True):
+        for (_fn, fut, loop), (ok, val) in zip(batch, results, strict=True):
             _resolve(fut, loop, ok, val)
         for hook in hooks:
             try:
@@ -267,10 +268,9 @@ def _resolve(fut: Any, loop: asyncio.AbstractEventLoop | None, ok: bool, val: An
         else:
             fut.set_exception(val)
 
-    try:
+    # a closed loop means the caller went away; the data is committed anyway
+    with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(done)
-    except RuntimeError:  # loop closed: the caller went away; the data is committed anyway
-        pass
 
 
 def _statements(sql: str) -> list[str]:

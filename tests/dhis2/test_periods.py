@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import string
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -94,7 +95,8 @@ def test_aliases_dhis2_accepts_are_canonicalised(alias: str, canonical: str) -> 
     "bad",
     [
         "20240230", "20230229", "20241301", "20240100", "2024W54", "2024W53", "2021W53",
-        "2024W0", "2023ThuW54", "2024SatW54", "2021BiW27", "2024BiW0", "202413", "202400", "2024Q5", "2024Q0",
+        "2024W0", "2023ThuW54", "2024SatW54", "2021BiW27", "2024BiW0", "202413", "202400",
+        "2024Q5", "2024Q0",
         "202407B", "202400B", "2024S3", "2024NovS0", "2024AprilS3", "2024NovQ5", "0000",
         "00000101", "", " 2024", "2024 ", "2024\n", "24", "2024W", "2024w1", "2024q1",
         "2024Jan", "2024-1", "2024-01-1", "202401-01", "２０２４", "2024W١", "2024WedW54",
@@ -257,7 +259,10 @@ def test_data_input_periods() -> None:
     assert in_input_periods(jan, dips, datetime(2024, 2, 11)) is False
     assert in_input_periods(jan, dips, datetime(2024, 1, 31, 23, 59)) is False
     assert in_input_periods(parse_period("202402"), dips, datetime(2024, 2, 5)) is False
-    open_ended = [{"period": "202401"}, {"period": {"id": "202402"}, "closingDate": None}]
+    open_ended: list[dict[str, Any]] = [
+        {"period": "202401"},
+        {"period": {"id": "202402"}, "closingDate": None},
+    ]
     assert in_input_periods(jan, open_ended, datetime(1999, 1, 1)) is True
     assert in_input_periods(parse_period("202402"), open_ended, datetime(2999, 1, 1)) is True
     only_opening = [{"period": {"id": "202401"}, "openingDate": "2024-02-05"}]
@@ -267,8 +272,12 @@ def test_data_input_periods() -> None:
 
 def test_data_input_periods_with_bad_metadata() -> None:
     jan = parse_period("202401")
-    for bad in ([{"period": {"id": "2024-13"}}], [{"openingDate": "2024-01-01"}],
-                [{"period": "202401", "openingDate": "01/02/2024"}]):
+    bads: list[list[dict[str, Any]]] = [
+        [{"period": {"id": "2024-13"}}],
+        [{"openingDate": "2024-01-01"}],
+        [{"period": "202401", "openingDate": "01/02/2024"}],
+    ]
+    for bad in bads:
         with pytest.raises(ValueError):
             in_input_periods(jan, bad, datetime(2024, 2, 1))
 

@@ -91,3 +91,15 @@ async def test_malformed_basic_header(hub: RunningHub, http: aiohttp.ClientSessi
         async with http.get(hub.api("me"), headers={"Authorization": header}) as r:
             assert r.status == 401
             assert (await r.json())["status"] == "ERROR"
+
+
+async def test_hub_status_and_health_endpoints(hub: RunningHub,
+                                               http: aiohttp.ClientSession) -> None:
+    async with http.get(f"{hub.url}/api/hub/status") as r:
+        status = await r.json()
+    assert r.status == 200
+    assert status["hub"]["role"] == "hub" and status["sync"]["pending"] == 0
+    async with http.get(f"{hub.url}/api/hub/health", headers=ADMIN) as r:
+        health = await r.json()
+    assert r.status == 200
+    assert health["sample"] is None and health["sample_age_s"] is None  # no agent running

@@ -39,10 +39,12 @@ CREATE TABLE datavalue (
   hlc          INTEGER NOT NULL,        -- stamp of the last local change
   origin       TEXT NOT NULL,           -- 'local' or 'national'
   base         TEXT,                    -- national lastUpdated this edit was made from
-  PRIMARY KEY (de, pe, ou, coc, aoc)
+  -- org unit and period first: forms, downloads and imports all read one (ou, pe) at a
+  -- time, so the key serves them and no second index has to be kept up on every write
+  PRIMARY KEY (ou, pe, de, coc, aoc)
 ) WITHOUT ROWID;
-CREATE INDEX datavalue_ou_pe ON datavalue(ou, pe);
-CREATE INDEX datavalue_updated ON datavalue(last_updated);
+-- No last_updated index: delta reads always name org units, so they walk the key's
+-- (ou, pe) prefix; an index on a timestamp would cost every reporting-day write.
 CREATE INDEX datavalue_pending ON datavalue(hlc) WHERE sync_state = 'pending';
 
 CREATE TABLE complete_registration (
@@ -78,7 +80,8 @@ CREATE TABLE audit (
   old_value   TEXT,
   new_value   TEXT
 );
-CREATE INDEX audit_key ON audit(entity, key);
+-- No index on key: one B-tree insert fewer per value on reporting day; audit queries
+-- are rare and scan (see hub/routes_data.audits).
 
 CREATE TABLE users (
   uid          TEXT PRIMARY KEY,

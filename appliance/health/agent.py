@@ -1,0 +1,353 @@
+"""The health agent: samples, LEDs, button, udev events and heartbeats in one asyncio loop.
+
+Blocking work (psutil, sysfs, subprocesses, quick_check) runs in a worker thread so
+the loop stays responsive for udev events and LED changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..config import Config
+from ..errors import ConfigError
+from ..store import Store
+from ..sync import trigger
+from . import state
+from .button import ButtonHandler, poweroff
+from .heartbeat import HeartbeatClient, HubIdentity, SendResult
+from .leds import LedContext, LedDriver, LedState, led_state
+from .power import RunMarker, StartReport
+from .sample import HostPaths, Sample, Sampler, max_rows_for, store_sample, utc_iso
+from .syncstatus import read_flags
+from .udev import UdevWatcher, open_monitor, present_devices, record_event
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Settings:
+    data_dir: Path
+    hub_id: str = "hub-demo"
+    hub_name: str = "Demo hub"
+    org_unit: str = ""
+    heartbeat_url: str = ""
+    token: str = ""
+    interval_s: float = 60.0
+    heartbeat_every: int = 5
+    retention_days: float = 14.0
+    quick_check_every_s: float = 21600.0
+    queue_max: int = 500
+    gpio_enabled: bool = True
+    led_status: int = 17
+    led_fault: int = 27
+    button: int = 22
+    hold_s: float = 5.0
+    hub_ping_url: str | None = None   # the LAN server's ping; None: not checked
+    sync_socket: str = ""
+    disk_device: str | None = None    # None: the disk holding the data dir
+
+    @classmethod
+    def from_config(cls, config: Config) -> Settings:
+        g = config.get
+        host, _, port = str(g("hub", "listen")).rpartition(":")
+        host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host
+        return cls(
+            data_dir=Path(config.data_dir), hub_id=g("hub", "id"), hub_name=g("hub", "name"),
+            org_unit=g("hub", "org_unit"), heartbeat_url=g("health", "heartbeat_url"),
+            token=g("health", "token"), interval_s=float(g("health", "interval_s")),
+            heartbeat_every=max(1, int(g("health", "heartbeat_every"))),
+            retention_days=float(g("health", "retention_days")),
+            quick_check_every_s=float(g("health", "quick_check_every_s")),
+            queue_max=int(g("health", "queue_max")), gpio_enabled=bool(g("gpio", "enabled")),
+            led_status=g("gpio", "led_status"), led_fault=g("gpio", "led_fault"),
+            button=g("gpio", "button"), hold_s=float(g("gpio", "hold_s")),
+            hub_ping_url=f"http://{host}:{port or 8080}/api/system/ping",
+            sync_socket=g("sync", "socket"),
+            disk_device=_optional(config, "health", "disk_device") or None)
+
+
+def _optional(config: Config, section: str, key: str) -> Any:
+    # keys proposed but not (yet) in appliance.config.KEYS
+    try:
+        return config.get(section, key)
+    except ConfigError:
+        return None
+
+
+class HealthAgent:
+    def __init__(self, settings: Settings, store: Store, *, paths: HostPaths | None = None,
+                 request_sync: Callable[[str | Path, str], bool] | None = None,
+                 shutdown: Callable[[], Any] = poweroff,
+                 udev_source: Any = "pyudev",
+                 pin_factory: Any = None, led_time_scale: float = 1.0,
+                 led_poll_s: float = 2.0, hub_ping_s: float = 10.0,
+                 sensors: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.s = settings
+        self.store = store
+        self.paths = paths or HostPaths()
+        self.request_sync = request_sync or (
+            lambda d, reason: trigger.request_sync(d, reason, settings.sync_socket))
+        self.shutdown_fn = shutdown
+        self.udev_source = udev_source
+        self.pin_factory = pin_factory
+        self.led_time_scale = led_time_scale
+        self.led_poll_s = led_poll_s
+        self.hub_ping_s = hub_ping_s
+        self.marker = RunMarker(settings.data_dir, boot_id_path=self.paths.boot_id)
+        self.udev = UdevWatcher(settings.data_dir, request_sync=self.request_sync,
+                                on_modem=self._modem_appeared)
+        self.sampler = Sampler(store, settings.data_dir, paths=self.paths,
+                               quick_check_every_s=settings.quick_check_every_s,
+                               disk_device=settings.disk_device,
+                               modem_present=self.udev.modem_present, sensors=sensors)
+        self.heartbeats = HeartbeatClient(
+            store, url=settings.heartbeat_url, token=settings.token,
+            identity=HubIdentity(settings.hub_id, settings.hub_name, settings.org_unit,
+                                 __version__),
+            queue_max=settings.queue_max, boot_id_path=self.paths.boot_id,
+            uptime_path=self.paths.uptime)
+        self.latest: Sample | None = None
+        self.leds: LedDriver | None = None
+        self.button: ButtonHandler | None = None
+        self.led: LedState | None = None
+        self.hub_serving: bool | None = None
+        self.shutting_down = False
+        self.start_report: StartReport | None = None
+        self._led_lock = threading.Lock()
+        self._flush_soon = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._monitor: Any = None
+        self._hb_task: asyncio.Task[SendResult] | None = None
+        self._pending_writes: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> StartReport:
+        """Power-cut check, LEDs to 'booting', button, initial device scan."""
+        self.start_report = self.marker.start(self.store)
+        if self.start_report.power_cut:
+            self.sampler.force_quick_check = True  # a cut is when SQLite files get damaged
+        if self.s.gpio_enabled:
+            self._open_gpio()
+        self._show_leds()
+        if self.udev_source == "pyudev":
+            try:
+                self._record(self.udev.enumerate(present_devices()))
+            except Exception:  # noqa: BLE001 - no udev (container): run without it
+                log.warning("cannot enumerate devices; modem state unknown", exc_info=True)
+        return self.start_report
+
+    def _open_gpio(self) -> None:
+        try:
+            self.leds = LedDriver(self.s.led_status, self.s.led_fault,
+                                  pin_factory=self.pin_factory, time_scale=self.led_time_scale)
+            self.button = ButtonHandler(self.s.button, hold_s=self.s.hold_s,
+                                        on_press=self._button_pressed, on_hold=self._button_held,
+                                        pin_factory=self.pin_factory)
+        except Exception as e:  # noqa: BLE001 - no GPIO on this machine: keep running without
+            log.warning("GPIO unavailable (%s); LEDs and button disabled", e)
+            if self.leds is not None:
+                self.leds.close()
+            self.leds = self.button = None
+
+    def stop(self) -> None:
+        """Clean stop: remove the power-cut marker, release the pins."""
+        if self._monitor is not None and self._loop is not None:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self._monitor.fileno())
+        if self.button is not None:
+            self.button.close()
+        if self.leds is not None:
+            self.leds.close()
+        self.marker.stop()
+
+    async def aclose(self) -> None:
+        if self._hb_task is not None and not self._hb_task.done():
+            # give a heartbeat in flight a moment; if cut short, its batch stays frozen and
+            # the next start resends it with the same seq (the fleet then answers 409)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._hb_task, timeout=5)
+        if self._pending_writes:
+            await asyncio.gather(*self._pending_writes, return_exceptions=True)
+        await self.heartbeats.close()
+
+    # -- work -----------------------------------------------------------------------------------
+    async def take_sample(self, cpu_interval: float | None = None) -> Sample:
+        sample = await asyncio.to_thread(self.sampler.take, cpu_interval)
+        max_rows = max_rows_for(self.s.retention_days, self.s.interval_s)
+        await self.store.write(lambda tx: store_sample(
+            tx, sample, retention_days=self.s.retention_days, max_rows=max_rows))
+        self.latest = sample
+        await self.refresh_leds()
+        return sample
+
+    async def heartbeat(self, sample: Sample | None = None) -> SendResult:
+        sample = sample or self.latest
+        if sample is not None:
+            await self.heartbeats.enqueue(sample.to_dict())
+        return await self.heartbeats.flush()
+
+    async def refresh_leds(self) -> LedState:
+        syncing, link = await self.store.read(read_flags)
+        serving = self.hub_serving
+        if serving is None and self.s.hub_ping_url:
+            serving = False  # not answered yet: still booting
+        ctx = LedContext(shutting_down=self.shutting_down, hub_serving=serving,
+                         syncing=syncing, link_up=link, wall=time.time())
+        st = led_state(self.latest, ctx)
+        if st != self.led:
+            self.led = st
+            self._show_leds()
+            rec = {**st.to_dict(), "at": utc_iso(time.time())}
+            await self.store.write(lambda tx: state.put_json(tx, "led", rec))
+        return st
+
+    def _show_leds(self) -> None:
+        st = self.led or led_state(None, LedContext(booting=True))
+        with self._led_lock:
+            if self.leds is not None:
+                try:
+                    self.leds.apply(st)
+                except Exception:  # noqa: BLE001 - a GPIO hiccup must not stop sampling
+                    log.exception("cannot drive LEDs")
+
+    # -- loops ----------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self.start_report is None:
+            self.start()
+        self._start_udev_monitor()
+        tasks = [asyncio.create_task(self._sample_loop(stop), name="health-sample"),
+                 asyncio.create_task(self._led_loop(stop), name="health-leds")]
+        try:
+            await stop.wait()
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            await self.aclose()
+            self.stop()
+
+    async def _sample_loop(self, stop: asyncio.Event) -> None:
+        n = 0
+        next_at = time.monotonic()
+        while not stop.is_set():
+            try:
+                await self.take_sample()
+            except Exception:  # noqa: BLE001 - one bad sample must not end the agent
+                log.exception("health sample failed")
+            n += 1
+            # first sample right away, then every heartbeat_every samples (or a modem came)
+            due = (n - 1) % self.s.heartbeat_every == 0 or self._flush_soon
+            if due and self.latest is not None and self.s.heartbeat_url:
+                self._flush_soon = False
+                if self._hb_task is None or self._hb_task.done():
+                    self._hb_task = asyncio.create_task(self.heartbeat(self.latest))
+            # fixed-rate schedule (no drift); after a stall, skip ahead instead of bursting
+            next_at += self.s.interval_s
+            now = time.monotonic()
+            if next_at < now:
+                next_at = now + self.s.interval_s
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=next_at - now)
+
+    async def _led_loop(self, stop: asyncio.Event) -> None:
+        last_ping = -1e9
+        while not stop.is_set():
+            if self.s.hub_ping_url and time.monotonic() - last_ping >= self.hub_ping_s:
+                last_ping = time.monotonic()
+                self.hub_serving = await ping(self.s.hub_ping_url)
+            try:
+                await self.refresh_leds()
+            except Exception:  # noqa: BLE001
+                log.exception("LED refresh failed")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.led_poll_s)
+
+    # -- udev -----------------------------------------------------------------------------------
+    def _start_udev_monitor(self) -> None:
+        if self.udev_source is None:
+            return
+        if self.udev_source != "pyudev":
+            self.feed_udev(self.udev_source)
+            return
+        try:
+            self._monitor = open_monitor()
+        except Exception as e:  # noqa: BLE001 - netlink refused (container): no hotplug events
+            log.warning("udev monitor unavailable (%s); modem/USB events disabled", e)
+            return
+        assert self._loop is not None
+        self._loop.add_reader(self._monitor.fileno(), self._udev_readable)
+
+    def _udev_readable(self) -> None:
+        events = []
+        while True:
+            try:
+                dev = self._monitor.poll(timeout=0)
+            except Exception:  # noqa: BLE001
+                log.debug("udev poll failed", exc_info=True)
+                break
+            if dev is None:
+                break
+            events.append(dev)
+        self.feed_udev(events)
+
+    def feed_udev(self, source: Iterable[Any] | Callable[[], Iterable[Any]]) -> None:
+        """Handle events from any source (the monitor, or fakes in tests)."""
+        events = source() if callable(source) else source
+        found = [c for c in (self.udev.handle(ev) for ev in events) if c is not None]
+        self._record(found)
+
+    def _record(self, found: list[Any]) -> None:
+        for c in found:
+            if self._loop is not None and self._loop.is_running():
+                # don't block the loop on a commit; keep a reference until it is done
+                task = self._loop.create_task(self.store.write(functools.partial(record_event, ev=c)))
+                self._pending_writes.add(task)
+                task.add_done_callback(self._pending_writes.discard)
+            else:
+                self.store.write_sync(functools.partial(record_event, ev=c))
+
+    def _modem_appeared(self) -> None:
+        self._flush_soon = True  # heartbeats queued while offline can go now
+
+    # -- button ---------------------------------------------------------------------------------
+    def _button_pressed(self) -> None:
+        self.request_sync(self.s.data_dir, "button")
+
+    def _button_held(self) -> None:
+        self.shutting_down = True
+        self.led = led_state(None, LedContext(shutting_down=True))
+        self._show_leds()
+        self.shutdown_fn()
+
+
+async def ping(url: str, timeout_s: float = 3.0) -> bool:
+    """Does the LAN server answer its ping? A bare HTTP/1.0 GET over an asyncio stream:
+    cheap, and no HTTP client library held in memory for it."""
+    u = urllib.parse.urlsplit(url)
+    try:
+        async with asyncio.timeout(timeout_s):
+            reader, writer = await asyncio.open_connection(u.hostname, u.port or 80)
+            try:
+                writer.write(f"GET {u.path or '/'} HTTP/1.0\r\nHost: {u.netloc}\r\n\r\n".encode())
+                await writer.drain()
+                line = await reader.readline()
+            finally:
+                writer.close()
+    except (OSError, TimeoutError):
+        return False
+    parts = line.split()
+    return len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1][:1] in (b"2", b"3", b"4")

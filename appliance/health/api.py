@@ -1,0 +1,44 @@
+"""``/api/hub/health`` payload: the latest sample and the LED state the agent shows.
+
+The hub process reads what the health agent (another process) persisted; it never
+touches hardware itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from typing import Any
+
+from ..store import Store
+from . import state
+from .heartbeat import queued_count
+from .sample import latest_sample
+from .syncstatus import parse_iso
+
+
+def _payload(conn: sqlite3.Connection) -> dict[str, Any]:
+    sample = latest_sample(conn)
+    age = None
+    if sample is not None:
+        at = parse_iso(sample.get("at"))
+        age = None if at is None else max(0, int(time.time() - at.timestamp()))
+    events = [{"at": r[0], "kind": r[1], "action": r[2], "name": r[3], "detail": json.loads(r[4])}
+              for r in conn.execute("SELECT at, kind, action, name, detail FROM health_event "
+                                    "ORDER BY id DESC LIMIT 20")]
+    return {
+        "sample": sample,
+        "sample_age_s": age,           # large: the health agent is not running
+        "led": state.get_json(conn, "led"),
+        "power_cuts": state.get_int(conn, "power_cuts"),
+        "agent_restarts": state.get_int(conn, "agent_restarts"),
+        "quick_check": state.get_json(conn, "quick_check"),
+        "heartbeat": state.get_json(conn, "heartbeat"),
+        "heartbeats_queued": queued_count(conn),
+        "events": events,
+    }
+
+
+async def health_payload(store: Store) -> dict[str, Any]:
+    return await store.read(_payload)

@@ -1,0 +1,373 @@
+"""Heartbeats to the fleet service, queued in the store while the link is down.
+
+Contract (the fleet side is built to it)::
+
+    POST <[health] heartbeat_url>
+    Content-Type: application/json        Content-Encoding: gzip
+    X-Hub-Id: <hub id>                     Authorization: Bearer <token>
+    X-Hub-Signature: sha256=<hex HMAC-SHA256(key=token, msg=the gzip body as sent)>
+    body = gzip(JSON {"hub_id", "seq", "sent_at", "version", "name", "org_unit",
+                      "boot_id", "uptime_s", "samples": [...], "summary": null | {...}})
+
+Each heartbeat adds the current sample to ``heartbeat_queue``; a flush POSTs every
+queued sample in one batch. ``seq`` is allocated in the same transaction that freezes
+the batch, so it is strictly increasing across restarts and processes. A batch whose
+outcome is unknown (timeout, 5xx, connection dropped mid-request) stays frozen and is
+retried with the same seq, so the fleet can answer 409 "seen it" instead of storing it
+twice. When the queue exceeds ``queue_max`` the oldest samples are folded into
+``summary`` ({"dropped", "from", "to", "max_temp_c", "undervoltage_seen",
+"min_disk_free_mb"}).
+
+Outcomes: 2xx delivered; 409 replay = delivered already; 401/403 and other 4xx kept
+and the error recorded; network error or 5xx kept.
+
+Clock: ``sent_at`` is our wall clock, unless a fleet response's ``Date`` header showed
+ours to be more than 30 s off (no RTC, no NTP yet after a power cut); it is then stamped
+in fleet time. A 409 whose ``Date`` shows our ``sent_at`` was more than 5 min off is the
+fleet refusing a stale stamp, not a replay: the batch is resent at once in fleet time.
+
+Receivers: the HMAC is over the gzip bytes as sent; an aiohttp server must be run with
+``auto_decompress=False`` to see them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import hmac
+import http.client
+import json
+import logging
+import sqlite3
+import time
+import urllib.parse
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from ..store import Store
+from ..store.db import Tx
+from . import state
+from .sample import utc_iso
+from .syncstatus import parse_iso
+from .system import BOOT_ID_PATH, UPTIME_PATH, read_boot_id, read_uptime
+
+log = logging.getLogger(__name__)
+
+# Beyond this, a 409 is the fleet refusing our skewed sent_at, not a replay.
+SKEW_SUSPECT_S = 300.0
+
+
+@dataclass(frozen=True)
+class HubIdentity:
+    hub_id: str
+    name: str
+    org_unit: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Batch:
+    seq: int
+    samples: list[dict[str, Any]]
+    summary: dict[str, Any] | None
+    retry: bool  # the same seq was sent before with an unknown outcome
+
+
+@dataclass(frozen=True)
+class SendResult:
+    delivered: bool             # everything queued reached the fleet (or nothing was queued)
+    status: int | None = None   # HTTP status of the last attempt
+    seq: int | None = None
+    count: int = 0              # samples delivered by this flush
+    error: str | None = None
+    queued: int = 0             # samples still queued afterwards
+
+
+# -- wire format ---------------------------------------------------------------------------------
+def encode(body: dict[str, Any]) -> bytes:
+    raw = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    return gzip.compress(raw, compresslevel=9, mtime=0)
+
+
+def signature(token: str, data: bytes) -> str:
+    return "sha256=" + hmac.new(token.encode(), data, hashlib.sha256).hexdigest()
+
+
+def verify(token: str, data: bytes, header: str | None) -> bool:
+    return header is not None and hmac.compare_digest(signature(token, data), header)
+
+
+def request_headers(hub_id: str, token: str, data: bytes) -> dict[str, str]:
+    return {"Content-Type": "application/json", "Content-Encoding": "gzip",
+            "X-Hub-Id": hub_id, "X-Hub-Signature": signature(token, data),
+            "Authorization": f"Bearer {token}"}
+
+
+def org_unit_info(conn: sqlite3.Connection, uid: str) -> dict[str, Any]:
+    """Name, district (level 3) and division (level 2) from the stored metadata."""
+    out: dict[str, Any] = {"id": uid or None, "name": None, "district": None, "division": None}
+    if not uid:
+        return out
+    row = conn.execute("SELECT name, path, doc FROM metadata WHERE type='organisationUnits' "
+                       "AND uid=?", (uid,)).fetchone()
+    if row is None:
+        return out
+    try:
+        doc = json.loads(row[2])
+    except ValueError:
+        doc = {}
+    out["name"] = doc.get("name") or row[0]
+    path = doc.get("path") or row[1] or ""
+    parts = [p for p in path.split("/") if p]  # parts[i] is the ancestor at level i + 1
+    for key, level in (("division", 2), ("district", 3)):
+        if len(parts) >= level:
+            anc = conn.execute("SELECT name, doc FROM metadata WHERE type='organisationUnits' "
+                               "AND uid=?", (parts[level - 1],)).fetchone()
+            if anc is not None:
+                try:
+                    out[key] = json.loads(anc[1]).get("name") or anc[0]
+                except ValueError:
+                    out[key] = anc[0]
+    return out
+
+
+# -- the queue (all methods run inside a store write transaction) --------------------------------
+def _fold(summary: dict[str, Any] | None, sample: dict[str, Any]) -> dict[str, Any]:
+    s = dict(summary or {"dropped": 0, "from": sample.get("at"), "to": sample.get("at"),
+                         "max_temp_c": None, "undervoltage_seen": False,
+                         "min_disk_free_mb": None})
+    s["dropped"] = int(s.get("dropped") or 0) + 1
+    s["to"] = sample.get("at")
+    t = sample.get("temp_c")
+    if t is not None:
+        s["max_temp_c"] = t if s.get("max_temp_c") is None else max(s["max_temp_c"], t)
+    if sample.get("undervoltage_now") or sample.get("undervoltage_seen"):
+        s["undervoltage_seen"] = True
+    f = sample.get("disk_free_mb")
+    if f is not None:
+        s["min_disk_free_mb"] = f if s.get("min_disk_free_mb") is None else min(s["min_disk_free_mb"], f)
+    return s
+
+
+def merge_summaries(older: dict[str, Any] | None,
+                    newer: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not older or not newer:
+        return older or newer
+
+    def pick(fn: Any, key: str) -> Any:
+        vals = [v for v in (older.get(key), newer.get(key)) if v is not None]
+        return fn(vals) if vals else None
+
+    return {"dropped": int(older.get("dropped") or 0) + int(newer.get("dropped") or 0),
+            "from": older.get("from"), "to": newer.get("to"),
+            "max_temp_c": pick(max, "max_temp_c"),
+            "undervoltage_seen": bool(older.get("undervoltage_seen") or newer.get("undervoltage_seen")),
+            "min_disk_free_mb": pick(min, "min_disk_free_mb")}
+
+
+class HeartbeatQueue:
+    def __init__(self, queue_max: int) -> None:
+        self.queue_max = max(1, int(queue_max))
+
+    def enqueue(self, tx: Tx, sample: dict[str, Any]) -> None:
+        tx.execute("INSERT INTO heartbeat_queue(at, sample) VALUES (?, ?)",
+                   (sample.get("at") or utc_iso(time.time()),
+                    json.dumps(sample, separators=(",", ":"))))
+        over = tx.execute("SELECT count(*) FROM heartbeat_queue").fetchone()[0] - self.queue_max
+        if over <= 0:
+            return
+        rows = tx.execute("SELECT id, sample, batch_seq FROM heartbeat_queue ORDER BY id LIMIT ?",
+                          (over,)).fetchall()
+        if any(r[2] is not None for r in rows):
+            # folding changes an in-flight batch: unfreeze it (a later resend gets a new seq)
+            inflight = state.get_json(tx.conn, "hb_inflight") or {}
+            if "seq" in inflight:
+                self.release(tx, int(inflight["seq"]))
+        summary = state.get_json(tx.conn, "hb_summary")
+        for r in rows:
+            try:
+                summary = _fold(summary, json.loads(r[1]))
+            except ValueError:
+                summary = _fold(summary, {})
+        tx.execute("DELETE FROM heartbeat_queue WHERE id <= ?", (rows[-1][0],))
+        state.put_json(tx, "hb_summary", summary)
+
+    def take_batch(self, tx: Tx) -> Batch | None:
+        inflight = state.get_json(tx.conn, "hb_inflight")
+        if isinstance(inflight, dict) and "seq" in inflight:
+            seq = int(inflight["seq"])
+            rows = tx.execute("SELECT sample FROM heartbeat_queue WHERE batch_seq=? ORDER BY id",
+                              (seq,)).fetchall()
+            if rows or inflight.get("summary"):
+                return Batch(seq, [json.loads(r[0]) for r in rows], inflight.get("summary"), True)
+            state.delete(tx, "hb_inflight")
+        rows = tx.execute("SELECT sample FROM heartbeat_queue WHERE batch_seq IS NULL "
+                          "ORDER BY id").fetchall()
+        summary = state.get_json(tx.conn, "hb_summary")
+        if not rows and not summary:
+            return None
+        seq = state.increment(tx, "heartbeat_seq")
+        tx.execute("UPDATE heartbeat_queue SET batch_seq=? WHERE batch_seq IS NULL", (seq,))
+        state.put_json(tx, "hb_inflight", {"seq": seq, "summary": summary})
+        state.delete(tx, "hb_summary")
+        return Batch(seq, [json.loads(r[0]) for r in rows], summary, False)
+
+    def delivered(self, tx: Tx, seq: int) -> None:
+        tx.execute("DELETE FROM heartbeat_queue WHERE batch_seq=?", (seq,))
+        inflight = state.get_json(tx.conn, "hb_inflight") or {}
+        if inflight.get("seq") == seq:
+            state.delete(tx, "hb_inflight")
+
+    def release(self, tx: Tx, seq: int) -> None:
+        """The batch certainly did not arrive: its samples rejoin the queue."""
+        inflight = state.get_json(tx.conn, "hb_inflight") or {}
+        if inflight.get("seq") != seq:
+            return
+        tx.execute("UPDATE heartbeat_queue SET batch_seq=NULL WHERE batch_seq=?", (seq,))
+        merged = merge_summaries(inflight.get("summary"), state.get_json(tx.conn, "hb_summary"))
+        if merged:
+            state.put_json(tx, "hb_summary", merged)
+        state.delete(tx, "hb_inflight")
+
+
+def queued_count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM heartbeat_queue").fetchone()[0])
+
+
+# -- sending ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HttpOutcome:
+    status: int | None
+    text: str = ""
+    date: str | None = None
+    connected: bool = True   # False: no connection was made, so nothing can have arrived
+    error: str | None = None
+
+
+def post(url: str, data: bytes, headers: dict[str, str], timeout_s: float) -> HttpOutcome:
+    """One blocking POST with the stdlib (aiohttp would cost the agent ~20 MB of RSS for a
+    request every few minutes). Connecting and sending are told apart on purpose."""
+    u = urllib.parse.urlsplit(url)
+    conn_cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
+    conn = conn_cls(u.hostname or "", u.port, timeout=timeout_s)
+    try:
+        try:
+            conn.connect()  # includes the TLS handshake for https
+        except OSError as e:
+            return HttpOutcome(None, connected=False, error=f"fleet unreachable: {e}")
+        try:
+            path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+            conn.request("POST", path, body=data, headers=headers)
+            resp = conn.getresponse()
+            text = resp.read(4096).decode("utf-8", "replace") if resp.status >= 300 else ""
+            return HttpOutcome(resp.status, text, resp.getheader("Date"))
+        except (OSError, http.client.HTTPException) as e:
+            return HttpOutcome(None, error=f"heartbeat failed: {type(e).__name__} {e}".strip())
+    finally:
+        conn.close()
+
+
+class HeartbeatClient:
+    def __init__(self, store: Store, *, url: str, token: str, identity: HubIdentity,
+                 queue_max: int, boot_id_path: str = BOOT_ID_PATH,
+                 uptime_path: str = UPTIME_PATH, timeout_s: float = 30.0) -> None:
+        self.store = store
+        self.url = url
+        self.token = token
+        self.identity = identity
+        self.queue = HeartbeatQueue(queue_max)
+        self.boot_id_path = boot_id_path
+        self.uptime_path = uptime_path
+        self.timeout_s = timeout_s
+        self.fleet_offset_s = 0.0  # fleet clock minus ours, from response Date headers
+
+    async def close(self) -> None:
+        """Nothing to release (one connection per POST); kept for symmetry."""
+
+    async def enqueue(self, sample: dict[str, Any]) -> None:
+        await self.store.write(lambda tx: self.queue.enqueue(tx, sample))
+
+    async def flush(self, max_batches: int = 4) -> SendResult:
+        """Send everything queued (normally one batch). Never raises on network trouble."""
+        if not self.url:
+            return await self._record(SendResult(False, error="no [health] heartbeat_url set"))
+        sent = 0
+        last: SendResult | None = None
+        for _ in range(max_batches):
+            batch = await self.store.write(self.queue.take_batch)
+            if batch is None:
+                break
+            last = await self._send(batch)
+            if not last.delivered:
+                break
+            sent += len(batch.samples)
+        queued = await self.store.read(queued_count)
+        if last is None:
+            return SendResult(True, queued=queued)
+        res = SendResult(last.delivered and queued == 0, last.status, last.seq, sent,
+                         last.error, queued)
+        return await self._record(res)
+
+    async def _send(self, batch: Batch, *, skew_retry: bool = True) -> SendResult:
+        body = await self._body(batch)
+        data = encode(body)
+        headers = request_headers(self.identity.hub_id, self.token, data)
+        out = await asyncio.to_thread(post, self.url, data, headers, self.timeout_s)
+        status = out.status
+        if status is None:
+            if not out.connected:
+                # no connection was ever made: the batch certainly did not arrive
+                await self.store.write(lambda tx: self.queue.release(tx, batch.seq))
+            # else unknown outcome: keep the batch frozen, retry it with the same seq
+            return SendResult(False, None, batch.seq, error=out.error)
+        fleet_skew = self._observe_date(out.date, body["sent_at"])
+        if 200 <= status < 300 or (status == 409 and not (skew_retry and fleet_skew)):
+            await self.store.write(lambda tx: self.queue.delivered(tx, batch.seq))
+            return SendResult(True, status, batch.seq, len(batch.samples))
+        if status == 409:
+            # refused for our clock, not a replay: resend now with sent_at in fleet time
+            log.warning("fleet refused heartbeat seq %d; our clock is %.0fs off; resending",
+                        batch.seq, -self.fleet_offset_s)
+            return await self._send(batch, skew_retry=False)
+        if 400 <= status < 500:
+            # refused (401/403: token): definitely not stored; samples rejoin the queue
+            await self.store.write(lambda tx: self.queue.release(tx, batch.seq))
+            what = "fleet refused the hub's token" if status in (401, 403) else "fleet refused"
+            return SendResult(False, status, batch.seq,
+                              error=f"{what} (HTTP {status}) {out.text[:200]}".strip())
+        return SendResult(False, status, batch.seq,
+                          error=f"fleet error (HTTP {status}) {out.text[:200]}".strip())
+
+    def _observe_date(self, header: str | None, sent_at: str) -> bool:
+        """Track the fleet's clock; True if our sent_at was off by more than SKEW_SUSPECT_S."""
+        if not header:
+            return False
+        try:
+            fleet_now = parsedate_to_datetime(header).timestamp()
+        except (TypeError, ValueError):
+            return False
+        self.fleet_offset_s = fleet_now - time.time()
+        sent = parse_iso(sent_at)
+        return sent is not None and abs(fleet_now - sent.timestamp()) > SKEW_SUSPECT_S
+
+    async def _body(self, batch: Batch) -> dict[str, Any]:
+        org = await self.store.read(lambda c: org_unit_info(c, self.identity.org_unit))
+        now = time.time()
+        # stamp in the fleet's time when we know ours is off (no RTC after a power cut)
+        if abs(self.fleet_offset_s) > 30:
+            now += self.fleet_offset_s
+        return {"hub_id": self.identity.hub_id, "seq": batch.seq, "sent_at": utc_iso(now),
+                "version": self.identity.version, "name": self.identity.name,
+                "org_unit": org, "boot_id": read_boot_id(self.boot_id_path),
+                "uptime_s": read_uptime(self.uptime_path),
+                "samples": batch.samples, "summary": batch.summary}
+
+    async def _record(self, res: SendResult) -> SendResult:
+        if res.error:
+            log.warning("heartbeat: %s", res.error)
+        rec = {"at": utc_iso(time.time()), "delivered": res.delivered, "status": res.status,
+               "seq": res.seq, "count": res.count, "queued": res.queued, "error": res.error}
+        await self.store.write(lambda tx: state.put_json(tx, "heartbeat", rec))
+        return res

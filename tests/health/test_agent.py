@@ -1,0 +1,161 @@
+"""The agent end to end: ``--once`` exit codes, the run loop with fake udev events and
+a real fleet stand-in, and the hub's /api/hub/health payload."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from appliance import config as config_mod
+from appliance.health import command
+from appliance.health.agent import HealthAgent, Settings, ping
+from appliance.health.api import health_payload
+from appliance.health.power import MARKER_NAME
+from appliance.store import Store
+
+from .sink import FleetSink, free_port
+from .test_udev import HUAWEI_TTY, STICK_PART
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture
+def sink() -> Iterator[FleetSink]:
+    s = FleetSink(token=TOKEN).start()
+    yield s
+    s.close()
+
+
+def _config(data_dir: Path, url: str) -> config_mod.Config:
+    cfg = config_mod.load(None, data_dir)
+    cfg.set("hub", "id", "ramu")
+    cfg.set("health", "heartbeat_url", url)
+    cfg.set("health", "token", TOKEN)
+    cfg.set("gpio", "enabled", False)
+    return cfg
+
+
+def _once(cfg: config_mod.Config) -> int:
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    return command.run(parser.parse_args(["--once", "--no-udev"]), cfg)
+
+
+def test_once_exit_codes(tmp_path: Path, sink: FleetSink, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = _config(tmp_path, sink.url)
+    assert _once(cfg) == 0
+    assert len(sink.received) == 1 and len(sink.received[0].body["samples"]) == 1
+    s = sink.received[0].body["samples"][0]
+    assert s["cpu_pct"] is not None and s["integrity_ok"] is True
+    assert "delivered" in capsys.readouterr().out
+
+    sink.stop()
+    assert _once(cfg) == 1  # not delivered: queued
+    sink.status = 401
+    sink.start()
+    assert _once(cfg) == 1  # refused
+    assert "not delivered" in capsys.readouterr().out
+    sink.status = 200
+    assert _once(cfg) == 0
+    # the samples kept while down or refused went in the same batch
+    assert len(sink.received[-1].body["samples"]) == 3
+    seqs = [r.body["seq"] for r in sink.received]
+    assert seqs == sorted(seqs)
+    assert not (tmp_path / MARKER_NAME).exists()  # a one-shot is not the agent
+
+
+def test_once_without_url_or_fleet(tmp_path: Path) -> None:
+    assert _once(_config(tmp_path / "a", "")) == 2
+    assert _once(_config(tmp_path / "b", f"http://127.0.0.1:{free_port()}/api/heartbeats")) == 1
+
+
+@pytest.fixture
+def sync_dir() -> Iterator[tuple[Path, socket.socket]]:
+    d = Path(tempfile.mkdtemp(prefix="ha"))
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(str(d / "sync.sock"))
+    s.settimeout(2)
+    yield d, s
+    s.close()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+async def test_agent_loop(sync_dir: tuple[Path, socket.socket], sink: FleetSink) -> None:
+    data_dir, sock = sync_dir
+    settings = Settings(data_dir=data_dir, hub_id="ramu", heartbeat_url=sink.url, token=TOKEN,
+                        interval_s=0.05, heartbeat_every=3, gpio_enabled=False)
+    store = Store(data_dir / "hub.db")
+    agent = HealthAgent(settings, store, udev_source=[HUAWEI_TTY, STICK_PART])
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    deadline = time.monotonic() + 10
+    while len(sink.received) < 3 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert (data_dir / MARKER_NAME).exists()
+    payload = await health_payload(store)
+    stop.set()
+    await task
+    assert not (data_dir / MARKER_NAME).exists()  # clean stop
+
+    assert sock.recv(100) == b"modem"  # the modem event poked the sync daemon
+    assert len(sink.received) >= 3
+    seqs = [r.body["seq"] for r in sink.received]
+    assert seqs == sorted(set(seqs))
+    assert all(r.signature_ok for r in sink.received)
+    assert sink.received[-1].body["samples"][-1]["modem_present"] is True
+
+    assert payload["sample"] is not None and payload["sample"]["at"].endswith("Z")
+    assert payload["led"]["status"] in ("waiting", "synced", "syncing")
+    assert payload["power_cuts"] == 0
+    assert {(e["kind"], e["name"]) for e in payload["events"]} == \
+        {("modem", "ttyUSB0"), ("usb-storage", "sda1")}
+    n = await store.read(lambda c: c.execute("SELECT count(*) FROM health_sample").fetchone()[0])
+    assert n >= 7
+    store.close()
+
+
+async def test_payload_of_an_empty_store() -> None:
+    with Store.memory() as store:
+        p = await health_payload(store)
+    assert p["sample"] is None and p["led"] is None and p["heartbeats_queued"] == 0
+
+
+def test_settings_from_config(tmp_path: Path) -> None:
+    cfg = config_mod.load(None, tmp_path)
+    cfg.set("hub", "listen", "0.0.0.0:8081")
+    s = Settings.from_config(cfg)
+    assert s.hub_ping_url == "http://127.0.0.1:8081/api/system/ping"
+    assert (s.interval_s, s.heartbeat_every, s.queue_max) == (60.0, 5, 500)
+    assert (s.led_status, s.led_fault, s.button, s.hold_s) == (17, 27, 22, 5.0)
+
+
+async def test_leds_say_booting_until_the_lan_server_answers(tmp_path: Path,
+                                                             sink: FleetSink) -> None:
+    closed = f"http://127.0.0.1:{free_port()}/api/system/ping"
+    assert await ping(closed) is False
+    # any HTTP answer (here the stand-in's 405 for GET) shows the server's loop is alive
+    assert await ping(f"http://127.0.0.1:{sink.port}/api/system/ping") is True
+    with Store.memory() as store:
+        settings = Settings(data_dir=tmp_path, gpio_enabled=False, hub_ping_url=closed,
+                            interval_s=0.05)
+        agent = HealthAgent(settings, store, udev_source=None, led_poll_s=0.05, hub_ping_s=0.05)
+        stop = asyncio.Event()
+        task = asyncio.create_task(agent.run(stop))
+        await asyncio.sleep(0.4)
+        assert agent.latest is not None and agent.led is not None
+        assert agent.led.status.value == "booting"
+        agent.s.hub_ping_url = f"http://127.0.0.1:{sink.port}/api/system/ping"
+        await asyncio.sleep(0.4)
+        assert agent.led.status.value == "waiting"  # serving; never synced
+        p = await health_payload(store)
+        assert p["led"]["status"] == "waiting"
+        stop.set()
+        await task
