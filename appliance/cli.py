@@ -17,6 +17,8 @@ COMMANDS = {
     "sync": ("appliance.sync.command", "replicate with the national DHIS2"),
     "health": ("appliance.health.command", "hardware health agent, LEDs, button, heartbeats"),
     "fleet": ("appliance.fleet.command", "national fleet service (dashboard, alerts, /metrics)"),
+    "provision": ("appliance.provisioning.command",
+                  "per-upazila provisioning files from the national org-unit tree"),
     "demo": ("appliance.demo.command", "national stand-in + hub + fleet on loopback"),
     "config": ("appliance.configcmd", "show the configuration reference or resolved values"),
 }

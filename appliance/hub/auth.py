@@ -132,9 +132,13 @@ class Authenticator:
             doc = await self.upstream(username, password)
             if doc is not None:
                 uid = user.uid if user else doc["id"]
-                await self.store.write(lambda tx: (
-                    users_db.upsert_user(tx, doc) if user is None else None,
-                    users_db.set_verifier(tx, uid, password)))
+                known = user is not None
+
+                def remember(tx: Any) -> None:
+                    if not known:
+                        users_db.upsert_user(tx, doc)
+                    users_db.set_verifier(tx, uid, password)
+                await self.store.write(remember)
                 user = await self.user_by("uid", uid)
                 ok = user is not None
         if not ok or user is None:

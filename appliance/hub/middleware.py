@@ -69,5 +69,5 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         resp = message(401, "Unauthorized")
         resp.headers["WWW-Authenticate"] = 'Basic realm="DHIS2"'
         return resp
-    request[USER_KEY] = user
+    request[USER_KEY] = user  # type: ignore[misc]
     return await handler(request)

@@ -104,12 +104,13 @@ async def get_collection(request: web.Request) -> web.Response:
     spec = query.parse_fields(q.get("fields"))
     body: dict[str, Any] = {}
     if pager is not None:
-        base = f"{request.scheme}://{request.host}{request.path}"
+        links: dict[str, Any] = dict(pager)
+        url = request.url  # keeps fields/filter/order, as DHIS2's links do
         if pager["page"] < pager["pageCount"]:
-            pager["nextPage"] = f"{base}?page={pager['page'] + 1}"
+            links["nextPage"] = str(url.update_query(page=pager["page"] + 1))
         if pager["page"] > 1:
-            pager["prevPage"] = f"{base}?page={pager['page'] - 1}"
-        body["pager"] = pager
+            links["prevPage"] = str(url.update_query(page=pager["page"] - 1))
+        body["pager"] = links
     body[collection] = query.project_all(page_items, spec, index.get)
     return json_response(body)
 

@@ -73,8 +73,8 @@ def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = 
                         charset="utf-8", headers=headers)
 
 
-def message(status: int, text: str, **kw: Any) -> web.Response:
-    return json_response(web_message(status, text, **kw), status=status)
+def message(status_code: int, text: str, **kw: Any) -> web.Response:
+    return json_response(web_message(status_code, text, **kw), status=status_code)
 
 
 def user_of(request: web.Request) -> User:

@@ -98,7 +98,7 @@ def import_values(tx: Tx, rows: Sequence[ValueRow], *, username: str, via: str =
         old = existing.get(r.key)
         live = old is not None and not old["deleted"]
         if strategy == "DELETE" or r.delete or r.zero_skip:
-            if not live:
+            if old is None or not live:
                 counts.ignored += 1
                 continue
             counts.deleted += 1

@@ -7,6 +7,7 @@ runs over the index in memory; SQLite is the durable copy. ``metadata_version`` 
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping
@@ -48,9 +49,9 @@ class MetadataIndex:
             cc = _ref(coc.get("categoryCombo"))
             if cc:
                 self.combo_cocs.setdefault(cc, set()).add(coc["id"])
-        for cc in self.list("categoryCombos"):
-            for ref in cc.get("categoryOptionCombos") or []:
-                self.combo_cocs.setdefault(cc["id"], set()).add(ref["id"])
+        for combo in self.list("categoryCombos"):
+            for ref in combo.get("categoryOptionCombos") or []:
+                self.combo_cocs.setdefault(combo["id"], set()).add(ref["id"])
         self.default_combo = next((c["id"] for c in self.list("categoryCombos")
                                    if c.get("isDefault") or c.get("name") == "default"), None)
         self.default_coc = next(iter(sorted(self.combo_cocs.get(self.default_combo or "", ()))),
@@ -109,7 +110,7 @@ class MetadataIndex:
         path = self.path(ou)
         return bool(path) and any(f"/{r}/" in path + "/" for r in roots)
 
-    def descendants(self, ou: str) -> list[str]:
+    def descendants(self, ou: str) -> builtins.list[str]:
         out, stack = [], [ou]
         while stack:
             cur = stack.pop()

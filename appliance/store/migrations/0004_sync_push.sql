@@ -21,14 +21,19 @@ CREATE TABLE sync_push_chunk (
 );
 CREATE INDEX sync_push_chunk_open ON sync_push_chunk(state, id);
 
--- HLC stamp -> national time, recorded by the sync worker while it knows national's time
--- (from a probe and the monotonic clock). A local edit's HLC stamp is placed on national's
--- time line by the anchors around it, which survives the hub's wall clock being stepped.
+-- HLC stamp -> local monotonic clock (this boot) -> national time. The sync worker
+-- writes one whenever the HLC stops tracking the monotonic clock (a stepped wall clock
+-- pins the HLC), also while offline; national_ms is filled in by the first probe of the
+-- same boot. A local edit's HLC stamp is placed on national's time line by the anchors
+-- around it, which survives the hub's wall clock being wrong or stepped.
 CREATE TABLE sync_clock_anchor (
   hlc          INTEGER PRIMARY KEY,
-  national_ms  INTEGER NOT NULL,
-  wall_ms      INTEGER NOT NULL
+  boot_id      TEXT NOT NULL,
+  mono_ms      INTEGER NOT NULL,          -- CLOCK_BOOTTIME of that boot
+  wall_ms      INTEGER NOT NULL,
+  national_ms  INTEGER                    -- NULL until national's clock is known
 );
+CREATE INDEX sync_clock_anchor_boot ON sync_clock_anchor(boot_id, national_ms);
 
 ALTER TABLE sync_conflict ADD COLUMN org_unit TEXT;
 ALTER TABLE sync_conflict ADD COLUMN hub_comment TEXT;
