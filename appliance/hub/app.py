@@ -27,6 +27,9 @@ def create_app(config: Config, store: Store, *, role: str | None = None,
                upstream: UpstreamVerify | None = None, zeroconf: bool = False,
                port: int = 0, host: str | None = None) -> web.Application:
     role = role or config.get("hub", "role")
+    if role == "hub" and upstream is None and config.get("national", "url"):
+        from ..sync.upstream import Upstream  # first logins are checked against national
+        upstream = Upstream(config, store)
     max_body = int(config.get("hub", "max_body_mb")) * 1024 * 1024
     app = web.Application(client_max_size=max_body,
                           middlewares=[middleware.errors, middleware.authenticate])
@@ -40,6 +43,9 @@ def create_app(config: Config, store: Store, *, role: str | None = None,
     routes_system.setup(app)
     routes_data.setup(app)
     routes_hub.setup(app)
+    if role == "hub":
+        from ..sync import api as sync_api  # conflicts, rejections, "sync now"
+        sync_api.setup(app)
     routes_metadata.setup(app)  # last: its /{collection} pattern is the catch-all
     extra = getattr(config, "extra_routes", None)
     if extra:
