@@ -1,0 +1,17 @@
+"""The national fleet service: heartbeats in, dashboard, alerts and ``/metrics`` out.
+
+Modules, from the wire inwards:
+
+* ``models``    decode and validate a heartbeat (pure; 400s name the field)
+* ``tokens``    hub tokens: hash for Bearer auth, wrapped secret for the HMAC (trade-off
+                documented there)
+* ``db``        the fleet's own SQLite DB (WAL, one writer thread, group commit); the
+                ingest transaction with the replay rule
+* ``alerts``    pure alert rules and the red/amber/green state
+* ``queries``   read-side SQL shared by the API, pages and metrics
+* ``metrics``   Prometheus text exposition
+* ``charts``, ``pages``  server-rendered HTML with inline SVG
+* ``web``       the aiohttp app (``create_app``, ``start``)
+* ``simulator``, ``geography``  realistic simulated fleets across Bangladesh
+* ``command``   ``appliance fleet`` (serve, add-hub, simulate)
+"""

@@ -1,0 +1,142 @@
+"""Alert rules: pure functions over a hub's latest state, thresholds from ``[fleet]``.
+
+Every comparison is strict ("over the threshold"): a value exactly at the threshold does
+not alert. Unknown values (``None``: not reported, or not measurable on that hardware)
+never alert; a hub that stops reporting is caught by the ``silent`` rule instead.
+
+States, worst first:
+
+* **red**: the hub is (or may soon be) losing data or service and someone should act
+  today: ``silent``, ``integrity`` (SQLite quick_check failed or the data filesystem was
+  remounted read-only), ``disk`` over ``disk_pct``, ``temp`` over ``temp_c``;
+* **amber**: degraded, act this week: ``undervoltage`` (seen in the last day),
+  ``sync_lag`` over ``sync_lag_h``, ``conflicts`` (unresolved > 0), ``clock`` offset
+  over ``clock_offset_s``;
+* **green**: no alert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ..config import Config
+
+RED, AMBER, GREEN = "red", "amber", "green"
+STATE_RANK = {RED: 0, AMBER: 1, GREEN: 2}
+RED_CODES = frozenset({"silent", "integrity", "disk", "temp"})
+AMBER_CODES = frozenset({"undervoltage", "sync_lag", "conflicts", "clock"})
+ALL_CODES = ("silent", "integrity", "disk", "temp", "undervoltage", "sync_lag",
+             "conflicts", "clock")
+UNDERVOLTAGE_WINDOW_S = 86400.0
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    silent_after_s: float = 1800
+    disk_pct: float = 90.0
+    temp_c: float = 80.0
+    sync_lag_h: float = 48.0
+    clock_offset_s: float = 300.0
+
+    @classmethod
+    def from_config(cls, config: Config) -> Thresholds:
+        f = config.section("fleet")
+        return cls(silent_after_s=float(f["silent_after_s"]), disk_pct=float(f["disk_pct"]),
+                   temp_c=float(f["temp_c"]), sync_lag_h=float(f["sync_lag_h"]),
+                   clock_offset_s=float(f["clock_offset_s"]))
+
+
+@dataclass(frozen=True)
+class HubStatus:
+    """What the rules look at; the fleet DB keeps these columns on the hub row."""
+
+    created_at: float
+    last_seen: float | None = None  # fleet clock
+    disk_pct: float | None = None
+    temp_c: float | None = None
+    integrity_ok: bool | None = None
+    ro_remount: bool | None = None
+    undervoltage_at: float | None = None  # fleet clock, last undervoltage event
+    lag_s: float | None = None
+    conflicts: int | None = None
+    clock_offset_s: float | None = None  # the hub's clock error, see effective_offset
+
+
+@dataclass(frozen=True)
+class Alert:
+    code: str
+    level: str
+    message: str
+
+
+def when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def age(seconds: float) -> str:
+    """A short human duration: 45 s, 12 min, 5 h, 3 days."""
+    s = int(seconds)
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min"
+    if s < 2 * 86400:
+        return f"{s // 3600} h"
+    return f"{s // 86400} days"
+
+
+def evaluate(h: HubStatus, now: float, th: Thresholds) -> list[Alert]:
+    """All alerts that hold for this hub at ``now``, red ones first."""
+    out: list[Alert] = []
+    ref = h.last_seen if h.last_seen is not None else h.created_at
+    quiet = now - ref
+    if quiet > th.silent_after_s:
+        # messages name fixed times, not ages: they are stored and must not go stale
+        msg = (f"no heartbeat since {when(ref)}" if h.last_seen is not None
+               else f"never reported since enrolment on {when(ref)}")
+        out.append(Alert("silent", RED, msg))
+    if h.integrity_ok is False:
+        out.append(Alert("integrity", RED, "database integrity check failed"))
+    elif h.ro_remount:
+        out.append(Alert("integrity", RED, "data filesystem remounted read-only"))
+    if h.disk_pct is not None and h.disk_pct > th.disk_pct:
+        out.append(Alert("disk", RED, f"disk {h.disk_pct:.1f}% full (over {th.disk_pct:g}%)"))
+    if h.temp_c is not None and h.temp_c > th.temp_c:
+        out.append(Alert("temp", RED, f"temperature {h.temp_c:.1f} °C (over {th.temp_c:g} °C)"))
+    if h.undervoltage_at is not None and now - h.undervoltage_at < UNDERVOLTAGE_WINDOW_S:
+        out.append(Alert("undervoltage", AMBER, f"undervoltage at {when(h.undervoltage_at)}"))
+    if h.lag_s is not None and h.lag_s > th.sync_lag_h * 3600:
+        out.append(Alert("sync_lag", AMBER, f"last successful sync {age(h.lag_s)} ago "
+                                            f"(over {th.sync_lag_h:g} h)"))
+    if h.conflicts is not None and h.conflicts > 0:
+        out.append(Alert("conflicts", AMBER, f"{h.conflicts} unresolved sync conflict"
+                                             + ("s" if h.conflicts != 1 else "")))
+    off = h.clock_offset_s
+    if off is not None and abs(off) > th.clock_offset_s:
+        way = "behind" if off > 0 else "ahead"
+        out.append(Alert("clock", AMBER, f"clock {age(abs(off))} {way} "
+                                         f"(over {th.clock_offset_s:g} s)"))
+    return out
+
+
+def effective_offset(*estimates: float | None) -> float | None:
+    """The hub's clock error (fleet minus hub: positive when behind), the worst estimate.
+
+    Estimates, all fleet-minus-hub: receipt time minus ``sent_at`` (the contract's); the
+    offset the hub measured itself (sample ``clock_offset_s``, from national's Date during
+    sync); and, when the hub says it is not NTP-synchronised, receipt time minus its newest
+    sample's ``at``. Why several: a hub that learnt the fleet's time (our ``Date`` header)
+    may stamp ``sent_at`` in corrected time while its wall clock, and so its samples and
+    its data edits, stay wrong.
+    """
+    known = [v for v in estimates if v is not None]
+    return max(known, key=abs) if known else None
+
+
+def state_of(alerts: list[Alert]) -> str:
+    if any(a.level == RED for a in alerts):
+        return RED
+    if alerts:
+        return AMBER
+    return GREEN

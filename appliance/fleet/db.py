@@ -1,0 +1,574 @@
+"""The fleet service's own SQLite database (``<data-dir>/fleet.db``).
+
+It is separate from the hub store: it runs at national, holds other data, and must never
+share a write lock with a hub. WAL mode; one writer thread per process with group commit
+(writes queued while a commit is in flight share the next transaction, so one fsync
+covers many heartbeats), ``synchronous=FULL`` so a heartbeat is acknowledged only once it
+is on disk, and a small pool of read-only connections for pages and the API.
+
+Tables:
+
+* ``hubs``: one row per enrolled hub. Besides identity and token (see ``tokens``) it
+  carries ``last_seq``/``boot_id``/``sent_offset_s`` for replay checks and a copy of
+  the latest sample, so that the dashboard, ``/metrics`` and the alert sweep read one
+  narrow table instead of the time series. ``state``/``state_rank``/``alert_codes`` are
+  the materialised result of ``alerts.evaluate``.
+* ``samples``: the time series (one row per sample, narrow typed columns), pruned after
+  ``retention_days``; ``t`` is the sample time corrected to the fleet clock.
+* ``heartbeats``: one row per accepted heartbeat (seq, times, the offline summary).
+* ``alerts``: open alerts (``resolved_at IS NULL``) and recently resolved ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import hmac
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..errors import Conflict, FleetError, StoreError, Unauthorized
+from . import alerts as al
+from . import tokens
+from .models import SAMPLE_FIELDS, Heartbeat, Sample
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_BATCH = 512
+PRUNE_CHUNK = 5000
+DAY = 86400.0
+
+
+def column(field_name: str) -> str:
+    """Hub-reported NTP offset is stored apart from the fleet-computed clock offset."""
+    return "ntp_offset_s" if field_name == "clock_offset_s" else field_name
+
+
+SAMPLE_COLUMNS = [column(f) for f in SAMPLE_FIELDS]
+SYNC_COLUMNS = ["pending", "conflicts", "rejected", "lag_s"]
+BOOL_COLUMNS = frozenset(column(f) for f, kind in SAMPLE_FIELDS.items() if kind == "bool")
+_TYPES = {"num": "REAL", "int": "INTEGER", "bool": "INTEGER"}
+_SAMPLE_DDL = ",\n  ".join(f"{column(f)} {_TYPES[k]}" for f, k in SAMPLE_FIELDS.items())
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS hubs (
+  id TEXT PRIMARY KEY,
+  name TEXT, org_unit_id TEXT, upazila TEXT, district TEXT, division TEXT,
+  token_hash TEXT NOT NULL,
+  token_secret TEXT NOT NULL,
+  created_at REAL NOT NULL,
+  last_seq INTEGER, last_seen REAL, sent_at REAL,
+  sent_offset_s REAL,  -- receipt time - sent_at: the replay rule's clock
+  clock_offset_s REAL,  -- the hub's clock error as alerted on (alerts.effective_offset)
+  boot_id TEXT, uptime_s REAL, version TEXT,
+  sample_at REAL,
+  {_SAMPLE_DDL},
+  pending INTEGER, conflicts INTEGER, rejected INTEGER, lag_s REAL, last_success REAL,
+  undervoltage_at REAL,
+  summary TEXT, summary_at REAL,
+  heartbeats INTEGER NOT NULL DEFAULT 0,
+  samples INTEGER NOT NULL DEFAULT 0,
+  state TEXT NOT NULL DEFAULT 'green',
+  state_rank INTEGER NOT NULL DEFAULT 2,
+  alert_codes TEXT NOT NULL DEFAULT ','
+);
+CREATE INDEX IF NOT EXISTS hubs_order ON hubs(state_rank, division, district, upazila, id);
+CREATE INDEX IF NOT EXISTS hubs_place ON hubs(district, division);
+CREATE TABLE IF NOT EXISTS samples (
+  hub_id TEXT NOT NULL,
+  t REAL NOT NULL,
+  received REAL NOT NULL,
+  {_SAMPLE_DDL},
+  pending INTEGER, conflicts INTEGER, rejected INTEGER, lag_s REAL
+);
+CREATE INDEX IF NOT EXISTS samples_hub_t ON samples(hub_id, t);
+CREATE TABLE IF NOT EXISTS heartbeats (
+  hub_id TEXT NOT NULL, seq INTEGER NOT NULL, received REAL NOT NULL, sent_at REAL NOT NULL,
+  boot_id TEXT, version TEXT, uptime_s REAL, n_samples INTEGER NOT NULL, summary TEXT
+);
+CREATE INDEX IF NOT EXISTS heartbeats_hub ON heartbeats(hub_id, received);
+CREATE TABLE IF NOT EXISTS alerts (
+  id INTEGER PRIMARY KEY,
+  hub_id TEXT NOT NULL, code TEXT NOT NULL, level TEXT NOT NULL, message TEXT NOT NULL,
+  since REAL NOT NULL, updated REAL NOT NULL, resolved_at REAL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_open ON alerts(hub_id, code) WHERE resolved_at IS NULL;
+CREATE INDEX IF NOT EXISTS alerts_resolved ON alerts(resolved_at);
+"""
+
+_HUB_UPDATE_COLS = (["last_seq", "last_seen", "sent_at", "sent_offset_s", "clock_offset_s",
+                     "boot_id", "uptime_s", "version", "sample_at"] + SAMPLE_COLUMNS +
+                    SYNC_COLUMNS + ["last_success", "undervoltage_at"])
+_HUB_UPDATE = (
+    "UPDATE hubs SET " + ", ".join(f"{c}=:{c}" for c in _HUB_UPDATE_COLS) +
+    ", name=COALESCE(name, :name), org_unit_id=COALESCE(org_unit_id, :org_unit_id)"
+    ", upazila=COALESCE(upazila, :upazila), district=COALESCE(district, :district)"
+    ", division=COALESCE(division, :division)"
+    ", summary=COALESCE(:summary, summary), summary_at=COALESCE(:summary_at, summary_at)"
+    ", heartbeats=heartbeats+1, samples=samples+:n_samples WHERE id=:id")
+_SAMPLE_INSERT = (f"INSERT INTO samples (hub_id, t, received, {', '.join(SAMPLE_COLUMNS)}, "
+                  f"{', '.join(SYNC_COLUMNS)}) VALUES "
+                  f"({', '.join('?' * (3 + len(SAMPLE_COLUMNS) + len(SYNC_COLUMNS)))})")
+
+
+@dataclass(frozen=True)
+class HubAuth:
+    hub_id: str
+    token_hash: str
+    token: str
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    hub_id: str
+    seq: int
+    samples: int
+    state: str
+    clock_offset_s: float
+
+
+@dataclass(frozen=True)
+class NewHub:
+    hub_id: str
+    name: str | None = None
+    district: str | None = None
+    division: str | None = None
+    upazila: str | None = None
+    org_unit_id: str | None = None
+
+
+_STOP = object()
+
+
+class FleetDB:
+    """The fleet database. One instance per process; other processes (add-hub) may share it."""
+
+    def __init__(self, path: str | Path, *, readers: int = 2) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.key = tokens.load_key(self.path.with_suffix(".key"))
+        self._local = threading.local()
+        self._auth: dict[str, HubAuth] = {}
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._closed = False
+        self._writer_conn = self._connect()
+        self._writer_conn.executescript(SCHEMA)
+        self._readers = concurrent.futures.ThreadPoolExecutor(
+            max_workers=readers, thread_name_prefix="fleet-read")
+        self._writer = threading.Thread(target=self._write_loop, name="fleet-write", daemon=True)
+        self._writer.start()
+
+    # -- connections ----------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=30)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA cache_size=-16000")
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open fleet database {self.path}: {e}") from e
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+        return conn
+
+    # -- the write path (one thread, group commit) -------------------------------------
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._submit((fn, fut, loop))
+        return await fut
+
+    def write_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._submit((fn, fut, None))
+        return fut.result()
+
+    def _submit(self, item: Any) -> None:
+        if self._closed:
+            raise StoreError("fleet database is closed")
+        self._queue.put(item)
+
+    def _write_loop(self) -> None:
+        conn = self._writer_conn
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            batch = [item]
+            stop = False
+            while len(batch) < MAX_BATCH:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop = True
+                    break
+                batch.append(nxt)
+            self._run_batch(conn, batch)
+            if stop:
+                return
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
+        results: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, _fut, _loop in batch:
+                conn.execute("SAVEPOINT w")
+                try:
+                    results.append((True, fn(conn)))
+                    conn.execute("RELEASE w")
+                except BaseException as e:  # noqa: BLE001 - handed to the caller
+                    conn.execute("ROLLBACK TO w")
+                    conn.execute("RELEASE w")
+                    results.append((False, e))
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            log.error("fleet database write failed: %s", e)
+            results = [(False, StoreError(f"fleet database write failed: {e}"))] * len(batch)
+        for (_fn, fut, loop), (ok, val) in zip(batch, results, strict=True):
+            _resolve(fut, loop, ok, val)
+
+    # -- reads ---------------------------------------------------------------------------
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, lambda: fn(self._reader()))
+
+    def read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return self._readers.submit(lambda: fn(self._reader())).result()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._writer.join(timeout=30)
+        self._readers.shutdown(wait=True)
+        self._writer_conn.close()
+
+    def __enter__(self) -> FleetDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- enrolment -------------------------------------------------------------------------
+    def add_hubs(self, hubs: Iterable[NewHub], *, now: float | None = None,
+                 rotate: bool = False) -> dict[str, str]:
+        """Enrol hubs; returns {hub_id: token}. An existing hub is an error unless ``rotate``.
+
+        Rotating gives a new token and forgets ``last_seq``: a re-flashed card starts its
+        counter again and must not be refused as a replay.
+        """
+        stamp = time.time() if now is None else now
+        made: list[tuple[NewHub, str]] = [(h, tokens.new_token()) for h in hubs]
+
+        def tx(conn: sqlite3.Connection) -> None:
+            for h, token in made:
+                exists = conn.execute("SELECT 1 FROM hubs WHERE id=?", (h.hub_id,)).fetchone()
+                secret = tokens.wrap(self.key, h.hub_id, token)
+                if exists and not rotate:
+                    raise FleetError(f"hub {h.hub_id} is already enrolled; use --rotate to "
+                                     "issue it a new token")
+                if exists:
+                    conn.execute(
+                        "UPDATE hubs SET token_hash=?, token_secret=?, last_seq=NULL, "
+                        "name=COALESCE(?, name), district=COALESCE(?, district), "
+                        "division=COALESCE(?, division), upazila=COALESCE(?, upazila), "
+                        "org_unit_id=COALESCE(?, org_unit_id) WHERE id=?",
+                        (tokens.hash_token(token), secret, h.name, h.district, h.division,
+                         h.upazila, h.org_unit_id, h.hub_id))
+                else:
+                    conn.execute(
+                        "INSERT INTO hubs (id, name, district, division, upazila, org_unit_id, "
+                        "token_hash, token_secret, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                        (h.hub_id, h.name, h.district, h.division, h.upazila, h.org_unit_id,
+                         tokens.hash_token(token), secret, stamp))
+        self.write_sync(tx)
+        for h, _t in made:
+            self._auth.pop(h.hub_id, None)
+        return {h.hub_id: t for h, t in made}
+
+    def token_of(self, hub_id: str) -> str | None:
+        """The hub's token (for the simulator and the demo, which own their hubs)."""
+        auth = self.read_sync(lambda c: self._load_auth(c, hub_id))
+        return auth.token if auth else None
+
+    def _load_auth(self, conn: sqlite3.Connection, hub_id: str) -> HubAuth | None:
+        row = conn.execute("SELECT token_hash, token_secret FROM hubs WHERE id=?",
+                           (hub_id,)).fetchone()
+        if row is None:
+            return None
+        return HubAuth(hub_id, row["token_hash"],
+                       tokens.unwrap(self.key, hub_id, row["token_secret"]))
+
+    async def auth(self, hub_id: str, token: str) -> HubAuth | None:
+        """The hub's credentials if ``token`` is its bearer token, else None.
+
+        Cached, because unwrapping costs a few HMACs; on a mismatch the row is re-read once
+        in case another process (``add-hub --rotate``) changed it.
+        """
+        cached = self._auth.get(hub_id)
+        if cached is not None and tokens.token_matches(token, cached.token_hash):
+            return cached
+        fresh = await self.read(lambda c: self._load_auth(c, hub_id))
+        if fresh is None:
+            self._auth.pop(hub_id, None)
+            return None
+        self._auth[hub_id] = fresh
+        return fresh if tokens.token_matches(token, fresh.token_hash) else None
+
+    # -- ingest ------------------------------------------------------------------------------
+    async def ingest(self, hb: Heartbeat, received: float, *, max_skew_s: float,
+                     th: al.Thresholds, token_hash: str | None = None) -> IngestResult:
+        try:
+            return await self.write(
+                lambda c: ingest_tx(c, hb, received, max_skew_s, th, token_hash))
+        except Unauthorized:
+            self._auth.pop(hb.hub_id, None)  # rotated by another process: re-read next time
+            raise
+
+    def ingest_sync(self, hb: Heartbeat, received: float, *, max_skew_s: float,
+                    th: al.Thresholds) -> IngestResult:
+        return self.write_sync(lambda c: ingest_tx(c, hb, received, max_skew_s, th))
+
+    # -- time-driven alert changes and retention ----------------------------------------------
+    async def sweep(self, now: float, th: al.Thresholds) -> int:
+        return await self.write(lambda c: sweep_tx(c, now, th))
+
+    async def prune(self, now: float, retention_days: float) -> int:
+        cutoff = now - retention_days * DAY
+        total = 0
+        for table in ("samples", "heartbeats"):
+            done = False
+            while not done:  # small chunks, so heartbeats queued behind a prune wait little
+                n, done = await self.write(functools.partial(_prune_chunk, table=table,
+                                                             cutoff=cutoff))
+                total += n
+        total += await self.write(lambda c: c.execute(
+            "DELETE FROM alerts WHERE resolved_at IS NOT NULL AND resolved_at < ?",
+            (cutoff,)).rowcount)
+        return total
+
+
+def _prune_chunk(conn: sqlite3.Connection, *, table: str, cutoff: float) -> tuple[int, bool]:
+    # rows are appended in receipt order, so the oldest are the lowest rowids: look only at
+    # the first chunk instead of scanning the whole table for old rows.
+    rows = conn.execute(f"SELECT rowid, received FROM {table} ORDER BY rowid LIMIT ?",
+                        (PRUNE_CHUNK,)).fetchall()
+    old = [r[0] for r in rows if r[1] < cutoff]
+    if old:
+        conn.executemany(f"DELETE FROM {table} WHERE rowid=?", ((r,) for r in old))
+    return len(old), len(rows) < PRUNE_CHUNK or len(old) < len(rows)
+
+
+def _resolve(fut: Any, loop: asyncio.AbstractEventLoop | None, ok: bool, val: Any) -> None:
+    def done() -> None:
+        if fut.cancelled():
+            return
+        if ok:
+            fut.set_result(val)
+        else:
+            fut.set_exception(val)
+    if loop is None:
+        done()
+        return
+    # loop closed: the caller went away; the data is committed anyway
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(done)
+
+
+# ------------------------------------------------------------------------------- ingest
+def _b(v: Any) -> Any:
+    return int(v) if isinstance(v, bool) else v
+
+
+def ingest_tx(conn: sqlite3.Connection, hb: Heartbeat, received: float, max_skew_s: float,
+              th: al.Thresholds, token_hash: str | None = None) -> IngestResult:
+    """Store one heartbeat, or raise without changing anything.
+
+    Replay rule (why ``sent_at`` is not simply checked against fleet time: hubs have no
+    RTC, and a hub with a wrong clock must still be able to report):
+
+    1. ``seq`` must be greater than the last accepted ``seq`` of the hub; always.
+    2. Within one boot (same ``boot_id``) a hub's clock offset (fleet receipt time minus
+       ``sent_at``) only drifts slowly or is stepped *towards* zero by NTP. A heartbeat
+       whose offset grew by more than ``max_skew_s`` over the last accepted one of the same
+       boot is a delayed or replayed message (e.g. captured, held back, sent later), not a
+       clock problem, and is refused. The first heartbeat after a reboot is accepted
+       whatever its clock says; its offset then raises the ``clock`` alert.
+    The hub must therefore stamp ``sent_at`` when it (re)sends, not when it queued.
+
+    ``token_hash`` (of the token the request presented) is checked again here, inside the
+    transaction, so a token rotated by ``add-hub --rotate`` in another process stops
+    working at once even though the web layer caches credentials.
+    """
+    row = conn.execute(
+        "SELECT last_seq, boot_id, sent_offset_s, undervoltage_at, undervoltage_seen, "
+        "created_at, sample_at, token_hash FROM hubs WHERE id=?", (hb.hub_id,)).fetchone()
+    if row is None or (token_hash is not None
+                       and not hmac.compare_digest(row["token_hash"], token_hash)):
+        raise Unauthorized("unknown hub or wrong token", error_code="auth")
+    if row["last_seq"] is not None and hb.seq <= row["last_seq"]:
+        raise Conflict(f"replayed heartbeat: seq {hb.seq} is not after the last accepted "
+                       f"seq {row['last_seq']}", error_code="replay")
+    offset = received - hb.sent_at
+    prev_offset = row["sent_offset_s"]
+    if (row["boot_id"] == hb.boot_id and prev_offset is not None
+            and abs(offset) > abs(prev_offset) + max_skew_s):
+        raise Conflict(f"replayed or delayed heartbeat: sent_at is {offset:.0f} s from fleet "
+                       f"time while this boot's clock was {prev_offset:.0f} s off "
+                       f"(max skew {max_skew_s:g} s)", error_code="skew")
+
+    sample_rows = []
+    uv_at = row["undervoltage_at"]
+    prev_seen = bool(row["undervoltage_seen"]) if row["boot_id"] == hb.boot_id else False
+    latest = hb.samples[-1]
+    unsynced = latest.values["ntp_synced"] is False
+    wall = received - latest.at if unsynced else None
+
+    def place(s: Sample) -> float:
+        # hub clock -> fleet clock, never in the future. The hub's own estimates count too:
+        # a hub may stamp sent_at in corrected time but its samples on its wall clock.
+        shift = al.effective_offset(offset, s.values["clock_offset_s"], wall) or 0.0
+        return min(s.at + shift, received)
+
+    for s in hb.samples:
+        t = place(s)
+        v = s.values
+        sample_rows.append((hb.hub_id, t, received, *(_b(v[f]) for f in SAMPLE_FIELDS),
+                            s.pending, s.conflicts, s.rejected, s.lag_s))
+        # undervoltage_seen is sticky for a boot (firmware bit 16): an *event* is the flag
+        # appearing, or undervoltage right now
+        seen = v["undervoltage_seen"]
+        if v["undervoltage_now"] or (seen and not prev_seen):
+            uv_at = t if uv_at is None else max(uv_at, t)
+        if seen is not None:
+            prev_seen = seen
+    if hb.summary and hb.summary.undervoltage_seen:
+        end = hb.summary.end
+        first = hb.samples[0].values["clock_offset_s"]
+        shift = al.effective_offset(offset, first, wall) or 0.0
+        t = min(end + shift, received) if end is not None else place(hb.samples[0])
+        uv_at = t if uv_at is None else max(uv_at, t)
+    conn.executemany(_SAMPLE_INSERT, sample_rows)
+
+    lag = latest.lag_s
+    if lag is None and latest.last_success is not None:
+        lag = max(0.0, latest.at - latest.last_success)
+    latest_t = place(latest)
+    newer = row["sample_at"] is None or latest_t >= row["sample_at"]
+    params: dict[str, Any] = {
+        "id": hb.hub_id, "last_seq": hb.seq, "last_seen": received, "sent_at": hb.sent_at,
+        "sent_offset_s": offset, "boot_id": hb.boot_id, "uptime_s": hb.uptime_s,
+        "clock_offset_s": al.effective_offset(offset, latest.values["clock_offset_s"], wall),
+        "version": hb.version, "undervoltage_at": uv_at, "n_samples": len(hb.samples),
+        "name": hb.name, "org_unit_id": hb.org_unit.id, "upazila": hb.org_unit.name,
+        "district": hb.org_unit.district, "division": hb.org_unit.division,
+        "summary": json.dumps(hb.summary.raw) if hb.summary else None,
+        "summary_at": received if hb.summary else None,
+    }
+    if newer:
+        params["sample_at"] = latest_t
+        params.update({column(f): _b(latest.values[f]) for f in SAMPLE_FIELDS})
+        params.update(pending=latest.pending, conflicts=latest.conflicts,
+                      rejected=latest.rejected, lag_s=lag, last_success=latest.last_success)
+        conn.execute(_HUB_UPDATE, params)
+    else:  # a late batch of old samples: keep the newer latest state
+        keep = ["last_seq", "last_seen", "sent_at", "sent_offset_s", "clock_offset_s",
+                "boot_id", "uptime_s", "version", "undervoltage_at"]
+        conn.execute("UPDATE hubs SET " + ", ".join(f"{c}=:{c}" for c in keep) +
+                     ", heartbeats=heartbeats+1, samples=samples+:n_samples WHERE id=:id",
+                     params)
+    conn.execute(
+        "INSERT INTO heartbeats (hub_id, seq, received, sent_at, boot_id, version, uptime_s, "
+        "n_samples, summary) VALUES (?,?,?,?,?,?,?,?,?)",
+        (hb.hub_id, hb.seq, received, hb.sent_at, hb.boot_id, hb.version, hb.uptime_s,
+         len(hb.samples), params["summary"]))
+    hub = conn.execute("SELECT * FROM hubs WHERE id=?", (hb.hub_id,)).fetchone()
+    state = apply_alerts(conn, hub, received, th)
+    return IngestResult(hb.hub_id, hb.seq, len(hb.samples), state, offset)
+
+
+def status_of(row: sqlite3.Row | dict[str, Any]) -> al.HubStatus:
+    def b(v: Any) -> bool | None:
+        return None if v is None else bool(v)
+    return al.HubStatus(
+        created_at=row["created_at"], last_seen=row["last_seen"], disk_pct=row["disk_pct"],
+        temp_c=row["temp_c"], integrity_ok=b(row["integrity_ok"]),
+        ro_remount=b(row["ro_remount"]), undervoltage_at=row["undervoltage_at"],
+        lag_s=row["lag_s"], conflicts=row["conflicts"], clock_offset_s=row["clock_offset_s"])
+
+
+def apply_alerts(conn: sqlite3.Connection, hub: sqlite3.Row, now: float,
+                 th: al.Thresholds) -> str:
+    """Evaluate the rules for one hub and bring the ``alerts`` table and state up to date."""
+    found = al.evaluate(status_of(hub), now, th)
+    open_rows = {r["code"]: r for r in conn.execute(
+        "SELECT id, code, level, message FROM alerts WHERE hub_id=? AND resolved_at IS NULL",
+        (hub["id"],))}
+    for a in found:
+        cur = open_rows.pop(a.code, None)
+        if cur is None:
+            conn.execute("INSERT INTO alerts (hub_id, code, level, message, since, updated) "
+                         "VALUES (?,?,?,?,?,?)", (hub["id"], a.code, a.level, a.message, now, now))
+        elif cur["message"] != a.message or cur["level"] != a.level:
+            conn.execute("UPDATE alerts SET message=?, level=?, updated=? WHERE id=?",
+                         (a.message, a.level, now, cur["id"]))
+    for cur in open_rows.values():
+        conn.execute("UPDATE alerts SET resolved_at=?, updated=? WHERE id=?",
+                     (now, now, cur["id"]))
+    state = al.state_of(found)
+    codes = "," + "".join(a.code + "," for a in found)
+    if (state, codes) != (hub["state"], hub["alert_codes"]):
+        conn.execute("UPDATE hubs SET state=?, state_rank=?, alert_codes=? WHERE id=?",
+                     (state, al.STATE_RANK[state], codes, hub["id"]))
+    return state
+
+
+def sweep_tx(conn: sqlite3.Connection, now: float, th: al.Thresholds) -> int:
+    """Re-evaluate hubs whose alerts changed with time alone (went silent, undervoltage aged).
+
+    Only rows where the stored flag disagrees with the clock are touched, so a sweep over
+    10,000 quiet hubs is one scan and no writes.
+    """
+    rows = conn.execute(
+        "SELECT * FROM hubs WHERE "
+        "(COALESCE(last_seen, created_at) < :silent_cut) != (instr(alert_codes, ',silent,') > 0) "
+        "OR (undervoltage_at IS NOT NULL AND undervoltage_at > :uv_cut) "
+        "   != (instr(alert_codes, ',undervoltage,') > 0)",
+        {"silent_cut": now - th.silent_after_s,
+         "uv_cut": now - al.UNDERVOLTAGE_WINDOW_S}).fetchall()
+    for hub in rows:
+        apply_alerts(conn, hub, now, th)
+    return len(rows)
+
+
+def reevaluate_all(conn: sqlite3.Connection, now: float, th: al.Thresholds) -> int:
+    """Re-evaluate every hub (at start-up: thresholds in the config may have changed)."""
+    rows = conn.execute("SELECT * FROM hubs").fetchall()
+    for hub in rows:
+        apply_alerts(conn, hub, now, th)
+    return len(rows)

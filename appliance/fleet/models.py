@@ -1,0 +1,264 @@
+"""The heartbeat contract: decoding and validating what a hub POSTs to ``/api/heartbeats``.
+
+Pure functions, no I/O: ``decode_body`` turns the raw (gzip) bytes into JSON and
+``parse_heartbeat`` turns that JSON into typed objects, raising ``BadRequest`` with the
+offending field named (``samples[3].temp_c must be a number or null``) so that whoever
+debugs a hub in the field can act on the message.
+
+Forward compatibility: unknown fields are ignored, and a metric missing from a sample is
+treated like ``null`` (an older hub may not know it yet). Only the fields needed to
+authenticate, order and place a heartbeat are required.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from ..errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+# Compressed bodies are capped by the HTTP layer (1 MiB); this caps what they inflate to,
+# so that a small gzip bomb cannot take the service's memory.
+MAX_INFLATED = 16 * 1024 * 1024
+MAX_SAMPLES = 5000
+
+# Sample fields: name -> kind. Kinds: "num" (int or float), "int", "bool". All nullable.
+SAMPLE_FIELDS: dict[str, str] = {
+    "cpu_pct": "num", "load1": "num", "mem_pct": "num", "disk_pct": "num",
+    "disk_free_mb": "num", "temp_c": "num", "throttled": "int",
+    "undervoltage_now": "bool", "undervoltage_seen": "bool", "throttled_now": "bool",
+    "freq_capped_seen": "bool", "sd_written_mb": "num", "ro_remount": "bool",
+    "power_cuts": "int", "ntp_synced": "bool", "clock_offset_s": "num",
+    "integrity_ok": "bool", "modem_present": "bool", "link_up": "bool",
+}
+SYNC_FIELDS: dict[str, str] = {"pending": "int", "conflicts": "int", "rejected": "int",
+                               "lag_s": "num"}
+
+# Raspberry Pi firmware ``get_throttled`` bits (vcgencmd), used when a hub sends the raw
+# mask but not the decoded flags.
+UV_NOW, THROTTLED_NOW, UV_SEEN, FREQ_CAPPED_SEEN = 1 << 0, 1 << 2, 1 << 16, 1 << 17
+
+
+@dataclass(frozen=True)
+class OrgUnit:
+    id: str | None = None
+    name: str | None = None
+    district: str | None = None
+    division: str | None = None
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float  # epoch seconds on the *hub's* clock
+    values: dict[str, Any]  # every SAMPLE_FIELDS key, None when unknown
+    pending: int | None = None
+    conflicts: int | None = None
+    rejected: int | None = None
+    lag_s: float | None = None
+    last_success: float | None = None  # hub clock
+
+    def get(self, name: str) -> Any:
+        return self.values.get(name)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a hub says about queued samples it had to drop while offline."""
+
+    dropped: int | None = None
+    start: float | None = None  # hub clock
+    end: float | None = None
+    max_temp_c: float | None = None
+    undervoltage_seen: bool | None = None
+    min_disk_free_mb: float | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    hub_id: str
+    seq: int
+    sent_at: float  # hub clock
+    version: str
+    boot_id: str
+    samples: list[Sample]
+    name: str | None = None
+    org_unit: OrgUnit = OrgUnit()
+    uptime_s: float | None = None
+    summary: Summary | None = None
+
+
+# ------------------------------------------------------------------------- decoding
+def decode_body(raw: bytes, content_encoding: str) -> Any:
+    """Inflate (gzip, or identity when no encoding is declared) and parse JSON."""
+    enc = content_encoding.strip().lower()
+    if enc in ("gzip", "x-gzip"):
+        raw = _gunzip(raw)
+    elif enc not in ("", "identity"):
+        raise UnsupportedMediaType(
+            f"Content-Encoding {content_encoding!r} is not supported; send gzip")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise BadRequest(f"body is not valid JSON: {e}") from None
+
+
+def _gunzip(raw: bytes) -> bytes:
+    d = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer required
+    try:
+        out = d.decompress(raw, MAX_INFLATED)
+        if d.unconsumed_tail:
+            raise PayloadTooLarge(f"body inflates to more than {MAX_INFLATED // 2**20} MiB")
+        out += d.flush()
+    except zlib.error as e:
+        raise BadRequest(f"body is not valid gzip: {e}") from None
+    if not d.eof:
+        raise BadRequest("body is not valid gzip: truncated stream")
+    return out
+
+
+def parse_time(value: Any, name: str) -> float:
+    """ISO 8601 -> epoch seconds; naive times are taken as UTC."""
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be an ISO 8601 date-time string")
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"{name} is not an ISO 8601 date-time: {value[:40]!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ------------------------------------------------------------------------- validation
+def _check(value: Any, kind: str, name: str) -> Any:
+    if value is None:
+        return None
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise BadRequest(f"{name} must be true, false or null")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRequest(f"{name} must be {'an integer' if kind == 'int' else 'a number'} "
+                         "or null")
+    if kind == "int":
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise BadRequest(f"{name} must be an integer or null")
+            value = int(value)
+        return value
+    if not math.isfinite(value):
+        raise BadRequest(f"{name} must be a finite number or null")
+    return value
+
+
+def _str(obj: dict[str, Any], key: str, name: str, *, required: bool,
+         max_len: int = 200) -> str | None:
+    if key not in obj or obj[key] is None:
+        if required:
+            raise BadRequest(f"{name} is required")
+        return None
+    v = obj[key]
+    if not isinstance(v, str):
+        raise BadRequest(f"{name} must be a string")
+    if required and not v.strip():
+        raise BadRequest(f"{name} must not be empty")
+    if len(v) > max_len:
+        raise BadRequest(f"{name} is longer than {max_len} characters")
+    return v
+
+
+def _obj(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise BadRequest(f"{name} must be an object")
+    return value
+
+
+def parse_sample(obj: Any, name: str) -> Sample:
+    obj = _obj(obj, name)
+    if "at" not in obj:
+        raise BadRequest(f"{name}.at is required")
+    at = parse_time(obj["at"], f"{name}.at")
+    values = {k: _check(obj.get(k), kind, f"{name}.{k}") for k, kind in SAMPLE_FIELDS.items()}
+    mask = values["throttled"]
+    if mask is not None and mask >= 0:
+        # fill decoded flags from the firmware mask when the hub sent only the mask
+        for key, bit in (("undervoltage_now", UV_NOW), ("undervoltage_seen", UV_SEEN),
+                         ("throttled_now", THROTTLED_NOW), ("freq_capped_seen", FREQ_CAPPED_SEEN)):
+            if values[key] is None:
+                values[key] = bool(mask & bit)
+    sync_raw = obj.get("sync")
+    sync: dict[str, Any] = {}
+    last_success = None
+    if sync_raw is not None:
+        s = _obj(sync_raw, f"{name}.sync")
+        sync = {k: _check(s.get(k), kind, f"{name}.sync.{k}") for k, kind in SYNC_FIELDS.items()}
+        if s.get("last_success") is not None:
+            last_success = parse_time(s["last_success"], f"{name}.sync.last_success")
+    return Sample(at=at, values=values, last_success=last_success, **sync)
+
+
+def parse_summary(obj: Any) -> Summary | None:
+    if obj is None:
+        return None
+    obj = _obj(obj, "summary")
+    return Summary(
+        dropped=_check(obj.get("dropped"), "int", "summary.dropped"),
+        start=parse_time(obj["from"], "summary.from") if obj.get("from") is not None else None,
+        end=parse_time(obj["to"], "summary.to") if obj.get("to") is not None else None,
+        max_temp_c=_check(obj.get("max_temp_c"), "num", "summary.max_temp_c"),
+        undervoltage_seen=_check(obj.get("undervoltage_seen"), "bool",
+                                 "summary.undervoltage_seen"),
+        min_disk_free_mb=_check(obj.get("min_disk_free_mb"), "num", "summary.min_disk_free_mb"),
+        raw=obj,
+    )
+
+
+def parse_heartbeat(obj: Any) -> Heartbeat:
+    obj = _obj(obj, "body")
+    hub_id = _str(obj, "hub_id", "hub_id", required=True, max_len=100)
+    if "seq" not in obj or obj["seq"] is None:
+        raise BadRequest("seq is required")
+    seq = obj["seq"]
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise BadRequest("seq must be a non-negative integer")
+    if "sent_at" not in obj:
+        raise BadRequest("sent_at is required")
+    sent_at = parse_time(obj["sent_at"], "sent_at")
+    version = _str(obj, "version", "version", required=True, max_len=50)
+    boot_id = _str(obj, "boot_id", "boot_id", required=True, max_len=100)
+    name = _str(obj, "name", "name", required=False)
+    ou_raw = obj.get("org_unit")
+    org_unit = OrgUnit()
+    if ou_raw is not None:
+        ou = _obj(ou_raw, "org_unit")
+        org_unit = OrgUnit(*(_str(ou, k, f"org_unit.{k}", required=False)
+                             for k in ("id", "name", "district", "division")))
+    if "samples" not in obj:
+        raise BadRequest("samples is required")
+    raw_samples = obj["samples"]
+    if not isinstance(raw_samples, list):
+        raise BadRequest("samples must be a list")
+    if not raw_samples:
+        raise BadRequest("samples must hold at least one sample")
+    if len(raw_samples) > MAX_SAMPLES:
+        raise BadRequest(f"samples holds more than {MAX_SAMPLES} samples; summarise older ones")
+    samples = [parse_sample(s, f"samples[{i}]") for i, s in enumerate(raw_samples)]
+    samples.sort(key=lambda s: s.at)  # a hub's queue is in order, but do not rely on it
+    return Heartbeat(
+        hub_id=hub_id or "", seq=seq, sent_at=sent_at, version=version or "",
+        boot_id=boot_id or "", samples=samples, name=name, org_unit=org_unit,
+        uptime_s=_check(obj.get("uptime_s"), "num", "uptime_s"),
+        summary=parse_summary(obj.get("summary")),
+    )

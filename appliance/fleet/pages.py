@@ -1,0 +1,331 @@
+"""Server-rendered HTML for the national team: dashboard, hub page, alert list.
+
+Built for a slow office link: no framework, no external assets, one inline stylesheet and
+a few lines of optional JS (filters submit on change). Everything works without JS: the
+filters are a plain GET form. Every interpolated value goes through ``esc``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from html import escape
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from . import charts
+from .alerts import STATE_RANK, Thresholds, age, when
+from .db import BOOL_COLUMNS, SAMPLE_COLUMNS
+from .queries import HubFilter, HubPage
+
+CSS = """
+*{box-sizing:border-box}
+body{font:14px/1.35 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1d1d1d;
+background:#f6f7f8}
+header{background:#0b4f6c;color:#fff;padding:.45em 1em;display:flex;gap:1.4em;
+align-items:baseline;flex-wrap:wrap}
+header h1{font-size:1.15em;margin:0}header a{color:#fff}
+main{padding:.6em 1em}
+a{color:#0b4f6c}
+table{border-collapse:collapse;background:#fff;width:100%;font-size:13px}
+th,td{padding:.25em .4em;border-bottom:1px solid #e4e6e8;text-align:left;white-space:nowrap}
+th{background:#e9eef2;position:sticky;top:0;font-weight:600}
+td.n,th.n{text-align:right}
+.wrap{overflow-x:auto}
+.dot{display:inline-block;width:.85em;height:.85em;border-radius:50%;vertical-align:-.1em}
+.dot.red{background:#d32f2f}.dot.amber{background:#f0a202}.dot.green{background:#2e7d32}
+.bad{color:#b3261e;font-weight:600}.muted{color:#6b6f73}small{color:#6b6f73}
+.counts a{margin-right:1em;text-decoration:none}
+form.filters{display:flex;flex-wrap:wrap;gap:.7em;align-items:end;margin:.6em 0}
+form.filters label{display:flex;flex-direction:column;font-size:.85em;color:#444}
+select,input,button{font:inherit;padding:.2em}
+.pager{margin:.6em 0;display:flex;gap:1em}
+ul.alerts{padding-left:1.2em}
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(500px,1fr));gap:.8em}
+.charts figure{margin:0;background:#fff;padding:.4em;border:1px solid #e4e6e8}
+.charts figcaption{font-weight:600;margin-bottom:.2em}.charts figcaption span{font-weight:400}
+svg.chart{width:100%;height:auto}
+.chart .series{fill:none;stroke:#0b4f6c;stroke-width:1.6}
+.chart .pt{fill:#0b4f6c}
+.chart .limit{stroke:#d32f2f;stroke-dasharray:4 3}
+.chart .axis{stroke:#bbb}.chart text{font-size:11px;fill:#555}
+dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:.15em 1em;background:#fff;
+padding:.5em;border:1px solid #e4e6e8}dl.kv dt{color:#555}dl.kv dd{margin:0}
+"""
+
+FILTER_JS = """
+document.querySelectorAll('form.filters select').forEach(function(s){
+ s.addEventListener('change',function(){
+  if(s.name==='division'&&s.form.elements.district){s.form.elements.district.value='';}
+  s.form.submit();});});
+"""
+
+
+def esc(v: Any) -> str:
+    return escape("" if v is None else str(v), quote=True)
+
+
+def hub_url(hub_id: str) -> str:
+    return "/hubs/" + quote(hub_id, safe="")
+
+
+def layout(title: str, body: str, *, script: str = "") -> str:
+    js = f"<script>{script}</script>" if script else ""
+    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+            f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
+            "<header><h1>Upazila hub fleet</h1><nav><a href=\"/\">Hubs</a> · "
+            "<a href=\"/alerts\">Alerts</a> · <a href=\"/metrics\">Metrics</a></nav></header>"
+            f"<main>{body}</main>{js}</body></html>")
+
+
+def dot(state: str) -> str:
+    s = state if state in STATE_RANK else "green"
+    return f'<span class="dot {s}" role="img" aria-label="{s}" title="{s}"></span>'
+
+
+def _num(v: Any, unit: str = "", digits: int = 1) -> str:
+    if v is None:
+        return '<span class="muted">–</span>'
+    text = f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+    return esc(text + unit)
+
+
+def _bad(bad: bool) -> str:
+    return ' class="bad"' if bad else ""
+
+
+def _cls(bad: bool) -> str:
+    return ' class="n bad"' if bad else ' class="n"'
+
+
+def _offset(v: float | None) -> str:
+    if v is None:
+        return '<span class="muted">–</span>'
+    if abs(v) < 0.5:
+        return "0 s"
+    return esc(("+" if v > 0 else "−") + age(abs(v)))
+
+
+def _query(params: Mapping[str, Any], **change: Any) -> str:
+    merged = {**params, **change}
+    return "?" + urlencode({k: v for k, v in merged.items() if v not in (None, "", 0)})
+
+
+def filter_form(action: str, f: HubFilter, places: list[tuple[str, str, int]], *,
+                states: Iterable[str] = STATE_RANK, state_name: str = "state",
+                state_label: str = "State", extra: str = "") -> str:
+    divisions = sorted({d for d, _, _ in places if d})
+    div_opts = "".join(f'<option value="{esc(d)}"{" selected" if d == f.division else ""}>'
+                       f"{esc(d)}</option>" for d in divisions)
+    groups: dict[str, list[tuple[str, int]]] = {}
+    for d, dist, n in places:
+        if dist and (not f.division or d == f.division):
+            groups.setdefault(d, []).append((dist, n))
+    dist_opts = "".join(
+        f'<optgroup label="{esc(div)}">' + "".join(
+            f'<option value="{esc(dist)}"{" selected" if dist == f.district else ""}>'
+            f"{esc(dist)} ({n})</option>" for dist, n in items) + "</optgroup>"
+        for div, items in groups.items())
+    state_opts = "".join(f'<option value="{s}"{" selected" if s == f.state else ""}>{s}</option>'
+                         for s in states)
+    return (f'<form class="filters" method="get" action="{esc(action)}">'
+            f'<label>Division<select name="division"><option value="">All divisions</option>'
+            f"{div_opts}</select></label>"
+            f'<label>District<select name="district"><option value="">All districts</option>'
+            f"{dist_opts}</select></label>"
+            f'<label>{state_label}<select name="{state_name}"><option value="">All</option>'
+            f"{state_opts}"
+            "</select></label>"
+            f'<label>Search<input name="q" value="{esc(f.q)}" size="12" '
+            'placeholder="hub, upazila"></label>'
+            f'{extra}<button type="submit">Show</button></form>')
+
+
+def dashboard(page: HubPage, f: HubFilter, places: list[tuple[str, str, int]], *,
+              page_no: int, page_size: int, now: float, th: Thresholds) -> str:
+    params = {"division": f.division, "district": f.district, "state": f.state, "q": f.q}
+    total_all = sum(page.counts.values())
+    counts = " ".join(
+        f'<a href="{esc(_query(params, state=s, page=None))}">{dot(s)} {page.counts[s]} {s}</a>'
+        for s in STATE_RANK)
+    rows = "".join(_hub_row(r, now, th) for r in page.rows)
+    pages = max(1, -(-page.total // page_size))
+    nav = [f"<span>Page {page_no} of {pages} · {page.total} hubs</span>"]
+    if page_no > 1:
+        prev = esc(_query(params, page=page_no - 1))
+        nav.insert(0, f'<a rel="prev" href="{prev}">« previous</a>')
+    if page_no < pages:
+        nav.append(f'<a rel="next" href="{esc(_query(params, page=page_no + 1))}">next »</a>')
+    empty = ('<tr><td colspan="15" class="muted">No hub matches these filters.</td></tr>'
+             if not page.rows else "")
+    body = (f'<p class="counts"><strong>{total_all} hubs</strong> &nbsp; {counts}</p>'
+            + filter_form("/", f, places) +
+            '<div class="wrap"><table id="hubs"><thead><tr>'
+            "<th>Hub</th><th>Upazila / district</th><th>State</th><th>Last heartbeat</th>"
+            '<th>Version</th><th class="n">Backlog · lag</th><th class="n">Conflicts</th>'
+            '<th class="n">Temp</th><th>Power</th><th class="n">Disk</th>'
+            '<th class="n">SD written</th><th class="n">Power cuts</th><th>Modem</th>'
+            '<th class="n">Clock</th></tr></thead>'
+            f"<tbody>{rows}{empty}</tbody></table></div>"
+            f'<nav class="pager">{" ".join(nav)}</nav>')
+    return layout("Fleet: upazila hubs", body, script=FILTER_JS)
+
+
+def _hub_row(r: sqlite3.Row, now: float, th: Thresholds) -> str:
+    codes = r["alert_codes"]
+    state = r["state"]
+    seen = r["last_seen"]
+    seen_txt = "never" if seen is None else age(max(0.0, now - seen)) + " ago"
+    lag = r["lag_s"]
+    backlog = _num(r["pending"]) + (f" · {esc(age(lag))}" if lag is not None else "")
+    power = []
+    if r["undervoltage_now"]:
+        power.append("UV now")
+    elif r["undervoltage_at"] is not None and ",undervoltage," in codes:
+        power.append("UV " + age(max(0.0, now - r["undervoltage_at"])) + " ago")
+    if r["throttled_now"]:
+        power.append("throttled")
+    elif r["freq_capped_seen"]:
+        power.append("capped")
+    power_txt = esc(", ".join(power)) if power else '<span class="muted">ok</span>'
+    sd = r["sd_written_mb"]
+    sd_txt = _num(None) if sd is None else esc(f"{sd / 1024:.1f} GB")
+    modem = r["modem_present"]
+    if modem is None:
+        modem_txt = '<span class="muted">–</span>'
+    elif not modem:
+        modem_txt = "no"
+    else:
+        modem_txt = "link up" if r["link_up"] else "link down"
+    title = r["name"] or r["id"]
+    place = ", ".join(x for x in (r["upazila"], r["district"]) if x)
+    return (f'<tr class="hub {esc(state)}" data-hub="{esc(r["id"])}" data-state="{esc(state)}" '
+            f'data-district="{esc(r["district"])}" data-division="{esc(r["division"])}">'
+            f'<td><a href="{esc(hub_url(r["id"]))}" title="{esc(r["id"])}">{esc(title)}</a></td>'
+            f"<td>{esc(place)}</td><td>{dot(state)} {esc(state)}</td>"
+            f"<td{_bad(',silent,' in codes)}>{esc(seen_txt)}</td>"
+            f"<td>{esc(r['version'] or '')}</td>"
+            f"<td{_cls(',sync_lag,' in codes)}>{backlog}</td>"
+            f"<td{_cls(',conflicts,' in codes)}>{_num(r['conflicts'])}</td>"
+            f"<td{_cls(',temp,' in codes)}>{_num(r['temp_c'], ' °C')}</td>"
+            f"<td{_bad(',undervoltage,' in codes)}>{power_txt}</td>"
+            f"<td{_cls(',disk,' in codes)}>{_num(r['disk_pct'], ' %')}</td>"
+            f'<td class="n">{sd_txt}</td><td class="n">{_num(r["power_cuts"])}</td>'
+            f"<td>{modem_txt}</td>"
+            f"<td{_cls(',clock,' in codes)}>"
+            f"{_offset(r['clock_offset_s'])}</td></tr>")
+
+
+RANGES = ((6, "6 h"), (24, "24 h"), (24 * 7, "7 days"), (24 * 30, "30 days"))
+
+
+def hub_page(hub: sqlite3.Row, alerts: list[sqlite3.Row], hist: list[sqlite3.Row],
+             beats: list[sqlite3.Row], *, hours: int, now: float, th: Thresholds) -> str:
+    title = hub["name"] or hub["id"]
+    seen = hub["last_seen"]
+    place = ", ".join(x for x in (hub["upazila"], hub["district"], hub["division"]) if x)
+    meta = (f"<p>{dot(hub['state'])} <strong>{esc(hub['state'])}</strong> · "
+            f"<code>{esc(hub['id'])}</code> · {esc(place)} · "
+            f"version {esc(hub['version'] or '–')}"
+            f" · last heartbeat "
+            f"{esc('never' if seen is None else age(max(0.0, now - seen)) + ' ago')}"
+            f" · seq {esc(hub['last_seq'] if hub['last_seq'] is not None else '–')}</p>")
+    if alerts:
+        items = "".join(f"<li>{dot(a['level'])} <strong>{esc(a['code'])}</strong>: "
+                        f"{esc(a['message'])} <small>since {esc(when(a['since']))}</small></li>"
+                        for a in alerts)
+        alert_html = f'<h2>Alerts</h2><ul class="alerts">{items}</ul>'
+    else:
+        alert_html = '<h2>Alerts</h2><p class="muted">None.</p>'
+    ranges = " · ".join(
+        (f"<strong>{label}</strong>" if h == hours else
+         f'<a href="{esc(hub_url(hub["id"]))}?hours={h}">{label}</a>') for h, label in RANGES)
+
+    def series(col: str) -> list[tuple[float, float | None]]:
+        return [(r["t"], r[col]) for r in hist]
+    # (caption, unit, column, alert threshold, step line)
+    specs: list[tuple[str, str, str, float | None, bool]] = [
+        ("Temperature", "°C", "temp_c", th.temp_c, False),
+        ("Disk used", "%", "disk_pct", th.disk_pct, False),
+        ("Sync backlog", "pending", "pending", None, False),
+        ("Power cuts", "", "power_cuts", None, True),
+    ]
+    chart_html = "".join(
+        f'<figure><figcaption>{esc(name)} <span>now {_num(hub[col], " " + unit if unit else "")}'
+        f"</span></figcaption>"
+        f"{charts.line_chart(name, unit, series(col), threshold=limit, step=step)}</figure>"
+        for name, unit, col, limit, step in specs)
+    latest = _latest_table(hub)
+    summary = ""
+    if hub["summary"]:
+        s = json.loads(hub["summary"])
+        items = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in s.items())
+        summary = (f"<h2>Last offline summary</h2><p><small>received "
+                   f"{esc(when(hub['summary_at']))}</small></p><dl class=\"kv\">{items}</dl>")
+    beat_rows = "".join(
+        f"<tr><td class=\"n\">{esc(b['seq'])}</td><td>{esc(when(b['received']))}</td>"
+        f"<td class=\"n\">{_offset(b['received'] - b['sent_at'])}</td>"
+        f"<td class=\"n\">{esc(b['n_samples'])}</td><td>{esc(b['version'])}</td>"
+        f"<td>{'yes' if b['summary'] else ''}</td></tr>" for b in beats)
+    body = (f"<h1>{esc(title)}</h1>{meta}{alert_html}"
+            f"<h2>History</h2><p>{ranges} <small>({len(hist)} samples)</small></p>"
+            f'<div class="charts">{chart_html}</div>'
+            f"<h2>Latest sample</h2>{latest}{summary}"
+            "<h2>Recent heartbeats</h2><div class=\"wrap\"><table><thead><tr>"
+            '<th class="n">Seq</th><th>Received</th><th class="n">Clock offset</th>'
+            '<th class="n">Samples</th><th>Version</th><th>Offline summary</th></tr></thead>'
+            f"<tbody>{beat_rows}</tbody></table></div>")
+    return layout(f"Fleet: {title}", body)
+
+
+def _latest_table(hub: sqlite3.Row) -> str:
+    if hub["sample_at"] is None:
+        return '<p class="muted">No sample yet.</p>'
+    items: list[tuple[str, Any]] = [("at", when(hub["sample_at"]))]
+    for col in SAMPLE_COLUMNS:
+        v = hub[col]
+        label = "clock_offset_s (hub's estimate)" if col == "ntp_offset_s" else col
+        if col == "throttled" and v is not None:
+            v = hex(v)
+        elif col in BOOL_COLUMNS and v is not None:
+            v = "yes" if v else "no"
+        items.append((label, v))
+    items += [("sync.pending", hub["pending"]), ("sync.conflicts", hub["conflicts"]),
+              ("sync.rejected", hub["rejected"]), ("sync.lag_s", hub["lag_s"]),
+              ("sync.last_success", when(hub["last_success"]) if hub["last_success"] else None),
+              ("uptime_s", hub["uptime_s"]), ("boot_id", hub["boot_id"])]
+    return '<dl class="kv">' + "".join(
+        f"<dt>{esc(k)}</dt><dd>{esc('–' if v is None else v)}</dd>" for k, v in items) + "</dl>"
+
+
+def alerts_page(rows: list[sqlite3.Row], f: HubFilter, places: list[tuple[str, str, int]],
+                *, level: str | None, resolved: bool, now: float) -> str:
+    extra = (f'<label>Show<select name="resolved"><option value="">open</option>'
+             f'<option value="1"{" selected" if resolved else ""}>resolved</option></select>'
+             "</label>")
+    form = filter_form("/alerts", HubFilter(f.division, f.district, level, f.q), places,
+                       states=("red", "amber"), state_name="level", state_label="Level",
+                       extra=extra)
+    trs = "".join(
+        f'<tr class="alert {esc(a["level"])}" data-hub="{esc(a["hub_id"])}">'
+        f"<td>{dot(a['level'])} {esc(a['level'])}</td>"
+        f'<td><a href="{esc(hub_url(a["hub_id"]))}">{esc(a["name"] or a["hub_id"])}</a></td>'
+        f"<td>{esc(', '.join(x for x in (a['upazila'], a['district']) if x))}</td>"
+        f"<td>{esc(a['code'])}</td><td>{esc(a['message'])}</td>"
+        f"<td>{esc(age(max(0.0, now - a['since'])))} ago</td>"
+        + (f"<td>{esc(when(a['resolved_at']))}</td>" if resolved else "") + "</tr>"
+        for a in rows)
+    head = ("<tr><th>Level</th><th>Hub</th><th>Upazila / district</th><th>Rule</th>"
+            "<th>Message</th><th>Since</th>" + ("<th>Resolved</th>" if resolved else "") + "</tr>")
+    empty = '<p class="muted">No alerts.</p>' if not rows else ""
+    body = (f"<h1>{'Resolved' if resolved else 'Open'} alerts ({len(rows)})</h1>{form}"
+            f'<div class="wrap"><table id="alerts"><thead>{head}</thead><tbody>{trs}</tbody>'
+            f"</table></div>{empty}")
+    return layout("Fleet: alerts", body, script=FILTER_JS)
+
+
+def error_page(status: int, message: str) -> str:
+    return layout(f"{status}", f"<h1>{status}</h1><p>{esc(message)}</p>"
+                  '<p><a href="/">Back to the fleet</a></p>')

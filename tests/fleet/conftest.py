@@ -1,0 +1,177 @@
+"""Fixtures for the fleet service: a real aiohttp server on a loopback port over a real
+SQLite file in a temporary directory, and helpers to build signed heartbeats."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from aiohttp import web
+
+from appliance import config as config_mod
+from appliance.config import Config
+from appliance.fleet.db import FleetDB, NewHub
+from appliance.fleet.models import iso
+from appliance.fleet.tokens import sign
+from appliance.fleet.web import FLEET, Fleet, create_app, start
+
+
+@dataclass
+class Clock:
+    """Fleet time: real time plus an adjustable offset, so tests can let hours pass."""
+
+    offset: float = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+@dataclass
+class FleetServer:
+    url: str
+    db: FleetDB
+    app: web.Application
+    clock: Clock
+    config: Config
+    session: aiohttp.ClientSession
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def fleet(self) -> Fleet:
+        return self.app[FLEET]
+
+    def enroll(self, hub_id: str = "ramu", **kw: Any) -> str:
+        kw.setdefault("name", f"{hub_id.title()} UHC hub")
+        token = self.db.add_hubs([NewHub(hub_id, **kw)])[hub_id]
+        self.tokens[hub_id] = token
+        return token
+
+    async def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        async with self.session.post(self.url + "/api/heartbeats", data=body,
+                                     headers=headers) as r:
+            raw = await r.read()
+            return r.status, orjson.loads(raw)
+
+    async def send(self, payload: dict[str, Any], hub_id: str | None = None,
+                   token: str | None = None) -> tuple[int, dict[str, Any]]:
+        hub_id = hub_id or payload["hub_id"]
+        token = token or self.tokens[hub_id]
+        body, headers = signed(payload, hub_id, token)
+        return await self.post(body, headers)
+
+    async def get_json(self, path: str) -> tuple[int, Any]:
+        async with self.session.get(self.url + path) as r:
+            return r.status, orjson.loads(await r.read())
+
+    async def get_text(self, path: str, **kw: Any) -> tuple[int, str, Any]:
+        async with self.session.get(self.url + path, **kw) as r:
+            return r.status, await r.text(), r.headers
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a heartbeat can change, to prove a rejected one changed nothing."""
+        def read(c: Any) -> dict[str, Any]:
+            return {
+                "hubs": [tuple(r) for r in c.execute("SELECT * FROM hubs ORDER BY id")],
+                "samples": c.execute("SELECT count(*) FROM samples").fetchone()[0],
+                "heartbeats": [tuple(r) for r in c.execute("SELECT * FROM heartbeats")],
+                "alerts": [tuple(r) for r in c.execute("SELECT * FROM alerts ORDER BY id")],
+            }
+        return self.db.read_sync(read)
+
+
+def sample(at: float, **over: Any) -> dict[str, Any]:
+    s: dict[str, Any] = {
+        "at": iso(at), "cpu_pct": 12.5, "load1": 0.4, "mem_pct": 41.0, "disk_pct": 37.2,
+        "disk_free_mb": 9000, "temp_c": 61.2, "throttled": 0, "undervoltage_now": False,
+        "undervoltage_seen": False, "throttled_now": False, "freq_capped_seen": False,
+        "sd_written_mb": 1234.5, "ro_remount": False, "power_cuts": 3, "ntp_synced": True,
+        "clock_offset_s": 0.8, "integrity_ok": True, "modem_present": True, "link_up": True,
+        "sync": {"pending": 120, "conflicts": 0, "rejected": 0,
+                 "last_success": iso(at - 900), "lag_s": 900}}
+    sync_over = over.pop("sync", None)
+    s.update(over)
+    if sync_over:
+        s["sync"].update(sync_over)
+    return s
+
+
+def heartbeat(hub_id: str = "ramu", seq: int = 1, *, sent_at: float | None = None,
+              boot_id: str = "boot-1", samples: list[dict[str, Any]] | None = None,
+              summary: dict[str, Any] | None = None, **over: Any) -> dict[str, Any]:
+    """A heartbeat exactly as in the contract; ``sent_at`` defaults to now."""
+    now = time.time() if sent_at is None else sent_at
+    hb: dict[str, Any] = {
+        "hub_id": hub_id, "seq": seq, "sent_at": iso(now), "version": "0.1.0",
+        "name": f"{hub_id.title()} UHC hub",
+        "org_unit": {"id": "abcdefghijk", "name": "Ramu", "district": "Cox's Bazar",
+                     "division": "Chattogram"},
+        "boot_id": boot_id, "uptime_s": 1234,
+        "samples": samples if samples is not None else [sample(now - 60)],
+        "summary": summary}
+    hb.update(over)
+    return hb
+
+
+def signed(payload: Any, hub_id: str, token: str, *, raw: bytes | None = None,
+           ) -> tuple[bytes, dict[str, str]]:
+    body = raw if raw is not None else gzip.compress(orjson.dumps(payload))
+    return body, {"Content-Type": "application/json", "Content-Encoding": "gzip",
+                  "X-Hub-Id": hub_id, "X-Hub-Signature": sign(body, token),
+                  "Authorization": f"Bearer {token}"}
+
+
+def make_config(data_dir: Path, **fleet: Any) -> Config:
+    cfg = config_mod.load(None, data_dir)
+    for k, v in fleet.items():
+        cfg.set("fleet", k, v)
+    return cfg
+
+
+@pytest.fixture
+def fleet_config(tmp_path: Path) -> Config:
+    return make_config(tmp_path / "data")
+
+
+@pytest.fixture
+async def server(fleet_config: Config) -> AsyncIterator[FleetServer]:
+    clock = Clock()
+    db = FleetDB(fleet_config.data_dir / "fleet.db")
+    app = create_app(fleet_config, db, clock=clock)
+    runner, url = await start(app)
+    session = aiohttp.ClientSession()
+    try:
+        yield FleetServer(url, db, app, clock, fleet_config, session)
+    finally:
+        await session.close()
+        await runner.cleanup()
+        db.close()
+
+
+class ThreadedServer:
+    """The fleet app on its own event loop thread, for blocking clients (Selenium)."""
+
+    def __init__(self, config: Config, db: FleetDB) -> None:
+        import asyncio
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self.app = create_app(config, db)
+        self.runner, self.url = self.loop.run_until_complete(start(self.app))
+        self.thread = threading.Thread(target=self.loop.run_forever, name="fleet-server",
+                                       daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(30)
+        self.loop.close()
