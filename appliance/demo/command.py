@@ -24,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fleet-hubs", type=int, default=500, help="simulated hubs in the fleet")
     p.add_argument("--for", dest="duration", type=float, default=0,
                    help="stop after this many seconds (0: until Ctrl-C)")
+    p.add_argument("--no-reporting-day", action="store_true",
+                   help="do not post a month of CHCP forms to the hub")
 
 
 def _write_config(path: Path, body: str) -> Path:
@@ -109,6 +111,8 @@ Upazila hub demo (Ramu Upazila, Cox's Bazar, Chattogram) is running:
   try:    curl -u admin:district http://127.0.0.1:{hub_port}/api/me
   logs:   {base}/*.log          stop: Ctrl-C
 """, flush=True)
+        if not args.no_reporting_day:
+            reporting_day(f"http://127.0.0.1:{hub_port}", f"http://127.0.0.1:{nat_port}")
         deadline = time.monotonic() + args.duration if args.duration else None
         while deadline is None or time.monotonic() < deadline:
             for name, p in procs:
@@ -129,6 +133,48 @@ Upazila hub demo (Ramu Upazila, Cox's Bazar, Chattogram) is running:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+def reporting_day(hub: str, national: str, timeout: float = 120) -> None:
+    """Post this month's forms from all 27 clinics, the way CHCPs do at 09:00, then watch
+    them reach national through the sync worker."""
+    import base64
+    import json
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import date
+
+    from . import hub as hub_doc
+    from .values import forms
+
+    auth = "Basic " + base64.b64encode(b"admin:district").decode()
+
+    def call(url: str, body: object | None = None) -> dict:
+        req = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Authorization": auth,
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read())
+
+    period = date.today().strftime("%Y%m")
+    month = [f for f in forms(hub_doc(), period) if len(f["dataValues"]) >= 100]
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda f: call(f"{hub}/api/dataValueSets", f), month))
+    n = sum(r["response"]["importCount"]["imported"] for r in replies)
+    print(f"reporting day: {len(month)} forms ({n} values) for {period} received by the hub "
+          f"in {time.monotonic() - t0:.1f}s; syncing to national...", flush=True)
+    call(f"{hub}/api/hub/sync", {})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = call(f"{hub}/api/hub/status")["sync"]
+        if status["pending"] == 0:
+            print(f"accepted by national: {status['synced']} values, {status['rejected']} "
+                  f"refused, {status['conflicts']} conflicts; {status['bytesSent']} bytes sent "
+                  f"({time.monotonic() - t0:.1f}s after the first form)", flush=True)
+            return
+        time.sleep(2)
+    print(f"still {status['pending']} values waiting for national; see {hub}/api/hub/status")
 
 
 def _has(module: str) -> bool:
