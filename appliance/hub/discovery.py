@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -55,8 +56,10 @@ def advertiser(name: str, hub_id: str, host: str, port: int, interfaces: list[st
         yield
         if azc is not None:
             try:
-                for info in infos:
-                    await azc.async_unregister_service(info)
+                # each call returns the goodbye broadcast as a task: await it, or async_close()
+                # cancels it and browsers keep listing a hub that is gone until the TTL ends
+                await asyncio.gather(*[await azc.async_unregister_service(info)
+                                       for info in infos])
             finally:
                 await azc.async_close()
     return ctx
