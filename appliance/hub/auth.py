@@ -27,6 +27,7 @@ from ..store.metadata import MetadataIndex
 CACHE_S = 300.0
 IP_FAILURES_PER_MIN = 20
 SESSION_COOKIE = "JSESSIONID"
+NEW_SESSION = web.RequestKey("new_session", str)
 
 # Checks a password against national on a user's first login; set by the sync package.
 UpstreamVerify = Callable[[str, str], Awaitable[dict[str, Any] | None]]
@@ -102,12 +103,16 @@ class Authenticator:
         # single flight: the 300 laptops that arrive at 09:00 with the same header wait for
         # one scrypt run, not 300 of them queued one after another
         pending = self._inflight.get(key)
+        leader = pending is None
         if pending is None:
             pending = asyncio.ensure_future(self.login(username, password, request.remote, "basic"))
             self._inflight[key] = pending
             pending.add_done_callback(lambda _f: self._inflight.pop(key, None))
         user = await asyncio.shield(pending)
         self._basic[key] = (user.uid, now + CACHE_S)
+        if leader and SESSION_COOKIE not in request.cookies:
+            # as DHIS2 does after a Basic login: the Android SDK then sends only the cookie
+            request[NEW_SESSION] = await self.start_session(user)
         return user
 
     async def login(self, username: str, password: str, client: str | None,

@@ -7,6 +7,7 @@ import logging
 from aiohttp import web
 
 from ..errors import ApplianceError
+from .auth import NEW_SESSION, SESSION_COOKIE
 from .web import AUTH, USER_KEY, Handler, message
 
 log = logging.getLogger(__name__)
@@ -70,4 +71,8 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         resp.headers["WWW-Authenticate"] = 'Basic realm="DHIS2"'
         return resp
     request[USER_KEY] = user  # type: ignore[misc]
-    return await handler(request)
+    response = await handler(request)
+    sid = request.get(NEW_SESSION)
+    if sid is not None:
+        response.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="Lax", path="/")
+    return response

@@ -7,7 +7,7 @@ import base64
 import aiohttp
 
 from appliance import demo
-from tests.conftest import ADMIN, RunningHub, basic
+from tests.conftest import ADMIN, CHCP, RunningHub, basic
 
 
 async def test_basic_and_wrong_password(hub: RunningHub, http: aiohttp.ClientSession) -> None:
@@ -103,3 +103,13 @@ async def test_hub_status_and_health_endpoints(hub: RunningHub,
         health = await r.json()
     assert r.status == 200
     assert health["sample"] is None and health["sample_age_s"] is None  # no agent running
+
+
+async def test_basic_login_sets_a_session_cookie_like_dhis2(hub: RunningHub) -> None:
+    # the Android SDK logs in with Basic and, if the server sets a cookie, sends only that
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+        async with s.get(hub.api("me"), headers=CHCP) as r:
+            assert r.status == 200
+            assert "JSESSIONID" in r.cookies
+        async with s.get(hub.api("me")) as r:
+            assert r.status == 200 and (await r.json())["username"] == "chcp"
