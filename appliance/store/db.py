@@ -119,26 +119,34 @@ class Store:
 
     # -- migrations -----------------------------------------------------------------
     def _migrate(self) -> None:
+        """Apply pending migrations in one IMMEDIATE transaction.
+
+        hub, sync and health start together on a fresh card; the write lock makes the
+        later ones wait, then see the migrations already applied.
+        """
         conn = self._writer_conn
-        conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT)")
-        done = {r[0] for r in conn.execute("SELECT name FROM _migrations")}
         files = sorted(
             (p for p in resources.files("appliance.store").joinpath("migrations").iterdir()
              if p.name.endswith(".sql")), key=lambda p: p.name)
-        for f in files:
-            if f.name in done:
-                continue
-            sql = f.read_text()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                # executescript would COMMIT implicitly; split on ';' at line ends instead
-                for stmt in _statements(sql):
+        name = "?"
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, "
+                         "applied TEXT)")
+            done = {r[0] for r in conn.execute("SELECT name FROM _migrations")}
+            for f in files:
+                name = f.name
+                if name in done:
+                    continue
+                # executescript would COMMIT implicitly; run statement by statement instead
+                for stmt in _statements(f.read_text()):
                     conn.execute(stmt)
-                conn.execute("INSERT INTO _migrations VALUES (?, datetime('now'))", (f.name,))
-                conn.execute("COMMIT")
-            except sqlite3.Error as e:
+                conn.execute("INSERT INTO _migrations VALUES (?, datetime('now'))", (name,))
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            if conn.in_transaction:
                 conn.execute("ROLLBACK")
-                raise StoreError(f"migration {f.name} failed: {e}") from e
+            raise StoreError(f"migration {name} failed: {e}") from e
         self.hlc.advance_to(self._persisted_hlc(conn))
 
     @staticmethod

