@@ -13,7 +13,7 @@ from aiohttp import web
 from ..config import Config
 from ..store import Store
 from ..store.metadata import metadata_version
-from . import middleware, routes_data, routes_hub, routes_metadata, routes_system
+from . import middleware, pages, routes_data, routes_hub, routes_metadata, routes_system
 from .auth import Authenticator, UpstreamVerify
 from .discovery import advertiser
 from .web import AUTH, CONFIG, ROLE, STATE, STORE, HubState
@@ -46,6 +46,7 @@ def create_app(config: Config, store: Store, *, role: str | None = None,
     if role == "hub":
         from ..sync import api as sync_api  # conflicts, rejections, "sync now"
         sync_api.setup(app)
+    pages.setup(app)  # /hub (data entry) and /hub/status
     routes_metadata.setup(app)  # last: its /{collection} pattern is the catch-all
     extra = getattr(config, "extra_routes", None)
     if extra:

@@ -24,6 +24,13 @@ _STATUS_TEXT = {
 }
 
 
+def _challenge(request: web.Request, resp: web.Response) -> None:
+    """Ask for Basic credentials, except from web apps: DHIS2 apps send X-Requested-With
+    so that a browser shows their login form instead of its own password pop-up."""
+    if request.headers.get("X-Requested-With") != "XMLHttpRequest":
+        resp.headers["WWW-Authenticate"] = 'Basic realm="DHIS2"'
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -47,7 +54,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
                 e.status, e.reason)
         resp = message(e.status, text)
         if e.status == 401:
-            resp.headers["WWW-Authenticate"] = 'Basic realm="DHIS2"'
+            _challenge(request, resp)
         return resp
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
@@ -68,7 +75,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
             raise
     if user is None and not public:
         resp = message(401, "Unauthorized")
-        resp.headers["WWW-Authenticate"] = 'Basic realm="DHIS2"'
+        _challenge(request, resp)
         return resp
     request[USER_KEY] = user  # type: ignore[misc]
     response = await handler(request)

@@ -446,11 +446,13 @@ async def data_entry_values(request: web.Request) -> web.Response:
         raise BadRequest(f"Period not valid: `{pe}`") from None
     aoc = resolve_aoc(index, q.get("cc"), q.get("cp")) or ""
     des = sorted(index.ds_elements.get(ds, set()))
-    rows, reg = await request.app[STORE].read(lambda c: (
+    rows, reg, sync, reg_sync = await request.app[STORE].read(lambda c: (
         dv.query_values(c, org_units=[ou], periods=[period.id], data_elements=des, aocs=[aoc]),
         c.execute("SELECT completed, stored_by, date, last_updated FROM complete_registration "
                   "WHERE ds=? AND pe=? AND ou=? AND aoc=? AND deleted=0",
-                  (ds, period.id, ou, aoc)).fetchone()))
+                  (ds, period.id, ou, aoc)).fetchone(),
+        _value_sync(c, ou, period.id, aoc, set(des)),
+        _registration_sync(c, ds, period.id, ou, aoc)))
     minmax = [{"orgUnit": ou, "dataElement": de, "categoryOptionCombo": coc,
                "minValue": mn, "maxValue": mx}
               for (o, de, coc), (mn, mx) in index.minmax.items() if o == ou and de in des]
@@ -461,13 +463,57 @@ async def data_entry_values(request: web.Request) -> web.Response:
         lock = "APPROVED"
     else:
         lock = "LOCKED" if locked else "OPEN"
+    values, counts = [], {s: 0 for s in ("pending", "synced", "rejected", "conflict")}
+    for r in rows:
+        v = dv.value_json(r)
+        _, code, msg, _ = sync.pop((r["de"], r["coc"]), ("", None, None, 0))
+        state = r["sync_state"]  # the row's own state; the join only adds national's reason
+        rejected = state == "rejected"
+        v["hubSync"] = {"state": state, "message": msg if rejected else None,
+                        "errorCode": code if rejected else None}
+        counts[state] = counts.get(state, 0) + 1
+        values.append(v)
+    for state, _code, _msg, deleted in sync.values():
+        if deleted and state != "synced":  # a deletion national has not accepted yet
+            counts[state] = counts.get(state, 0) + 1
     return json_response({
-        "dataValues": [dv.value_json(r) for r in rows], "minMaxValues": minmax,
+        "dataValues": values, "minMaxValues": minmax,
         "lockStatus": lock,
         "completeStatus": {"complete": bool(reg and reg[0]), "storedBy": reg[1] if reg else None,
                            "date": reg[2] if reg else None,
-                           "lastUpdated": reg[3] if reg else None},
+                           "lastUpdated": reg[3] if reg else None, "hubSync": reg_sync},
+        "hubSync": counts,
     })
+
+
+# The hub's sync state of what a form shows, in keys DHIS2 clients ignore: per value
+# pending | synced | conflict | rejected, with national's refusal reason when rejected.
+def _value_sync(conn: Any, ou: str, pe: str, aoc: str, des: set[str]
+                ) -> dict[tuple[str, str], tuple[str, str | None, str | None, int]]:
+    """(de, coc) -> (sync_state, error_code, message, deleted) of the form's rows,
+    tombstones included."""
+    out = {}
+    for r in conn.execute(
+            "SELECT d.de, d.coc, d.sync_state, r.error_code, r.message, d.deleted "
+            "FROM datavalue d LEFT JOIN sync_rejection r ON r.entity='datavalue' AND r.key = "
+            "d.de||'|'||d.pe||'|'||d.ou||'|'||d.coc||'|'||d.aoc "
+            "WHERE d.ou=? AND d.pe=? AND d.aoc=?", (ou, pe, aoc)):
+        if r[0] in des:
+            out[(r[0], r[1])] = (r[2], r[3], r[4], r[5])
+    return out
+
+
+def _registration_sync(conn: Any, ds: str, pe: str, ou: str, aoc: str) -> dict[str, Any] | None:
+    r = conn.execute(
+        "SELECT c.sync_state, r.error_code, r.message FROM complete_registration c "
+        "LEFT JOIN sync_rejection r ON r.entity='complete_registration' AND r.key = "
+        "c.ds||'|'||c.pe||'|'||c.ou||'|'||c.aoc "
+        "WHERE c.ds=? AND c.pe=? AND c.ou=? AND c.aoc=?", (ds, pe, ou, aoc)).fetchone()
+    if r is None:
+        return None
+    rejected = r[0] == "rejected"
+    return {"state": r[0], "message": r[2] if rejected else None,
+            "errorCode": r[1] if rejected else None}
 
 
 async def validate_data_set(request: web.Request) -> web.Response:

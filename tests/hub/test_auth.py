@@ -113,3 +113,11 @@ async def test_basic_login_sets_a_session_cookie_like_dhis2(hub: RunningHub) -> 
             assert "JSESSIONID" in r.cookies
         async with s.get(hub.api("me")) as r:
             assert r.status == 200 and (await r.json())["username"] == "chcp"
+
+
+async def test_no_browser_password_popup_for_web_apps(hub: RunningHub,
+                                                      http: aiohttp.ClientSession) -> None:
+    async with http.get(hub.api("me")) as r:
+        assert r.status == 401 and "WWW-Authenticate" in r.headers
+    async with http.get(hub.api("me"), headers={"X-Requested-With": "XMLHttpRequest"}) as r:
+        assert r.status == 401 and "WWW-Authenticate" not in r.headers

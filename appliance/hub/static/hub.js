@@ -1,0 +1,542 @@
+/* The hub's data entry (/hub) and the header of both pages. ES2017 module, no build step.
+   Data is only ever rendered as text nodes. */
+const B = document.body, PAGE = B.dataset.page, REFRESH = +B.dataset.refresh || 10000;
+const $ = id => document.getElementById(id), MAIN = $('main');
+const NUMERIC = ['INTEGER', 'INTEGER_POSITIVE', 'INTEGER_NEGATIVE', 'INTEGER_ZERO_OR_POSITIVE',
+  'NUMBER', 'PERCENTAGE', 'UNIT_INTERVAL'];
+const MONTHS = ('January February March April May June July August September October November ' +
+  'December').split(' ');
+const LABEL = {pending: 'received by the hub', synced: 'accepted by national',
+  rejected: 'refused by national', conflict: 'conflict: see log'};
+let ME = null, SERVER_DATE = null;
+
+// -- helpers
+function h(tag, attrs, ...kids) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else if (k === 'value') el.value = v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  add(el, kids);
+  return el;
+}
+function add(el, kid) {
+  if (kid === null || kid === undefined || kid === false) return;
+  if (Array.isArray(kid)) kid.forEach(k => add(el, k));
+  else el.appendChild(typeof kid === 'object' ? kid : document.createTextNode(String(kid)));
+}
+const fill = (el, ...kids) => { el.textContent = ''; add(el, kids); return el; };
+const q = p => Object.keys(p).map(k => `${encodeURIComponent(k)}=${encodeURIComponent(p[k])}`).join('&');
+const msgOf = (r, fallback) => (r && r.body && r.body.message) || fallback;
+const pad = n => (n < 10 ? '0' : '') + n;
+function fmtTime(s) { // in the laptop's time zone; DHIS2 times without a zone are UTC
+  const d = new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(s) ? s : s + 'Z');
+  if (!s || isNaN(d)) return s || '—';
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+async function api(method, path, body) {
+  const opt = {method, credentials: 'same-origin',
+    headers: {Accept: 'application/json', 'X-Requested-With': 'XMLHttpRequest'}};
+  if (body !== undefined) {
+    opt.headers['Content-Type'] = 'application/json';
+    opt.body = JSON.stringify(body);
+  }
+  const r = await fetch(path, opt);
+  SERVER_DATE = r.headers.get('Date') || SERVER_DATE; // the hub's clock decides locking
+  const text = await r.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch (e) { json = null; }
+  if (r.status === 401 && path !== '/api/auth/login') {
+    showLogin(ME ? 'Your session ended. Log in again: nothing you typed is lost.' : '');
+  }
+  return {status: r.status, ok: r.ok, body: json};
+}
+
+// -- login and the header bar
+function showLogin(message) {
+  $('login').hidden = false;
+  $('login-error').textContent = message;
+  if (PAGE === 'entry') { MAIN.hidden = true; $('username').focus(); }
+}
+$('login-form').addEventListener('submit', async e => {
+  e.preventDefault();
+  const btn = $('login-btn'), err = $('login-error');
+  btn.disabled = true;
+  err.textContent = '';
+  try {
+    const r = await api('POST', '/api/auth/login', {username: $('username').value.trim(),
+      password: $('password').value});
+    $('password').value = '';
+    if (r.ok) { $('login').hidden = true; MAIN.hidden = false; await afterLogin(true); return; }
+    err.textContent = r.status === 401 ? msgOf(r, 'Wrong username or password.')
+      : r.status === 429 ? msgOf(r, 'Too many failed logins; wait a minute.')
+        : 'Login failed: ' + msgOf(r, 'the hub answered ' + r.status);
+    $('password').focus();
+  } catch (x) {
+    err.textContent = 'Cannot reach the hub. Check the Wi-Fi and try again.';
+  } finally { btn.disabled = false; }
+});
+$('logout').addEventListener('click', async () => {
+  if (PAGE === 'entry') await flush();
+  try { await api('POST', '/api/auth/logout'); } finally { location.reload(); }
+});
+$('sync-now').addEventListener('click', async () => {
+  const m = $('sync-msg');
+  m.textContent = 'asking…';
+  try {
+    const r = await api('POST', '/api/hub/sync');
+    m.textContent = r.ok ? msgOf(r, 'Sync requested') : 'Sync: ' + msgOf(r, r.status);
+  } catch (e) { m.textContent = 'The hub did not answer'; }
+  setTimeout(refreshLink, 2500);
+});
+
+async function refreshLink() {
+  const link = $('link');
+  try {
+    const r = await api('GET', '/api/hub/status');
+    if (!r.ok || !r.body) return;
+    const s = r.body.sync;
+    link.className = 'pill ' + s.link;
+    link.textContent = {up: 'online', down: 'offline'}[s.link] || 'link not checked yet';
+    link.title = 'Last sync with national: ' + fmtTime(s.lastSuccess);
+    $('pending').textContent = `${s.syncing ? 'syncing now · ' : ''}${s.pending} waiting for national`;
+  } catch (e) {
+    link.className = 'pill down';
+    link.textContent = 'hub not answering';
+  }
+}
+
+async function afterLogin(fresh) {
+  if (PAGE === 'status' && fresh) return location.reload(); // the hub renders what this user may see
+  const r = await api('GET', '/api/me?fields=id,username,displayName,organisationUnits,dataSets,authorities');
+  if (!r.ok) { if (r.status !== 401) showError('Cannot load your account: ' + msgOf(r, r.status)); return; }
+  const first = !ME;
+  ME = r.body;
+  $('who').textContent = `${ME.displayName || ME.username} (${ME.username})`;
+  $('logout').hidden = $('sync-now').hidden = false;
+  if (PAGE === 'status') return;
+  return first ? startEntry() : flush();
+}
+const showError = text => add(MAIN, h('p', {class: 'banner err', role: 'alert'}, text));
+
+// -- data entry: org unit, data set, period
+let OUS = [], SEL = {}, FORM = null, CELLS = {}, MINMAX = {}, timer = null, saving = null, gen = 0;
+const DSETS = {}, META = {}, cells = () => Object.values(CELLS);
+
+async function startEntry() {
+  const ids = ME.dataSets || [], seen = {};
+  const found = await Promise.all((ME.organisationUnits || []).map(o => api('GET',
+    '/api/organisationUnits?' + q({filter: 'path:like:' + o.id, fields: 'id,name,level,dataSets[id]',
+      paging: 'false'}))));
+  for (const r of found) {
+    for (const o of (r.body && r.body.organisationUnits) || []) {
+      o.ds = (o.dataSets || []).map(d => d.id).filter(d => ids.includes(d));
+      if (o.ds.length && !seen[o.id]) { seen[o.id] = 1; OUS.push(o); }
+    }
+  }
+  OUS.sort((a, b) => a.level - b.level || a.name.localeCompare(b.name));
+  if (ids.length) {
+    const r = await api('GET', '/api/dataSets?' + q({filter: `id:in:[${ids.join(',')}]`,
+      fields: 'id,name,periodType,openFuturePeriods,expiryDays', paging: 'false'}));
+    ((r.body && r.body.dataSets) || []).forEach(d => { DSETS[d.id] = d; });
+  }
+  if (!OUS.length) return showError('Your account has no clinic with forms. Ask the IT focal point.');
+  try { SEL = JSON.parse(localStorage.getItem('hub.sel.' + ME.username)) || {}; } catch (e) { SEL = {}; }
+  fill(MAIN, h('div', {class: 'pick', role: 'group', 'aria-label': 'Choose the form'},
+    h('label', {}, 'Clinic / org unit', h('select', {id: 'ou', onchange: onOu})),
+    h('label', {}, 'Form (data set)', h('select', {id: 'ds', onchange: onDs})),
+    h('label', {}, 'Reporting month', h('select', {id: 'pe', onchange: onPe}))), h('div', {id: 'form'}));
+  options($('ou'), OUS.map(o => [o.id, o.name]), SEL.ou, 'choose a clinic');
+  onOu();
+  setInterval(() => { if (!document.hidden && FORM) refreshValues(); }, REFRESH);
+}
+function options(sel, items, want, placeholder) {
+  fill(sel, items.length !== 1 ? h('option', {value: ''}, `— ${placeholder} —`) : null,
+    items.map(it => h('option', {value: it[0]}, it[1])));
+  sel.value = items.some(it => it[0] === want) ? want : items.length === 1 ? items[0][0] : '';
+}
+function onOu() {
+  const ou = OUS.find(o => o.id === $('ou').value);
+  const list = ou ? ou.ds.filter(d => DSETS[d]).map(d => [d, DSETS[d].name]) : [];
+  options($('ds'), list.sort((a, b) => a[1].localeCompare(b[1])), SEL.ds, 'choose a form');
+  onDs();
+}
+function onDs() {
+  const ds = DSETS[$('ds').value];
+  options($('pe'), ds ? periods(ds).map(p => [p.id, p.label + (p.locked ? ' (locked: past expiry)' : '')]) : [],
+    SEL.pe, 'choose a month');
+  onPe();
+}
+async function onPe() {
+  await flush();
+  SEL = {ou: $('ou').value, ds: $('ds').value, pe: $('pe').value};
+  try { localStorage.setItem('hub.sel.' + ME.username, JSON.stringify(SEL)); } catch (e) { /* private mode */ }
+  FORM = null;
+  CELLS = {};
+  fill($('form'));
+  if (SEL.ou && SEL.ds && SEL.pe) await loadForm();
+}
+function periods(ds) { // monthly: the open future ones, the current one, the last 12
+  const now = new Date(SERVER_DATE || Date.now()), y = now.getUTCFullYear(), m = now.getUTCMonth(), out = [];
+  if (ds.periodType !== 'Monthly') return out;
+  const ofp = ds.openFuturePeriods || 0, exp = ds.expiryDays || 0;
+  const mayEditExpired = (ME.authorities || []).some(a => a === 'ALL' || a === 'F_EDIT_EXPIRED');
+  const day = Date.UTC(y, m, now.getUTCDate());
+  for (let off = ofp > 0 ? ofp - 1 : -1; off >= -12; off--) {
+    const d = new Date(Date.UTC(y, m + off, 1)), yy = d.getUTCFullYear(), mm = d.getUTCMonth();
+    out.push({id: yy + pad(mm + 1), label: MONTHS[mm] + ' ' + yy,
+      locked: exp > 0 && !mayEditExpired && day > Date.UTC(yy, mm + 1, exp)}); // last day + expiryDays
+  }
+  return out;
+}
+
+// -- data entry: the form
+const DS_FIELDS = 'id,name,periodType,sections[id,name,sortOrder,dataElements[id]],dataSetElements[' +
+  'dataElement[id,name,formName,valueType,zeroIsSignificant,optionSet[id,options[code,name]],' +
+  'categoryCombo[id,categories[id,name,categoryOptions[id,name]],' +
+  'categoryOptionCombos[id,name,categoryOptions[id]]]]]';
+const valuesUrl = () => '/api/dataEntry/dataValues?' + q({ds: SEL.ds, pe: SEL.pe, ou: SEL.ou});
+const label = de => de.formName || de.name;
+
+async function loadForm() {
+  const sel = SEL, box = $('form');
+  add(box, h('p', {class: 'muted'}, 'Loading the form…'));
+  try {
+    if (!META[sel.ds]) {
+      const m = await api('GET', `/api/dataSets/${encodeURIComponent(sel.ds)}?` + q({fields: DS_FIELDS}));
+      if (!m.ok) throw new Error(msgOf(m, m.status));
+      META[sel.ds] = m.body;
+    }
+    const v = await api('GET', valuesUrl());
+    if (!v.ok) throw new Error(msgOf(v, v.status));
+    if (sel !== SEL) return;
+    FORM = META[sel.ds];
+    renderForm(box);
+    applyServer(v.body);
+    restoreDraft();
+  } catch (e) {
+    if (sel === SEL) fill(box, h('p', {class: 'banner err', role: 'alert'}, 'Cannot load the form: ' +
+      e.message));
+  }
+}
+function sections(ds) {
+  const byId = {};
+  ds.dataSetElements.forEach(e => { byId[e.dataElement.id] = e.dataElement; });
+  const secs = (ds.sections || []).slice().sort((a, b) => a.sortOrder - b.sortOrder);
+  if (!secs.length) {
+    return [{name: '', des: Object.values(byId).sort((a, b) => label(a).localeCompare(label(b)))}];
+  }
+  return secs.map(s => ({name: s.name, des: s.dataElements.map(d => byId[d.id]).filter(Boolean)}));
+}
+function renderForm(box) {
+  const pe = $('pe').options[$('pe').selectedIndex].text, ou = OUS.find(o => o.id === SEL.ou).name;
+  const button = (id, text, onclick, cls) => h('button', {type: 'button', id, onclick, class: cls}, text);
+  fill(box,
+    h('div', {class: 'formhead'}, h('h2', {}, FORM.name), h('p', {}, `${ou} · ${pe}`)),
+    h('div', {id: 'lock'}),
+    h('div', {class: 'tools'}, button('save', 'Save form', () => flush(), 'primary'),
+      button('complete', 'Mark complete', toggleComplete), button('validate', 'Run validation', validate),
+      h('span', {id: 'complete-st', role: 'status'}), h('span', {id: 'sum', class: 'sum', role: 'status'})),
+    h('div', {class: 'legend', 'aria-hidden': 'true'}, Object.keys(LABEL).map(s =>
+      h('span', {'data-state': s}, h('i', {class: 'dot'}), LABEL[s]))),
+    h('div', {id: 'vres', class: 'vres', hidden: true, role: 'region', 'aria-label': 'Validation result'}),
+    sections(FORM).map((s, i) => h('section', {class: 'sec', 'aria-labelledby': 'sec' + i},
+      s.name ? h('h3', {id: 'sec' + i}, s.name) : null, tables(s.des))));
+}
+function tables(des) { // one table per run of elements sharing a category combo, as DHIS2's section form
+  const out = [];
+  let run = [];
+  des.forEach((de, i) => {
+    run.push(de);
+    if (!des[i + 1] || des[i + 1].categoryCombo.id !== de.categoryCombo.id) { out.push(table(run)); run = []; }
+  });
+  return out;
+}
+function columns(cc) { // cartesian product of the categories' options, each mapped to its option combo
+  const cats = cc.categories || [], cocs = cc.categoryOptionCombos || [];
+  const key = opts => opts.map(o => o.id).sort().join();
+  let cols = [[]];
+  cats.forEach(c => { cols = [].concat(...cols.map(col => c.categoryOptions.map(o => col.concat([o])))); });
+  cols = cols.map(col => {
+    const coc = cocs.find(c => key(c.categoryOptions) === key(col));
+    return {coc, name: coc ? coc.name : col.map(o => o.name).join(', ')};
+  });
+  if (!cats.length || !cols.some(c => c.coc)) return {cats: [], cols: cocs.map(coc => ({coc, name: coc.name}))};
+  return {cats, cols};
+}
+function table(des) {
+  const cc = des[0].categoryCombo, {cats, cols} = columns(cc), head = h('thead');
+  const corner = n => h('th', {class: 'corner', scope: 'col', rowspan: n}, 'Data element');
+  const th = (text, span) => h('th', {scope: 'col', colspan: span}, text);
+  if (cols.length === 1 && cols[0].name === 'default') add(head, h('tr', {}, corner(1), th('Value')));
+  else if (!cats.length) add(head, h('tr', {}, corner(1), cols.map(c => th(c.name))));
+  else {
+    let span = cols.length, rep = 1;
+    cats.forEach((cat, i) => {
+      span /= cat.categoryOptions.length;
+      const tr = h('tr', {}, i ? null : corner(cats.length));
+      for (let r = 0; r < rep; r++) cat.categoryOptions.forEach(o => add(tr, th(o.name, span)));
+      rep *= cat.categoryOptions.length;
+      add(head, tr);
+    });
+  }
+  const body = h('tbody', {}, des.map(de => h('tr', {}, h('th', {scope: 'row'}, label(de)),
+    cols.map(col => col.coc ? cell(de, col) : h('td', {class: 'grey'})))));
+  return h('div', {class: 'tw'}, h('table', {class: 'form'}, head, body));
+}
+function cell(de, col) {
+  const key = de.id + '.' + col.coc.id, id = `v-${de.id}-${col.coc.id}`;
+  const input = makeInput(de, id, label(de) + (col.name === 'default' ? '' : ', ' + col.name));
+  const st = h('span', {class: 'st', id: id + '-st'}), rng = h('span', {class: 'rng'});
+  input.setAttribute('aria-describedby', id + '-st');
+  const td = h('td', {class: 'cell', 'data-de': de.id, 'data-coc': col.coc.id, 'data-state': ''},
+    input, st, rng);
+  const c = CELLS[key] = {key, de, coc: col.coc.id, input, td, st, rng, server: '', sync: null,
+    dirty: false, error: null, saving: false, note: null};
+  if (input.tagName === 'INPUT' && !['checkbox', 'date'].includes(input.type)) {
+    input.addEventListener('input', () => edited(c, 1200)); // saved when typing pauses
+  }
+  input.addEventListener('change', () => edited(c, 100));
+  input.addEventListener('keydown', e => { // Enter moves on, as in DHIS2
+    if (e.key !== 'Enter' || input.tagName === 'TEXTAREA') return;
+    e.preventDefault();
+    const all = [...document.querySelectorAll('td.cell [id^="v-"]')].filter(i => !i.disabled);
+    const n = all[all.indexOf(input) + 1];
+    if (n) n.focus();
+  });
+  return td;
+}
+function makeInput(de, id, name) {
+  const vt = de.valueType, os = de.optionSet, a = {id, name: id, 'aria-label': name, autocomplete: 'off'};
+  const opt = (v, t) => h('option', {value: v}, t);
+  if (os && os.options) return h('select', a, opt('', ''), os.options.map(o => opt(o.code, o.name)));
+  if (vt === 'BOOLEAN') return h('select', a, opt('', ''), opt('true', 'Yes'), opt('false', 'No'));
+  if (vt === 'LONG_TEXT') return h('textarea', Object.assign(a, {rows: 2}));
+  a.type = {TRUE_ONLY: 'checkbox', DATE: 'date'}[vt] || 'text';
+  if (NUMERIC.includes(vt)) {
+    const whole = vt.startsWith('INTEGER');
+    Object.assign(a, {type: 'number', step: whole ? '1' : 'any', inputmode: whole ? 'numeric' : 'decimal',
+      min: {INTEGER_ZERO_OR_POSITIVE: '0', INTEGER_POSITIVE: '1'}[vt]});
+  }
+  return h('input', a);
+}
+const val = c => c.input.type === 'checkbox' ? (c.input.checked ? 'true' : '') : c.input.value.trim();
+const setVal = (c, v) => {
+  if (c.input.type === 'checkbox') c.input.checked = v === 'true'; else c.input.value = v;
+};
+const badInput = c => c.input.validity && c.input.validity.badInput;
+
+function edited(c, wait) {
+  c.error = c.note = null;
+  c.dirty = val(c) !== c.server || badInput(c);
+  paint(c);
+  saveDraft();
+  clearTimeout(timer);
+  timer = setTimeout(flush, wait);
+}
+
+// Save every changed cell in one dataValueSets import; each conflict goes to its cell by index.
+async function flush() {
+  clearTimeout(timer);
+  while (saving) await saving;
+  if (!FORM) return;
+  const batch = cells().filter(c => {
+    if (!c.dirty || c.input.disabled) return false;
+    if (badInput(c)) { c.error = 'enter a number'; paint(c); return false; }
+    return true;
+  });
+  if (!batch.length) return;
+  let done;
+  saving = new Promise(res => { done = res; });
+  batch.forEach(c => { c.sent = val(c); c.saving = true; paint(c); });
+  try {
+    const r = await api('POST', '/api/dataValueSets', {dataSet: SEL.ds, period: SEL.pe, orgUnit: SEL.ou,
+      dataValues: batch.map(c => Object.assign({dataElement: c.de.id, categoryOptionCombo: c.coc,
+        value: c.sent}, c.sent === '' ? {deleted: true} : {}))});
+    const resp = r.body && r.body.response, byIndex = {};
+    let whole = null;
+    for (const cf of (resp && resp.conflicts) || []) {
+      const msg = cf.value + (cf.errorCode ? ` (${cf.errorCode})` : '');
+      if (!cf.indexes || !cf.indexes.length) whole = (whole ? whole + '; ' : '') + msg;
+      else cf.indexes.forEach(i => { (byIndex[i] = byIndex[i] || []).push(msg); });
+    }
+    if (!resp && r.status !== 401) whole = msgOf(r, 'the hub answered ' + r.status);
+    gen++;
+    batch.forEach((c, i) => {
+      c.saving = false;
+      if (r.status === 401) c.note = 'not saved yet: log in again';
+      else if (val(c) !== c.sent) { /* typed again meanwhile: stays dirty */ }
+      else if (byIndex[i] || whole) { c.error = (byIndex[i] || [whole]).join('; '); c.dirty = false; }
+      else {
+        Object.assign(c, {server: c.sent, dirty: false, sync: c.sent === '' ? null : {state: 'pending'},
+          zero: c.sent === '0' && !c.de.zeroIsSignificant && NUMERIC.includes(c.de.valueType)});
+      }
+      paint(c);
+    });
+  } catch (e) { // the hub did not answer (power cut, Wi-Fi): keep the values and retry
+    batch.forEach(c => { c.saving = false; c.note = 'not saved yet: no answer, retrying'; paint(c); });
+    timer = setTimeout(flush, 5000);
+  } finally {
+    saving = null;
+    done();
+  }
+  saveDraft();
+  summary();
+}
+
+function paint(c) {
+  const v = val(c);
+  let state = '', text = '';
+  if (c.error) { state = 'error'; text = 'not saved: ' + c.error; }
+  else if (c.saving) { state = 'saving'; text = 'saving…'; }
+  else if (c.dirty) { state = 'dirty'; text = c.note || 'not saved yet'; }
+  else if (c.zero && v === '0' && !c.sync) text = '0 is not stored for this item (counts as empty)';
+  else if (c.sync && v !== '') {
+    state = c.sync.state;
+    text = LABEL[state] || state;
+    if (state === 'rejected') {
+      text += ': ' + (c.sync.message || 'no reason given') + (c.sync.errorCode ? ` (${c.sync.errorCode})` : '');
+    }
+  }
+  c.td.setAttribute('data-state', state);
+  fill(c.st, text ? [h('i', {class: 'dot'}),
+    state === 'conflict' ? ['conflict: ', h('a', {href: '/hub/status#conflicts'}, 'see log')] : text] : null);
+  const mm = MINMAX[c.key], n = parseFloat(v), out = !!mm && v !== '' && !isNaN(n) && (n < mm[0] || n > mm[1]);
+  c.td.classList.toggle('range', out); // DHIS2 warns but saves
+  c.rng.textContent = out ? `outside usual range ${mm[0]}–${mm[1]}` : '';
+}
+
+function applyServer(d) {
+  MINMAX = {};
+  (d.minMaxValues || []).forEach(m => {
+    MINMAX[m.dataElement + '.' + m.categoryOptionCombo] = [m.minValue, m.maxValue];
+  });
+  const got = {};
+  (d.dataValues || []).forEach(v => { got[v.dataElement + '.' + v.categoryOptionCombo] = v; });
+  const locked = d.lockStatus !== 'OPEN';
+  for (const c of cells()) {
+    const v = got[c.key];
+    c.server = v && v.value != null ? String(v.value) : '';
+    c.sync = v ? v.hubSync || {state: 'synced'} : null;
+    const keep = c.dirty || c.error || c.saving || (c.zero && !v) || document.activeElement === c.input;
+    if (!keep) setVal(c, c.server); // never overwrite what the user typed
+    c.input.disabled = locked;
+    paint(c);
+  }
+  fill($('lock'), locked ? h('p', {class: 'banner warn', role: 'status'}, d.lockStatus === 'APPROVED'
+    ? 'This form is approved: it cannot be changed.' : 'This month is locked (past the expiry days).') : null);
+  $('save').disabled = $('complete').disabled = FORM.locked = locked;
+  const cs = d.completeStatus || {}, hs = cs.hubSync, st = $('complete-st');
+  FORM.complete = !!cs.complete;
+  $('complete').textContent = cs.complete ? 'Incomplete' : 'Mark complete';
+  st.className = cs.complete ? 'done' : '';
+  st.textContent = !cs.complete ? 'Not complete yet'
+    : 'Complete' + (cs.storedBy ? ` (by ${cs.storedBy})` : '') +
+    (hs ? ': ' + (LABEL[hs.state] || hs.state) + (hs.message ? ': ' + hs.message : '') : '');
+  FORM.counts = d.hubSync || {};
+  summary();
+}
+function summary() {
+  if (!FORM || !$('sum')) return;
+  const n = Object.assign({}, FORM.counts);
+  for (const c of cells()) {
+    if (c.error) n.errors = (n.errors || 0) + 1;
+    else if (c.dirty || c.saving) n.unsaved = (n.unsaved || 0) + 1;
+  }
+  const says = Object.assign({}, LABEL, {conflict: 'in conflict', unsaved: 'not saved yet', errors: 'with errors'});
+  $('sum').textContent = Object.keys(says).filter(k => n[k]).map(k => `${n[k]} ${says[k]}`).join(' · ');
+}
+async function refreshValues() {
+  if (saving || !FORM) return;
+  const sel = SEL, g = gen;
+  try {
+    const r = await api('GET', valuesUrl());
+    // a reply read before a save finished would put old values back: drop it
+    if (r.ok && sel === SEL && g === gen && !saving && FORM) applyServer(r.body);
+  } catch (e) { /* next time */ }
+}
+
+// Unsaved typing survives a reload, or the laptop's battery running out.
+const draftKey = () => `hub.draft.${ME.username}.${SEL.ds}.${SEL.pe}.${SEL.ou}`;
+function saveDraft() {
+  const d = {};
+  cells().filter(c => c.dirty || c.saving).forEach(c => { d[c.key] = val(c); });
+  try {
+    if (Object.keys(d).length) localStorage.setItem(draftKey(), JSON.stringify(d));
+    else localStorage.removeItem(draftKey());
+  } catch (e) { /* storage full or disabled */ }
+}
+function restoreDraft() {
+  let d = null;
+  try { d = JSON.parse(localStorage.getItem(draftKey())); } catch (e) { d = null; }
+  for (const k of Object.keys(d || {})) {
+    const c = CELLS[k];
+    if (c && !c.input.disabled) { setVal(c, d[k]); edited(c, 300); }
+  }
+}
+
+async function toggleComplete() {
+  await flush();
+  const btn = $('complete'), st = $('complete-st');
+  btn.disabled = true;
+  try {
+    const r = FORM.complete
+      ? await api('DELETE', '/api/completeDataSetRegistrations?' + q({ds: SEL.ds, pe: SEL.pe, ou: SEL.ou}))
+      : await api('POST', '/api/completeDataSetRegistrations', {completeDataSetRegistrations: [
+        {dataSet: SEL.ds, period: SEL.pe, organisationUnit: SEL.ou}]});
+    const cf = (r.body && r.body.response && r.body.response.conflicts) || [];
+    if (!r.ok || cf.length) {
+      st.className = 'err';
+      st.textContent = 'Not changed: ' + (cf.length ? cf.map(c => c.value).join('; ') : msgOf(r, r.status));
+      return;
+    }
+    gen++;
+    const v = await api('GET', valuesUrl());
+    if (v.ok) applyServer(v.body);
+  } catch (e) {
+    st.className = 'err';
+    st.textContent = 'The hub did not answer; try again.';
+  } finally { btn.disabled = FORM.locked; }
+}
+async function validate() {
+  await flush();
+  const box = $('vres'), ops = {equal_to: '=', not_equal_to: '≠', greater_than: '>',
+    greater_than_or_equal_to: '≥', less_than: '<', less_than_or_equal_to: '≤'};
+  box.hidden = false;
+  fill(box, h('p', {class: 'muted'}, 'Checking…'));
+  try {
+    const r = await api('GET', `/api/validation/dataSet/${encodeURIComponent(SEL.ds)}?` +
+      q({pe: SEL.pe, ou: SEL.ou}));
+    if (!r.ok) throw new Error(msgOf(r, r.status));
+    const v = r.body.validationRuleViolations || [];
+    fill(box, v.length ? [h('h3', {}, `${v.length} validation rule${v.length > 1 ? 's' : ''} not met`),
+      h('ul', {}, v.map(x => h('li', {}, `${x.validationRuleDescription}: left side ${x.leftSideValue} ` +
+        `${ops[x.operator] || x.operator} right side ${x.rightSideValue} is not true` +
+        (x.importance ? ` (${x.importance.toLowerCase()} importance)` : ''))))]
+      : h('p', {class: 'ok'}, 'Validation passed: no rule is violated.'));
+  } catch (e) { fill(box, h('p', {class: 'err'}, 'Validation could not run: ' + e.message)); }
+}
+
+window.addEventListener('beforeunload', e => {
+  if (cells().some(c => c.dirty || c.saving)) { flush(); e.preventDefault(); e.returnValue = ''; }
+});
+document.addEventListener('wheel', e => { // scrolling must not change a number
+  if (e.target.type === 'number' && document.activeElement === e.target) e.target.blur();
+}, {passive: true});
+
+// -- start
+if (PAGE === 'status') { // rendered by the hub; reloaded unless someone is typing
+  document.querySelectorAll('time[datetime]').forEach(t => { t.textContent = fmtTime(t.dateTime); });
+  setInterval(() => {
+    if (!document.hidden && !$('username').value && !document.activeElement.closest('form')) location.reload();
+  }, REFRESH);
+}
+refreshLink();
+setInterval(() => { if (!document.hidden) refreshLink(); }, REFRESH);
+api('GET', '/hub/session').then(r => r.body.loggedIn ? afterLogin() : showLogin(''))
+  .catch(() => showError('Cannot reach the hub. Check the Wi-Fi, then reload the page.'));
