@@ -21,23 +21,19 @@ Tables:
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import contextlib
 import functools
 import hmac
 import json
 import logging
-import queue
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import Conflict, FleetError, StoreError, Unauthorized
+from ..errors import Conflict, FleetError, Unauthorized
+from ..store import Store
 from . import alerts as al
 from . import tokens
 from .models import SAMPLE_FIELDS, Heartbeat, Sample
@@ -45,7 +41,6 @@ from .models import SAMPLE_FIELDS, Heartbeat, Sample
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MAX_BATCH = 512
 PRUNE_CHUNK = 5000
 DAY = 86400.0
 
@@ -148,7 +143,6 @@ class NewHub:
     org_unit_id: str | None = None
 
 
-_STOP = object()
 
 
 class FleetDB:
@@ -158,115 +152,25 @@ class FleetDB:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.key = tokens.load_key(self.path.with_suffix(".key"))
-        self._local = threading.local()
         self._auth: dict[str, HubAuth] = {}
-        self._queue: queue.Queue[Any] = queue.Queue()
-        self._closed = False
-        self._writer_conn = self._connect()
-        self._writer_conn.executescript(SCHEMA)
-        self._readers = concurrent.futures.ThreadPoolExecutor(
-            max_workers=readers, thread_name_prefix="fleet-read")
-        self._writer = threading.Thread(target=self._write_loop, name="fleet-write", daemon=True)
-        self._writer.start()
+        # the appliance's one write path (group commit, synchronous=FULL), fleet schema
+        self._store = Store(self.path, migrations=[("0001_fleet.sql", SCHEMA)], clock=False,
+                            readers=readers, cache_kib=16000)
 
-    # -- connections ----------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                   timeout=30)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.execute("PRAGMA cache_size=-16000")
-        except sqlite3.Error as e:
-            raise StoreError(f"cannot open fleet database {self.path}: {e}") from e
-        return conn
-
-    def _reader(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            conn.execute("PRAGMA query_only=ON")
-            self._local.conn = conn
-        return conn
-
-    # -- the write path (one thread, group commit) -------------------------------------
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[T] = loop.create_future()
-        self._submit((fn, fut, loop))
-        return await fut
+        return await self._store.write(lambda tx: fn(tx.conn))
 
     def write_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._submit((fn, fut, None))
-        return fut.result()
+        return self._store.write_sync(lambda tx: fn(tx.conn))
 
-    def _submit(self, item: Any) -> None:
-        if self._closed:
-            raise StoreError("fleet database is closed")
-        self._queue.put(item)
-
-    def _write_loop(self) -> None:
-        conn = self._writer_conn
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            batch = [item]
-            stop = False
-            while len(batch) < MAX_BATCH:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP:
-                    stop = True
-                    break
-                batch.append(nxt)
-            self._run_batch(conn, batch)
-            if stop:
-                return
-
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
-        results: list[tuple[bool, Any]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for fn, _fut, _loop in batch:
-                conn.execute("SAVEPOINT w")
-                try:
-                    results.append((True, fn(conn)))
-                    conn.execute("RELEASE w")
-                except BaseException as e:  # noqa: BLE001 - handed to the caller
-                    conn.execute("ROLLBACK TO w")
-                    conn.execute("RELEASE w")
-                    results.append((False, e))
-            conn.execute("COMMIT")
-        except sqlite3.Error as e:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            log.error("fleet database write failed: %s", e)
-            results = [(False, StoreError(f"fleet database write failed: {e}"))] * len(batch)
-        for (_fn, fut, loop), (ok, val) in zip(batch, results, strict=True):
-            _resolve(fut, loop, ok, val)
-
-    # -- reads ---------------------------------------------------------------------------
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, lambda: fn(self._reader()))
+        return await self._store.read(fn)
 
     def read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return self._readers.submit(lambda: fn(self._reader())).result()
+        return self._store.read_sync(fn)
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(_STOP)
-        self._writer.join(timeout=30)
-        self._readers.shutdown(wait=True)
-        self._writer_conn.close()
+        self._store.close()
 
     def __enter__(self) -> FleetDB:
         return self
@@ -382,22 +286,6 @@ def _prune_chunk(conn: sqlite3.Connection, *, table: str, cutoff: float) -> tupl
     if old:
         conn.executemany(f"DELETE FROM {table} WHERE rowid=?", ((r,) for r in old))
     return len(old), len(rows) < PRUNE_CHUNK or len(old) < len(rows)
-
-
-def _resolve(fut: Any, loop: asyncio.AbstractEventLoop | None, ok: bool, val: Any) -> None:
-    def done() -> None:
-        if fut.cancelled():
-            return
-        if ok:
-            fut.set_result(val)
-        else:
-            fut.set_exception(val)
-    if loop is None:
-        done()
-        return
-    # loop closed: the caller went away; the data is committed anyway
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(done)
 
 
 # ------------------------------------------------------------------------------- ingest

@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -63,8 +63,15 @@ class Store:
     """The hub's database. One instance per process; many processes may share the file."""
 
     def __init__(self, path: str | Path, *, wall: Callable[[], float] = time.time,
-                 readers: int = 2, autocheckpoint: bool = True) -> None:
+                 readers: int = 2, autocheckpoint: bool = True,
+                 migrations: Sequence[tuple[str, str]] | None = None, clock: bool = True,
+                 cache_kib: int | None = None) -> None:
+        """``migrations`` (name, SQL) replace the hub schema for another database on the
+        same write path (the fleet's); ``clock=False`` keeps no HLC in it."""
         self.path = str(path)
+        self._migrations = migrations
+        self._clock = clock
+        self._cache_kib = cache_kib
         self._uri = self.path.startswith("file:")
         self._autocheckpoint = autocheckpoint
         self.hlc = HLC(wall=wall)
@@ -102,6 +109,8 @@ class Store:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA foreign_keys=ON")
+        if self._cache_kib:
+            conn.execute(f"PRAGMA cache_size=-{int(self._cache_kib)}")
         if not self._autocheckpoint:
             # litestream owns checkpoints when it replicates this file
             conn.execute("PRAGMA wal_autocheckpoint=0")
@@ -125,21 +134,17 @@ class Store:
         later ones wait, then see the migrations already applied.
         """
         conn = self._writer_conn
-        files = sorted(
-            (p for p in resources.files("appliance.store").joinpath("migrations").iterdir()
-             if p.name.endswith(".sql")), key=lambda p: p.name)
         name = "?"
         try:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, "
                          "applied TEXT)")
             done = {r[0] for r in conn.execute("SELECT name FROM _migrations")}
-            for f in files:
-                name = f.name
+            for name, sql in self._migrations or _hub_migrations():
                 if name in done:
                     continue
                 # executescript would COMMIT implicitly; run statement by statement instead
-                for stmt in _statements(f.read_text()):
+                for stmt in _statements(sql):
                     conn.execute(stmt)
                 conn.execute("INSERT INTO _migrations VALUES (?, datetime('now'))", (name,))
             conn.execute("COMMIT")
@@ -147,7 +152,8 @@ class Store:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise StoreError(f"migration {name} failed: {e}") from e
-        self.hlc.advance_to(self._persisted_hlc(conn))
+        if self._clock:
+            self.hlc.advance_to(self._persisted_hlc(conn))
 
     @staticmethod
     def _persisted_hlc(conn: sqlite3.Connection) -> int:
@@ -197,8 +203,9 @@ class Store:
         hooks: list[Callable[[], None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            # another process (sync, health) may have stamped since we last looked
-            self.hlc.advance_to(self._persisted_hlc(conn))
+            if self._clock:
+                # another process (sync, health) may have stamped since we last looked
+                self.hlc.advance_to(self._persisted_hlc(conn))
             for fn, _fut, _loop in batch:
                 tx = Tx(conn, self.hlc)
                 conn.execute("SAVEPOINT w")
@@ -211,9 +218,10 @@ class Store:
                     conn.execute("ROLLBACK TO w")
                     conn.execute("RELEASE w")
                     results.append((False, e))
-            conn.execute("INSERT INTO meta(key, value) VALUES ('hlc', ?) "
-                         "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                         (str(self.hlc.last),))
+            if self._clock:
+                conn.execute("INSERT INTO meta(key, value) VALUES ('hlc', ?) "
+                             "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                             (str(self.hlc.last),))
             conn.execute("COMMIT")
         except sqlite3.Error as e:
             if conn.in_transaction:
@@ -279,6 +287,11 @@ def _resolve(fut: Any, loop: asyncio.AbstractEventLoop | None, ok: bool, val: An
     # a closed loop means the caller went away; the data is committed anyway
     with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(done)
+
+
+def _hub_migrations() -> list[tuple[str, str]]:
+    folder = resources.files("appliance.store").joinpath("migrations")
+    return sorted((p.name, p.read_text()) for p in folder.iterdir() if p.name.endswith(".sql"))
 
 
 def _statements(sql: str) -> list[str]:
