@@ -181,6 +181,10 @@ def test_supervisord_runs_restarts_and_stops_the_hub(tmp_path: Path, national: s
     finally:
         notify.close()
         if sup.poll() is None:
+            # supervisord puts each program in its own process group: kill them one by one
+            with contextlib.suppress(psutil.Error):
+                for child in psutil.Process(sup.pid).children(recursive=True):
+                    child.kill()
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(sup.pid, signal.SIGKILL)
             sup.wait(timeout=10)
