@@ -10,6 +10,11 @@ CREATE TABLE sync_push_chunk (
   entity    TEXT NOT NULL,               -- 'datavalue' | 'complete_registration'
   state     TEXT NOT NULL CHECK (state IN ('open','acked')),
   keys      TEXT,                        -- JSON list of '|'-joined natural keys (NULL once acked)
+  -- what the attempts so far sent, {"since": national ms before the first attempt,
+  -- "values": {key: [[value, deleted], ...]}}: a pull that meets one of these at national
+  -- before the chunk was acknowledged (a cut or kill after national imported it) is the
+  -- hub's own echo, not a concurrent national edit
+  sent      TEXT,
   n         INTEGER NOT NULL,
   created   TEXT NOT NULL,
   attempts  INTEGER NOT NULL DEFAULT 0,

@@ -1,0 +1,430 @@
+"""One sync cycle (DESIGN.md §6): probe the link, pull metadata deltas, pull data deltas,
+resolve, push pending rows in acknowledged chunks, record the status.
+
+``SyncEngine`` holds what outlives a cycle in this process (the learned chunk size, the
+clock offset, national's clock); everything that must survive a kill is in the store.
+A cycle that is cut anywhere leaves the store consistent: the next one resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import Config
+from ..errors import LinkDown, SyncError
+from ..store import Store
+from ..store.hlc import pack
+from ..store.metadata import MetadataIndex, load_index
+from . import apply, metadata, state
+from . import clock as clock_mod
+from .chunking import ChunkSizer
+from .client import NationalClient, ProbeResult
+from .clock import NationalClock, OffsetTracker
+from .push import Pusher, PushStats, form_order
+from .push import inflight as push_inflight
+from .watermark import advance, pull_since
+
+log = logging.getLogger(__name__)
+
+# A data-triggered or retried cycle within this long of the last full data pull skips
+# the full pull (which would re-download the echo of everything already pushed) and only
+# re-checks the keys it still has to push.
+RESUME_WINDOW_MS = 10 * 60 * 1000
+METADATA_EVERY_MS = 60 * 60 * 1000   # metadata deltas on data-triggered cycles at most hourly
+APPLY_BATCH = 2000
+ROUND_MAX_MS = 60 * 60 * 1000  # a pull round unfinished for an hour starts again
+WHOLE = "*"  # a pull piece meaning "the root and all its children"
+TARGET_OUS_MAX = 8  # above this, a targeted pull names the subtree instead of each unit
+FULL_REASONS = frozenset({"cli", "timer", "api", "modem", "button", "usb", "start"})
+ANCHOR_MIN_GAP_MS = 1000
+
+
+@dataclass
+class CycleResult:
+    ok: bool = False
+    reason: str = ""
+    error: str | None = None
+    pending: int = 0
+    rejected: int = 0
+    conflicts: int = 0
+    metadata_changes: int = 0
+    pulled_values: int = 0
+    pulled_registrations: int = 0
+    pull: apply.PullStats = field(default_factory=apply.PullStats)
+    push: PushStats = field(default_factory=PushStats)
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    resumed: bool = False
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (f"pulled {self.pulled_values} values/{self.pulled_registrations} completions "
+                f"({self.pull.conflicts} conflicts), pushed {self.push.accepted} accepted, "
+                f"{self.push.rejected} refused, {self.pending} left pending")
+
+
+def counts(conn: Any) -> tuple[int, int, int]:
+    pending = conn.execute(
+        "SELECT (SELECT count(*) FROM datavalue WHERE sync_state='pending') + "
+        "(SELECT count(*) FROM complete_registration WHERE sync_state='pending')").fetchone()[0]
+    rejected = conn.execute(
+        "SELECT (SELECT count(*) FROM datavalue WHERE sync_state='rejected') + "
+        "(SELECT count(*) FROM complete_registration WHERE sync_state='rejected')").fetchone()[0]
+    conflicts = conn.execute(
+        "SELECT count(*) FROM sync_conflict WHERE resolved_at IS NULL").fetchone()[0]
+    return pending, rejected, conflicts
+
+
+def make_client(config: Config, wall: Callable[[], float] = time.time) -> NationalClient:
+    return NationalClient(
+        config.get("national", "url"), token=config.get("national", "token"),
+        username=config.get("national", "username"),
+        password=config.get("national", "password"),
+        timeout_s=float(config.get("national", "timeout_s")), wall=wall)
+
+
+class SyncEngine:
+    def __init__(self, store: Store, config: Config, *, client: NationalClient | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.config = config
+        self.wall = wall
+        self.client = client or make_client(config, wall)
+        self.sizer = ChunkSizer(size=int(config.get("sync", "chunk_values") or 500))
+        self.offset = OffsetTracker()
+        self.clock: NationalClock | None = None
+        self.probe: ProbeResult | None = None
+        self._sizer_loaded = False
+        # a chunk lost to a cut is re-sent after a jittered backoff, this many times in a row
+        self.push_retries = 6
+        self.push_backoff_s = 0.5
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    # -- small store helpers ---------------------------------------------------------------------
+    async def _set(self, **values: Any) -> None:
+        await self.store.write(lambda tx: state.set_state(tx, values))
+
+    async def event(self, level: str, kind: str, message: str) -> None:
+        at = state.iso_wall(self.wall())
+        log.log(logging.WARNING if level != "info" else logging.INFO, "%s: %s", kind, message)
+        await self.store.write(lambda tx: state.add_event(tx, level, kind, message, at))
+
+    async def _flush_bytes(self, result: CycleResult, sent0: int, recv0: int) -> None:
+        sent, recv = self.client.bytes_sent - sent0, self.client.bytes_received - recv0
+        result.bytes_sent, result.bytes_received = sent, recv
+        await self.store.write(lambda tx: state.add_bytes(tx, sent, recv))
+
+    # -- clock -------------------------------------------------------------------------------------
+    async def do_probe(self) -> ProbeResult:
+        p = await self.client.probe()
+        self.probe = p
+        self.clock = p.clock
+        if p.offset is not None:
+            self.offset.add(p.offset, p.clock.mono_recv)
+        boot = clock_mod.boot_id()
+        await self.store.write(lambda tx: state.fill_anchors(tx, boot, p.clock.server_ms,
+                                                             p.clock.mid_ms))
+        await self.tick_anchor(force=True)
+        return p
+
+    async def tick_anchor(self, force: bool = False) -> bool:
+        """Record (HLC, this boot's monotonic clock, national time if known) when the HLC
+        stopped tracking the monotonic clock since the last anchor (the wall clock was
+        stepped, or is behind the HLC so every stamp is pinned), or when ``force``d.
+        Runs offline too: national's time is filled in by the next probe of this boot."""
+        clock = self.clock
+        boot = clock_mod.boot_id()
+        mono_ms = int(clock_mod.mono() * 1000)
+        wall_ms = int(self.wall() * 1000)
+
+        def write(tx: Any) -> bool:
+            last = state.last_anchor(tx.conn, boot)
+            if not force and last is not None:
+                hlc_now = max(pack(wall_ms), state.persisted_hlc(tx.conn))
+                drift = state.hlc_drift_ms(hlc_now, mono_ms) - state.hlc_drift_ms(*last)
+                if abs(drift) < ANCHOR_MIN_GAP_MS and mono_ms - last[1] < 3600_000:
+                    return False
+            national = clock.at_mono_ms(mono_ms) if clock is not None else None
+            state.write_anchor(tx, boot, mono_ms, wall_ms, national)
+            state.prune_anchors(tx, boot)
+            return True
+        return bool(await self.store.write(write))
+
+    def context(self, index: MetadataIndex,
+                inflight: dict[tuple[str, str], tuple[int, list[list[Any]]]] | None = None
+                ) -> apply.Context:
+        assert self.clock is not None and self.probe is not None
+        policies = self.config.get("sync", "policies") or {}
+        return apply.Context(inflight=inflight or {},
+            default_policy=self.config.get("sync", "policy"), policies=dict(policies),
+            de_datasets={de: list(dss) for de, dss in index.de_datasets.items()},
+            offset_ms=self.offset.offset_ms, now_national_ms=self.clock.now_ms(),
+            tz=self.probe.time_zone)
+
+    # -- the cycle ------------------------------------------------------------------------------------
+    async def cycle(self, reason: str = "cli") -> CycleResult:
+        result = CycleResult(reason=reason)
+        t0 = time.monotonic()
+        sent0, recv0 = self.client.bytes_sent, self.client.bytes_received
+        await self._set(syncing="1", last_attempt=state.iso_wall(self.wall()))
+        await self._load_sizer()
+        try:
+            await self._cycle(reason, result)
+            result.ok = True
+            await self._set(link="up", last_success=state.iso_wall(self.wall()), last_error="",
+                            chunk_size=self.sizer.size)
+            await self.event("info", "cycle", f"{reason}: {result.summary()}")
+        except SyncError as e:
+            result.error = e.message
+            link = "down" if isinstance(e, LinkDown) else "up"
+            await self._set(link=link, last_error=e.message, chunk_size=self.sizer.size)
+            await self.event("error", "cycle", f"{reason}: {e.message}")
+        finally:
+            try:
+                await self._flush_bytes(result, sent0, recv0)
+                result.pending, result.rejected, result.conflicts = await self.store.read(counts)
+            finally:
+                await self._set(syncing="0")
+            result.seconds = time.monotonic() - t0
+        return result
+
+    async def _load_sizer(self) -> None:
+        if self._sizer_loaded:
+            return
+        self._sizer_loaded = True
+        st = await self.store.read(state.read_state)
+        if st.get("chunk_size", "").isdigit():  # keep what the last process learned
+            self.sizer.size = self.sizer._clamp(int(st["chunk_size"]))
+
+    async def _cycle(self, reason: str, result: CycleResult) -> None:
+        probe = await self.do_probe()
+        await self._set(link="up", clock_offset_s=round(self.offset.offset_ms / 1000, 3),
+                        national_version=probe.version)
+        st = await self.store.read(state.read_state)
+        root = await self._root(st)
+        last_pull = st.get("last_full_pull", "")
+        last_pull_ms = int(last_pull) if last_pull.isdigit() else None
+        now_ms = probe.server_ms
+        # data-triggered cycles and retries soon after a full pull only re-check the keys
+        # they push: a full pull would re-download the echo of what was just pushed
+        resume = reason not in FULL_REASONS and last_pull_ms is not None and \
+            0 <= now_ms - last_pull_ms < RESUME_WINDOW_MS
+        result.resumed = resume
+        meta_ms = int(st["metadata_pulled_ms"]) if st.get("metadata_pulled_ms", "").isdigit() \
+            else None
+        want_meta = not resume and (reason in FULL_REASONS or meta_ms is None or
+                                    now_ms - meta_ms >= METADATA_EVERY_MS or now_ms < meta_ms)
+        if want_meta:
+            result.metadata_changes = await self.pull_metadata(root, st, probe)
+        index, sent = await self.store.read(lambda c: (load_index(c), push_inflight(c)))
+        ctx = self.context(index, sent)
+        data_sets = sorted(d["id"] for d in index.list("dataSets"))
+        if data_sets:
+            if resume:
+                await self.pull_targeted(index, ctx, st, data_sets, result)
+            else:
+                await self.pull_data(root, index, ctx, st, data_sets, probe, result)
+        pusher = Pusher(self.store, self.client, self.sizer, probe.clock, self.event,
+                        lambda ds, aoc: _aoc_params(index, ds, aoc), form_order(index))
+        result.push = pusher.stats  # filled in as chunks are acknowledged, even if cut
+        await pusher.push_all(max_failures=self.push_retries, backoff_base=self.push_backoff_s)
+
+    async def _root(self, st: dict[str, str]) -> str:
+        root = self.config.get("hub", "org_unit") or st.get("root_org_unit")
+        if root:
+            return str(root)
+        me = await self.client.get_json("/api/me", {"fields": "id,organisationUnits[id]"})
+        ous = [o.get("id") for o in (me.get("organisationUnits") or []) if isinstance(o, dict)]
+        if len(ous) != 1:
+            raise SyncError("set [hub] org_unit: the national account is assigned to "
+                            f"{len(ous)} org units, so the hub's upazila is ambiguous")
+        await self._set(root_org_unit=ous[0])
+        return str(ous[0])
+
+    # -- metadata ---------------------------------------------------------------------------------------
+    async def pull_metadata(self, root: str, st: dict[str, str], probe: ProbeResult) -> int:
+        since = st.get("metadata_watermark") or None
+        started = probe.server_date
+        local, local_users, local_only = await self.store.read(metadata.read_local)
+        puller = metadata.MetadataPull(self.client, root)
+        _merged, sub = await puller.fetch(local, local_users,
+                                          pull_since(since, probe.server_ms) if since else None)
+        changes = metadata.diff(local, local_users, sub)
+        at = probe.server_date
+
+        def write(tx: Any) -> None:
+            metadata.write_changes(tx, changes, local_only, at)
+            state.set_state(tx, {"metadata_watermark": advance(since, started) or started,
+                                 "metadata_pulled_ms": probe.server_ms})
+        await self.store.write(write)
+        if changes.count:
+            await self.event("info", "metadata", f"{changes.count} metadata changes applied "
+                             f"({', '.join(f'{t}: {len(v)}' for t, v in changes.put.items())})")
+        return changes.count
+
+    # -- data ---------------------------------------------------------------------------------------------
+    async def _apply_values(self, values: Sequence[Any], ctx: apply.Context,
+                            extra_state: dict[str, Any] | None, result: CycleResult) -> None:
+        parsed = [p for p in (apply.Pulled.value_from(v, ctx.tz) for v in values) if p]
+        result.pulled_values += len(parsed)
+        if not parsed:
+            if extra_state:
+                await self.store.write(lambda tx: state.set_state(tx, extra_state))
+            return
+        for i in range(0, len(parsed), APPLY_BATCH):
+            batch = parsed[i:i + APPLY_BATCH]
+            last = i + APPLY_BATCH >= len(parsed)
+
+            def write(tx: Any, b: list[apply.Pulled] = batch, done: bool = last) -> apply.PullStats:
+                stats = apply.apply_values(tx, b, ctx)
+                if done and extra_state:  # the watermark moves with the last batch applied
+                    state.set_state(tx, extra_state)
+                return stats
+            result.pull.add(await self.store.write(write))
+
+    async def pull_data(self, root: str, index: MetadataIndex, ctx: apply.Context,
+                        st: dict[str, str], data_sets: list[str], probe: ProbeResult,
+                        result: CycleResult) -> None:
+        """Everything national changed in the subtree since the watermark.
+
+        A *round* asks for the whole subtree at once; a reply cut off by the link (too
+        big for the time the link stays up) is split by org units and asked again in
+        pieces. The round is persisted, so a cut cycle resumes with the pieces left, and
+        the watermark moves (to national's serverDate at the round's start) only when
+        every piece is applied."""
+        rnd = _load_round(st.get("pull_round"))
+        if rnd is None or not 0 <= probe.server_ms - rnd["started_ms"] < ROUND_MAX_MS:
+            rnd = {"since": pull_since(st.get("data_watermark"), probe.server_ms),
+                   "started": probe.server_date, "started_ms": probe.server_ms,
+                   "todo": [[WHOLE]]}
+        subtree = sorted(index.descendants(root))
+
+        def finished() -> dict[str, Any]:
+            return {"data_watermark": advance(st.get("data_watermark"), rnd["started"]),
+                    "last_full_pull": rnd["started_ms"], "pull_round": ""}
+
+        await self._pull_pieces(rnd, root, subtree, data_sets, None, ctx, result,
+                                persist=True, done_state=finished)
+        since_r = pull_since(st.get("registration_watermark"), probe.server_ms)
+        regs = await self.client.get_json("/api/completeDataSetRegistrations", {
+            "dataSet": data_sets, "orgUnit": root, "children": "true", "lastUpdated": since_r,
+            "includeDeleted": "true", "paging": "false"})
+        items = regs.get("completeDataSetRegistrations") if isinstance(regs, dict) else None
+        if not isinstance(items, list):
+            items = []
+        await self._apply_registrations(items, index, ctx, {
+            "registration_watermark": advance(st.get("registration_watermark"),
+                                              probe.server_date)}, result)
+        if result.pull.conflicts:
+            await self.event("warning", "conflict", f"{result.pull.conflicts} conflicts: "
+                             f"{result.pull.hub_won} kept the hub's edit, "
+                             f"{result.pull.national_won} national's")
+
+    async def _pull_pieces(self, rnd: dict[str, Any], root: str, subtree: list[str],
+                           data_sets: list[str], periods: list[str] | None,
+                           ctx: apply.Context, result: CycleResult, *, persist: bool,
+                           done_state: Callable[[], dict[str, Any]] | None) -> None:
+        todo: list[list[str]] = [list(p) for p in rnd["todo"]]
+        while todo:
+            piece = todo[0]
+            ous = subtree if piece == [WHOLE] else piece
+            params: dict[str, Any] = {"dataSet": data_sets, "lastUpdated": rnd["since"],
+                                      "includeDeleted": "true", "paging": "false"}
+            if piece == [WHOLE]:
+                params.update(orgUnit=root, children="true")
+            else:
+                params["orgUnit"] = piece
+            if periods:
+                params["period"] = periods
+            try:
+                data = await self.client.get_json("/api/dataValueSets", params,
+                                                  cut_retries=0 if len(ous) > 1 else None)
+            except LinkDown as e:
+                if e.error_code not in ("cut", "timeout") or len(ous) <= 1:
+                    raise
+                half = len(ous) // 2
+                todo = [ous[:half], ous[half:], *todo[1:]]
+                rnd["todo"] = todo
+                if persist:
+                    await self._set(pull_round=json.dumps(rnd))
+                await self.event("warning", "pull", f"national's reply was cut off; asking "
+                                 f"again in pieces of {half} org units")
+                continue
+            values = data.get("dataValues") if isinstance(data, dict) else None
+            if not isinstance(values, list):
+                raise SyncError("national's dataValueSets reply has no dataValues list")
+            todo = todo[1:]
+            rnd["todo"] = todo
+            extra: dict[str, Any] | None = None
+            if persist:
+                extra = {"pull_round": json.dumps(rnd)} if todo else (
+                    done_state() if done_state else {})
+            await self._apply_values(values, ctx, extra, result)
+
+    async def _apply_registrations(self, items: list[Any], index: MetadataIndex,
+                                   ctx: apply.Context, extra: dict[str, Any],
+                                   result: CycleResult) -> None:
+        default_aoc = index.default_coc or ""
+        parsed = [p for p in (apply.Pulled.registration_from(r, default_aoc, ctx.tz)
+                              for r in items if isinstance(r, dict)) if p]
+        result.pulled_registrations += len(parsed)
+
+        def write(tx: Any) -> apply.PullStats:
+            stats = apply.apply_registrations(tx, parsed, ctx)
+            if extra:
+                state.set_state(tx, extra)
+            return stats
+        result.pull.add(await self.store.write(write))
+
+    async def pull_targeted(self, index: MetadataIndex, ctx: apply.Context, st: dict[str, str],
+                            data_sets: list[str], result: CycleResult) -> None:
+        """National's changes since the watermark, only where the hub has something to
+        push, so the conflict check holds without re-pulling the whole subtree."""
+        ous, pes = await self.store.read(lambda c: (
+            sorted({r[0] for r in c.execute(
+                "SELECT DISTINCT ou FROM datavalue WHERE sync_state='pending'")}),
+            sorted({r[0] for r in c.execute(
+                "SELECT DISTINCT pe FROM datavalue WHERE sync_state='pending'")})))
+        if not ous or not pes:
+            return
+        rnd = {"since": pull_since(st.get("data_watermark"), ctx.now_national_ms),
+               "todo": [ous]}
+        root = str(self.config.get("hub", "org_unit") or st.get("root_org_unit") or "")
+        if len(ous) > TARGET_OUS_MAX and root:
+            rnd["todo"] = [[WHOLE]]  # a shorter request: the subtree, for these periods
+            ous = sorted(index.descendants(root))
+        await self._pull_pieces(rnd, root, ous, data_sets, pes, ctx, result, persist=False,
+                                done_state=None)
+
+
+def _load_round(text: str | None) -> dict[str, Any] | None:
+    try:
+        rnd = json.loads(text) if text else None
+    except ValueError:
+        return None
+    if not isinstance(rnd, dict) or not isinstance(rnd.get("todo"), list) or \
+            not isinstance(rnd.get("started_ms"), int) or not rnd.get("since"):
+        return None
+    return rnd
+
+
+def _aoc_params(index: MetadataIndex, ds: str, aoc: str) -> dict[str, str]:
+    """``cc``/``cp`` for un-completing a form with a non-default attribute option combo."""
+    if not aoc or aoc == index.default_coc:
+        return {}
+    ds_doc = index.get_typed("dataSets", ds) or {}
+    coc = index.get_typed("categoryOptionCombos", aoc) or {}
+    cc = (ds_doc.get("categoryCombo") or {}).get("id")
+    opts = [o["id"] for o in coc.get("categoryOptions") or [] if isinstance(o, dict)]
+    return {"cc": cc, "cp": ";".join(opts)} if cc and opts else {}
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, default=str)

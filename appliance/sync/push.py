@@ -1,0 +1,451 @@
+"""Pushing pending rows to national in acknowledged, gzip-compressed chunks.
+
+The pending rows are the queue (repeated edits of a key are one row, so they coalesce).
+A chunk's keys are written to ``sync_push_chunk`` before it is sent; its import summary
+is recorded, and the chunk marked acknowledged, in one transaction. After a cut or a
+kill the first open chunk is sent again with the same keys (DHIS2 imports by natural
+key: a repeat changes nothing). Rows are marked only if their HLC is still the one sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import LinkDown, NationalRejected
+from ..store import Store
+from ..store.db import Tx
+from ..store.hlc import to_iso
+from . import apply
+from .backoff import backoff_delay
+from .chunking import ChunkSizer
+from .client import NationalClient
+from .clock import NationalClock, mono
+from .summary import ImportResult, Refusal, parse_import_summary
+from .timefmt import format_ts
+
+log = logging.getLogger(__name__)
+
+_PENDING = {
+    "datavalue": "SELECT de, pe, ou, coc, aoc FROM datavalue WHERE sync_state='pending'",
+    "complete_registration": ("SELECT ds, pe, ou, aoc FROM complete_registration WHERE "
+                              "sync_state='pending'"),
+}
+_IS_PENDING = {
+    "datavalue": ("SELECT 1 FROM datavalue WHERE de=? AND pe=? AND ou=? AND coc=? AND aoc=? "
+                  "AND sync_state='pending'"),
+    "complete_registration": ("SELECT 1 FROM complete_registration WHERE ds=? AND pe=? AND "
+                              "ou=? AND aoc=? AND sync_state='pending'"),
+}
+OrderKey = Callable[[tuple[str, ...]], Any]
+
+
+def form_order(index: Any) -> OrderKey:
+    """Push order for gzip: period, attribute combo, then each data set's elements in form
+    order with the org unit varying fastest. Consecutive values then differ only in
+    orgUnit and value, and the run of org units repeats for every cell, so a month of an
+    upazila compresses to ~5.5 bytes a value (by UID order: ~6; by form: ~5.4 without the
+    storedBy we add)."""
+    ds_rank = {d["id"]: i for i, d in enumerate(index.list("dataSets"))}
+    de_pos: dict[str, tuple[int, int]] = {}
+    for d in index.list("dataSets"):
+        for i, e in enumerate(d.get("dataSetElements") or []):
+            de = (e.get("dataElement") or {}).get("id")
+            if de:
+                de_pos.setdefault(de, (ds_rank[d["id"]], i))
+    coc_pos: dict[str, int] = {}
+    for cc in index.list("categoryCombos"):
+        for i, r in enumerate(cc.get("categoryOptionCombos") or []):
+            coc_pos.setdefault(r["id"], i)
+    big = (len(ds_rank), 0)
+
+    def key(k: tuple[str, ...]) -> Any:
+        if len(k) == 4:  # completions: form by form
+            return (k[1], k[3], ds_rank.get(k[0], len(ds_rank)), k[2])
+        de, pe, ou, coc, aoc = k
+        ds, pos = de_pos.get(de, big)
+        return (pe, aoc, ds, pos, de, coc_pos.get(coc, 0), coc, ou)
+    return key
+
+
+def plan(conn: Any, entity: str, order: OrderKey | None) -> list[tuple[str, ...]]:
+    """Every pending key, in push order."""
+    keys = [tuple(r) for r in conn.execute(_PENDING[entity])]
+    keys.sort(key=order or (lambda k: k))
+    return keys
+
+
+def next_chunk(tx: Tx, entity: str, size: int, planned: Sequence[tuple[str, ...]] = (),
+               pos: int = 0, busy: Sequence[int] = ()) -> tuple[Chunk | None, int]:
+    """The first unacknowledged chunk not in flight (``busy``), trimmed to ``size`` after
+    failures, else a new one of the next ``size`` keys of the plan that are still pending
+    and in no open chunk. Returns (chunk, the plan position after it)."""
+    row = tx.execute("SELECT id, keys, attempts FROM sync_push_chunk WHERE entity=? AND "
+                     "state='open' AND id NOT IN (SELECT value FROM json_each(?)) "
+                     "ORDER BY id LIMIT 1", (entity, json.dumps(list(busy)))).fetchone()
+    if row is not None:
+        keys = [tuple(k.split("|")) for k in json.loads(row[1] or "[]")]
+        if len(keys) > size:  # the link got worse: resend less; the rest is still pending
+            keys = keys[:size]
+            tx.execute("UPDATE sync_push_chunk SET keys=?, n=? WHERE id=?",
+                       (json.dumps(["|".join(k) for k in keys]), len(keys), row[0]))
+        return Chunk(row[0], entity, keys, row[2]), pos
+    taken: set[str] = set()
+    if busy:  # keys of chunks in flight are not free, though still pending
+        for (ks,) in tx.execute("SELECT keys FROM sync_push_chunk WHERE state='open' AND "
+                                "entity=?", (entity,)):
+            taken.update(json.loads(ks or "[]"))
+    keys = []
+    while pos < len(planned) and len(keys) < size:
+        k = planned[pos]
+        pos += 1
+        if tx.execute(_IS_PENDING[entity], k).fetchone() is not None and \
+                "|".join(k) not in taken:
+            keys.append(k)
+    if not keys:
+        return None, pos
+    cur = tx.execute("INSERT INTO sync_push_chunk(entity, state, keys, n, created) "
+                     "VALUES (?, 'open', ?, ?, ?)",
+                     (entity, json.dumps(["|".join(k) for k in keys]), len(keys),
+                      to_iso(tx.stamp())))
+    return Chunk(int(cur.lastrowid or 0), entity, keys, 0), pos
+
+
+def inflight(conn: Any) -> dict[tuple[str, str], tuple[int, list[list[Any]]]]:
+    """(entity, key) -> (national ms before the first attempt, [[value, deleted], ...]) for
+    the values of chunks sent but not acknowledged."""
+    out: dict[tuple[str, str], tuple[int, list[list[Any]]]] = {}
+    for entity, sent in conn.execute("SELECT entity, sent FROM sync_push_chunk WHERE "
+                                     "state='open' AND sent IS NOT NULL"):
+        rec = json.loads(sent)
+        for key, seen in rec.get("values", {}).items():
+            out[(entity, key)] = (int(rec.get("since", 0)), seen)
+    return out
+ENTITIES = ("datavalue", "complete_registration")  # values before the forms' completions
+WATCH_EVERY_S = 0.5
+STALL_GRACE_S = 3.0
+
+
+@dataclass
+class Chunk:
+    id: int
+    entity: str
+    keys: list[tuple[str, ...]]
+    attempts: int
+
+
+@dataclass
+class PushStats:
+    chunks: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    superseded: int = 0
+    national_won: int = 0
+    body_bytes: int = 0
+
+
+def load_rows(conn: Any, entity: str, keys: Sequence[tuple[str, ...]]) -> list[Any]:
+    """The chunk's rows that are still pending, in chunk order."""
+    if entity == "datavalue":
+        sql = ("SELECT de, pe, ou, coc, aoc, value, comment, followup, stored_by, deleted, hlc "
+               "FROM datavalue WHERE de=? AND pe=? AND ou=? AND coc=? AND aoc=? AND "
+               "sync_state='pending'")
+    else:
+        sql = ("SELECT ds, pe, ou, aoc, date, stored_by, completed, deleted, hlc FROM "
+               "complete_registration WHERE ds=? AND pe=? AND ou=? AND aoc=? AND "
+               "sync_state='pending'")
+    out = []
+    for k in keys:
+        r = conn.execute(sql, k).fetchone()
+        if r is not None:
+            out.append(r)
+    return out
+
+
+def value_json(r: Any) -> dict[str, Any]:
+    """A pending row as DHIS2 imports it: natural key, value, who; nulls left out."""
+    v: dict[str, Any] = {"dataElement": r["de"], "period": r["pe"], "orgUnit": r["ou"],
+                         "categoryOptionCombo": r["coc"], "attributeOptionCombo": r["aoc"]}
+    if r["deleted"]:
+        v["deleted"] = True
+    elif r["value"] is not None:
+        v["value"] = r["value"]
+    if r["stored_by"]:
+        v["storedBy"] = r["stored_by"]
+    if r["comment"] is not None and not r["deleted"]:
+        v["comment"] = r["comment"]
+    if r["followup"]:
+        v["followup"] = True
+    return v
+
+
+def registration_json(r: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"dataSet": r["ds"], "period": r["pe"], "organisationUnit": r["ou"],
+                           "attributeOptionCombo": r["aoc"], "completed": bool(r["completed"])}
+    if r["date"]:
+        out["date"] = r["date"][:10]
+    if r["stored_by"]:
+        out["storedBy"] = r["stored_by"]
+    return out
+
+
+def _next_chunk_fn(entity: str, size: int, planned: Sequence[tuple[str, ...]], pos: int,
+                   busy: Sequence[int] = ()) -> Callable[[Tx], tuple[Chunk | None, int]]:
+    return lambda tx: next_chunk(tx, entity, size, planned, pos, busy)
+
+
+def _plan_fn(entity: str, order: OrderKey | None) -> Callable[[Any], list[tuple[str, ...]]]:
+    return lambda conn: plan(conn, entity, order)
+
+
+class Pusher:
+    def __init__(self, store: Store, client: NationalClient, sizer: ChunkSizer,
+                 clock: NationalClock,
+                 event: Callable[[str, str, str], Awaitable[None]] | None = None,
+                 aoc_params: Callable[[str, str], dict[str, str]] | None = None,
+                 order: OrderKey | None = None) -> None:
+        self.store = store
+        self.client = client
+        self.sizer = sizer
+        self.clock = clock
+        self.event = event
+        self.aoc_params = aoc_params or (lambda ds, aoc: {})
+        self.order = order
+        self.stats = PushStats()
+
+    async def push_all(self, max_chunks: int = 100000, max_failures: int = 6,
+                       backoff_base: float = 0.5, window: int = 2,
+                       sleep: Callable[[float], Awaitable[None]] | None = None) -> PushStats:
+        """Push every pending row. Up to ``window`` chunks are in flight, so the next one
+        travels while national imports the last (its import time would otherwise leave
+        the link idle). A chunk lost to a cut is re-sent (smaller) after a jittered
+        backoff; after ``max_failures`` losses in a row the cycle gives up (LinkDown)."""
+        pause = sleep or asyncio.sleep
+        failures = 0
+        for entity in ENTITIES:
+            planned: list[tuple[str, ...]] = []
+            pos = 0
+            replanned = False
+            running: dict[asyncio.Task[None], Chunk] = {}
+            started: dict[asyncio.Task[None], float] = {}
+            width = window if entity == "datavalue" else 1
+            watchdog = asyncio.create_task(self._watchdog(started))
+            try:
+                for _ in range(max_chunks):
+                    while len(running) < width:
+                        if running and not await self._upload_done(running, started):
+                            break
+                        size = self.sizer.next_size() if entity == "datavalue" else 200
+                        busy = [c.id for c in running.values()]
+                        chunk, pos = await self.store.write(
+                            _next_chunk_fn(entity, size, planned, pos, busy))
+                        if chunk is None and not replanned:
+                            # plan (again): rows edited meanwhile are pending once more
+                            planned = await self.store.read(_plan_fn(entity, self.order))
+                            pos, replanned = 0, True
+                            continue
+                        if chunk is None:
+                            break
+                        replanned = False
+                        task = asyncio.create_task(self._push_chunk(chunk))
+                        running[task], started[task] = chunk, time.monotonic()
+                    if not running:
+                        break
+                    done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    lost: LinkDown | None = None
+                    for task in done:
+                        chunk = running.pop(task)
+                        started.pop(task, None)
+                        if task.cancelled():  # stuck across a cut: sent again, afresh
+                            if self.event is not None:
+                                await self.event("warning", "push", f"chunk of "
+                                                 f"{len(chunk.keys)} stalled after the link "
+                                                 "came back; re-sending it")
+                            continue
+                        exc = task.exception()
+                        if exc is None:
+                            failures = 0
+                            replanned = False
+                        elif isinstance(exc, LinkDown):
+                            lost = exc
+                            if self.event is not None:
+                                await self.event("warning", "push", f"chunk of "
+                                                 f"{len(chunk.keys)} lost ({exc.message}); "
+                                                 "retrying")
+                        else:
+                            raise exc
+                    if lost is not None:
+                        failures += 1
+                        if failures >= max_failures:
+                            raise lost
+                        await pause(backoff_delay(failures - 1, base=backoff_base, cap=20.0))
+            finally:
+                watchdog.cancel()
+                for task in running:
+                    task.cancel()
+                if running:
+                    await asyncio.gather(*running, return_exceptions=True)
+        return self.stats
+
+    async def _watchdog(self, started: dict[asyncio.Task[None], float]) -> None:
+        """Watch the local route to national. A request that was in flight when the link
+        went down sits in TCP's exponential retransmission backoff (on a slow, buffered
+        link it can stall many seconds after the link is back): cancel it and send the
+        chunk again on a fresh connection. Re-sending is harmless (natural keys)."""
+        down_since: float | None = None
+        while True:
+            await asyncio.sleep(WATCH_EVERY_S)
+            ok = self.client.route_ok()
+            if ok is False and down_since is None:
+                down_since = time.monotonic()
+            elif ok and down_since is not None:
+                cut_at, down_since = down_since, None
+                await asyncio.sleep(STALL_GRACE_S)  # TCP may well recover by itself
+                for task, t0 in list(started.items()):
+                    if t0 < cut_at and not task.done():
+                        task.cancel()
+
+    async def _upload_done(self, running: dict[asyncio.Task[None], Chunk],
+                           started: dict[asyncio.Task[None], float]) -> bool:
+        """Wait until the chunk in flight has (by the measured link speed) finished going
+        up, so the next one only overlaps national's import of it, not its upload: two
+        uploads at once would share a slow link and both be exposed to the next cut.
+        False if it completed meanwhile (the caller handles it first)."""
+        (task, chunk), = running.items()
+        est = self.sizer.upload_s(len(chunk.keys))
+        if est is None:
+            return False  # no measurement yet: one at a time
+        wait = started[task] + est - time.monotonic()
+        if wait > 0:
+            done, _ = await asyncio.wait([task], timeout=wait)
+            if done:
+                return False
+        return True
+
+    async def _push_chunk(self, chunk: Chunk) -> None:
+        rows = await self.store.read(lambda c: load_rows(c, chunk.entity, chunk.keys))
+        if not rows:  # everything in it was resolved meanwhile
+            def empty(tx: Tx) -> apply.AckStats:
+                return apply.ack(tx, chunk.entity, [], ImportResult("SUCCESS", 0), "", chunk.id)
+            await self.store.write(empty)
+            return
+        if chunk.entity == "datavalue":
+            result, seconds, nbytes = await self._post_values(chunk, rows)
+        else:
+            result, seconds, nbytes = await self._post_registrations(chunk, rows)
+        key_len = 5 if chunk.entity == "datavalue" else 4
+        sent = [(tuple(r[i] for i in range(key_len)), r["hlc"]) for r in rows]
+        if result.ambiguous:
+            # national refused something without saying which value: nothing in this
+            # request is called accepted; send halves until each refusal has its value
+            half = ["|".join(k) for k, _ in sent[:max(1, len(sent) // 2)]]
+            await self.store.write(lambda tx: tx.execute(
+                "UPDATE sync_push_chunk SET keys=?, n=? WHERE id=?",
+                (json.dumps(half), len(half), chunk.id)))
+            if self.event is not None:
+                await self.event("warning", "push", "national reported a conflict without "
+                                 f"saying which value ({result.ambiguous[0].message}); "
+                                 f"re-sending {len(half)} of {len(sent)} to find it")
+            return
+        # national stamped these values before answering: its clock has not passed
+        # upper_ms() yet, so base >= national's lastUpdated and our own echo is no conflict
+        base = format_ts(self.clock.upper_ms())
+        st = await self.store.write(lambda tx: apply.ack(
+            tx, chunk.entity, sent, result, base, chunk.id, seconds))
+        self.stats.chunks += 1
+        self.stats.accepted += st.accepted
+        self.stats.rejected += st.rejected
+        self.stats.superseded += st.superseded
+        self.stats.national_won += st.national_won
+        self.stats.body_bytes += nbytes
+        if chunk.entity == "datavalue":
+            self.sizer.success(len(rows), nbytes, seconds, mono())
+        if (st.rejected or st.national_won) and self.event is not None:
+            reasons = sorted({f"{r.code or ''} {r.message}".strip()
+                              for r in result.rejected.values()})[:3]
+            await self.event("warning", "push", f"national refused {st.rejected + st.national_won}"
+                             f" of {len(rows)} values: " + "; ".join(reasons))
+
+    async def _attempt(self, chunk: Chunk, sent: Sequence[tuple[str, Any, bool]]) -> None:
+        """Note what this attempt sends before sending it (see ``sync_push_chunk.sent``)."""
+        since = self.clock.lower_ms()
+
+        def write(tx: Tx) -> None:
+            row = tx.execute("SELECT sent FROM sync_push_chunk WHERE id=?", (chunk.id,)).fetchone()
+            rec: dict[str, Any] = json.loads(row[0]) if row and row[0] else {
+                "since": since, "values": {}}
+            rec["since"] = min(rec["since"], since)
+            for key, value, deleted in sent:
+                seen = rec["values"].setdefault(key, [])
+                if [value, deleted] not in seen:
+                    seen.append([value, deleted])
+            tx.execute("UPDATE sync_push_chunk SET attempts=attempts+1, sent=? WHERE id=?",
+                       (json.dumps(rec, separators=(",", ":")), chunk.id))
+        await self.store.write(write)
+
+    async def _post_values(self, chunk: Chunk, rows: list[Any]
+                           ) -> tuple[ImportResult, float, int]:
+        values = [value_json(r) for r in rows]
+        await self._attempt(chunk, [("|".join(r[i] for i in range(5)),
+                                     None if r["deleted"] else r["value"], bool(r["deleted"]))
+                                    for r in rows])
+        t0 = time.monotonic()
+        try:
+            reply = await self.client.request(
+                "POST", "/api/dataValueSets", payload={"dataValues": values},
+                ok=(200, 409), parse=True,
+                timeout=self.sizer.timeout_s(len(values), floor=self.client.timeout_s),
+                retries=0)
+        except LinkDown as e:
+            if e.error_code not in ("connect", "local-down"):  # bytes were lost in flight
+                self.sizer.failure(mono())
+            raise
+        seconds = time.monotonic() - t0
+        result = parse_import_summary(reply.status, reply.data, len(values), values)
+        if result.aborted is not None:
+            raise NationalRejected(
+                f"national refused the whole import ({result.aborted.code or 'no code'}: "
+                f"{result.aborted.message}); nothing was marked synced",
+                error_code=result.aborted.code)
+        return result, seconds, reply.sent_body_bytes
+
+    async def _post_registrations(self, chunk: Chunk, rows: list[Any]
+                                  ) -> tuple[ImportResult, float, int]:
+        t0 = time.monotonic()
+        await self._attempt(chunk, [("|".join(r[i] for i in range(4)),
+                                     "true" if r["completed"] else "false", bool(r["deleted"]))
+                                    for r in rows])
+        live = [(i, r) for i, r in enumerate(rows) if not r["deleted"]]
+        gone = [(i, r) for i, r in enumerate(rows) if r["deleted"]]
+        result = ImportResult("SUCCESS", len(rows))
+        nbytes = 0
+        if live:
+            regs = [registration_json(r) for _, r in live]
+            reply = await self.client.request(
+                "POST", "/api/completeDataSetRegistrations",
+                payload={"completeDataSetRegistrations": regs}, ok=(200, 409), parse=True,
+                retries=1)
+            nbytes += reply.sent_body_bytes
+            sub = parse_import_summary(reply.status, reply.data, len(regs), regs)
+            if sub.aborted is not None:
+                raise NationalRejected(f"national refused the completions ({sub.aborted.message})")
+            for j, refusal in sub.rejected.items():
+                result.rejected[live[j][0]] = refusal
+        for i, r in gone:
+            params = {"ds": r["ds"], "pe": r["pe"], "ou": r["ou"], "multiOu": "false",
+                      **self.aoc_params(r["ds"], r["aoc"])}
+            reply = await self.client.request("DELETE", "/api/completeDataSetRegistrations",
+                                              params=params, ok=(200, 204, 404, 409),
+                                              retries=1)
+            if reply.status == 409:
+                msg = reply.body.decode("utf-8", "replace")
+                with contextlib.suppress(ValueError, AttributeError):
+                    msg = json.loads(msg).get("message") or msg
+                result.rejected[i] = Refusal(None, str(msg)[:500])
+        return result, time.monotonic() - t0, nbytes
