@@ -31,8 +31,10 @@ def create_app(config: Config, store: Store, *, role: str | None = None,
         from ..sync.upstream import Upstream  # first logins are checked against national
         upstream = Upstream(config, store)
     max_body = int(config.get("hub", "max_body_mb")) * 1024 * 1024
-    app = web.Application(client_max_size=max_body,
-                          middlewares=[middleware.errors, middleware.authenticate])
+    middlewares = [middleware.errors, middleware.authenticate]
+    if role == "national":
+        middlewares.insert(0, middleware.compress)
+    app = web.Application(client_max_size=max_body, middlewares=middlewares)
     state = HubState(data_dir=Path(config.data_dir), sync_socket=config.get("sync", "socket"))
     state.on_reload.append(routes_metadata.decorate)
     app[CONFIG] = config

@@ -58,15 +58,6 @@ def _can_write(index: MetadataIndex, user: User, ou: str) -> bool:
     return index.in_subtree(ou, user.org_units)
 
 
-def _national_reply(request: web.Request, resp: web.Response) -> web.Response:
-    """National stand-in only: gzip replies when the client accepts it, as a real DHIS2
-    behind nginx does (the hub's sync counts bytes on a 32-256 kbit/s uplink). LAN
-    replies are unchanged."""
-    if request.app[ROLE] == "national" and "gzip" in request.headers.get("Accept-Encoding", ""):
-        resp.enable_compression()
-    return resp
-
-
 def _signal_sync(request: web.Request) -> None:
     if request.app[ROLE] != "hub":
         return
@@ -155,7 +146,7 @@ async def get_data_value_sets(request: web.Request) -> web.StreamResponse:
     if len(_multi(request, "orgUnit")) == 1 and not _flag(request, "children"):
         body["orgUnit"] = _multi(request, "orgUnit")[0]
     body["dataValues"] = values
-    return _national_reply(request, json_response(body))
+    return json_response(body)
 
 
 def _csv_response(values: list[dict[str, Any]]) -> web.Response:
@@ -198,7 +189,7 @@ async def _post_data_value_sets(request: web.Request,
                                    "application/json or application/csv")
     summary = await import_value_set(request, payload, opts)
     status, msg = import_summary_message(summary)
-    return _national_reply(request, json_response(msg, status=status))
+    return json_response(msg, status=status)
 
 
 async def import_value_set(request: web.Request, payload: dict[str, Any],
@@ -342,7 +333,7 @@ async def get_registrations(request: web.Request) -> web.Response:
     fields = request.query.get("fields")
     if fields:
         regs = query.project_all(regs, query.parse_fields(fields))
-    return _national_reply(request, json_response({"completeDataSetRegistrations": regs}))
+    return json_response({"completeDataSetRegistrations": regs})
 
 
 async def post_registrations(request: web.Request) -> web.Response:
@@ -400,7 +391,7 @@ async def post_registrations(request: web.Request) -> web.Response:
                "importCount": counts.as_dict(), "conflicts": conflicts,
                "dataSetComplete": "true" if good else "false"}
     status, msg = import_summary_message(summary)
-    return _national_reply(request, json_response(msg, status=status))
+    return json_response(msg, status=status)
 
 
 async def delete_registration(request: web.Request) -> web.Response:
@@ -652,7 +643,7 @@ async def national_users(request: web.Request) -> web.Response:
         q.get("fields")), index.get)}
     if pager is not None:
         body["pager"] = pager
-    return _national_reply(request, json_response(body))
+    return json_response(body)
 
 
 def setup(app: web.Application) -> None:

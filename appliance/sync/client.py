@@ -170,6 +170,15 @@ class NationalClient:
         sent_ms, mono_sent = self.wall() * 1000, mono()
         self.requests += 1
         self.bytes_sent += req_bytes
+        try:
+            return await self._exchange(method, url, data, headers, to, sent_ms, mono_sent)
+        except aiohttp.ClientConnectorError:
+            self.bytes_sent -= req_bytes  # never connected: nothing went on the wire
+            raise
+
+    async def _exchange(self, method: str, url: str, data: bytes | None,
+                        headers: dict[str, str], to: aiohttp.ClientTimeout, sent_ms: float,
+                        mono_sent: float) -> Reply:
         async with self.session().request(method, url, data=data, headers=headers,
                                           timeout=to, allow_redirects=False) as resp:
             raw = await resp.read()

@@ -186,6 +186,10 @@ class SyncEngine:
             link = "down" if isinstance(e, LinkDown) else "up"
             await self._set(link=link, last_error=e.message, chunk_size=self.sizer.size)
             await self.event("error", "cycle", f"{reason}: {e.message}")
+        except Exception as e:  # a bug: say so on the status page, then let the caller log it
+            result.error = f"internal error in the sync worker ({type(e).__name__}: {e})"
+            await self._set(last_error=result.error)
+            raise
         finally:
             try:
                 await self._flush_bytes(result, sent0, recv0)
@@ -425,6 +429,3 @@ def _aoc_params(index: MetadataIndex, ds: str, aoc: str) -> dict[str, str]:
     opts = [o["id"] for o in coc.get("categoryOptions") or [] if isinstance(o, dict)]
     return {"cc": cc, "cp": ";".join(opts)} if cc and opts else {}
 
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, default=str)

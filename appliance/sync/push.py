@@ -129,7 +129,9 @@ def inflight(conn: Any) -> dict[tuple[str, str], tuple[int, list[list[Any]]]]:
     return out
 ENTITIES = ("datavalue", "complete_registration")  # values before the forms' completions
 WATCH_EVERY_S = 0.5
-STALL_GRACE_S = 3.0
+STALL_GRACE_S = 1.0    # after the route is back, before in-flight requests count as stuck
+STUCK_CANCEL_S = 20.0  # a stuck request is given this long to finish before it is re-sent
+STUCK_IDLE_CANCEL_S = 4.0  # ... or this long, when it is all that is left to send
 
 
 @dataclass
@@ -200,6 +202,10 @@ def _next_chunk_fn(entity: str, size: int, planned: Sequence[tuple[str, ...]], p
     return lambda tx: next_chunk(tx, entity, size, planned, pos, busy)
 
 
+async def _wait_event(event: asyncio.Event) -> None:
+    await event.wait()
+
+
 def _plan_fn(entity: str, order: OrderKey | None) -> Callable[[Any], list[tuple[str, ...]]]:
     return lambda conn: plan(conn, entity, order)
 
@@ -222,10 +228,15 @@ class Pusher:
     async def push_all(self, max_chunks: int = 100000, max_failures: int = 6,
                        backoff_base: float = 0.5, window: int = 2,
                        sleep: Callable[[float], Awaitable[None]] | None = None) -> PushStats:
-        """Push every pending row. Up to ``window`` chunks are in flight, so the next one
-        travels while national imports the last (its import time would otherwise leave
-        the link idle). A chunk lost to a cut is re-sent (smaller) after a jittered
-        backoff; after ``max_failures`` losses in a row the cycle gives up (LinkDown)."""
+        """Push every pending row.
+
+        Up to ``window`` chunks are in flight, so the next one travels while national
+        imports the last (its import time would otherwise leave the link idle). A chunk
+        lost to a cut is re-sent (smaller) after a jittered backoff; after
+        ``max_failures`` losses in a row the cycle gives up (LinkDown). A chunk that was
+        in flight when the link dropped is left to TCP to finish (re-sending it would
+        cost its bytes again) while fresh connections carry the next chunks; only if it
+        is still stuck long after the link came back is it cancelled and re-sent."""
         pause = sleep or asyncio.sleep
         failures = 0
         for entity in ENTITIES:
@@ -234,12 +245,18 @@ class Pusher:
             replanned = False
             running: dict[asyncio.Task[None], Chunk] = {}
             started: dict[asyncio.Task[None], float] = {}
+            stuck: dict[asyncio.Task[None], float] = {}
+            wake = asyncio.Event()
             width = window if entity == "datavalue" else 1
-            watchdog = asyncio.create_task(self._watchdog(started))
+            watchdog = asyncio.create_task(self._watchdog(started, stuck, wake))
             try:
                 for _ in range(max_chunks):
-                    while len(running) < width:
-                        if running and not await self._upload_done(running, started):
+                    while True:
+                        active = [t for t in running if t not in stuck]
+                        if len(active) >= width:
+                            break
+                        if active and not await self._upload_done(active[-1], running,
+                                                                  started):
                             break
                         size = self.sizer.next_size() if entity == "datavalue" else 200
                         busy = [c.id for c in running.values()]
@@ -257,16 +274,20 @@ class Pusher:
                         running[task], started[task] = chunk, time.monotonic()
                     if not running:
                         break
-                    done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    wake.clear()
+                    waiter = asyncio.create_task(_wait_event(wake))
+                    await asyncio.wait([*running, waiter], return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
                     lost: LinkDown | None = None
-                    for task in done:
+                    for task in [t for t in running if t.done()]:
                         chunk = running.pop(task)
                         started.pop(task, None)
-                        if task.cancelled():  # stuck across a cut: sent again, afresh
+                        stuck.pop(task, None)
+                        if task.cancelled():  # stuck long after the link came back
                             if self.event is not None:
                                 await self.event("warning", "push", f"chunk of "
-                                                 f"{len(chunk.keys)} stalled after the link "
-                                                 "came back; re-sending it")
+                                                 f"{len(chunk.keys)} still stalled after the "
+                                                 "link came back; re-sending it")
                             continue
                         exc = task.exception()
                         if exc is None:
@@ -293,31 +314,46 @@ class Pusher:
                     await asyncio.gather(*running, return_exceptions=True)
         return self.stats
 
-    async def _watchdog(self, started: dict[asyncio.Task[None], float]) -> None:
-        """Watch the local route to national. A request that was in flight when the link
-        went down sits in TCP's exponential retransmission backoff (on a slow, buffered
-        link it can stall many seconds after the link is back): cancel it and send the
-        chunk again on a fresh connection. Re-sending is harmless (natural keys)."""
+    async def _watchdog(self, started: dict[asyncio.Task[None], float],
+                        stuck: dict[asyncio.Task[None], float], wake: asyncio.Event) -> None:
+        """Watch the local route to national (free: no packet is sent). A request in
+        flight when the link went down sits in TCP's exponential retransmission backoff;
+        on a slow, buffered link it can stall for many seconds after the link is back.
+        Once the route is back, such requests are marked stuck (fresh connections then
+        carry the next chunks) and, if still stuck after STUCK_CANCEL_S, cancelled so
+        that their chunk is sent again."""
         down_since: float | None = None
         while True:
             await asyncio.sleep(WATCH_EVERY_S)
+            now = time.monotonic()
+            # nothing else left to send: the link would idle while TCP backs off; re-send
+            idle = all(t in stuck or t.done() for t in started)
+            limit = STUCK_IDLE_CANCEL_S if idle else STUCK_CANCEL_S
+            for task, since in list(stuck.items()):
+                if not task.done() and now - since > limit:
+                    task.cancel()
             ok = self.client.route_ok()
             if ok is False and down_since is None:
-                down_since = time.monotonic()
+                down_since = now
             elif ok and down_since is not None:
                 cut_at, down_since = down_since, None
-                await asyncio.sleep(STALL_GRACE_S)  # TCP may well recover by itself
+                await asyncio.sleep(STALL_GRACE_S)
+                marked = False
                 for task, t0 in list(started.items()):
-                    if t0 < cut_at and not task.done():
-                        task.cancel()
+                    if t0 < cut_at and not task.done() and task not in stuck:
+                        stuck[task] = time.monotonic()
+                        marked = True
+                if marked:
+                    wake.set()
 
-    async def _upload_done(self, running: dict[asyncio.Task[None], Chunk],
+    async def _upload_done(self, task: asyncio.Task[None],
+                           running: dict[asyncio.Task[None], Chunk],
                            started: dict[asyncio.Task[None], float]) -> bool:
         """Wait until the chunk in flight has (by the measured link speed) finished going
         up, so the next one only overlaps national's import of it, not its upload: two
         uploads at once would share a slow link and both be exposed to the next cut.
         False if it completed meanwhile (the caller handles it first)."""
-        (task, chunk), = running.items()
+        chunk = running[task]
         est = self.sizer.upload_s(len(chunk.keys))
         if est is None:
             return False  # no measurement yet: one at a time

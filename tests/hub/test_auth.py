@@ -121,3 +121,16 @@ async def test_no_browser_password_popup_for_web_apps(hub: RunningHub,
         assert r.status == 401 and "WWW-Authenticate" in r.headers
     async with http.get(hub.api("me"), headers={"X-Requested-With": "XMLHttpRequest"}) as r:
         assert r.status == 401 and "WWW-Authenticate" not in r.headers
+
+
+async def test_national_gzips_metadata_but_the_lan_hub_does_not(
+        national: RunningHub, hub: RunningHub, http: aiohttp.ClientSession) -> None:
+    from tests.conftest import basic
+    gz = {"Accept-Encoding": "gzip"}
+    async with http.get(national.api("organisationUnits"), params={"paging": "false"},
+                        headers={**basic("dghs", "district"), **gz}) as r:
+        assert r.status == 200 and r.headers.get("Content-Encoding") == "gzip"
+        assert len((await r.json())["organisationUnits"]) > 100
+    async with http.get(hub.api("organisationUnits"), params={"paging": "false"},
+                        headers={**ADMIN, **gz}) as r:
+        assert r.status == 200 and "Content-Encoding" not in r.headers

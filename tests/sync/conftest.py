@@ -18,7 +18,7 @@ from appliance.config import Config
 from appliance.store import Store
 from appliance.store import datavalues as dv
 from appliance.sync.cycle import SyncEngine
-from tests.conftest import RunningHub, copy_db, make_config, running_hub
+from tests.conftest import RunningHub, copy_db, make_config
 
 TOKEN = demo.DEMO_TOKENS["hub-ramu"]
 RAMU = demo.RAMU_UID
@@ -196,5 +196,3 @@ async def hub_app(store: Store, data_dir: Path, national_url: str = "",
     finally:
         await runner.cleanup()
 
-
-__all__ = ["running_hub", "copy_db"]

@@ -85,13 +85,13 @@ async def test_offline_entry_reaches_national_when_link_returns(
 
 async def test_refusals_are_recorded_with_dhis2_reason_and_not_retried(
         pair: Pair, http: aiohttp.ClientSession) -> None:
-    good = cell()
-    bad_type = cell(ou=CLINIC, de=None)
-    # a value of the wrong type, and one for an org unit outside the hub's service account
-    other_ou = next(o["id"] for o in __import__("appliance.demo", fromlist=["x"]).national()
-                    ["organisationUnits"] if o.get("level") == 5 and RAMU not in o["path"])
-    outside = (good[0], PERIOD, other_ou, good[3], AOC)
+    from appliance import demo
     values = first_values(3)
+    good = cell()
+    # a value of the wrong type, and one for an org unit outside the hub's service account
+    other_ou = next(o["id"] for o in demo.national()["organisationUnits"]
+                    if o.get("level") == 5 and RAMU not in o["path"])
+    outside = (good[0], PERIOD, other_ou, good[3], AOC)
     bad_type = (values[1]["dataElement"], PERIOD, values[1]["orgUnit"],
                 values[1]["categoryOptionCombo"], AOC)
     await hub_edit(pair.hub, [values[0], as_value(bad_type, "lots")])
