@@ -292,8 +292,7 @@ def validate(payload: dict[str, Any], *, index: MetadataIndex, user: User, opts:
                          f"`{aoc_id}`", "attributeOptionCombo")
             continue
         if ou not in scope_cache:
-            scope_cache[ou] = user.is_superuser and not user.org_units or \
-                index.in_subtree(ou, user.org_units)
+            scope_cache[ou] = user.can_write(index, ou)
         if not scope_cache[ou]:
             res.conflict(i, "E7617", ou,
                          f"Organisation unit: `{ou}` not in hierarchy of current user: `{user.uid}`",

@@ -17,7 +17,6 @@ from ..dhis2.webmessage import import_summary_message
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, UnsupportedMediaType
 from ..store import datavalues as dv
 from ..store.metadata import MetadataIndex
-from ..store.users import User
 from . import dataimport
 from .web import CONFIG, ROLE, STATE, STORE, add_api, index_of, json_response, user_of
 
@@ -43,19 +42,6 @@ def _flag(request: web.Request, name: str, default: bool = False) -> bool:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _can_view(index: MetadataIndex, user: User, ou: str) -> bool:
-    roots = user.view_org_units
-    if not roots:
-        return user.is_superuser
-    return index.in_subtree(ou, roots)
-
-
-def _can_write(index: MetadataIndex, user: User, ou: str) -> bool:
-    if not user.org_units:
-        return user.is_superuser
-    return index.in_subtree(ou, user.org_units)
 
 
 def _signal_sync(request: web.Request) -> None:
@@ -115,7 +101,7 @@ async def get_data_value_sets(request: web.Request) -> web.StreamResponse:
     for ou in ous:
         if index.get_typed("organisationUnits", ou) is None:
             raise Conflict(f"Organisation unit does not exist: `{ou}`")
-        if not _can_view(index, user, ou):
+        if not user.can_view(index, ou):
             raise Conflict(f"User is not allowed to view org unit: `{ou}`", error_code="E2012")
     if _flag(request, "children"):
         ous = sorted({d for ou in ous for d in index.descendants(ou)})
@@ -266,7 +252,7 @@ async def data_value(request: web.Request) -> web.StreamResponse:
     coc = p.get("co") or index.default_coc
     key = (p["de"], p["pe"], p["ou"], coc, aoc)
     if request.method == "GET":
-        if not _can_view(index, user_of(request), p["ou"]):
+        if not user_of(request).can_view(index, p["ou"]):
             raise Conflict(f"User is not allowed to view org unit: `{p['ou']}`")
         row = await request.app[STORE].read(lambda c: c.execute(
             "SELECT value FROM datavalue WHERE de=? AND pe=? AND ou=? AND coc=? AND aoc=? "
@@ -309,7 +295,7 @@ async def get_registrations(request: web.Request) -> web.Response:
         raise Conflict("dataSet, orgUnit and period (or startDate/endDate or lastUpdated) are "
                        "required")
     for ou in ous:
-        if not _can_view(index, user, ou):
+        if not user.can_view(index, ou):
             raise Conflict(f"User is not allowed to view org unit: `{ou}`")
     if _flag(request, "children"):
         ous = sorted({d for ou in ous for d in index.descendants(ou)})
@@ -365,7 +351,7 @@ async def post_registrations(request: web.Request) -> web.Response:
         if index.get_typed("organisationUnits", ou) is None:
             conflicts.append({"object": ou, "value": "Organisation unit not found", "indexes": [i]})
             continue
-        if not _can_write(index, user, ou):
+        if not user.can_write(index, ou):
             conflicts.append({"object": ou, "value": f"Organisation unit: `{ou}` not in hierarchy "
                               f"of current user: `{user.uid}`", "errorCode": "E7617",
                               "indexes": [i]})
@@ -406,7 +392,7 @@ async def delete_registration(request: web.Request) -> web.Response:
         ous = sorted({d for ou in ous for d in index.descendants(ou)})
     regs = []
     for ou in ous:
-        if not _can_write(index, user, ou):
+        if not user.can_write(index, ou):
             raise Conflict(f"Organisation unit: `{ou}` not in hierarchy of current user")
         regs += [{"ds": ds, "pe": pe, "ou": ou, "aoc": aoc, "delete": True}
                  for ds in dss for pe in pes]
@@ -429,7 +415,7 @@ async def data_entry_values(request: web.Request) -> web.Response:
     ds_doc = index.get_typed("dataSets", ds)
     if ds_doc is None:
         raise NotFound(f"Data set not found: `{ds}`")
-    if not _can_view(index, user, ou):
+    if not user.can_view(index, ou):
         raise Forbidden(f"User is not allowed to view org unit: `{ou}`")
     try:
         period = periods.parse_period(pe)
@@ -582,7 +568,7 @@ async def audits(request: web.Request) -> web.Response:
     cocs = _multi(request, "co")
     types = [t.upper() for t in _multi(request, "auditType")]
     for ou in ous:
-        if not _can_view(index, user, ou):
+        if not user.can_view(index, ou):
             raise Conflict(f"User is not allowed to view org unit: `{ou}`")
     for ds in _multi(request, "ds"):
         des += sorted(index.ds_elements.get(ds, set()))
@@ -596,7 +582,7 @@ async def audits(request: web.Request) -> web.Response:
             if (des and de not in des) or (pes and pe not in pes) or (ous and ou not in ous) or \
                     (cocs and coc not in cocs) or (types and r["audit_type"] not in types):
                 continue
-            if not ous and not _can_view(index, user, ou):
+            if not ous and not user.can_view(index, ou):
                 continue
             out.append({"dataElement": de, "period": pe, "orgUnit": ou,
                         "categoryOptionCombo": coc, "attributeOptionCombo": aoc,

@@ -19,6 +19,7 @@ from typing import Any
 
 from .db import Tx
 from .hlc import to_iso
+from .metadata import MetadataIndex
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 LOCKOUT_AFTER = 5          # failed attempts before the account is locked
@@ -72,6 +73,18 @@ class User:
 
     def has(self, authority: str) -> bool:
         return self.is_superuser or authority in self.authorities
+
+    def can_view(self, index: MetadataIndex, ou: str) -> bool:
+        """Read scope: the data view org units (capture ones if none), as in DHIS2."""
+        if not self.view_org_units:
+            return self.is_superuser
+        return index.in_subtree(ou, self.view_org_units)
+
+    def can_write(self, index: MetadataIndex, ou: str) -> bool:
+        """Write scope: only inside the user's own (capture) org units."""
+        if not self.org_units:
+            return self.is_superuser
+        return index.in_subtree(ou, self.org_units)
 
 
 def _refs(doc: dict[str, Any], key: str) -> tuple[str, ...]:

@@ -24,22 +24,8 @@ from ..dhis2.webmessage import web_message
 from ..errors import BadRequest, Conflict, Forbidden, NotFound
 from ..hub.web import CONFIG, STATE, STORE, index_of, json_response, user_of
 from ..store.metadata import MetadataIndex
-from ..store.users import User
 from . import apply
 from .trigger import request_sync
-
-
-def _can_view(index: MetadataIndex, user: User, ou: str) -> bool:
-    roots = user.view_org_units
-    if not roots:
-        return user.is_superuser
-    return index.in_subtree(ou, roots)
-
-
-def _can_write(index: MetadataIndex, user: User, ou: str) -> bool:
-    if not user.org_units:
-        return user.is_superuser
-    return index.in_subtree(ou, user.org_units)
 
 
 def conflict_json(r: Any) -> dict[str, Any]:
@@ -75,7 +61,7 @@ async def list_conflicts(request: web.Request) -> web.Response:
     rows = await request.app[STORE].read(lambda c: c.execute(
         f"SELECT * FROM sync_conflict {where} ORDER BY id DESC LIMIT 5000").fetchall())
     index, user = index_of(request), user_of(request)
-    items = [conflict_json(r) for r in rows if _can_view(index, user, r["org_unit"] or "")]
+    items = [conflict_json(r) for r in rows if user.can_view(index, r["org_unit"] or "")]
     for name in ("orgUnit", "dataSet", "period"):
         want = request.query.get(name)
         if want:
@@ -100,7 +86,7 @@ async def resolve(request: web.Request) -> web.Response:
     index, user = index_of(request), user_of(request)
     row = await request.app[STORE].read(lambda c: c.execute(
         "SELECT entity, key, org_unit FROM sync_conflict WHERE id=?", (cid,)).fetchone())
-    if row is None or not _can_view(index, user, row["org_unit"] or ""):
+    if row is None or not user.can_view(index, row["org_unit"] or ""):
         raise NotFound(f"Conflict {cid} not found")
     if choose == "value":
         if "value" not in body:
@@ -108,7 +94,7 @@ async def resolve(request: web.Request) -> web.Response:
         value = _checked_value(index, row, body["value"])
     try:
         out = await request.app[STORE].write(lambda tx: apply.resolve_conflict(
-            tx, cid, choose, value, user.username, lambda ou: _can_write(index, user, ou)))
+            tx, cid, choose, value, user.username, lambda ou: user.can_write(index, ou)))
     except apply.ResolveError as e:
         raise {404: NotFound, 409: Conflict, 403: Forbidden}.get(e.status, BadRequest)(
             e.message) from None
@@ -171,7 +157,7 @@ async def list_rejections(request: web.Request) -> web.Response:
     rows = await request.app[STORE].read(read)
     out = []
     for r in rows:
-        if not _can_view(index, user, r["org_unit"] or ""):
+        if not user.can_view(index, r["org_unit"] or ""):
             continue
         mine = r["username"] == user.username
         if wanted:
