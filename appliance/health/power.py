@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..fsutil import fsync_dir
 from ..store import Store
 from ..store.db import Tx
 from . import state
@@ -71,7 +72,7 @@ class RunMarker:
         """Clean stop: remove the marker (and make the removal durable)."""
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
 
     def _read(self) -> dict[str, object] | None:
         try:
@@ -94,20 +95,7 @@ class RunMarker:
             f.flush()
             os.fsync(f.fileno())  # the marker must survive the very power cut it detects
         os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        fsync_dir(self.path.parent)
 
 
 def power_cuts(conn: object) -> int:

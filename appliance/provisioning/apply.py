@@ -35,6 +35,7 @@ from urllib.parse import urlparse
 from ..config import KEYS, Config, load
 from ..dhis2.uid import is_uid
 from ..errors import ConfigError
+from ..fsutil import fsync_dir
 from . import tomlout
 from .generate import PAT_PLACEHOLDER, write_private
 from .supervisord import Layout, litestream_yaml, render
@@ -158,19 +159,6 @@ def _shred(path: Path) -> None:
     path.unlink()
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def apply(source: Path, *, etc: Path, data_dir: Path, user: str | None = "hub",
           layout: Layout | None = None, keep_source: bool = False,
           available: dict[str, bool] | None = None, restore: bool = True) -> Applied:
@@ -221,7 +209,7 @@ def _apply(src: Path, *, etc: Path, data_dir: Path, user: str | None, layout: La
     tmp.chmod(0o644)  # no secrets in it
     os.replace(tmp, conf)
     written.append(conf)
-    _fsync_dir(etc)
+    fsync_dir(etc)
 
     aside = None
     if not keep_source:
@@ -229,7 +217,7 @@ def _apply(src: Path, *, etc: Path, data_dir: Path, user: str | None, layout: La
         aside.write_text(redacted(text))
         _shred(src)
         (src.parent / ERROR_FILE).unlink(missing_ok=True)
-        _fsync_dir(src.parent)
+        fsync_dir(src.parent)
     cfg.source, cfg.data_dir = hub_toml, data_dir
     return Applied(src, hub_toml, conf, aside, litestream_yml, cfg, written, restored)
 
