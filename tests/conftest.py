@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -88,9 +89,9 @@ class RunningHub:
 
 @contextlib.asynccontextmanager
 async def running_hub(store: Store, data_dir: Path, role: str = "hub",
-                      **cfg: object) -> AsyncIterator[RunningHub]:
+                      upstream: Any = None, **cfg: object) -> AsyncIterator[RunningHub]:
     config = make_config(data_dir, role, **cfg)
-    app = create_app(config, store, role=role)
+    app = create_app(config, store, role=role, upstream=upstream)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()

@@ -180,19 +180,8 @@ async def hub_app(store: Store, data_dir: Path, national_url: str = "",
                   upstream: Callable[..., Any] | None = None) -> AsyncIterator[RunningHub]:
     """The hub's LAN server (create_app wires the sync endpoints and, with a national url,
     first-login checks against national)."""
-    from aiohttp import web
-
-    from appliance.hub.app import create_app
-    from tests.conftest import free_port
-    cfg = make_config(data_dir, "hub", national__url=national_url, hub__org_unit=RAMU)
-    app = create_app(cfg, store, role="hub", upstream=upstream)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    try:
-        yield RunningHub(f"http://127.0.0.1:{port}", store, app, data_dir)
-    finally:
-        await runner.cleanup()
+    from tests.conftest import running_hub
+    async with running_hub(store, data_dir, upstream=upstream, national__url=national_url,
+                           hub__org_unit=RAMU) as hub:
+        yield hub
 
