@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..store.datavalues import sync_counts
+
 
 @dataclass(frozen=True)
 class SyncStatus:
@@ -66,14 +68,7 @@ def read_flags(conn: sqlite3.Connection) -> tuple[bool, bool | None]:
 
 def read_sync_status(conn: sqlite3.Connection, now: float | None = None) -> SyncStatus:
     kv = _kv(conn)
-    pending = conn.execute(
-        "SELECT (SELECT count(*) FROM datavalue WHERE sync_state='pending')"
-        " + (SELECT count(*) FROM complete_registration WHERE sync_state='pending')").fetchone()[0]
-    rejected = conn.execute(
-        "SELECT (SELECT count(*) FROM datavalue WHERE sync_state='rejected')"
-        " + (SELECT count(*) FROM complete_registration WHERE sync_state='rejected')").fetchone()[0]
-    conflicts = conn.execute(
-        "SELECT count(*) FROM sync_conflict WHERE resolved_at IS NULL").fetchone()[0]
+    pending, rejected, conflicts = sync_counts(conn)
     last = parse_iso(kv.get("last_success"))
     lag = None
     if last is not None:

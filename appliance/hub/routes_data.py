@@ -18,7 +18,7 @@ from ..errors import BadRequest, Conflict, Forbidden, NotFound, UnsupportedMedia
 from ..store import datavalues as dv
 from ..store.metadata import MetadataIndex
 from . import dataimport
-from .web import CONFIG, ROLE, STATE, STORE, add_api, index_of, json_response, user_of
+from .web import ROLE, STATE, STORE, add_api, index_of, json_response, user_of
 
 
 def _multi(request: web.Request, *names: str) -> list[str]:
@@ -649,5 +649,3 @@ def setup(app: web.Application) -> None:
         add_api(app, m, "/dataApprovals", approvals)
     add_api(app, "GET", "/audits/dataValue", audits)
 
-
-__all__ = ["setup", "json", "CONFIG"]

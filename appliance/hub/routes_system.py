@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -276,5 +275,3 @@ def setup(app: web.Application) -> None:
         add_api(app, method, "/dataStore/{ns}/{key:[^/]+?}", h)
     app.router.add_get("/", root)
 
-
-__all__ = ["setup", "server_date", "datetime", "UTC"]

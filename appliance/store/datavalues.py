@@ -274,3 +274,16 @@ def registration_json(r: sqlite3.Row) -> dict[str, Any]:
     return {"period": r["pe"], "dataSet": r["ds"], "organisationUnit": r["ou"],
             "attributeOptionCombo": r["aoc"], "date": r["date"], "storedBy": r["stored_by"],
             "completed": bool(r["completed"]), "lastUpdated": r["last_updated"]}
+
+
+def sync_counts(conn: sqlite3.Connection) -> tuple[int, int, int]:
+    """(pending, rejected, open conflicts) over values and completions: the sync backlog
+    the status page, the sync worker and the health agent all report."""
+    pending, rejected = conn.execute(
+        "SELECT (SELECT count(*) FROM datavalue WHERE sync_state='pending') + "
+        "(SELECT count(*) FROM complete_registration WHERE sync_state='pending'), "
+        "(SELECT count(*) FROM datavalue WHERE sync_state='rejected') + "
+        "(SELECT count(*) FROM complete_registration WHERE sync_state='rejected')").fetchone()
+    conflicts = conn.execute(
+        "SELECT count(*) FROM sync_conflict WHERE resolved_at IS NULL").fetchone()[0]
+    return pending, rejected, conflicts

@@ -18,6 +18,7 @@ from typing import Any
 from ..config import Config
 from ..errors import LinkDown, SyncError
 from ..store import Store
+from ..store.datavalues import sync_counts
 from ..store.hlc import pack
 from ..store.metadata import MetadataIndex, load_index
 from . import apply, metadata, state
@@ -68,16 +69,7 @@ class CycleResult:
                 f"{self.push.rejected} refused, {self.pending} left pending")
 
 
-def counts(conn: Any) -> tuple[int, int, int]:
-    pending = conn.execute(
-        "SELECT (SELECT count(*) FROM datavalue WHERE sync_state='pending') + "
-        "(SELECT count(*) FROM complete_registration WHERE sync_state='pending')").fetchone()[0]
-    rejected = conn.execute(
-        "SELECT (SELECT count(*) FROM datavalue WHERE sync_state='rejected') + "
-        "(SELECT count(*) FROM complete_registration WHERE sync_state='rejected')").fetchone()[0]
-    conflicts = conn.execute(
-        "SELECT count(*) FROM sync_conflict WHERE resolved_at IS NULL").fetchone()[0]
-    return pending, rejected, conflicts
+counts = sync_counts  # the backlog, as status and health report it
 
 
 def make_client(config: Config, wall: Callable[[], float] = time.time) -> NationalClient:
