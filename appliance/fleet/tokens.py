@@ -28,6 +28,7 @@ import secrets
 from pathlib import Path
 
 from ..errors import FleetError
+from ..fsutil import fsync_dir
 
 KEY_BYTES = 32
 _NONCE = 16
@@ -63,14 +64,22 @@ def load_key(path: Path) -> bytes:
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
         key = secrets.token_bytes(KEY_BYTES)
+        # written whole under a private name, then linked into place: several `add-hub`
+        # processes start at once, and one must never read a key another is still writing
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process created it meanwhile
-            return load_key(path)
-        with os.fdopen(fd, "wb") as f:
-            f.write(key)
-            f.flush()
-            os.fsync(f.fileno())
+            with os.fdopen(fd, "wb") as f:
+                f.write(key)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:  # another process won the race: its key is the key
+                return load_key(path)
+            fsync_dir(path.parent)
+        finally:
+            tmp.unlink(missing_ok=True)
         return key
     if len(data) != KEY_BYTES:
         raise FleetError(f"fleet key {path} is damaged ({len(data)} bytes, want {KEY_BYTES})")
