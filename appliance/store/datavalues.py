@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from .db import Tx
 from .hlc import to_iso
 
@@ -67,100 +69,146 @@ def key_str(key: Sequence[str]) -> str:
     return "|".join(key)
 
 
-def _existing(tx: Tx, rows: Sequence[ValueRow]) -> dict[tuple[str, ...], sqlite3.Row]:
+_OLD_COLS = "de, coc, aoc, value, comment, followup, created, deleted, base"
+# positions in an existing-row tuple (the key is the dict key)
+_VALUE, _COMMENT, _FOLLOWUP, _CREATED, _DELETED, _BASE = range(6)
+
+
+def _existing(tx: Tx, rows: Sequence[ValueRow]) -> dict[tuple[str, ...], tuple[Any, ...]]:
     """Current rows for the payload's keys; the key's (ou, pe, de) prefix keeps this to the
     form's own cells even when other forms of the same clinic-month are already stored."""
-    out: dict[tuple[str, ...], sqlite3.Row] = {}
+    out: dict[tuple[str, ...], tuple[Any, ...]] = {}
     groups: dict[tuple[str, str], set[str]] = {}
     for r in rows:
         groups.setdefault((r.ou, r.pe), set()).add(r.de)
+    cur = tx.conn.cursor()
+    cur.row_factory = None  # plain tuples: this runs for every form on reporting day
     for (ou, pe), des in groups.items():
         marks = ",".join("?" * len(des))
-        for row in tx.execute(f"SELECT {DV_COLS} FROM datavalue WHERE ou=? AND pe=? "
-                              f"AND de IN ({marks})", (ou, pe, *des)):
-            out[(row["de"], row["pe"], row["ou"], row["coc"], row["aoc"])] = row
+        for de, coc, aoc, *rest in cur.execute(
+                f"SELECT {_OLD_COLS} FROM datavalue WHERE ou=? AND pe=? AND de IN ({marks})",
+                (ou, pe, *des)):
+            out[(de, pe, ou, coc, aoc)] = tuple(rest)
     return out
+
+
+# The writes go to SQLite as one JSON array per statement, not through executemany: the
+# writer thread then holds the GIL for one bind instead of 150 bind/step round trips, and
+# the event loop parses and validates the next forms meanwhile. Values common to the whole
+# import (time, stamp, user, state) are bound once. Most of a form is new cells with no
+# comment, follow-up or storedBy sharing one period, org unit and attribute combo: those
+# go as [de, coc, value] and both their row and their audit row are made from that array,
+# which halves SQLite's JSON work (bench/hub_bench.py measures the whole path).
+_INSERT_PLAIN = (
+    f"INSERT INTO datavalue({DV_COLS}) SELECT j->>0, ?7, ?8, j->>1, ?9, j->>2, NULL, 0, ?2, "
+    "?3, ?3, 0, ?4, ?5, ?6, NULL FROM (SELECT value AS j FROM json_each(?1))")
+_AUDIT_PLAIN = (
+    "INSERT INTO audit(hlc, at, username, via, client, entity, key, audit_type, old_value, "
+    "new_value) SELECT ?5, ?3, ?2, ?10, ?11, 'datavalue', "
+    "(j->>0) || '|' || ?7 || '|' || ?8 || '|' || (j->>1) || '|' || ?9, 'CREATE', NULL, j->>2 "
+    "FROM (SELECT value AS j FROM json_each(?1))")
+_INSERT_FRESH = (
+    f"INSERT INTO datavalue({DV_COLS}) SELECT j->>0, j->>1, j->>2, j->>3, j->>4, j->>5, "
+    "j->>6, j->>7, coalesce(j->>8, ?2), ?3, ?3, 0, ?4, ?5, ?6, NULL FROM "
+    "(SELECT value AS j FROM json_each(?1))")
+_UPSERT = (
+    f"INSERT INTO datavalue({DV_COLS}) SELECT j->>0, j->>1, j->>2, j->>3, j->>4, j->>5, "
+    "j->>6, j->>7, coalesce(j->>8, ?2), j->>9, ?3, j->>10, ?4, ?5, ?6, j->>11 FROM "
+    "(SELECT value AS j FROM json_each(?1)) WHERE 1 "  # WHERE: SQLite's upsert-after-SELECT rule
+    "ON CONFLICT(ou, pe, de, coc, aoc) DO UPDATE SET value=excluded.value, "
+    "comment=excluded.comment, followup=excluded.followup, stored_by=excluded.stored_by, "
+    "last_updated=excluded.last_updated, deleted=excluded.deleted, "
+    "sync_state=excluded.sync_state, hlc=excluded.hlc, origin=excluded.origin, "
+    "base=excluded.base")
+_AUDIT = (
+    "INSERT INTO audit(hlc, at, username, via, client, entity, key, audit_type, old_value, "
+    "new_value) SELECT ?2, ?3, ?4, ?5, ?6, 'datavalue', j->>0, j->>1, j->>2, j->>3 FROM "
+    "(SELECT value AS j FROM json_each(?1))")
 
 
 def import_values(tx: Tx, rows: Sequence[ValueRow], *, username: str, via: str = "api",
                   client: str | None = None, strategy: str = "CREATE_AND_UPDATE",
                   role: str = "hub", dry_run: bool = False, audit: bool = True) -> Counts:
-    """Apply validated values as DHIS2's importer does, counting as it counts."""
+    """Apply validated values as DHIS2's importer does, counting as it counts.
+
+    Audit rows of one key keep payload order; rows of different keys in one import share
+    a stamp and time, and new cells' rows come first."""
     counts = Counts()
     existing = _existing(tx, rows)
     stamp = tx.stamp()
     now = to_iso(stamp)
     state, origin = ("pending", "local") if role == "hub" else ("synced", "national")
-    upserts: list[tuple[Any, ...]] = []
-    inserts: list[tuple[Any, ...]] = []
-    audits: list[tuple[Any, ...]] = []
+    deleting = strategy == "DELETE"
+    plain: dict[tuple[str, str, str], list[tuple[Any, ...]]] = {}  # (pe, ou, aoc): [de, coc, v]
+    fresh: list[tuple[Any, ...]] = []    # de, pe, ou, coc, aoc, value, comment, followup, by
+    changed: list[tuple[Any, ...]] = []  # the same, then created, deleted, base
+    audits: list[tuple[Any, ...]] = []   # key, type, old, new (new cells' are made in SQL)
+    entry: tuple[str, str, Any, Any]
     for r in rows:
-        old = existing.get(r.key)
-        live = old is not None and not old["deleted"]
-        if strategy == "DELETE" or r.delete or r.zero_skip:
+        key = (r.de, r.pe, r.ou, r.coc, r.aoc)
+        old = existing.get(key)
+        live = old is not None and not old[_DELETED]
+        by = r.stored_by or None
+        if deleting or r.delete or r.zero_skip:
             if old is None or not live:
                 counts.ignored += 1
                 continue
             counts.deleted += 1
-            new = (r.de, r.pe, r.ou, r.coc, r.aoc, old["value"], old["comment"], old["followup"],
-                   r.stored_by or username, old["created"], now, 1, state, stamp, origin, old["base"])
-            audit_type, old_v, new_v = "DELETE", old["value"], None
+            changed.append((*key, old[_VALUE], old[_COMMENT], old[_FOLLOWUP], by, old[_CREATED],
+                            1, old[_BASE]))
+            existing[key] = (old[_VALUE], old[_COMMENT], old[_FOLLOWUP], old[_CREATED], 1,
+                             old[_BASE])
+            entry = (key_str(key), "DELETE", old[_VALUE], None)
         elif live:
             assert old is not None
-            followup = int(r.followup) if r.followup is not None else old["followup"]
-            same = (old["value"] == r.value and old["comment"] == r.comment
-                    and old["followup"] == followup)
-            if same or strategy == "CREATE":
+            followup = int(r.followup) if r.followup is not None else old[_FOLLOWUP]
+            if strategy == "CREATE" or (old[_VALUE] == r.value and old[_COMMENT] == r.comment
+                                        and old[_FOLLOWUP] == followup):
                 counts.ignored += 1
                 continue
             counts.updated += 1
-            new = (r.de, r.pe, r.ou, r.coc, r.aoc, r.value, r.comment, followup,
-                   r.stored_by or username, old["created"], now, 0, state, stamp, origin, old["base"])
-            audit_type, old_v, new_v = "UPDATE", old["value"], r.value
+            changed.append((*key, r.value, r.comment, followup, by, old[_CREATED], 0, old[_BASE]))
+            existing[key] = (r.value, r.comment, followup, old[_CREATED], 0, old[_BASE])
+            entry = (key_str(key), "UPDATE", old[_VALUE], r.value)
         else:
             if strategy == "UPDATE":
                 counts.ignored += 1
                 continue
             counts.imported += 1
-            base = old["base"] if old is not None else None
-            new = (r.de, r.pe, r.ou, r.coc, r.aoc, r.value, r.comment, int(bool(r.followup)),
-                   r.stored_by or username, now, now, 0, state, stamp, origin, base)
-            audit_type, old_v, new_v = "CREATE", old["value"] if old is not None else None, r.value
-        (upserts if old is not None else inserts).append(new)
-        existing[r.key] = _as_row(new)  # so a duplicate later in the payload sees this one
+            followup = int(bool(r.followup))
+            if old is None:  # a cell never stored, and not earlier in this payload
+                existing[key] = (r.value, r.comment, followup, now, 0, None)
+                if r.comment is None and not followup and by is None:
+                    plain.setdefault((r.pe, r.ou, r.aoc), []).append((r.de, r.coc, r.value))
+                    continue
+                fresh.append((*key, r.value, r.comment, followup, by))
+                entry = (key_str(key), "CREATE", None, r.value)
+            else:  # a deleted cell revived
+                changed.append((*key, r.value, r.comment, followup, by, now, 0, old[_BASE]))
+                existing[key] = (r.value, r.comment, followup, now, 0, old[_BASE])
+                entry = (key_str(key), "CREATE", old[_VALUE], r.value)
         if audit:
-            audits.append((stamp, now, username, via, client, "datavalue", key_str(r.key),
-                           audit_type, old_v, new_v))
+            audits.append(entry)
     if dry_run:
         raise DryRun(counts)
-    _upsert(tx, upserts, inserts)
+    common = (username, now, state, stamp, origin)
+    for (pe, ou, aoc), cells in plain.items():
+        cells_json = _json_rows(cells)
+        tx.execute(_INSERT_PLAIN, (cells_json, *common, pe, ou, aoc))
+        if audit:
+            tx.execute(_AUDIT_PLAIN, (cells_json, *common, pe, ou, aoc, via, client))
+    if fresh:
+        tx.execute(_INSERT_FRESH, (_json_rows(fresh), *common))
+    if changed:
+        # a key both inserted and changed in one payload: the change comes after the insert
+        tx.execute(_UPSERT, (_json_rows(changed), *common))
     if audits:
-        tx.executemany("INSERT INTO audit(hlc, at, username, via, client, entity, key, audit_type, "
-                       "old_value, new_value) VALUES (?,?,?,?,?,?,?,?,?,?)", audits)
+        tx.execute(_AUDIT, (_json_rows(audits), stamp, now, username, via, client))
     return counts
 
 
-_DV_NAMES = [c.strip() for c in DV_COLS.split(",")]
-
-
-def _as_row(t: tuple[Any, ...]) -> Any:
-    return dict(zip(_DV_NAMES, t, strict=True))
-
-
-def _upsert(tx: Tx, rows: list[tuple[Any, ...]], fresh: list[tuple[Any, ...]] | None = None
-            ) -> None:
-    if fresh:  # keys not stored yet: a plain INSERT skips the conflict machinery
-        tx.executemany(f"INSERT INTO datavalue({DV_COLS}) VALUES "
-                       "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", fresh)
-    if not rows:
-        return
-    tx.executemany(
-        f"INSERT INTO datavalue({DV_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-        "ON CONFLICT(ou, pe, de, coc, aoc) DO UPDATE SET value=excluded.value, "
-        "comment=excluded.comment, followup=excluded.followup, stored_by=excluded.stored_by, "
-        "last_updated=excluded.last_updated, deleted=excluded.deleted, "
-        "sync_state=excluded.sync_state, hlc=excluded.hlc, origin=excluded.origin, "
-        "base=excluded.base", rows)
+def _json_rows(rows: list[tuple[Any, ...]]) -> str:
+    return orjson.dumps(rows).decode()
 
 
 # -- reads ------------------------------------------------------------------------------
