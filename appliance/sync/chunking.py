@@ -1,8 +1,9 @@
 """Push chunk size that follows the measured link (pure).
 
-A chunk should take about ``target_s`` on the wire: long enough that per-request overhead
-(headers, import summary, round trip) stays a few percent, short enough that a cut wastes
-little. Size = measured throughput x target time / measured bytes per value, growing at
+A chunk should take about ``target_s`` (1 s) on the wire: long enough that per-request
+overhead (headers, import summary, round trip: ~1 KB) stays a few percent, short enough
+that a cut wastes little (a chunk cut early in its upload is sent again whole; see
+``push.RESEND_BELOW``). At 256 kbit/s that is ~5,000 values. Size = measured throughput x target time / measured bytes per value, growing at
 most 4x per success (the first chunks also measure the link) and halving on a failure.
 The target time shrinks as the recent error rate grows, and is kept under a third of the
 measured time between cuts: on a link that drops every few seconds only short chunks get
@@ -20,7 +21,7 @@ class ChunkSizer:
     size: int = 500
     min_size: int = 25
     max_size: int = 10000
-    target_s: float = 4.0
+    target_s: float = 1.0
     alpha: float = 0.3               # EWMA weight of the newest sample
     throughput: float | None = None  # body bytes per second
     bytes_per_value: float | None = None

@@ -228,7 +228,8 @@ class SyncEngine:
             else:
                 await self.pull_data(root, index, ctx, st, data_sets, probe, result)
         pusher = Pusher(self.store, self.client, self.sizer, probe.clock, self.event,
-                        lambda ds, aoc: _aoc_params(index, ds, aoc), form_order(index))
+                        lambda ds, aoc: _aoc_params(index, ds, aoc), form_order(index),
+                        default_aoc=index.default_coc)
         result.push = pusher.stats  # filled in as chunks are acknowledged, even if cut
         await pusher.push_all(max_failures=self.push_retries, backoff_base=self.push_backoff_s)
 

@@ -13,7 +13,14 @@ from appliance.store import Store
 from appliance.store import datavalues as dv
 from appliance.store.metadata import MetadataIndex
 from appliance.sync import apply
-from appliance.sync.push import form_order, inflight, next_chunk, plan
+from appliance.sync.push import (
+    form_order,
+    inflight,
+    next_chunk,
+    plan,
+    resend_at_once,
+    value_set,
+)
 from appliance.sync.summary import ImportResult, Refusal
 from appliance.sync.timefmt import parse_ts
 
@@ -150,3 +157,48 @@ def test_event_log_is_bounded_and_bytes_add_up(store: Store) -> None:
     store.write_sync(lambda tx: state.add_bytes(tx, 5, 0))
     st = store.read_sync(state.read_state)
     assert (st["bytes_sent"], st["bytes_received"]) == ("105", "2000")
+
+
+def test_value_set_names_shared_period_and_default_combo_once() -> None:
+    default = "HllvX50cXC0"
+    vals = [{"dataElement": f"de{i:09d}", "period": "202501", "orgUnit": "ouAAAAAAAAA",
+             "categoryOptionCombo": default, "attributeOptionCombo": default, "value": str(i)}
+            for i in range(3)]
+    vs = value_set(vals, default)
+    assert vs["period"] == "202501" and vs["attributeOptionCombo"] == default
+    assert [set(v) for v in vs["dataValues"]] == [
+        {"dataElement", "orgUnit", "categoryOptionCombo", "value"}] * 3
+    assert vals[0]["period"] == "202501"  # the caller's values (matched to conflicts) intact
+    # another combo stays on each value: one national lacks then refuses values, not the set
+    other = [dict(v, attributeOptionCombo="aocBBBBBBBB") for v in vals]
+    vs = value_set(other, default)
+    assert "attributeOptionCombo" not in vs and vs["period"] == "202501"
+    assert all(v["attributeOptionCombo"] == "aocBBBBBBBB" for v in vs["dataValues"])
+    # two periods: each value keeps its own
+    mixed = [vals[0], dict(vals[1], period="202502")]
+    assert value_set(mixed, default)["dataValues"][1]["period"] == "202502"
+    assert "period" not in value_set(mixed, default)
+
+
+def test_value_set_is_smaller_on_the_wire() -> None:
+    import gzip
+
+    import orjson
+    hub = demo.hub()
+    order = form_order(MetadataIndex(by_type={t: v for t, v in hub.items()
+                                              if isinstance(v, list)}))
+    month = first_values(100000)  # a whole month, pushed in form order, as the sync does
+    month.sort(key=lambda v: order(_keys([v])[0]))
+    vals = [dict(v, storedBy="chcp") for v in month[:2000]]
+    default = vals[0]["attributeOptionCombo"]
+    plain = len(gzip.compress(orjson.dumps({"dataValues": vals}), 9))
+    compact = len(gzip.compress(orjson.dumps(value_set(vals, default)), 9))
+    assert compact < 0.95 * plain
+
+
+def test_cut_early_in_an_upload_is_resent_at_once() -> None:
+    # 1 s upload by the measured rate: cut after 0.1 s -> nearly all of it is still to go
+    assert resend_at_once(started=10.0, cut_at=10.1, upload_s=1.0)
+    # cut after 0.8 s: most of it reached national; TCP resends only the lost tail
+    assert not resend_at_once(started=10.0, cut_at=10.8, upload_s=1.0)
+    assert not resend_at_once(started=10.0, cut_at=10.1, upload_s=None)  # no measurement
