@@ -7,10 +7,12 @@ codes follow dhis2-core's ``DataValueSetImportValidator`` / ``ErrorCode``.
 
 from __future__ import annotations
 
+import calendar
 import csv
 import io
+import weakref
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from ..dhis2 import periods, valuetypes
@@ -192,6 +194,226 @@ class _Resolver:
         return self.maps[key].get(ident)
 
 
+def _refs(items: Any) -> list[str]:
+    return [r["id"] for r in items or () if isinstance(r, dict) and isinstance(r.get("id"), str)]
+
+
+def _data_writable(access: Any) -> bool:
+    """The data-write bit (4th character) of a DHIS2 access string such as ``rwrw----``.
+
+    As dhis2-core's ``AccessStringHelper.isEnabled``: a missing string (null) grants the
+    permission, a malformed one (not 8 characters ending ``----``) grants nothing.
+    """
+    if access is None:
+        return True
+    if not isinstance(access, str) or len(access) != 8 or not access.endswith("----"):
+        return False
+    return (access[0] in "-r" and access[1] in "-w" and access[2] in "-r"
+            and access[3] == "w")
+
+
+def _sharing(doc: dict[str, Any]) -> tuple[Any, list[tuple[str, Any]], list[tuple[str, Any]]]:
+    """(public access, [(user uid, access)], [(user group uid, access)]) of a metadata doc.
+
+    Reads DHIS2's ``sharing`` object (``users``/``userGroups`` keyed by uid, each entry with
+    ``id`` and ``access``); without one, the legacy ``publicAccess``, ``userAccesses`` and
+    ``userGroupAccesses`` fields.
+    """
+    sharing = doc.get("sharing")
+    if isinstance(sharing, dict):
+        def entries(m: Any) -> list[tuple[str, Any]]:
+            if not isinstance(m, dict):
+                return []
+            return [((e.get("id") or k) if isinstance(e, dict) else k,
+                     e.get("access") if isinstance(e, dict) else None) for k, e in m.items()]
+        return (sharing.get("public"), entries(sharing.get("users")),
+                entries(sharing.get("userGroups")))
+
+    def legacy(items: Any, uid_key: str, ref_key: str) -> list[tuple[str, Any]]:
+        out = []
+        for e in items if isinstance(items, list) else ():
+            if isinstance(e, dict):
+                ref = e.get(ref_key)
+                uid = e.get(uid_key) or e.get("id") or (ref.get("id") if isinstance(ref, dict)
+                                                         else None)
+                if uid:
+                    out.append((uid, e.get("access")))
+        return out
+    return (doc.get("publicAccess"), legacy(doc.get("userAccesses"), "userUid", "user"),
+            legacy(doc.get("userGroupAccesses"), "userGroupUid", "userGroup"))
+
+
+def _iso_day(v: Any) -> date | None:
+    if not isinstance(v, str) or len(v) < 10:
+        return None
+    try:
+        return date.fromisoformat(v[:10])
+    except ValueError:
+        return None
+
+
+# Length of one period, to move a category option's end date by ``openPeriodsAfterCoEndDate``
+# periods of the data set's type (dhis2-core ``PeriodType.getRewindedDate`` with a negative
+# count: whole days/weeks, or calendar months/years keeping the day where the month has it).
+_PERIOD_DAYS = {"Daily": 1, "Weekly": 7, "WeeklyWednesday": 7, "WeeklyThursday": 7,
+                "WeeklySaturday": 7, "WeeklySunday": 7, "BiWeekly": 14}
+_PERIOD_MONTHS = {"Monthly": 1, "BiMonthly": 2, "Quarterly": 3, "QuarterlyNov": 3,
+                  "SixMonthly": 6, "SixMonthlyApril": 6, "SixMonthlyNov": 6, "Yearly": 12,
+                  "FinancialApril": 12, "FinancialJuly": 12, "FinancialOct": 12,
+                  "FinancialNov": 12, "FinancialSep": 12, "TwoYearly": 24}
+
+
+def _after_periods(day: date, period_type: str, n: int) -> date:
+    if period_type in _PERIOD_DAYS:
+        try:
+            return day + timedelta(days=_PERIOD_DAYS[period_type] * n)
+        except OverflowError:
+            return date.max if n > 0 else date.min
+    months = _PERIOD_MONTHS.get(period_type)
+    if months is None:
+        return day
+    y, m = divmod(day.year * 12 + day.month - 1 + months * n, 12)
+    if not 1 <= y <= 9999:
+        return date.max if n > 0 else date.min
+    return date(y, m + 1, min(day.day, calendar.monthrange(y, m + 1)[1]))
+
+
+# One option restricted by sharing: (option uid, users and user groups granted data write).
+_Restricted = tuple[str, frozenset[str], frozenset[str]]
+# An AOC's limits: option start dates, option end dates, allowed org unit roots (None: any).
+_Limits = tuple[tuple[date, ...], tuple[date, ...], frozenset[str] | None]
+
+
+class _OptionFacts:
+    """What the category options behind each COC/AOC say, read once per metadata index.
+
+    A ``MetadataIndex`` is never changed in place (``HubState.reload`` swaps it whole), so
+    these stay true for its lifetime and are shared by every import against it (see
+    :func:`_facts`): a form pays only dictionary look-ups. Holds no reference to the index.
+    """
+
+    def __init__(self, index: MetadataIndex) -> None:
+        self.restricted: dict[str, tuple[_Restricted, ...]] = {}
+        self.limits: dict[str, _Limits | None] = {}
+        # with no option restricted at all (the demo), imports skip these checks outright
+        options = index.list("categoryOptions")
+        self.any_sharing = any(not _data_writable(_sharing(o)[0]) for o in options)
+        self.any_limits = any(o.get("startDate") or o.get("endDate") or o.get("organisationUnits")
+                              for o in options)
+
+    @staticmethod
+    def _options(index: MetadataIndex, coc: str) -> list[tuple[str, dict[str, Any]]]:
+        # an option missing from the index carries no sharing, dates or org units
+        doc = index.get(coc) or {}
+        return [(o, index.get(o) or {}) for o in _refs(doc.get("categoryOptions"))]
+
+    def restricted_options(self, index: MetadataIndex, coc: str) -> tuple[_Restricted, ...]:
+        """The COC's options whose public access does not grant data write."""
+        out = self.restricted.get(coc)
+        if out is None:
+            found = []
+            for uid, doc in self._options(index, coc):
+                public, users, groups = _sharing(doc)
+                if not _data_writable(public):
+                    found.append((uid, frozenset(u for u, a in users if _data_writable(a)),
+                                  frozenset(g for g, a in groups if _data_writable(a))))
+            out = self.restricted[coc] = tuple(found)
+        return out
+
+    def aoc_limits(self, index: MetadataIndex, aoc: str) -> _Limits | None:
+        if aoc in self.limits:
+            return self.limits[aoc]
+        starts, ends, roots = [], [], None
+        for _, doc in self._options(index, aoc):
+            if (d := _iso_day(doc.get("startDate"))) is not None:
+                starts.append(d)
+            if (d := _iso_day(doc.get("endDate"))) is not None:
+                ends.append(d)
+            ous = frozenset(_refs(doc.get("organisationUnits")))
+            if ous:
+                roots = ous if roots is None else roots & ous
+        out = self.limits[aoc] = (tuple(starts), tuple(ends), roots) \
+            if starts or ends or roots is not None else None
+        return out
+
+
+_FACTS: dict[int, _OptionFacts] = {}
+
+
+def _facts(index: MetadataIndex) -> _OptionFacts:
+    facts = _FACTS.get(id(index))
+    if facts is None:
+        facts = _FACTS[id(index)] = _OptionFacts(index)
+        # forget them with the index, before its id can be reused
+        weakref.finalize(index, _FACTS.pop, id(index), None)
+    return facts
+
+
+class _OptionRules:
+    """Checks on the category options behind a COC/AOC, for one import by one user:
+
+    * E7614/E7616: data-write sharing of every option of a given COC/AOC (``AclService
+      .canDataWrite``). Superusers (authority ALL) bypass it, as in DHIS2. An option with no
+      sharing information at all stays writable: DHIS2 treats a null public access string
+      as granting everything, and the demo metadata carries no sharing, so the hub models no
+      restriction there. Data write comes only from public, user or user-group access, never
+      from being the owner.
+    * E7638: the period must overlap the AOC's date range: the latest option ``startDate`` to
+      the earliest option ``endDate``, each end date moved forward by the data set's
+      ``openPeriodsAfterCoEndDate`` (without a data set in the payload: the latest such date
+      over the data element's data sets).
+    * E7639: options with a non-empty ``organisationUnits`` list allow only org units in the
+      subtree of the intersection of those lists (an empty intersection allows none).
+    """
+
+    def __init__(self, index: MetadataIndex, user: User) -> None:
+        self.index = index
+        self.facts = _facts(index)
+        self.bypass_sharing = user.is_superuser
+        # per-value switches: False when no option could ever give a conflict
+        self.check_sharing = self.facts.any_sharing and not self.bypass_sharing
+        self.check_limits = self.facts.any_limits
+        self.user = user.uid
+        self.groups = frozenset(_refs(user.doc.get("userGroups")))
+        self.denied: dict[str, tuple[str, ...]] = {}
+
+    def not_writable(self, coc: str) -> tuple[str, ...]:
+        """Uids of the COC's options the user may not write data for (E7614/E7616)."""
+        out = self.denied.get(coc)
+        if out is None:
+            out = self.denied[coc] = () if self.bypass_sharing else tuple(
+                uid for uid, users, groups in self.facts.restricted_options(self.index, coc)
+                if self.user not in users and groups.isdisjoint(self.groups))
+        return out
+
+    def _adjusted_end(self, end: date, targets: list[str], one_data_set: bool) -> date:
+        """``CategoryOption.getAdjustedEndDate`` for the data set, or the data element."""
+        latest = end
+        for ds_uid in targets:
+            ds = self.index.get(ds_uid) or {}
+            n = int(ds.get("openPeriodsAfterCoEndDate") or 0)
+            adjusted = _after_periods(end, ds.get("periodType") or "", n) if n else end
+            if one_data_set:
+                return adjusted
+            latest = max(latest, adjusted)
+        return latest
+
+    def aoc_conflict(self, aoc: str, targets: list[str], one_data_set: bool,
+                     period: periods.Period, ou: str) -> str | None:
+        """"E7638", "E7639" or None for a (aoc, data sets, period, org unit) cell."""
+        limits = self.facts.aoc_limits(self.index, aoc)
+        if limits is None:
+            return None
+        starts, ends, roots = limits
+        if starts and max(starts) > period.end:
+            return "E7638"
+        if ends and min(self._adjusted_end(e, targets, one_data_set) for e in ends) < period.start:
+            return "E7638"
+        if roots is not None and not self.index.in_subtree(ou, roots):
+            return "E7639"
+        return None
+
+
 def _str(v: Any) -> str | None:
     if v is None or type(v) is str:
         return v
@@ -237,8 +459,10 @@ def validate(payload: dict[str, Any], *, index: MetadataIndex, user: User, opts:
     today = now.date()
     period_cache: dict[str, periods.Period | None] = {}
     scope_cache: dict[str, bool] = {}
+    co_rules = _OptionRules(index, user)
+    check_sharing, denied_cache = co_rules.check_sharing, co_rules.denied
     # a form repeats the same period, org unit and small integers 150 times: decide once
-    block_cache: dict[tuple[Any, ...], tuple[str, str, str] | None] = {}
+    block_cache: dict[tuple[Any, ...], tuple[str, str, str, str] | None] = {}
     value_cache: dict[tuple[str, str], tuple[str | None, valuetypes.ValueConflict | None]] = {}
     approved = approved or set()
     for i, raw in enumerate(payload.get("dataValues") or []):
@@ -285,12 +509,30 @@ def validate(payload: dict[str, Any], *, index: MetadataIndex, user: User, opts:
                          f"Category option combo not found or not accessible for writing data: "
                          f"`{coc_id}`", "categoryOptionCombo")
             continue
+        if check_sharing and coc_id and coc is not None:  # E7614: a named COC, not the default
+            denied = denied_cache.get(coc)
+            if denied is None:
+                denied = co_rules.not_writable(coc)
+            if denied:
+                for opt in denied:
+                    res.conflict(i, "E7614", coc_id, f"Category option combo: `{coc_id}` option "
+                                 f"not accessible: `{opt}`", "categoryOptionCombo")
+                continue
         aoc = resolve("categoryOptionCombos", aoc_id) if aoc_id else None
         if aoc_id and aoc is None:
             res.conflict(i, "E7615", aoc_id,
                          f"Attribute option combo not found or not accessible for writing data: "
                          f"`{aoc_id}`", "attributeOptionCombo")
             continue
+        if check_sharing and aoc_id and aoc is not None:  # E7616: likewise a named AOC
+            denied = denied_cache.get(aoc)
+            if denied is None:
+                denied = co_rules.not_writable(aoc)
+            if denied:
+                for opt in denied:
+                    res.conflict(i, "E7616", aoc_id, f"Attribute option combo: `{aoc_id}` option "
+                                 f"not accessible: `{opt}`", "attributeOptionCombo")
+                continue
         if ou not in scope_cache:
             scope_cache[ou] = user.can_write(index, ou)
         if not scope_cache[ou]:
@@ -357,16 +599,19 @@ def validate(payload: dict[str, Any], *, index: MetadataIndex, user: User, opts:
             res.conflict(i, "E7637", de, "Invalid storedBy: stored_by_length_greater_than_max_length",
                          "storedBy")
             continue
+        # E7638/E7639 (attribute option combo dates and org units), then E7640..E7643
         bkey = (tuple(targets), period.id, ou, aoc)
         if bkey in block_cache:
             blocked = block_cache[bkey]
         else:
-            blocked = block_cache[bkey] = _period_block(
+            blocked = block_cache[bkey] = (co_rules.check_limits and _aoc_block(
+                co_rules, targets, data_set is not None, period, pe_id or "", ou, ou_id or ou,
+                aoc, aoc_id or aoc)) or _period_block(
                 index, targets, period, pe_id or "", "{de}", ou, aoc, now, today,
                 can_edit_expired, approved)
         if blocked is not None:
-            code, obj, msg = blocked
-            res.conflict(i, code, obj, msg.replace("{de}", de), "period")
+            code, obj, msg, prop = blocked
+            res.conflict(i, code, obj, msg.replace("{de}", de), prop)
             continue
         zero_skip = (value is not None and not deleting and valuetypes.is_numeric(value_type)
                      and not de_doc.get("zeroIsSignificant", False)
@@ -379,9 +624,25 @@ def validate(payload: dict[str, Any], *, index: MetadataIndex, user: User, opts:
     return res
 
 
+def _aoc_block(options: _OptionRules, targets: list[str], one_data_set: bool,
+               period: periods.Period, pe_id: str, ou: str, ou_id: str, aoc: str,
+               aoc_id: str) -> tuple[str, str, str, str] | None:
+    """E7638 and E7639 (dhis2-core ``checkDataValuePeriodWithinAttrOptionComboRange`` and
+    ``checkDataValueOrgUnitValidForAttrOptionCombo``), naming the period, org unit and
+    attribute option combo as the payload gave them."""
+    code = options.aoc_conflict(aoc, targets, one_data_set, period, ou)
+    if code == "E7638":
+        return (code, pe_id, f"Period: `{pe_id}` is not within date range of attribute option "
+                f"combo: `{aoc_id}`", "period")
+    if code == "E7639":
+        return (code, ou_id, f"Organisation unit: `{ou_id}` is not valid for attribute option "
+                f"combo: `{aoc_id}`", "orgUnit")
+    return None
+
+
 def _period_block(index: MetadataIndex, targets: list[str], period: periods.Period, pe_id: str,
                   de: str, ou: str, aoc: str, now: datetime, today: Any, can_edit_expired: bool,
-                  approved: set[tuple[str, str, str, str]]) -> tuple[str, str, str] | None:
+                  approved: set[tuple[str, str, str, str]]) -> tuple[str, str, str, str] | None:
     """Expiry, open future periods, data input periods and approval, per target data set."""
     for ds_uid in targets:
         ds = index.get(ds_uid) or {}
@@ -391,16 +652,16 @@ def _period_block(index: MetadataIndex, targets: list[str], period: periods.Peri
             latest = periods.shift(periods.period_containing(period.period_type, today),
                                    max(open_future - 1, 0) if open_future else 0)
             return ("E7641", pe_id, f"Period: `{pe_id}` is after latest open future period: "
-                    f"`{latest.id}` for data element: `{de}`")
+                    f"`{latest.id}` for data element: `{de}`", "period")
         if not can_edit_expired and periods.is_expired(period, int(ds.get("expiryDays") or 0), now):
             return ("E7640", pe_id, f"Current date is past expiry days for period: `{pe_id}`  "
-                    f"and data set: `{ds_uid}`")
+                    f"and data set: `{ds_uid}`", "period")
         if periods.in_input_periods(period, ds.get("dataInputPeriods") or [], now) is False:
             return ("E7643", pe_id, f"Period: `{pe_id}` is not open for this data set at this "
-                    f"time: `{ds_uid}`")
+                    f"time: `{ds_uid}`", "period")
         if (ds_uid, pe_id, ou, aoc) in approved:
             return ("E7642", ou, f"Data already approved for data set: `{ds_uid}` period: "
-                    f"`{pe_id}` org unit: `{ou}` attribute option combo: `{aoc}`")
+                    f"`{pe_id}` org unit: `{ou}` attribute option combo: `{aoc}`", "period")
     return None
 
 

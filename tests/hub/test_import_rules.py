@@ -11,6 +11,7 @@ import pytest
 from appliance.hub.web import STATE
 from appliance.store.metadata import put_metadata
 from tests.conftest import ADMIN, CHCP, RunningHub
+from tests.hub import catoptions
 from tests.hub.cells import cells, month
 
 C = cells()
@@ -152,6 +153,152 @@ async def test_e7617_outside_users_org_units(hub: RunningHub, http: aiohttp.Clie
     status, body = await post(http, hub, {"dataValues": [C.value(INT, "1", ou=C.other_clinic)]})
     assert conflict_codes(body) == ["E7617"]
     assert stored(hub, INT["id"]) == []
+
+
+# -- category options: sharing (E7614/E7616), dates (E7638), org units (E7639) -------------
+MALE_COC = C.cocs(INT)[0]                                # "Male, <1y"
+MALE = C.by_id[MALE_COC]["categoryOptions"][0]["id"]      # the option it shares with 4 others
+FEMALE_COC = next(c for c in C.cocs(INT)
+                  if MALE not in {o["id"] for o in C.by_id[c]["categoryOptions"]})
+NO_DATA_WRITE = {"sharing": {"public": "rw------", "external": False, "users": {},
+                             "userGroups": {}}}  # metadata read/write, no data access
+
+
+def only_conflict(body: dict[str, Any]) -> dict[str, Any]:
+    conflicts = body["response"]["conflicts"]
+    assert len(conflicts) == 1, conflicts
+    return conflicts[0]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("no_write", [
+    NO_DATA_WRITE,
+    {"publicAccess": "rw------", "userAccesses": [], "userGroupAccesses": []},  # legacy fields
+    {"sharing": {"public": "rwr-----", "owner": catoptions.uid_of("chcp")}},  # owner: no data
+], ids=["sharing", "legacy", "owner"])
+async def test_e7614_category_option_not_writable(hub: RunningHub, http: aiohttp.ClientSession,
+                                                  no_write: dict[str, Any]) -> None:
+    await catoptions.restrict_option(hub, MALE, **no_write)
+    status, body = await post(http, hub, {"dataValues": [
+        C.value(INT, "4", coc=FEMALE_COC), C.value(INT, "5", coc=MALE_COC)]})
+    assert status == 409
+    assert only_conflict(body) == {
+        "object": MALE_COC, "objects": {}, "errorCode": "E7614", "property": "categoryOptionCombo",
+        "value": f"Category option combo: `{MALE_COC}` option not accessible: `{MALE}`",
+        "indexes": [1]}
+    assert body["response"]["importCount"]["imported"] == 1
+    assert stored(hub, INT["id"]) == [("4", 0, "pending")]
+
+
+@pytest.mark.parametrize("grant, group", [
+    ({"sharing": {"public": "rw------", "users": {catoptions.uid_of("chcp"): {
+        "id": catoptions.uid_of("chcp"), "access": "r-rw----"}}}}, False),
+    ({"sharing": {"public": "--------", "userGroups": {catoptions.GROUP: {
+        "id": catoptions.GROUP, "access": "rwrw----"}}}}, True),
+    ({"publicAccess": "rw------", "userAccesses": [
+        {"userUid": catoptions.uid_of("chcp"), "access": "rwrw----"}]}, False),
+    ({"sharing": {"public": "rwrw----"}}, False),
+    ({"name": "Male"}, False),  # no sharing information at all: the hub models no restriction
+], ids=["user", "user-group", "legacy-user", "public", "none"])
+async def test_data_write_granted_by_sharing(hub: RunningHub, http: aiohttp.ClientSession,
+                                             grant: dict[str, Any], group: bool) -> None:
+    if group:
+        await catoptions.join_group(hub, "chcp")
+    await catoptions.restrict_option(hub, MALE, **grant)
+    status, body = await post(http, hub, {"dataValues": [C.value(INT, "5", coc=MALE_COC)]})
+    assert status == 200, body["response"]["conflicts"]
+
+
+async def test_e7616_attribute_option_not_writable(hub: RunningHub,
+                                                   http: aiohttp.ClientSession) -> None:
+    aoc = await catoptions.attribute_combo(hub, NO_DATA_WRITE)
+    option = catoptions.OPTIONS[0]
+    status, body = await post(http, hub, {"dataValues": [
+        C.value(INT, "4", attributeOptionCombo=C.default_coc),
+        C.value(INT, "5", attributeOptionCombo=aoc),
+        C.value(INT, "6", ou=C.other_clinic, attributeOptionCombo=aoc)]})  # E7616 before E7617
+    assert status == 409
+    assert only_conflict(body) == {
+        "object": aoc, "objects": {}, "errorCode": "E7616", "property": "attributeOptionCombo",
+        "value": f"Attribute option combo: `{aoc}` option not accessible: `{option}`",
+        "indexes": [1, 2]}
+    assert body["response"]["importCount"]["imported"] == 1
+    # the data set level attribute option combo is checked the same way
+    status, body = await post(http, hub, {"attributeOptionCombo": aoc,
+                                          "dataValues": [C.value(INT, "7")]})
+    assert conflict_codes(body) == ["E7616"]
+
+
+async def test_superuser_bypasses_sharing(hub: RunningHub, http: aiohttp.ClientSession) -> None:
+    await catoptions.restrict_option(hub, MALE, **NO_DATA_WRITE)
+    aoc = await catoptions.attribute_combo(hub, NO_DATA_WRITE)
+    values = [C.value(INT, "5", coc=MALE_COC, attributeOptionCombo=aoc)]
+    status, body = await post(http, hub, {"dataValues": values})
+    assert conflict_codes(body) == ["E7614"]
+    status, body = await post(http, hub, {"dataValues": values}, ADMIN)  # ALL: DHIS2 superuser
+    assert status == 200, body["response"]["conflicts"]
+    assert stored(hub, INT["id"]) == [("5", 0, "pending")]
+
+
+async def test_e7638_period_outside_attribute_option_dates(
+        hub: RunningHub, http: aiohttp.ClientSession) -> None:
+    # the project ran from three months ago to the end of the month before last; admin posts
+    # so that expiry (E7640) does not get in the way
+    dates = {"startDate": catoptions.stamp(catoptions.first_day(-3)),
+             "endDate": catoptions.stamp(catoptions.last_day(-2))}
+    aoc = await catoptions.attribute_combo(hub, dates)
+
+    def at(pe: str, v: str) -> dict[str, Any]:
+        return C.value(INT, v, pe=pe, attributeOptionCombo=aoc)
+    status, body = await post(http, hub, {"dataSet": C.form1["id"], "dataValues": [
+        at(month(-2), "1"), at(month(-1), "2"), at(month(-4), "3")]}, ADMIN)
+    assert status == 409
+    assert body["response"]["conflicts"] == [
+        {"object": pe, "objects": {}, "errorCode": "E7638", "property": "period", "indexes": [i],
+         "value": f"Period: `{pe}` is not within date range of attribute option combo: `{aoc}`"}
+        for i, pe in ((1, month(-1)), (2, month(-4)))]
+    assert body["response"]["importCount"]["imported"] == 1
+    # the data set keeps one more period open after the options' end date
+    aoc = await catoptions.attribute_combo(hub, dates, openPeriodsAfterCoEndDate=1)
+    status, body = await post(http, hub, {"dataSet": C.form1["id"], "dataValues": [
+        at(month(-1), "2"), at(month(0), "4")]}, ADMIN)
+    assert [(c["errorCode"], c["indexes"]) for c in body["response"]["conflicts"]] == [
+        ("E7638", [1])]
+    # without a data set in the payload, the data element's data sets decide (the same here)
+    status, body = await post(http, hub, {"dataValues": [at(month(-1), "5"), at(month(0), "6")]},
+                              ADMIN)
+    assert [(c["errorCode"], c["indexes"]) for c in body["response"]["conflicts"]] == [
+        ("E7638", [1])]
+    # a start date in the future: E7638 comes before E7641 (after latest open future period)
+    await catoptions.attribute_combo(hub, {"startDate": catoptions.stamp(catoptions.first_day(2))})
+    status, body = await post(http, hub, {"dataValues": [at(month(1), "7")]}, ADMIN)
+    assert conflict_codes(body) == ["E7638"]
+
+
+async def test_e7639_org_unit_not_valid_for_attribute_option(
+        hub: RunningHub, http: aiohttp.ClientSession) -> None:
+    union = C.by_id[C.chcp_clinic]["parent"]["id"]
+    elsewhere = next(o["id"] for o in C.form1["organisationUnits"]
+                     if C.by_id[o["id"]]["parent"]["id"] != union)
+    aoc = await catoptions.attribute_combo(hub, {"organisationUnits": [{"id": union}]})
+    status, body = await post(http, hub, {"dataValues": [
+        C.value(INT, "1", attributeOptionCombo=aoc),                  # in the union's subtree
+        C.value(INT, "2", ou=elsewhere, attributeOptionCombo=aoc),
+        C.value(INT, "3", ou=elsewhere)]}, ADMIN)                     # default AOC: anywhere
+    assert status == 409
+    assert only_conflict(body) == {
+        "object": elsewhere, "objects": {}, "errorCode": "E7639", "property": "orgUnit",
+        "indexes": [1],
+        "value": f"Organisation unit: `{elsewhere}` is not valid for attribute option combo: "
+                 f"`{aoc}`"}
+    assert body["response"]["importCount"]["imported"] == 2
+    # with two restricted options only org units both allow are valid: here none
+    await catoptions.attribute_combo(hub, {"organisationUnits": [{"id": union}]},
+                                     {"organisationUnits": [{"id": elsewhere}]}, {})
+    status, body = await post(http, hub, {"dataValues": [
+        C.value(INT, "4", attributeOptionCombo=aoc),
+        C.value(INT, "5", ou=elsewhere, attributeOptionCombo=aoc)]}, ADMIN)
+    assert [(c["errorCode"], c["indexes"]) for c in body["response"]["conflicts"]] == [
+        ("E7639", [0]), ("E7639", [1])]
 
 
 async def test_e7633_element_not_in_data_set(hub: RunningHub, http: aiohttp.ClientSession) -> None:
