@@ -111,6 +111,9 @@ class ProbeResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+TCP_RTO_MAX_MS = getattr(socket, "TCP_RTO_MAX_MS", 44)  # linux/tcp.h, since 6.15
+
+
 class NationalClient:
     """One national DHIS2. ``wall`` is the hub's wall clock (injectable for skew tests)."""
 
@@ -118,7 +121,8 @@ class NationalClient:
                  timeout_s: float = 60.0, retries: int = 3, backoff_base: float = 1.0,
                  backoff_cap: float = 30.0, wall: Callable[[], float] = time.time,
                  rand: Callable[[], float] = random.random,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 rto_max_ms: int = 0) -> None:
         if not url:
             raise SyncError("no national DHIS2 configured: set [national] url in hub.toml")
         self.base = url.rstrip("/")
@@ -139,6 +143,8 @@ class NationalClient:
         self.requests = 0
         self._session: aiohttp.ClientSession | None = None
         self._addr: tuple[int, Any] | None = None
+        self.rto_max_ms = int(rto_max_ms)
+        self.rto_capped: bool | None = None  # known after the first connection
 
     # -- lifecycle --------------------------------------------------------------------------
     def session(self) -> aiohttp.ClientSession:
@@ -146,10 +152,28 @@ class NationalClient:
             # auto_decompress off: we count compressed bytes, then inflate ourselves
             self._session = aiohttp.ClientSession(
                 auto_decompress=False,
-                connector=aiohttp.TCPConnector(limit=4, enable_cleanup_closed=True),
+                connector=aiohttp.TCPConnector(limit=4, enable_cleanup_closed=True,
+                                               socket_factory=self._socket),
                 headers={"User-Agent": USER_AGENT, "Accept": "application/json",
                          "Accept-Encoding": "gzip"})
         return self._session
+
+    def _socket(self, addr_info: Any) -> socket.socket:
+        """A socket to national whose retransmission timeout is capped. A cut stalls the
+        request in flight in TCP's exponential backoff: on a buffered 256 kbit/s link the
+        timeout is ~1 s before the cut and 4 s after two retries, so the request would
+        resume up to ~4 s after the link is back (measured in bench/sync_bench.py), and
+        re-sending it instead costs its bytes again. Kernels without the option (before
+        6.15) keep their default, and the push falls back to re-sending early-cut chunks."""
+        family, type_, proto, _, _ = addr_info
+        sock = socket.socket(family=family, type=type_, proto=proto)
+        if self.rto_max_ms > 0 and family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS, self.rto_max_ms)
+                self.rto_capped = True
+            except OSError:
+                self.rto_capped = False
+        return sock
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:

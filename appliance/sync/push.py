@@ -130,6 +130,8 @@ def inflight(conn: Any) -> dict[tuple[str, str], tuple[int, list[list[Any]]]]:
 ENTITIES = ("datavalue", "complete_registration")  # values before the forms' completions
 WATCH_EVERY_S = 0.25
 STALL_GRACE_S = 1.0    # after the route is back, before in-flight requests count as stuck
+# (plus TCP's capped retransmission timeout, when the kernel takes the cap: by then TCP has
+# retransmitted at least once on the restored link)
 STUCK_CANCEL_S = 20.0  # a stuck request is given this long to finish before it is re-sent
 STUCK_IDLE_CANCEL_S = 4.0  # ... or this long, when it is all that is left to send
 # A chunk that had sent less than this share of itself when the link dropped is re-sent at
@@ -285,19 +287,29 @@ class Pusher:
             running: dict[asyncio.Task[None], Chunk] = {}
             started: dict[asyncio.Task[None], float] = {}
             stuck: dict[asyncio.Task[None], float] = {}
+            hit: set[asyncio.Task[None]] = set()  # in flight when the link last dropped
             wake = asyncio.Event()
             width = window if entity == "datavalue" else 1
-            watchdog = asyncio.create_task(self._watchdog(running, started, stuck, wake))
+            watchdog = asyncio.create_task(self._watchdog(running, started, stuck, hit,
+                                                          wake))
             try:
                 for _ in range(max_chunks):
                     while True:
                         active = [t for t in running if t not in stuck]
+                        if any(t in hit for t in active):
+                            # a request cut in flight gets the restored link to itself: it
+                            # has only its lost tail to retransmit, and a fresh connection
+                            # in slow start beside it fills the modem's queue and has those
+                            # retransmissions dropped again (measured: seconds of backoff)
+                            break
                         if len(active) >= width:
                             break
                         if active and not await self._upload_done(active[-1], running,
                                                                   started):
                             break
-                        await self._route_back()
+                        if self.client.route_ok() is False:
+                            await self._route_back()
+                            continue  # the checks above again: a request cut in flight
                         size = self.sizer.next_size() if entity == "datavalue" else 200
                         busy = [c.id for c in running.values()]
                         chunk, pos = await self.store.write(
@@ -323,6 +335,7 @@ class Pusher:
                         chunk = running.pop(task)
                         started.pop(task, None)
                         stuck.pop(task, None)
+                        hit.discard(task)
                         if task.cancelled():  # cut early in its upload, or stuck since
                             if self.event is not None:
                                 await self.event("warning", "push", f"chunk of "
@@ -364,18 +377,19 @@ class Pusher:
 
     async def _watchdog(self, running: dict[asyncio.Task[None], Chunk],
                         started: dict[asyncio.Task[None], float],
-                        stuck: dict[asyncio.Task[None], float], wake: asyncio.Event) -> None:
+                        stuck: dict[asyncio.Task[None], float], hit: set[asyncio.Task[None]],
+                        wake: asyncio.Event) -> None:
         """Watch the local route to national (free: no packet is sent). A request in
-        flight when the link went down sits in TCP's exponential retransmission backoff;
-        on a slow, buffered link it can stall for many seconds after the link is back.
-        Once the route is back, such requests are marked stuck (fresh connections then
-        carry the next chunks) and, if still stuck after STUCK_CANCEL_S, cancelled so
-        that their chunk is sent again."""
+        flight when the link went down (``hit``) sits in TCP's retransmission backoff.
+        When the route is back it has the link to itself for a grace period (the push
+        loop starts nothing beside it); still unfinished after that, it is marked stuck
+        (fresh connections then carry the next chunks) and, if still stuck after
+        STUCK_CANCEL_S (STUCK_IDLE_CANCEL_S when nothing else is left), cancelled so that
+        its chunk is sent again."""
         down_since: float | None = None
         while True:
             await asyncio.sleep(WATCH_EVERY_S)
             now = time.monotonic()
-            # nothing else left to send: the link would idle while TCP backs off; re-send
             idle = all(t in stuck or t.done() for t in started)
             limit = STUCK_IDLE_CANCEL_S if idle else STUCK_CANCEL_S
             for task, since in list(stuck.items()):
@@ -384,25 +398,36 @@ class Pusher:
             ok = self.client.route_ok()
             if ok is False and down_since is None:
                 down_since = now
+                hit.update(t for t in started if not t.done())
             elif ok and down_since is not None:
                 cut_at, down_since = down_since, None
-                hit = [t for t, t0 in started.items() if t0 < cut_at and not t.done()]
-                if hit and running:
+                cut = [t for t in hit if not t.done()]
+                if cut:
                     self.sizer.failure(mono())  # a cut that stalled requests is a failure too
-                for task in hit:
+                for task in cut:
                     chunk = running.get(task)
                     est = self.sizer.upload_s(len(chunk.keys)) if chunk is not None else None
-                    if resend_at_once(started[task], cut_at, est):
+                    # with TCP's timeout capped, TCP resumes soon enough by itself
+                    if not self.client.rto_capped and resend_at_once(started[task], cut_at,
+                                                                     est):
                         task.cancel()
                         wake.set()
-                await asyncio.sleep(STALL_GRACE_S)
+                await asyncio.sleep(self._grace_s())
                 marked = False
-                for task, t0 in list(started.items()):
-                    if t0 < cut_at and not task.done() and task not in stuck:
+                for task in list(hit):
+                    if task.done():
+                        hit.discard(task)
+                    elif task not in stuck:
                         stuck[task] = time.monotonic()
                         marked = True
                 if marked:
                     wake.set()
+
+    def _grace_s(self) -> float:
+        """How long a request cut in flight has the restored link to itself."""
+        if self.client.rto_capped:
+            return STALL_GRACE_S + self.client.rto_max_ms / 1000
+        return STALL_GRACE_S
 
     async def _upload_done(self, task: asyncio.Task[None],
                            running: dict[asyncio.Task[None], Chunk],
