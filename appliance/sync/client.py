@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import errno
 import gzip
 import logging
 import random
 import socket
 import time
+import weakref
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -112,6 +114,7 @@ class ProbeResult:
 
 
 TCP_RTO_MAX_MS = getattr(socket, "TCP_RTO_MAX_MS", 44)  # linux/tcp.h, since 6.15
+ROUTE_DOWN_RTO_MS = 1000  # the kernel's floor for TCP_RTO_MAX_MS
 
 
 class NationalClient:
@@ -145,6 +148,9 @@ class NationalClient:
         self._addr: tuple[int, Any] | None = None
         self.rto_max_ms = int(rto_max_ms)
         self.rto_capped: bool | None = None  # known after the first connection
+        self.cut_epoch = 0  # counts the local route's disappearances seen by route_ok()
+        self._route_was: bool | None = None
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
 
     # -- lifecycle --------------------------------------------------------------------------
     def session(self) -> aiohttp.ClientSession:
@@ -169,11 +175,25 @@ class NationalClient:
         sock = socket.socket(family=family, type=type_, proto=proto)
         if self.rto_max_ms > 0 and family in (socket.AF_INET, socket.AF_INET6):
             try:
-                sock.setsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS, self.rto_max_ms)
+                sock.setsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS, self._rto_now())
                 self.rto_capped = True
+                self._sockets.add(sock)
             except OSError:
                 self.rto_capped = False
         return sock
+
+    def _rto_now(self) -> int:
+        # while the route is gone, retransmissions die on this machine and cost nothing on
+        # the wire: the shortest timeout the kernel takes means TCP resumes within ~1 s
+        return min(self.rto_max_ms, ROUTE_DOWN_RTO_MS) if self._route_was is False \
+            else self.rto_max_ms
+
+    def _retune_sockets(self) -> None:
+        rto = self._rto_now()
+        for sock in list(self._sockets):
+            with contextlib.suppress(OSError):  # closed meanwhile
+                if sock.fileno() >= 0:
+                    sock.setsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS, rto)
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:
@@ -203,8 +223,14 @@ class NationalClient:
     async def _exchange(self, method: str, url: str, data: bytes | None,
                         headers: dict[str, str], to: aiohttp.ClientTimeout, sent_ms: float,
                         mono_sent: float) -> Reply:
+        epoch = self.cut_epoch
         async with self.session().request(method, url, data=data, headers=headers,
                                           timeout=to, allow_redirects=False) as resp:
+            if self.cut_epoch != epoch and resp.connection is not None:
+                # this request lived through a cut: its connection leaves TCP's backoff
+                # with a collapsed window and inflated timeout (seen stalling the next
+                # chunk sent on it for seconds), so it is closed rather than reused
+                resp.connection.protocol.force_close()  # type: ignore[union-attr]
             raw = await resp.read()
             mono_recv, recv_ms = mono(), self.wall() * 1000
             self.bytes_received += len(raw) + 20 + sum(
@@ -338,14 +364,20 @@ class NationalClient:
                 return None
             self._addr = infos[0][0], infos[0][4]
         family, addr = self._addr
+        ok: bool | None = True
         with socket.socket(family, socket.SOCK_DGRAM) as s:
             try:
                 s.connect(addr)
             except OSError as e:
-                if e.errno in LOCAL_DOWN_ERRNOS or e.errno == errno.EHOSTUNREACH:
-                    return False
-                return None
-        return True
+                ok = False if e.errno in LOCAL_DOWN_ERRNOS or e.errno == errno.EHOSTUNREACH \
+                    else None
+        if ok is False and self._route_was is not False:
+            self.cut_epoch += 1
+        changed = (ok is False) != (self._route_was is False)
+        self._route_was = ok
+        if changed and self.rto_capped:
+            self._retune_sockets()
+        return ok
 
     # -- calls sync makes ---------------------------------------------------------------------
     async def probe(self, timeout: float | None = None) -> ProbeResult:

@@ -25,7 +25,7 @@ from ..store.hlc import to_iso
 from . import apply
 from .backoff import backoff_delay
 from .chunking import ChunkSizer
-from .client import NationalClient
+from .client import ROUTE_DOWN_RTO_MS, NationalClient
 from .clock import NationalClock, mono
 from .summary import ImportResult, Refusal, parse_import_summary
 from .timefmt import format_ts
@@ -130,8 +130,8 @@ def inflight(conn: Any) -> dict[tuple[str, str], tuple[int, list[list[Any]]]]:
 ENTITIES = ("datavalue", "complete_registration")  # values before the forms' completions
 WATCH_EVERY_S = 0.25
 STALL_GRACE_S = 1.0    # after the route is back, before in-flight requests count as stuck
-# (plus TCP's capped retransmission timeout, when the kernel takes the cap: by then TCP has
-# retransmitted at least once on the restored link)
+# (plus the short retransmission timeout kept while the route was gone, when the kernel
+# takes the cap: by then TCP has retransmitted at least once on the restored link)
 STUCK_CANCEL_S = 20.0  # a stuck request is given this long to finish before it is re-sent
 STUCK_IDLE_CANCEL_S = 4.0  # ... or this long, when it is all that is left to send
 # A chunk that had sent less than this share of itself when the link dropped is re-sent at
@@ -425,8 +425,8 @@ class Pusher:
 
     def _grace_s(self) -> float:
         """How long a request cut in flight has the restored link to itself."""
-        if self.client.rto_capped:
-            return STALL_GRACE_S + self.client.rto_max_ms / 1000
+        if self.client.rto_capped:  # TCP retransmits every ROUTE_DOWN_RTO_MS until then
+            return STALL_GRACE_S + ROUTE_DOWN_RTO_MS / 1000
         return STALL_GRACE_S
 
     async def _upload_done(self, task: asyncio.Task[None],
