@@ -95,9 +95,12 @@ def start_national(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 def write_config(path: Path, url: str) -> Path:
+    # SYNC_BENCH_RTO_MAX_MS=0 measures what kernels before 6.15 (no TCP_RTO_MAX_MS) get
+    rto = os.environ.get("SYNC_BENCH_RTO_MAX_MS", "")
     path.write_text(f'[hub]\norg_unit = "{demo.RAMU_UID}"\n[national]\nurl = "{url}"\n'
-                    f'token = "{TOKEN}"\ntimeout_s = 30\n[sync]\ndebounce_s = 0\n'
-                    "interval_s = 36000\n")
+                    f'token = "{TOKEN}"\ntimeout_s = 30\n'
+                    + (f"tcp_rto_max_ms = {int(rto)}\n" if rto else "")
+                    + "[sync]\ndebounce_s = 0\ninterval_s = 36000\n")
     os.chmod(path, 0o600)
     return path
 
