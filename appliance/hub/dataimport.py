@@ -462,16 +462,24 @@ def validate(payload: dict[str, Any], *, index: MetadataIndex, user: User, opts:
     co_rules = _OptionRules(index, user)
     check_sharing, denied_cache = co_rules.check_sharing, co_rules.denied
     # a form repeats the same period, org unit and small integers 150 times: decide once
-    block_cache: dict[tuple[Any, ...], tuple[str, str, str, str] | None] = {}
+    block_cache: dict[tuple[Any, ...], tuple[_Conflict, ...] | None] = {}
     value_cache: dict[tuple[str, str], tuple[str | None, valuetypes.ValueConflict | None]] = {}
     approved = approved or set()
+    # the set's period, org unit and attribute combo override each value's, as in dhis2-core
+    # (DefaultDataValueSetService); a set period that does not parse is ignored, as there
+    outer_pe = payload.get("period") if isinstance(payload.get("period"), str) else None
+    if outer_pe is not None:
+        try:
+            periods.parse_period(outer_pe)
+        except ValueError:
+            outer_pe = None
     for i, raw in enumerate(payload.get("dataValues") or []):
         try:
             de_id = _str(raw.get("dataElement"))
-            pe_id = _str(raw.get("period") or payload.get("period"))
-            ou_id = _str(raw.get("orgUnit") or outer_ou)
+            pe_id = _str(outer_pe or raw.get("period"))
+            ou_id = _str(outer_ou or raw.get("orgUnit"))
             coc_id = _str(raw.get("categoryOptionCombo")) or None
-            aoc_id = _str(raw.get("attributeOptionCombo") or outer_aoc) or None
+            aoc_id = _str(outer_aoc or raw.get("attributeOptionCombo")) or None
             value = _str(raw.get("value"))
             comment = _str(raw.get("comment"))
             stored_by = _str(raw.get("storedBy"))
@@ -604,14 +612,15 @@ def validate(payload: dict[str, Any], *, index: MetadataIndex, user: User, opts:
         if bkey in block_cache:
             blocked = block_cache[bkey]
         else:
-            blocked = block_cache[bkey] = (co_rules.check_limits and _aoc_block(
+            aoc_blocked = co_rules.check_limits and _aoc_block(
                 co_rules, targets, data_set is not None, period, pe_id or "", ou, ou_id or ou,
-                aoc, aoc_id or aoc)) or _period_block(
+                aoc, aoc_id or aoc)
+            blocked = block_cache[bkey] = (aoc_blocked,) if aoc_blocked else _period_block(
                 index, targets, period, pe_id or "", "{de}", ou, aoc, now, today,
                 can_edit_expired, approved)
         if blocked is not None:
-            code, obj, msg, prop = blocked
-            res.conflict(i, code, obj, msg.replace("{de}", de), prop)
+            for code, obj, msg, prop in blocked:
+                res.conflict(i, code, obj, msg.replace("{de}", de), prop)
             continue
         zero_skip = (value is not None and not deleting and valuetypes.is_numeric(value_type)
                      and not de_doc.get("zeroIsSignificant", False)
@@ -640,28 +649,52 @@ def _aoc_block(options: _OptionRules, targets: list[str], one_data_set: bool,
     return None
 
 
+_Conflict = tuple[str, str, str, str | None]  # code, object, message, property
+
+
 def _period_block(index: MetadataIndex, targets: list[str], period: periods.Period, pe_id: str,
                   de: str, ou: str, aoc: str, now: datetime, today: Any, can_edit_expired: bool,
-                  approved: set[tuple[str, str, str, str]]) -> tuple[str, str, str, str] | None:
-    """Expiry, open future periods, data input periods and approval, per target data set."""
-    for ds_uid in targets:
-        ds = index.get(ds_uid) or {}
+                  approved: set[tuple[str, str, str, str]]
+                  ) -> tuple[_Conflict, ...] | None:
+    """Expiry (E7640), open future periods (E7641), approval (E7642) and data input periods
+    (E7643), in dhis2-core 2.41's order; the first rule that fails is reported. E7641 fails
+    if any target data set refuses the period; the others only if every one does (DHIS2's
+    non-strict default), with one conflict per refusing data set."""
+    sets = [(ds_uid, index.get(ds_uid) or {}) for ds_uid in targets]
+
+    def expired(ds_uid: str, ds: dict[str, Any]) -> _Conflict | None:
+        if can_edit_expired or not periods.is_expired(period, int(ds.get("expiryDays") or 0),
+                                                      now):
+            return None
+        return ("E7640", pe_id, f"Current date is past expiry days for period: `{pe_id}`  "
+                f"and data set: `{ds_uid}`", "period")
+
+    def future(ds_uid: str, ds: dict[str, Any]) -> _Conflict | None:
         open_future = int(ds.get("openFuturePeriods") or 0)
-        if periods.beyond_open_future(period, ds.get("periodType") or period.period_type,
-                                      open_future, today):
-            latest = periods.shift(periods.period_containing(period.period_type, today),
-                                   max(open_future - 1, 0) if open_future else 0)
-            return ("E7641", pe_id, f"Period: `{pe_id}` is after latest open future period: "
-                    f"`{latest.id}` for data element: `{de}`", "period")
-        if not can_edit_expired and periods.is_expired(period, int(ds.get("expiryDays") or 0), now):
-            return ("E7640", pe_id, f"Current date is past expiry days for period: `{pe_id}`  "
-                    f"and data set: `{ds_uid}`", "period")
-        if periods.in_input_periods(period, ds.get("dataInputPeriods") or [], now) is False:
-            return ("E7643", pe_id, f"Period: `{pe_id}` is not open for this data set at this "
-                    f"time: `{ds_uid}`", "period")
-        if (ds_uid, pe_id, ou, aoc) in approved:
-            return ("E7642", ou, f"Data already approved for data set: `{ds_uid}` period: "
-                    f"`{pe_id}` org unit: `{ou}` attribute option combo: `{aoc}`", "period")
+        if not periods.beyond_open_future(period, ds.get("periodType") or period.period_type,
+                                          open_future, today):
+            return None
+        latest = periods.shift(periods.period_containing(period.period_type, today),
+                               max(open_future - 1, 0) if open_future else 0)
+        return ("E7641", pe_id, f"Period: `{pe_id}` is after latest open future period: "
+                f"`{latest.id}` for data element: `{de}`", "period")
+
+    def approved_(ds_uid: str, ds: dict[str, Any]) -> _Conflict | None:
+        if (ds_uid, pe_id, ou, aoc) not in approved:
+            return None
+        return ("E7642", ou, f"Data already approved for data set: `{ds_uid}` period: "
+                f"`{pe_id}` org unit: `{ou}` attribute option combo: `{aoc}`", None)
+
+    def closed(ds_uid: str, ds: dict[str, Any]) -> _Conflict | None:
+        if periods.in_input_periods(period, ds.get("dataInputPeriods") or [], now) is not False:
+            return None
+        return ("E7643", pe_id, f"Period: `{pe_id}` is not open for this data set at this "
+                f"time: `{ds_uid}`", "period")
+
+    for rule, strict in ((expired, False), (future, True), (approved_, False), (closed, False)):
+        found = [c for ds_uid, ds in sets if (c := rule(ds_uid, ds)) is not None]
+        if found and (strict or len(found) == len(sets)):
+            return tuple(found)
     return None
 
 

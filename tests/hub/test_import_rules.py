@@ -48,6 +48,31 @@ async def test_success_is_200_with_counts(hub: RunningHub, http: aiohttp.ClientS
     assert all(s == ("5", 0, "pending") for s in stored(hub, INT["id"]))
 
 
+async def test_set_level_period_and_org_unit_override_the_values(
+        hub: RunningHub, http: aiohttp.ClientSession) -> None:
+    """As dhis2-core's DefaultDataValueSetService: a set's period, orgUnit and
+    attributeOptionCombo win over each value's own; a set period that does not parse is
+    ignored. (The sync push names shared ones once at the set level.)"""
+    coc = C.cocs(INT)[0]
+    this, last = month(), month(-1)
+    status, body = await post(http, hub, {"period": this, "orgUnit": C.chcp_clinic,
+                                          "dataValues": [
+        C.value(INT, "5", coc=coc, pe=last, ou=C.other_clinic),  # overridden by the set
+        {"dataElement": INT["id"], "categoryOptionCombo": coc, "value": "5"}]})
+    assert status == 200, body
+    assert body["response"]["importCount"]["imported"] == 1  # both name the same cell
+    assert body["response"]["importCount"]["ignored"] == 1
+    rows = hub.store.read_sync(lambda c: [tuple(r) for r in c.execute(
+        "SELECT pe, ou FROM datavalue WHERE de=? AND coc=?", (INT["id"], coc))])
+    assert rows == [(this, C.chcp_clinic)]
+    # (last month's cell alone would be refused: past expiry days, E7640)
+    status, body = await post(http, hub, {"dataValues": [C.value(INT, "6", coc=coc, pe=last)]})
+    assert status == 409 and conflict_codes(body) == ["E7640"]
+    status, body = await post(http, hub, {"period": "not-a-period", "dataValues": [
+        C.value(INT, "7", coc=coc, pe=this)]})
+    assert status == 200 and body["response"]["importCount"]["updated"] == 1, body
+
+
 async def test_counts_update_ignore_delete(hub: RunningHub, http: aiohttp.ClientSession) -> None:
     coc = C.cocs(INT)
     await post(http, hub, {"dataValues": [C.value(INT, "5", coc=coc[0]),
@@ -324,6 +349,26 @@ async def test_e7640_expired_and_authority_bypass(hub: RunningHub,
     status, body = await post(http, hub, {"dataSet": C.form1["id"], "dataValues": [
         C.value(INT, "1", pe=old, ou=C.chcp_clinic)]}, ADMIN)
     assert status == 200
+
+
+async def test_period_rules_across_the_element_data_sets(hub: RunningHub,
+                                                        http: aiohttp.ClientSession) -> None:
+    """An element in two data sets: as dhis2-core 2.41 (non-strict), a period one of them
+    still accepts is accepted; E7641 (open future periods) refuses if any data set does."""
+    old = month(-2)
+    other = {"id": "dsSecond001", "name": "Second form", "periodType": "Monthly",
+             "expiryDays": 0, "openFuturePeriods": 3, "categoryCombo": C.form1["categoryCombo"],
+             "dataSetElements": [{"dataElement": {"id": INT["id"]}}],
+             "organisationUnits": [{"id": C.chcp_clinic}]}
+    await hub.store.write(lambda tx: put_metadata(tx, {"dataSets": [other]}))
+    await hub.app[STATE].reload(hub.store)
+    status, body = await post(http, hub, {"dataValues": [C.value(INT, "1", pe=old)]})
+    assert status == 200, body  # Form-1 has expired it; the second form has not
+    status, body = await post(http, hub, {"dataSet": C.form1["id"],
+                                          "dataValues": [C.value(INT, "1", pe=old)]})
+    assert conflict_codes(body) == ["E7640"]  # named data set: only its rules count
+    status, body = await post(http, hub, {"dataValues": [C.value(INT, "1", pe=month(2))]})
+    assert conflict_codes(body) == ["E7641"]  # Form-1 opens one future period, not two
 
 
 async def test_e7641_after_open_future_periods(hub: RunningHub,
