@@ -473,6 +473,16 @@ def validate(payload: dict[str, Any], *, index: MetadataIndex, user: User, opts:
             periods.parse_period(outer_pe)
         except ValueError:
             outer_pe = None
+    def unwritable(i: int, code: str, what: str, prop: str, ident: str, combo: str) -> bool:
+        """E7614/E7616: one conflict per option of ``combo`` the user cannot write data to."""
+        denied = denied_cache.get(combo)
+        if denied is None:
+            denied = co_rules.not_writable(combo)
+        for opt in denied:
+            res.conflict(i, code, ident, f"{what}: `{ident}` option not accessible: `{opt}`",
+                         prop)
+        return bool(denied)
+
     for i, raw in enumerate(payload.get("dataValues") or []):
         try:
             de_id = _str(raw.get("dataElement"))
@@ -517,30 +527,18 @@ def validate(payload: dict[str, Any], *, index: MetadataIndex, user: User, opts:
                          f"Category option combo not found or not accessible for writing data: "
                          f"`{coc_id}`", "categoryOptionCombo")
             continue
-        if check_sharing and coc_id and coc is not None:  # E7614: a named COC, not the default
-            denied = denied_cache.get(coc)
-            if denied is None:
-                denied = co_rules.not_writable(coc)
-            if denied:
-                for opt in denied:
-                    res.conflict(i, "E7614", coc_id, f"Category option combo: `{coc_id}` option "
-                                 f"not accessible: `{opt}`", "categoryOptionCombo")
-                continue
+        if check_sharing and coc_id and coc is not None and unwritable(  # a named COC only
+                i, "E7614", "Category option combo", "categoryOptionCombo", coc_id, coc):
+            continue
         aoc = resolve("categoryOptionCombos", aoc_id) if aoc_id else None
         if aoc_id and aoc is None:
             res.conflict(i, "E7615", aoc_id,
                          f"Attribute option combo not found or not accessible for writing data: "
                          f"`{aoc_id}`", "attributeOptionCombo")
             continue
-        if check_sharing and aoc_id and aoc is not None:  # E7616: likewise a named AOC
-            denied = denied_cache.get(aoc)
-            if denied is None:
-                denied = co_rules.not_writable(aoc)
-            if denied:
-                for opt in denied:
-                    res.conflict(i, "E7616", aoc_id, f"Attribute option combo: `{aoc_id}` option "
-                                 f"not accessible: `{opt}`", "attributeOptionCombo")
-                continue
+        if check_sharing and aoc_id and aoc is not None and unwritable(  # likewise an AOC
+                i, "E7616", "Attribute option combo", "attributeOptionCombo", aoc_id, aoc):
+            continue
         if ou not in scope_cache:
             scope_cache[ou] = user.can_write(index, ou)
         if not scope_cache[ou]:
