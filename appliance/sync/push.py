@@ -309,7 +309,10 @@ class Pusher:
                             break
                         if self.client.route_ok() is False:
                             await self._route_back()
-                            continue  # the checks above again: a request cut in flight
+                            if self.client.route_ok() is not False:
+                                continue  # the checks above again: a request cut in flight
+                            # still down after ROUTE_WAIT_S: send, fail, and let the retry
+                            # and max_failures logic below end the cycle
                         size = self.sizer.next_size() if entity == "datavalue" else 200
                         busy = [c.id for c in running.values()]
                         chunk, pos = await self.store.write(
