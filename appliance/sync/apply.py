@@ -39,13 +39,18 @@ _CR_COLS = ("ds, pe, ou, aoc, date, stored_by, completed, last_updated, deleted,
             "hlc, origin, base")
 
 
+# entity name = table name; its natural key and the columns the sync code reads
+_KEYS = {"datavalue": DV_KEY, "complete_registration": CR_KEY}
+_COLS = {"datavalue": _DV_COLS, "complete_registration": _CR_COLS}
+_WHERE = {e: " AND ".join(f"{c}=?" for c in k) for e, k in _KEYS.items()}
+
+
 def key_str(key: Sequence[str]) -> str:
     return "|".join(key)
 
 
 def key_json(entity: str, key: Sequence[str]) -> str:
-    names = DV_KEY if entity == "datavalue" else CR_KEY
-    return json.dumps(dict(zip(names, key, strict=True)), separators=(",", ":"))
+    return json.dumps(dict(zip(_KEYS[entity], key, strict=True)), separators=(",", ":"))
 
 
 @dataclass
@@ -207,19 +212,22 @@ def _write_national_value(tx: Tx, p: Pulled, old: sqlite3.Row | None) -> None:
 
 
 def apply_values(tx: Tx, values: Sequence[Pulled], ctx: Context) -> PullStats:
+    return _apply_pulled(tx, "datavalue", values, ctx)
+
+
+def _apply_pulled(tx: Tx, entity: str, items: Sequence[Pulled], ctx: Context) -> PullStats:
     stats = PullStats()
-    for p in values:
-        old = tx.execute(f"SELECT {_DV_COLS} FROM datavalue WHERE de=? AND pe=? AND ou=? AND "
-                         "coc=? AND aoc=?", p.key).fetchone()
-        _apply_one(tx, "datavalue", p, old, ctx, stats)
+    sql = f"SELECT {_COLS[entity]} FROM {entity} WHERE {_WHERE[entity]}"
+    for p in items:
+        _apply_one(tx, entity, p, tx.execute(sql, p.key).fetchone(), ctx, stats)
     return stats
 
 
 def _apply_one(tx: Tx, entity: str, p: Pulled, old: sqlite3.Row | None, ctx: Context,
                stats: PullStats) -> None:
     write = _write_national_value if entity == "datavalue" else _write_national_registration
-    table = "datavalue" if entity == "datavalue" else "complete_registration"
-    where = " AND ".join(f"{c}=?" for c in (DV_KEY if entity == "datavalue" else CR_KEY))
+    table = entity
+    where = _WHERE[entity]
     national = _national_side(p)
     if old is None:
         if p.deleted:
@@ -308,12 +316,7 @@ def _write_national_registration(tx: Tx, p: Pulled, old: sqlite3.Row | None) -> 
 
 
 def apply_registrations(tx: Tx, regs: Sequence[Pulled], ctx: Context) -> PullStats:
-    stats = PullStats()
-    for p in regs:
-        old = tx.execute(f"SELECT {_CR_COLS} FROM complete_registration WHERE ds=? AND pe=? AND "
-                         "ou=? AND aoc=?", p.key).fetchone()
-        _apply_one(tx, "complete_registration", p, old, ctx, stats)
-    return stats
+    return _apply_pulled(tx, "complete_registration", regs, ctx)
 
 
 # -- push acknowledgements ------------------------------------------------------------------------------
@@ -330,9 +333,9 @@ def ack(tx: Tx, entity: str, sent: Sequence[tuple[tuple[str, ...], int]], result
         on_flip: Callable[[], None] | None = None) -> AckStats:
     """Record one chunk's import summary: the only place rows become synced or rejected."""
     stats = AckStats()
-    table = "datavalue" if entity == "datavalue" else "complete_registration"
-    cols = _DV_COLS if entity == "datavalue" else _CR_COLS
-    where = " AND ".join(f"{c}=?" for c in (DV_KEY if entity == "datavalue" else CR_KEY))
+    table = entity
+    cols = _COLS[entity]
+    where = _WHERE[entity]
     now = to_iso(tx.stamp())
     accepted: list[tuple[Any, ...]] = []
     for i, (key, hlc) in enumerate(sent):
@@ -425,7 +428,7 @@ def resolve_conflict(tx: Tx, conflict_id: int, choose: str, value: str | None,
                            f"{c['resolved_by']} at {c['resolved_at']}")
     k = json.loads(c["key"])
     entity = c["entity"]
-    key = tuple(k[n] for n in (DV_KEY if entity == "datavalue" else CR_KEY))
+    key = tuple(k[n] for n in _KEYS[entity])
     if not can_write(key[2]):
         raise ResolveError(403, f"You cannot write data for org unit {key[2]}")
     if choose == "hub":
@@ -437,8 +440,8 @@ def resolve_conflict(tx: Tx, conflict_id: int, choose: str, value: str | None,
         new_value, deleted, comment = value, value is None, None
     stamp = tx.stamp()
     now = to_iso(stamp)
-    table = "datavalue" if entity == "datavalue" else "complete_registration"
-    where = " AND ".join(f"{n}=?" for n in (DV_KEY if entity == "datavalue" else CR_KEY))
+    table = entity
+    where = _WHERE[entity]
     old = tx.execute(f"SELECT * FROM {table} WHERE {where}", key).fetchone()
     if entity == "datavalue":
         if deleted and new_value is None and old is not None:
