@@ -134,10 +134,14 @@ class Link:
 
     def __enter__(self) -> Link:
         sys.path.insert(0, str(REPO))
-        from tests.netlink.harness import NetnsLink, netns_available
+        from tests.netlink.harness import NetnsLink, image_sysctls, netns_available
         ok, why = netns_available()
         if ok:
             self._netns = NetnsLink(RATE_KBIT).__enter__()
+            # the hub's namespace gets the image's network settings, unless
+            # SYNC_BENCH_STOCK_SYSCTL=1 asks for a stock kernel's
+            if not os.environ.get("SYNC_BENCH_STOCK_SYSCTL"):
+                self._netns.sysctl(image_sysctls())
             self.url = f"http://{self._netns.national_addr}:{self.national_port}"
         else:
             from tests.netlink.harness import FlappingProxy

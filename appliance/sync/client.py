@@ -50,6 +50,8 @@ LOCAL_POLL_S = 0.5
 LOCAL_WAIT_S = 30.0
 USER_AGENT = "upazila-hub-sync/1"
 GZIP_LEVEL = 9  # bytes matter more than CPU on a 32-256 kbit/s uplink
+# rtnetlink multicast groups (linux/rtnetlink.h): a link or route change wakes the client
+RTMGRP_LINK, RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_ROUTE = 0x1, 0x40, 0x400
 
 
 @dataclass
@@ -151,6 +153,7 @@ class NationalClient:
         self.cut_epoch = 0  # counts the local route's disappearances seen by route_ok()
         self._route_was: bool | None = None
         self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self._netlink: tuple[asyncio.AbstractEventLoop, socket.socket] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     def session(self) -> aiohttp.ClientSession:
@@ -162,6 +165,7 @@ class NationalClient:
                                                socket_factory=self._socket),
                 headers={"User-Agent": USER_AGENT, "Accept": "application/json",
                          "Accept-Encoding": "gzip"})
+            self._watch_routes()
         return self._session
 
     def _socket(self, addr_info: Any) -> socket.socket:
@@ -170,16 +174,18 @@ class NationalClient:
         timeout is ~1 s before the cut and 4 s after two retries, so the request would
         resume up to ~4 s after the link is back (measured in bench/sync_bench.py), and
         re-sending it instead costs its bytes again. Kernels without the option (before
-        6.15) keep their default, and the push falls back to re-sending early-cut chunks."""
+        6.15) keep their default, and the push falls back to re-sending early-cut chunks.
+        Every socket is tracked, for what ``route_ok`` does to them at a cut and after."""
         family, type_, proto, _, _ = addr_info
         sock = socket.socket(family=family, type=type_, proto=proto)
-        if self.rto_max_ms > 0 and family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS, self._rto_now())
-                self.rto_capped = True
-                self._sockets.add(sock)
-            except OSError:
-                self.rto_capped = False
+        if family in (socket.AF_INET, socket.AF_INET6):
+            self._sockets.add(sock)
+            if self.rto_max_ms > 0 and self.rto_capped is not False:
+                try:
+                    sock.setsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS, self._rto_now())
+                    self.rto_capped = True
+                except OSError:
+                    self.rto_capped = False
         return sock
 
     def _rto_now(self) -> int:
@@ -195,7 +201,65 @@ class NationalClient:
                 if sock.fileno() >= 0:
                     sock.setsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS, rto)
 
+    def _forget_routes(self) -> None:
+        """Drop the route each socket to national has cached, once the modem's is gone.
+
+        The kernel re-points a vanished route at its blackhole device, whose MTU is 68, and
+        TCP then cuts whatever the request writes next into 36-byte segments that "leave"
+        into the blackhole. After the link is back they crawl through retransmission for
+        seconds (seen with ``ss -ti`` in bench/sync_bench.py: MSS 1448 -> 36). Changing
+        IP_TOS makes the kernel reset the cached route, so until the link is back the
+        lookup fails and writes wait unsent in full-size segments. IPv6 sockets revalidate
+        their route by its serial number and need nothing."""
+        for sock in list(self._sockets):
+            with contextlib.suppress(OSError):  # closed meanwhile
+                if sock.fileno() < 0 or sock.family != socket.AF_INET:
+                    continue
+                tos = sock.getsockopt(socket.IPPROTO_IP, socket.IP_TOS)
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos ^ 0x04)
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
+
+    def _watch_routes(self) -> None:
+        """Hear of link and route changes from rtnetlink as they happen, rather than at the
+        push watchdog's next look: what a request writes between the route's loss and
+        ``_forget_routes`` is what gets cut small. Without netlink the watchdog's polling
+        still finds the change."""
+        if self._netlink is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+            nl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK,
+                               socket.NETLINK_ROUTE)
+        except (RuntimeError, OSError, AttributeError):
+            return
+        try:
+            nl.bind((0, RTMGRP_LINK | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE))
+            loop.add_reader(nl.fileno(), self._on_netlink)
+        except OSError:
+            nl.close()
+            return
+        self._netlink = loop, nl
+
+    def _on_netlink(self) -> None:
+        if self._netlink is None:
+            return
+        with contextlib.suppress(OSError):  # drained (EAGAIN), or overrun (ENOBUFS)
+            while self._netlink[1].recv(65536):
+                pass
+        if self._addr is not None:  # never resolve a name from here: it could block the loop
+            self.route_ok()
+
+    def _unwatch_routes(self) -> None:
+        if self._netlink is None:
+            return
+        loop, nl = self._netlink
+        self._netlink = None
+        if not loop.is_closed():
+            loop.remove_reader(nl.fileno())
+        nl.close()
+
     async def close(self) -> None:
+        self._unwatch_routes()
         if self._session is not None and not self._session.closed:
             await self._session.close()
 
@@ -373,6 +437,7 @@ class NationalClient:
                     else None
         if ok is False and self._route_was is not False:
             self.cut_epoch += 1
+            self._forget_routes()
         changed = (ok is False) != (self._route_was is False)
         self._route_was = ok
         if changed and self.rto_capped:

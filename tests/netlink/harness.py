@@ -89,6 +89,19 @@ def _b36(n: int) -> str:
             return out
 
 
+def image_sysctls(repo: Path | None = None) -> list[tuple[str, str]]:
+    """The ``net.*`` settings of the hub image's sysctl.d files, in the order sysctl reads
+    them: what a hub's network namespace has on a real box."""
+    root = (repo or Path(__file__).resolve().parents[2]) / "image/rootfs/etc/sysctl.d"
+    out = []
+    for path in sorted(root.glob("*.conf")):
+        for line in path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and not line.lstrip().startswith(("#", ";")) and key.strip().startswith("net."):
+                out.append((key.strip(), value.strip()))
+    return out
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -466,6 +479,11 @@ class NetnsLink:
                 self._burst = burst_bytes
             if self._down is None or self._down[0] != "blackhole":
                 self._apply_qdiscs()
+
+    def sysctl(self, settings: list[tuple[str, str]]) -> None:
+        """Set per-namespace sysctls (``net.*``) in the namespace."""
+        for key, value in settings:
+            _run_ip(["ip", "netns", "exec", self.ns, "sysctl", "-qw", f"{key}={value}"])
 
     # ---- cuts
     def _hub_dev_cmd(self, state: str) -> list[str]:
