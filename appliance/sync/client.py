@@ -219,6 +219,17 @@ class NationalClient:
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos ^ 0x04)
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
 
+    def _kick_sockets(self) -> None:
+        """When the route is back, push what each socket holds unsent. A connection cut
+        in flight otherwise waits for its retransmission timer (up to a second with the cap,
+        seconds of exponential backoff without it); a new segment sent now
+        draws a SACK from national that starts recovery of the lost ones within a round
+        trip. Setting TCP_NODELAY (which aiohttp already set) is what pushes them."""
+        for sock in list(self._sockets):
+            with contextlib.suppress(OSError):  # closed meanwhile
+                if sock.fileno() >= 0:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def _watch_routes(self) -> None:
         """Hear of link and route changes from rtnetlink as they happen, rather than at the
         push watchdog's next look: what a request writes between the route's loss and
@@ -439,9 +450,12 @@ class NationalClient:
             self.cut_epoch += 1
             self._forget_routes()
         changed = (ok is False) != (self._route_was is False)
+        back = ok is not False and self._route_was is False
         self._route_was = ok
         if changed and self.rto_capped:
             self._retune_sockets()
+        if back:
+            self._kick_sockets()
         return ok
 
     # -- calls sync makes ---------------------------------------------------------------------

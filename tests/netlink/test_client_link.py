@@ -172,3 +172,37 @@ def test_the_client_hears_a_cut_from_netlink(netns_link: NetnsLink) -> None:
         epoch, route = asyncio.run(main())
     assert (epoch, route) == (1, False)
 
+
+def test_a_connection_cut_in_flight_resumes_as_the_route_returns(netns_link: NetnsLink) -> None:
+    """What the request wrote while the link was cut goes out as soon as the client sees
+    the route back, drawing the SACKs that recover the lost segments, instead of waiting
+    for TCP's backed-off retransmission timer (seconds, on a kernel without the cap)."""
+    sink = _Sink(netns_link.national_addr)
+    client = NationalClient(f"http://{netns_link.national_addr}:{sink.port}", token="t",
+                            rto_max_ms=0)  # the timer as kernels before 6.15 back it off
+    with netns_link.enter():
+        info = socket.getaddrinfo(netns_link.national_addr, sink.port,
+                                  type=socket.SOCK_STREAM)[0]
+        sock = client._socket(info)
+        sock.connect(info[4])
+    try:
+        sock.sendall(b"x" * 20_000)
+        assert sink.wait_for(20_000)
+        sock.setblocking(False)
+        sock.send(b"y" * 6000)  # in flight when the link drops: lost
+        netns_link.down()
+        with netns_link.enter():
+            assert client.route_ok() is False
+        sock.send(b"z" * 6000)  # written while cut: waits unsent
+        time.sleep(3.0)
+        netns_link.up()
+        with netns_link.enter():
+            assert client.route_ok() is True
+        t_up = time.monotonic()
+        assert sink.wait_for(32_000, timeout_s=10.0), f"only {sink.got} bytes arrived"
+        assert time.monotonic() - t_up < 1.0, \
+            f"the cut connection took {time.monotonic() - t_up:.1f}s to resume"
+    finally:
+        netns_link.up()
+        sock.close()
+        sink.srv.close()
