@@ -43,6 +43,7 @@ KEYS: list[Key] = [
     Key("national", "token", "", "Personal access token (d2pat_...) for national; preferred over a password.", secret=True),
     Key("national", "timeout_s", 60, "Per-request timeout towards national, in seconds."),
     Key("national", "tcp_rto_max_ms", 1500, "Cap on TCP's retransmission timeout towards national, 1000-120000 (Linux >= 6.15; 0: the kernel's 120 s). After a cut, a request in flight resumes within this long of the link's return instead of sitting in exponential backoff."),
+    Key("national", "tcp_congestion", "", "TCP congestion control for connections to national (cubic, bbr, ...); empty: the kernel's default (cubic on Raspberry Pi OS). One the kernel refuses is ignored, with a warning in the log."),
     Key("sync", "interval_s", 900, "Seconds between timer-driven sync cycles."),
     Key("sync", "policy", "latest-wins", "Default conflict policy: latest-wins, national-wins or hub-wins."),
     Key("sync", "policies", {}, "Per data set policy overrides: {<dataSet uid> = <policy>}."),

@@ -97,8 +97,11 @@ def start_national(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
 def write_config(path: Path, url: str) -> Path:
     # SYNC_BENCH_RTO_MAX_MS=0 measures what kernels before 6.15 (no TCP_RTO_MAX_MS) get
     rto = os.environ.get("SYNC_BENCH_RTO_MAX_MS", "")
+    # the hub runs Raspberry Pi OS's default, cubic, whatever this host defaults to
+    # (SYNC_BENCH_CC=bbr measures another)
+    cc = os.environ.get("SYNC_BENCH_CC", "cubic")
     path.write_text(f'[hub]\norg_unit = "{demo.RAMU_UID}"\n[national]\nurl = "{url}"\n'
-                    f'token = "{TOKEN}"\ntimeout_s = 30\n'
+                    f'token = "{TOKEN}"\ntimeout_s = 30\ntcp_congestion = "{cc}"\n'
                     + (f"tcp_rto_max_ms = {int(rto)}\n" if rto else "")
                     + "[sync]\ndebounce_s = 0\ninterval_s = 36000\n")
     os.chmod(path, 0o600)
@@ -141,7 +144,11 @@ class Link:
             # the hub's namespace gets the image's network settings, unless
             # SYNC_BENCH_STOCK_SYSCTL=1 asks for a stock kernel's
             if not os.environ.get("SYNC_BENCH_STOCK_SYSCTL"):
-                self._netns.sysctl(image_sysctls())
+                try:
+                    self._netns.sysctl(image_sysctls())
+                except BaseException:
+                    self._netns.close()
+                    raise
             self.url = f"http://{self._netns.national_addr}:{self.national_port}"
         else:
             from tests.netlink.harness import FlappingProxy

@@ -127,7 +127,7 @@ class NationalClient:
                  backoff_cap: float = 30.0, wall: Callable[[], float] = time.time,
                  rand: Callable[[], float] = random.random,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 rto_max_ms: int = 0) -> None:
+                 rto_max_ms: int = 0, congestion: str = "") -> None:
         if not url:
             raise SyncError("no national DHIS2 configured: set [national] url in hub.toml")
         self.base = url.rstrip("/")
@@ -149,6 +149,7 @@ class NationalClient:
         self._session: aiohttp.ClientSession | None = None
         self._addr: tuple[int, Any] | None = None
         self.rto_max_ms = int(rto_max_ms)
+        self.congestion = congestion
         self.rto_capped: bool | None = None  # known after the first connection
         self.cut_epoch = 0  # counts the local route's disappearances seen by route_ok()
         self._route_was: bool | None = None
@@ -180,6 +181,14 @@ class NationalClient:
         sock = socket.socket(family=family, type=type_, proto=proto)
         if family in (socket.AF_INET, socket.AF_INET6):
             self._sockets.add(sock)
+            if self.congestion:
+                try:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION,
+                                    self.congestion.encode())
+                except OSError as e:
+                    log.warning("TCP congestion control %r refused (%s); using the "
+                                "kernel's default", self.congestion, e.strerror)
+                    self.congestion = ""
             if self.rto_max_ms > 0 and self.rto_capped is not False:
                 try:
                     sock.setsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS, self._rto_now())

@@ -78,7 +78,8 @@ def make_client(config: Config, wall: Callable[[], float] = time.time) -> Nation
         username=config.get("national", "username"),
         password=config.get("national", "password"),
         timeout_s=float(config.get("national", "timeout_s")), wall=wall,
-        rto_max_ms=int(config.get("national", "tcp_rto_max_ms") or 0))
+        rto_max_ms=int(config.get("national", "tcp_rto_max_ms") or 0),
+        congestion=str(config.get("national", "tcp_congestion") or ""))
 
 
 class SyncEngine:

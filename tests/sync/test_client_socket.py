@@ -67,3 +67,24 @@ def test_cap_comes_from_config() -> None:
     assert make_client(c).rto_max_ms == 1500  # the documented default
     c.set("national", "tcp_rto_max_ms", 0)
     assert make_client(c).rto_max_ms == 0
+
+
+def _congestion(sock: socket.socket) -> str:
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).rstrip(b"\0").decode()
+
+
+def test_congestion_control_from_config(caplog: pytest.LogCaptureFixture) -> None:
+    c = cfg.Config(values=cfg.defaults())
+    c.set("national", "url", "http://127.0.0.1:9")
+    c.set("national", "token", "t")
+    info = socket.getaddrinfo("127.0.0.1", 9, type=socket.SOCK_STREAM)[0]
+    with make_client(c)._socket(info) as sock, socket.socket() as plain:
+        assert _congestion(sock) == _congestion(plain)  # empty: the kernel's default
+    c.set("national", "tcp_congestion", "reno")  # always built in
+    with make_client(c)._socket(info) as sock:
+        assert _congestion(sock) == "reno"
+    c.set("national", "tcp_congestion", "no-such-algorithm")
+    client = make_client(c)
+    with client._socket(info) as sock, socket.socket() as plain:
+        assert _congestion(sock) == _congestion(plain)  # refused: kept the default
+    assert "no-such-algorithm" in caplog.text and client.congestion == ""
