@@ -21,6 +21,11 @@ the middle and late in the transfer (a different month each). The
 next full cycle, which downloads national's copy of the month once (the "echo": DHIS2
 has no way to ask for "changed by someone else"), is reported on its own.
 
+The hub's namespace gets the image's network sysctls (image/rootfs/etc/sysctl.d) and
+its sockets to national use cubic, Raspberry Pi OS's default congestion control.
+Knobs: SYNC_BENCH_RTO_MAX_MS=0 (kernels before 6.15), SYNC_BENCH_STOCK_SYSCTL=1,
+SYNC_BENCH_CC=<algorithm>, SYNC_BENCH_PHASES=<s,...>, SYNC_BENCH_KEEP=1 (logs, DBs).
+
 Without root (no network namespaces) the same runs go through the userspace
 ``FlappingProxy`` (token bucket, connections reset at each cut); the result says which.
 """
