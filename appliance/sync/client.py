@@ -203,12 +203,15 @@ class NationalClient:
         return min(self.rto_max_ms, ROUTE_DOWN_RTO_MS) if self._route_was is False \
             else self.rto_max_ms
 
-    def _retune_sockets(self) -> None:
-        rto = self._rto_now()
+    def _each_socket(self, fn: Callable[[socket.socket], None]) -> None:
         for sock in list(self._sockets):
             with contextlib.suppress(OSError):  # closed meanwhile
                 if sock.fileno() >= 0:
-                    sock.setsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS, rto)
+                    fn(sock)
+
+    def _retune_sockets(self) -> None:
+        rto = self._rto_now()
+        self._each_socket(lambda s: s.setsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS, rto))
 
     def _forget_routes(self) -> None:
         """Drop the route each socket to national has cached, once the modem's is gone.
@@ -220,13 +223,12 @@ class NationalClient:
         IP_TOS makes the kernel reset the cached route, so until the link is back the
         lookup fails and writes wait unsent in full-size segments. IPv6 sockets revalidate
         their route by its serial number and need nothing."""
-        for sock in list(self._sockets):
-            with contextlib.suppress(OSError):  # closed meanwhile
-                if sock.fileno() < 0 or sock.family != socket.AF_INET:
-                    continue
+        def reset(sock: socket.socket) -> None:
+            if sock.family == socket.AF_INET:
                 tos = sock.getsockopt(socket.IPPROTO_IP, socket.IP_TOS)
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos ^ 0x04)
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
+        self._each_socket(reset)
 
     def _kick_sockets(self) -> None:
         """When the route is back, push what each socket holds unsent. A connection cut
@@ -234,10 +236,7 @@ class NationalClient:
         seconds of exponential backoff without it); a new segment sent now
         draws a SACK from national that starts recovery of the lost ones within a round
         trip. Setting TCP_NODELAY (which aiohttp already set) is what pushes them."""
-        for sock in list(self._sockets):
-            with contextlib.suppress(OSError):  # closed meanwhile
-                if sock.fileno() >= 0:
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._each_socket(lambda s: s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1))
 
     def _watch_routes(self) -> None:
         """Hear of link and route changes from rtnetlink as they happen, rather than at the
