@@ -460,7 +460,7 @@ def validate(payload: dict[str, Any], *, index: MetadataIndex, user: User, opts:
     period_cache: dict[str, periods.Period | None] = {}
     scope_cache: dict[str, bool] = {}
     co_rules = _OptionRules(index, user)
-    check_sharing, denied_cache = co_rules.check_sharing, co_rules.denied
+    check_sharing = co_rules.check_sharing
     # a form repeats the same period, org unit and small integers 150 times: decide once
     block_cache: dict[tuple[Any, ...], tuple[_Conflict, ...] | None] = {}
     value_cache: dict[tuple[str, str], tuple[str | None, valuetypes.ValueConflict | None]] = {}
@@ -473,11 +473,10 @@ def validate(payload: dict[str, Any], *, index: MetadataIndex, user: User, opts:
             periods.parse_period(outer_pe)
         except ValueError:
             outer_pe = None
+
     def unwritable(i: int, code: str, what: str, prop: str, ident: str, combo: str) -> bool:
         """E7614/E7616: one conflict per option of ``combo`` the user cannot write data to."""
-        denied = denied_cache.get(combo)
-        if denied is None:
-            denied = co_rules.not_writable(combo)
+        denied = co_rules.not_writable(combo)
         for opt in denied:
             res.conflict(i, code, ident, f"{what}: `{ident}` option not accessible: `{opt}`",
                          prop)

@@ -3,8 +3,9 @@
 A chunk should take about ``target_s`` (1 s) on the wire: long enough that per-request
 overhead (headers, import summary, round trip: ~1 KB) stays a few percent, short enough
 that a cut wastes little (a chunk cut early in its upload is sent again whole; see
-``push.RESEND_BELOW``). At 256 kbit/s that is ~5,000 values. Size = measured throughput x target time / measured bytes per value, growing at
-most 4x per success (the first chunks also measure the link) and halving on a failure.
+``push.RESEND_BELOW``). At 256 kbit/s that is ~5,000 values. Size = measured throughput
+x target time / measured bytes per value, growing at most 4x per success (the first
+chunks also measure the link) and halving on a failure.
 The target time shrinks as the recent error rate grows, and is kept under a third of the
 measured time between cuts: on a link that drops every few seconds only short chunks get
 through, and a cut then wastes little. Only chunks lost in flight count as failures (a
