@@ -59,6 +59,22 @@ _STOP = object()
 _memory_ids = itertools.count()
 
 
+def _journal_wal(conn: sqlite3.Connection, wait_s: float = 30.0) -> None:
+    """Put the file in WAL mode. Turning a fresh file to WAL takes an exclusive lock, and
+    when several processes open it at once (hub, sync and health on a fresh card; parallel
+    ``fleet add-hub``) SQLite answers "locked" at once instead of calling the busy handler:
+    wait here as the busy timeout would."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class Store:
     """The hub's database. One instance per process; many processes may share the file."""
 
@@ -105,7 +121,7 @@ class Store:
             raise StoreError(f"cannot open database {self.path}: {e}") from e
         conn.row_factory = sqlite3.Row
         if not self._uri:
-            conn.execute("PRAGMA journal_mode=WAL")
+            _journal_wal(conn)
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA foreign_keys=ON")

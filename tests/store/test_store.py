@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -122,15 +123,24 @@ def test_hlc_thread_safety() -> None:
 
 
 def test_concurrent_first_opens_migrate_once(tmp_path: Path) -> None:
-    # hub, sync and health start together on a fresh card
+    # hub, sync and health start together on a fresh card (and parallel `fleet add-hub`
+    # open a fresh fleet.db): several rounds, since the race to turn the file to WAL is
+    # lost only now and then
     import subprocess
     import sys
-    code = ("import sys; from appliance.store import Store; "
-            "s = Store(sys.argv[1]); s.close()")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "h.db")],
-                              stderr=subprocess.PIPE) for _ in range(6)]
-    errors = [p.communicate()[1].decode() for p in procs]
-    assert all(p.returncode == 0 for p in procs), errors
-    with Store(tmp_path / "h.db") as s:
-        names = s.read_sync(lambda c: [r[0] for r in c.execute("SELECT name FROM _migrations")])
-    assert len(names) == len(set(names))
+    # each process imports first, then all open at once (when the `go` file appears)
+    code = ("import os, sys, time; from appliance.store import Store\n"
+            "while not os.path.exists(sys.argv[2]): time.sleep(0.001)\n"
+            "Store(sys.argv[1]).close()")
+    for n in range(8):
+        db, go = tmp_path / f"h{n}.db", tmp_path / f"go{n}"
+        procs = [subprocess.Popen([sys.executable, "-c", code, str(db), str(go)],
+                                  stderr=subprocess.PIPE) for _ in range(8)]
+        time.sleep(0.5)
+        go.touch()
+        errors = [p.communicate()[1].decode() for p in procs]
+        assert all(p.returncode == 0 for p in procs), errors
+        with Store(db) as s:
+            names = s.read_sync(lambda c: [r[0] for r in c.execute(
+                "SELECT name FROM _migrations")])
+        assert len(names) == len(set(names))
