@@ -12,6 +12,7 @@ import time
 from aiohttp import web
 
 from ..config import Config
+from ..httpserver import make_runner
 from ..store import Store
 from .app import create_app
 from .seed import is_empty, seed
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
 async def serve(config: Config, store: Store, host: str, port: int, role: str, *,
                 zeroconf: bool, demo: bool) -> None:
     app = create_app(config, store, role=role, zeroconf=zeroconf, port=port, host=host)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = make_runner(app)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
     await site.start()

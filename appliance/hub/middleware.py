@@ -1,22 +1,32 @@
-"""Middlewares: every error becomes a DHIS2 WebMessage; every API call is authenticated."""
+"""Middlewares: every error becomes a DHIS2 WebMessage; every API call is authenticated;
+no page on another site can make a browser change data here."""
 
 from __future__ import annotations
 
 import logging
+import re
 
 from aiohttp import web
 
 from ..errors import ApplianceError
+from ..webguard import check_same_origin
 from .auth import NEW_SESSION, SESSION_COOKIE
 from .web import AUTH, USER_KEY, Handler, message
 
 log = logging.getLogger(__name__)
 
-# Reachable without credentials, as on a real DHIS2.
-PUBLIC = ("/api/system/ping", "/api/ping", "/api/loginConfig", "/api/auth/login",
-          "/dhis-web-commons-security/login.action", "/dhis-web-commons/security/login.action",
-          "/api/hub/status")
-PUBLIC_PREFIX = ("/static/", "/hub")
+# Reachable without credentials: exactly what DHIS2 makes public (versioned or not, with
+# or without .json), the hub's public status summary, and the hub's pages, which hold no
+# data until their own API calls log in. Whole paths, never suffixes.
+PUBLIC_API = re.compile(
+    r"/api(?:/[0-9]{2})?/(?:system/ping|ping|loginConfig|auth/login)(?:\.json)?")
+PUBLIC = frozenset({"/", "/api/hub/status", "/dhis-web-commons-security/login.action",
+                    "/dhis-web-commons/security/login.action"})
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC or PUBLIC_API.fullmatch(path) is not None or path == "/hub" or \
+        path.startswith("/hub/")
 
 _STATUS_TEXT = {
     404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",
@@ -36,8 +46,23 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApplianceError as e:
-        return message(e.http_status if e.http_status != 500 else 500, e.message,
-                       error_code=e.error_code, response=e.response)
+        if e.http_status < 500:  # the client's mistake: one line, no traceback
+            log.info("%s %s -> %d %s", request.method, request.path, e.http_status,
+                     e.message[:200])
+        else:
+            log.warning("%s %s -> %d %s", request.method, request.path, e.http_status,
+                        e.message[:200])
+        return message(e.http_status, e.message, error_code=e.error_code, response=e.response)
+    except web.RequestPayloadError as e:
+        # a body aiohttp could not decode (corrupt gzip, broken chunking): refuse it and
+        # close the connection, since the rest of the stream cannot be trusted either
+        log.info("%s %s -> 400 unreadable body: %s", request.method, request.path,
+                 " ".join(str(e).split()))
+        request.content.feed_eof()
+        resp = message(400, "The request body could not be read: it is not valid for its "
+                            f"Content-Encoding ({request.headers.get('Content-Encoding', 'none')})")
+        resp.force_close()
+        return resp
     except web.HTTPException as e:
         if e.status < 400:
             raise
@@ -63,9 +88,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    path = request.path
-    public = path in PUBLIC or path.startswith(PUBLIC_PREFIX) or path == "/" or \
-        path.rstrip("/").endswith(("/system/ping", "/ping"))
+    # before anything is read: a foreign page's POST is refused whoever it logs in as,
+    # login itself included (login CSRF)
+    check_same_origin(request)
+    public = is_public(request.path)
     try:
         user = await request.app[AUTH].authenticate(request)
     except ApplianceError:

@@ -246,11 +246,6 @@ def _hardware(h: dict[str, Any]) -> str:
     ])
 
 
-def _visible(index: MetadataIndex, user: User, ou: str) -> bool:
-    roots = user.view_org_units
-    return index.in_subtree(ou, roots) if roots else user.is_superuser
-
-
 def _scoped_lists(conn: Any, index: MetadataIndex, user: User
                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Conflicts (open first) and rejections the user may see, as the /api/hub views scope
@@ -259,7 +254,7 @@ def _scoped_lists(conn: Any, index: MetadataIndex, user: User
     conflicts = []
     for r in conn.execute("SELECT * FROM sync_conflict ORDER BY resolved_at IS NOT NULL, id DESC "
                           "LIMIT 2000"):
-        if _visible(index, user, r["org_unit"] or ""):
+        if user.can_view(index, r["org_unit"] or ""):
             key = json.loads(r["key"])
             conflicts.append({**dict(r), **key})
         if len(conflicts) >= LIST_LIMIT:
@@ -271,7 +266,7 @@ def _scoped_lists(conn: Any, index: MetadataIndex, user: User
             "d.coc||'|'||d.aoc = r.key "
             "LEFT JOIN complete_registration c ON r.entity='complete_registration' AND "
             "c.ds||'|'||c.pe||'|'||c.ou||'|'||c.aoc = r.key ORDER BY r.at DESC LIMIT 2000"):
-        if not _visible(index, user, r["org_unit"] or ""):
+        if not user.can_view(index, r["org_unit"] or ""):
             continue
         if r["username"] != user.username and not user.is_superuser:
             continue

@@ -22,8 +22,10 @@ from .hlc import to_iso
 from .metadata import MetadataIndex
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
-LOCKOUT_AFTER = 5          # failed attempts before the account is locked
-LOCKOUT_S = 15 * 60        # how long a lock lasts
+LOCKOUT_AFTER = 5          # failed attempts from one address before that address waits
+LOCKOUT_BASE_S = 60.0      # the first wait; each further failure doubles it...
+LOCKOUT_MAX_S = 15 * 60.0  # ...up to this
+LOCKOUT_FORGET_S = 3600.0  # failures older than this (since the last one) start afresh
 SESSION_S = 12 * 3600      # a reporting day
 
 
@@ -106,6 +108,29 @@ def user_from_row(row: sqlite3.Row, roles: dict[str, dict[str, Any]]) -> User:
                 verifier=row["verifier"], failed=row["failed"], locked_until=row["locked_until"])
 
 
+# -- reads ------------------------------------------------------------------------------
+def find_user(conn: sqlite3.Connection, roles: dict[str, dict[str, Any]], *,
+              uid: str | None = None, username: str | None = None) -> User | None:
+    if uid is not None:
+        row = conn.execute("SELECT * FROM users WHERE uid=?", (uid,)).fetchone()
+    else:
+        row = conn.execute("SELECT * FROM users WHERE username=?", (username,)).fetchone()
+    return user_from_row(row, roles) if row else None
+
+
+def token_owner(conn: sqlite3.Connection, token: str) -> tuple[str, float | None] | None:
+    """(user uid, expiry) of a personal access token, looked up by its hash."""
+    row = conn.execute("SELECT user_uid, expires FROM api_tokens WHERE token_hash=?",
+                       (token_hash(token),)).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def session_owner(conn: sqlite3.Connection, sid: str) -> tuple[str, float] | None:
+    """(user uid, expiry) of a session id."""
+    row = conn.execute("SELECT user_uid, expires FROM sessions WHERE id=?", (sid,)).fetchone()
+    return (row[0], row[1]) if row else None
+
+
 # -- write functions (run on the writer thread via Store.write) ----------------------
 def upsert_user(tx: Tx, doc: dict[str, Any], *, password: str | None = None,
                 local: bool = False, disabled: bool | None = None) -> None:
@@ -129,23 +154,45 @@ def set_verifier(tx: Tx, uid: str, password: str) -> None:
                (make_verifier(password), uid))
 
 
+def lockout_delay(failures: int) -> float:
+    """Seconds one (username, address) pair waits after its ``failures``-th failure."""
+    if failures < LOCKOUT_AFTER:
+        return 0.0
+    return min(LOCKOUT_MAX_S, LOCKOUT_BASE_S * 2 ** (failures - LOCKOUT_AFTER))
+
+
 def record_login(tx: Tx, username: str, client: str | None, method: str, success: bool,
-                 reason: str = "", now: float | None = None) -> None:
-    """Audit the attempt and keep the failed-login counter / lock."""
+                 reason: str = "", now: float | None = None) -> float:
+    """Audit the attempt and keep the per-address throttle; returns until when this
+    (username, address) pair is now locked (0: not locked)."""
     now = time.time() if now is None else now
     tx.execute("INSERT INTO login_audit(at, username, client, method, success, reason) "
                "VALUES (?,?,?,?,?,?)",
                (to_iso(tx.stamp()), username, client, method, int(success), reason))
     if success:
-        tx.execute("UPDATE users SET failed=0, locked_until=0 WHERE username=?", (username,))
-        return
-    row = tx.execute("SELECT failed FROM users WHERE username=?", (username,)).fetchone()
-    if row is None:
-        return
-    failed = row[0] + 1
-    locked_until = now + LOCKOUT_S if failed >= LOCKOUT_AFTER else 0
-    tx.execute("UPDATE users SET failed=?, locked_until=? WHERE username=?",
-               (failed, locked_until, username))
+        tx.execute("DELETE FROM login_throttle WHERE username=? AND client=?",
+                   (username, client or ""))
+        tx.execute("UPDATE users SET failed=0 WHERE username=?", (username,))
+        return 0.0
+    row = tx.execute("SELECT failures, last_failure FROM login_throttle WHERE username=? AND "
+                     "client=?", (username, client or "")).fetchone()
+    failures = 1 + (row[0] if row is not None and row[1] > now - LOCKOUT_FORGET_S else 0)
+    delay = lockout_delay(failures)
+    locked_until = now + delay if delay else 0.0
+    tx.execute("INSERT OR REPLACE INTO login_throttle(username, client, failures, last_failure, "
+               "locked_until) VALUES (?,?,?,?,?)",
+               (username, client or "", failures, now, locked_until))
+    tx.execute("UPDATE users SET failed=failed+1 WHERE username=?", (username,))
+    return locked_until
+
+
+def active_lockouts(conn: sqlite3.Connection, now: float | None = None
+                    ) -> dict[tuple[str, str], float]:
+    """(username, address) -> locked until, for the pairs locked now."""
+    now = time.time() if now is None else now
+    return {(u, c): t for u, c, t in conn.execute(
+        "SELECT username, client, locked_until FROM login_throttle WHERE locked_until > ?",
+        (now,))}
 
 
 def add_token(tx: Tx, user_uid: str, token: str, name: str = "", expires: float | None = None) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from ..dhis2 import valuetypes
@@ -24,6 +23,7 @@ from ..dhis2.webmessage import web_message
 from ..errors import BadRequest, Conflict, Forbidden, NotFound
 from ..hub.web import CONFIG, STATE, STORE, index_of, json_response, user_of
 from ..store.metadata import MetadataIndex
+from ..webguard import bounded_int, parse_json
 from . import apply
 from .trigger import request_sync
 
@@ -70,14 +70,11 @@ async def list_conflicts(request: web.Request) -> web.Response:
 
 
 async def resolve(request: web.Request) -> web.Response:
-    try:
-        cid = int(request.match_info["id"])
-    except ValueError:
-        raise NotFound(f"Conflict {request.match_info['id']} not found") from None
-    try:
-        body = orjson.loads(await request.read() or b"{}")
-    except orjson.JSONDecodeError:
-        raise BadRequest("Body must be JSON: {\"choose\": \"hub\"|\"national\"|\"value\"}") from None
+    try:  # ids are SQLite rowids: anything else names no conflict
+        cid = bounded_int(request.match_info["id"], "id", lo=1) or 0
+    except BadRequest:
+        raise NotFound(f"Conflict {request.match_info['id'][:30]} not found") from None
+    body = parse_json(await request.read() or b"{}", what="Conflict resolution body")
     if not isinstance(body, dict) or body.get("choose") not in ("hub", "national", "value"):
         raise BadRequest("Body must be {\"choose\": \"hub\"|\"national\"|\"value\", "
                          "\"value\": ...} (value only with choose=value)")

@@ -65,8 +65,10 @@ async def test_set_level_period_and_org_unit_override_the_values(
     rows = hub.store.read_sync(lambda c: [tuple(r) for r in c.execute(
         "SELECT pe, ou FROM datavalue WHERE de=? AND coc=?", (INT["id"], coc))])
     assert rows == [(this, C.chcp_clinic)]
-    # (last month's cell alone would be refused: past expiry days, E7640)
-    status, body = await post(http, hub, {"dataValues": [C.value(INT, "6", coc=coc, pe=last)]})
+    # (a cell two months back alone is refused: past expiry days, E7640; last month's is
+    # still open in the first expiryDays of this month)
+    status, body = await post(http, hub, {"dataValues": [C.value(INT, "6", coc=coc,
+                                                                 pe=month(-2))]})
     assert status == 409 and conflict_codes(body) == ["E7640"]
     status, body = await post(http, hub, {"period": "not-a-period", "dataValues": [
         C.value(INT, "7", coc=coc, pe=this)]})
