@@ -15,6 +15,7 @@ from aiohttp import web
 from ..config import Config
 from ..dhis2.webmessage import web_message
 from ..store import Store
+from ..store.approvals import all_approved
 from ..store.metadata import MetadataIndex, load_index
 from ..store.users import User
 from ..sync.trigger import request_sync
@@ -38,9 +39,7 @@ class HubState:
 
     async def reload(self, store: Store) -> None:
         def read(conn: Any) -> tuple[MetadataIndex, set[tuple[str, str, str, str]]]:
-            idx = load_index(conn)
-            appr = {tuple(r) for r in conn.execute("SELECT ds, pe, ou, aoc FROM data_approval")}
-            return idx, appr  # type: ignore[return-value]
+            return load_index(conn), all_approved(conn)
         index, approvals = await store.read(read)
         for hook in self.on_reload:
             hook(index)

@@ -13,7 +13,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from appliance import demo
 from appliance.store import Store
 from appliance.store.users import LOCKOUT_AFTER, add_token, lockout_delay
 from tests.conftest import ADMIN, CHCP, HubProcess, RunningHub, basic, start_hub_process
@@ -266,4 +265,16 @@ async def test_validation_does_not_show_another_clinics_numbers(
     async with http.get(hub.api("dataApprovals"), headers=CHCP, params={
             "ds": ds, "pe": month(-1), "ou": C.other_clinic}) as r:
         assert r.status == 403
-    assert demo.CHCP_CLINIC_UID == C.chcp_clinic
+
+
+async def test_approvals_are_audited(hub: RunningHub, http: aiohttp.ClientSession) -> None:
+    params = {"ds": C.form1["id"], "pe": month(-1), "ou": C.chcp_clinic}
+    for method in ("POST", "DELETE"):
+        async with http.request(method, hub.api("dataApprovals"), params=params,
+                                headers=ADMIN) as r:
+            assert r.status == 204
+    rows = hub.store.read_sync(lambda c: c.execute(
+        "SELECT audit_type, username, key FROM audit WHERE entity='data_approval' "
+        "ORDER BY id").fetchall())
+    assert [(r[0], r[1]) for r in rows] == [("CREATE", "admin"), ("DELETE", "admin")]
+    assert rows[0][2].startswith(f"{C.form1['id']}|{month(-1)}|{C.chcp_clinic}|")

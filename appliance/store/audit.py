@@ -1,0 +1,20 @@
+"""The audit trail: one row per change to data, who made it, from where and via what.
+
+Bulk data-value imports write their audit rows set-based inside their own statements
+(``datavalues``), for speed on reporting day; everything else records through ``record``.
+"""
+
+from __future__ import annotations
+
+from .db import Tx
+from .hlc import to_iso
+
+
+def record(tx: Tx, *, entity: str, key: str, audit_type: str, old: str | None,
+           new: str | None, username: str | None, client: str | None,
+           via: str = "api") -> None:
+    """``audit_type`` is CREATE, UPDATE or DELETE; ``key`` the natural key, '|'-joined."""
+    stamp = tx.stamp()
+    tx.execute("INSERT INTO audit(hlc, at, username, via, client, entity, key, audit_type, "
+               "old_value, new_value) VALUES (?,?,?,?,?,?,?,?,?,?)",
+               (stamp, to_iso(stamp), username, via, client, entity, key, audit_type, old, new))
