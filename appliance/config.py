@@ -73,6 +73,7 @@ KEYS: list[Key] = [
     Key("fleet", "sync_lag_h", 48.0, "Alert when a hub's last successful sync is older than this (hours)."),
     Key("fleet", "clock_offset_s", 300.0, "Alert when a hub's clock is off by more than this (seconds)."),
     Key("fleet", "max_skew_s", 900, "Heartbeats stamped further than this from fleet time are refused (replay)."),
+    Key("fleet", "metrics_token", "", "Bearer token Prometheus sends to read /metrics (scrape_config authorization credentials_file); empty: /metrics only for logged-in fleet users.", secret=True),
 ]
 
 _BY_SECTION: dict[str, dict[str, Key]] = {}

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..config import Config
 
 PORTS = {"hub": 8080, "national": 8081, "fleet": 8090}
+FLEET_LOGIN = ("national", "district")  # the fleet dashboard's demo admin
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -77,6 +78,14 @@ def run(args: argparse.Namespace, config: Config) -> int:
                                        "--district", "Cox's Bazar", "--division", "Chattogram"],
                                  capture_output=True, text=True, check=False)
             fleet_token = out.stdout.strip().splitlines()[-1] if out.returncode == 0 else ""
+            # the dashboard needs a login: a demo admin, password on stdin (never argv)
+            user = subprocess.run(py + ["fleet", "--config", str(fleet_cfg), "--data-dir",
+                                        str(base / "fleet"), "add-user", "--username",
+                                        FLEET_LOGIN[0], "--role", "admin"],
+                                  input=FLEET_LOGIN[1] + "\n", capture_output=True, text=True,
+                                  check=False)
+            if user.returncode != 0:
+                print(f"demo: no fleet dashboard login: {user.stderr.strip()}", file=sys.stderr)
             start("fleet", py + ["fleet", "--config", str(fleet_cfg), "--data-dir",
                                  str(base / "fleet")], fleet_port)
             start("fleet-simulator", py + ["fleet", "--config", str(fleet_cfg), "--data-dir",
@@ -104,7 +113,7 @@ Upazila hub demo (Ramu Upazila, Cox's Bazar, Chattogram) is running:
   hub (LAN API)        http://127.0.0.1:{hub_port}/api/system/info
   hub status           http://127.0.0.1:{hub_port}/api/hub/status
   national stand-in    http://127.0.0.1:{nat_port}/api/system/info
-  fleet dashboard      {f'http://127.0.0.1:{fleet_port}/' if fleet_available else '(not in this build)'}
+  fleet dashboard      {f'http://127.0.0.1:{fleet_port}/   login {"/".join(FLEET_LOGIN)}' if fleet_available else '(not in this build)'}
 
   logins: admin/district (whole upazila), chcp/district (one community clinic),
           dghs/district (national stand-in only)

@@ -11,7 +11,8 @@ Modules, from the wire inwards:
 * ``queries``   read-side SQL shared by the API, pages and metrics
 * ``metrics``   Prometheus text exposition
 * ``charts``, ``pages``  server-rendered HTML with inline SVG
-* ``web``       the aiohttp app (``create_app``, ``start``)
+* ``auth``      fleet users (viewer/admin), logins with throttling and audit, sessions
+* ``web``       the aiohttp app (``create_app``, ``start``); who may call what (``ROUTES``)
 * ``simulator``, ``geography``  realistic simulated fleets across Bangladesh
-* ``command``   ``appliance fleet`` (serve, add-hub, simulate)
+* ``command``   ``appliance fleet`` (serve, add-hub, add-user, simulate)
 """

@@ -17,10 +17,15 @@ States, worst first:
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from ..config import Config
+from ..errors import BadRequest
 
 RED, AMBER, GREEN = "red", "amber", "green"
 STATE_RANK = {RED: 0, AMBER: 1, GREEN: 2}
@@ -45,6 +50,52 @@ class Thresholds:
         return cls(silent_after_s=float(f["silent_after_s"]), disk_pct=float(f["disk_pct"]),
                    temp_c=float(f["temp_c"]), sync_lag_h=float(f["sync_lag_h"]),
                    clock_offset_s=float(f["clock_offset_s"]))
+
+    def overlay(self, overrides: Mapping[str, float]) -> Thresholds:
+        """These thresholds with the admins' changes (``alert_rules`` in the fleet DB)."""
+        return dataclasses.replace(
+            self, **{k: float(v) for k, v in overrides.items() if k in RULE_LIMITS})
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: float(getattr(self, k)) for k in RULE_LIMITS}
+
+
+@dataclass(frozen=True)
+class RuleLimit:
+    low: float
+    high: float
+    unit: str
+    meaning: str
+
+
+# What an admin may set over HTTP: wide enough for any real policy, narrow enough that a
+# typo (a temperature of 8000, a silence of 0 s that turns every hub red) is refused.
+RULE_LIMITS: dict[str, RuleLimit] = {
+    "silent_after_s": RuleLimit(60, 30 * 86400, "s", "a hub with no heartbeat for this long "
+                                                    "is red"),
+    "disk_pct": RuleLimit(1, 100, "%", "a hub whose data disk is fuller than this is red"),
+    "temp_c": RuleLimit(30, 120, "°C", "a hub hotter than this is red"),
+    "sync_lag_h": RuleLimit(1, 90 * 24, "h", "a hub whose last successful sync is older "
+                                             "than this is amber"),
+    "clock_offset_s": RuleLimit(1, 86400, "s", "a hub whose clock is off by more than this "
+                                               "is amber"),
+}
+
+
+def check_rule(name: str, value: Any) -> float:
+    """A threshold an admin sent, as a float, or ``BadRequest`` saying what is allowed."""
+    limit = RULE_LIMITS.get(name)
+    if limit is None:
+        raise BadRequest(f"There is no alert rule called {name[:40]!r}. The rules are: "
+                         + ", ".join(RULE_LIMITS) + ".")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value):
+        raise BadRequest(f"{name} must be a number (or null to go back to the configured "
+                         "default).")
+    if not limit.low <= value <= limit.high:
+        raise BadRequest(f"{name} must be between {limit.low:g} and {limit.high:g} "
+                         f"{limit.unit}; got {value:g}.")
+    return float(value)
 
 
 @dataclass(frozen=True)

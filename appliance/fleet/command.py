@@ -1,30 +1,42 @@
-"""``appliance fleet``: serve the fleet service, enrol hubs, simulate a fleet.
+"""``appliance fleet``: serve the fleet service, enrol hubs, manage users, simulate a fleet.
 
     appliance fleet [--host H] [--port P]             serve (default: [fleet] listen)
     appliance fleet add-hub --hub-id ID [--name N] [--district D] [--division V] [--upazila U]
                                                       print a new token (only that, one line)
+    appliance fleet add-user --username U --role viewer|admin [--password-file F]
+                                                      create or update a dashboard user
     appliance fleet simulate --hubs N --url URL       enrol N simulated hubs and post heartbeats
 
-The database is ``<data-dir>/fleet.db`` (and its token key ``fleet.key``); ``add-hub`` and
-``simulate`` write to it directly, so run them with the server's ``--data-dir``.
+The database is ``<data-dir>/fleet.db`` (and its token key ``fleet.key``); ``add-hub``,
+``add-user`` and ``simulate`` write to it directly, so run them with the server's
+``--data-dir``.
+
+``add-user``: a ``viewer`` reads the dashboard, the JSON API and ``/metrics``; an ``admin``
+may also enrol hubs and change alert rules over HTTP. The password (at least 8
+characters) is read from the first line of ``--password-file``; without it, it is asked
+twice when stdin is a terminal, or read from the first line of stdin otherwise (``echo
+... | appliance fleet add-user ...``). An existing user gets the new role and password and
+is logged out everywhere. It prints one line saying what it did, never the password, and
+the change is written to the fleet's admin audit.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
-import re
 import signal
 import sys
+from pathlib import Path
 
 from ..config import Config
 from ..errors import ApplianceError, FleetError
-from .db import FleetDB, NewHub
+from . import auth
+from .db import HUB_ID, FleetDB, NewHub
 from .web import create_app, start
 
 log = logging.getLogger(__name__)
-HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +55,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add.add_argument("--rotate", action="store_true",
                      help="the hub exists: issue a new token (the old one stops working) "
                           "and restart its seq (a re-flashed card)")
+    user = sub.add_parser("add-user", help="create or update a fleet dashboard user",
+                          description="Create or update a fleet user. The password is read "
+                                      "from --password-file, else asked twice on a terminal, "
+                                      "else read from the first line of stdin.")
+    user.add_argument("--username", required=True)
+    user.add_argument("--role", required=True, choices=auth.ROLES,
+                      help="viewer: read pages and API; admin: also enrol hubs, change rules")
+    user.add_argument("--password-file", metavar="FILE",
+                      help="read the password from the first line of FILE")
     sim = sub.add_parser("simulate", help="enrol N simulated hubs and post their heartbeats")
     sim.add_argument("--hubs", type=int, default=500, help="how many hubs (default 500)")
     sim.add_argument("--url", required=True, help="fleet service base URL")
@@ -52,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sim.add_argument("--history-h", type=float, default=0.0,
                      help="back-fill this many hours of history at enrolment")
     sim.add_argument("--seed", type=int, default=1)
-    for p in (add, sim):  # accept the common options after the action too
+    for p in (add, user, sim):  # accept the common options after the action too
         p.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS)
         p.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS)
 
@@ -61,6 +82,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
     action = getattr(args, "fleet_action", None)
     if action == "add-hub":
         return add_hub(args, config)
+    if action == "add-user":
+        return add_user(args, config)
     if action == "simulate":
         return simulate(args, config)
     host, _, port = str(config.get("fleet", "listen")).rpartition(":")
@@ -96,14 +119,45 @@ def add_hub(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def read_password(password_file: str | None) -> str:
+    """The new password: from a file, a terminal (asked twice), or stdin's first line."""
+    if password_file:
+        try:
+            text = Path(password_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise FleetError(f"cannot read the password file {password_file}: "
+                             f"{getattr(e, 'strerror', None) or e}") from None
+        return text.splitlines()[0] if text else ""
+    if sys.stdin.isatty():
+        first = getpass.getpass("New password: ")
+        if getpass.getpass("Repeat it: ") != first:
+            raise FleetError("the two passwords differ; nothing was changed")
+        return first
+    line = sys.stdin.readline()
+    return line.rstrip("\r\n")
+
+
+def add_user(args: argparse.Namespace, config: Config) -> int:
+    name = auth.check_username(args.username)
+    password = auth.check_password(read_password(args.password_file))
+    try:
+        by = f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # a container without a passwd entry
+        by = "cli"
+    with FleetDB(config.data_dir / "fleet.db") as db:
+        print(auth.set_user(db, name, args.role, password, by=by), flush=True)
+    return 0
+
+
 def simulate(args: argparse.Namespace, config: Config) -> int:
     from .alerts import Thresholds
     from .simulator import make_hubs, register_hubs, run_simulation
 
     hubs = make_hubs(args.hubs, seed=args.seed)
-    register_hubs(config.data_dir / "fleet.db", hubs, history_h=args.history_h,
-                  thresholds=Thresholds.from_config(config),
-                  max_skew_s=float(config.get("fleet", "max_skew_s")))
+    with FleetDB(config.data_dir / "fleet.db") as db:  # the rules the server uses
+        register_hubs(db, hubs, history_h=args.history_h,
+                      thresholds=db.thresholds(Thresholds.from_config(config)),
+                      max_skew_s=float(config.get("fleet", "max_skew_s")))
     stats = asyncio.run(run_simulation(args.url, hubs, args.rounds, interval_s=args.interval))
     print(f"sent {stats.sent} heartbeats from {len(hubs)} hubs: {stats.accepted} accepted, "
           f"statuses {dict(stats.statuses)}", file=sys.stderr)

@@ -17,6 +17,16 @@ Tables:
   ``retention_days``; ``t`` is the sample time corrected to the fleet clock.
 * ``heartbeats``: one row per accepted heartbeat (seq, times, the offline summary).
 * ``alerts``: open alerts (``resolved_at IS NULL``) and recently resolved ones.
+
+People (``AUTH_SCHEMA``, a second migration so that existing fleet DBs gain it; see
+``auth`` for the rules):
+
+* ``users``: fleet users, a role (``viewer``/``admin``) and a scrypt verifier.
+* ``sessions``: logged-in browsers, by the SHA-256 of the cookie (never the cookie).
+* ``login_throttle``: failed logins per (username, client address) and the lock.
+* ``login_audit``: every login attempt; ``admin_audit``: every admin change (who, when,
+  what; never a token or a password).
+* ``alert_rules``: thresholds an admin changed over HTTP, overlaid on ``[fleet]``.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import functools
 import hmac
 import json
 import logging
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -32,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import Conflict, FleetError, Unauthorized
+from ..errors import Conflict, Unauthorized
 from ..store import Store
 from . import alerts as al
 from . import tokens
@@ -102,6 +113,44 @@ CREATE UNIQUE INDEX IF NOT EXISTS alerts_open ON alerts(hub_id, code) WHERE reso
 CREATE INDEX IF NOT EXISTS alerts_resolved ON alerts(resolved_at);
 """
 
+AUTH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+  username TEXT PRIMARY KEY,
+  role TEXT NOT NULL CHECK (role IN ('viewer', 'admin')),
+  verifier TEXT NOT NULL,
+  created_at REAL NOT NULL, updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+  id_hash TEXT PRIMARY KEY,
+  username TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+  client TEXT, created_at REAL NOT NULL, expires REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_expires ON sessions(expires);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions(username);
+CREATE TABLE IF NOT EXISTS login_throttle (
+  username TEXT NOT NULL, client TEXT NOT NULL,
+  failures INTEGER NOT NULL, last_failure REAL NOT NULL, locked_until REAL NOT NULL,
+  PRIMARY KEY (username, client)
+);
+CREATE TABLE IF NOT EXISTS login_audit (
+  id INTEGER PRIMARY KEY,
+  at REAL NOT NULL, username TEXT NOT NULL, client TEXT,
+  success INTEGER NOT NULL, reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_audit_at ON login_audit(at);
+CREATE TABLE IF NOT EXISTS admin_audit (
+  id INTEGER PRIMARY KEY,
+  at REAL NOT NULL, username TEXT NOT NULL, client TEXT,
+  action TEXT NOT NULL, detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alert_rules (
+  name TEXT PRIMARY KEY, value REAL NOT NULL, updated_at REAL NOT NULL, updated_by TEXT NOT NULL
+);
+"""
+MIGRATIONS = [("0001_fleet.sql", SCHEMA), ("0002_fleet_auth.sql", AUTH_SCHEMA)]
+AUDIT_DAYS = 400  # login and admin audit: a year and a bit, whatever retention_days says
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
 _HUB_UPDATE_COLS = (["last_seq", "last_seen", "sent_at", "sent_offset_s", "clock_offset_s",
                      "boot_id", "uptime_s", "version", "sample_at"] + SAMPLE_COLUMNS +
                     SYNC_COLUMNS + ["last_success", "undervoltage_at"])
@@ -154,7 +203,7 @@ class FleetDB:
         self.key = tokens.load_key(self.path.with_suffix(".key"))
         self._auth: dict[str, HubAuth] = {}
         # the appliance's one write path (group commit, synchronous=FULL), fleet schema
-        self._store = Store(self.path, migrations=[("0001_fleet.sql", SCHEMA)], clock=False,
+        self._store = Store(self.path, migrations=MIGRATIONS, clock=False,
                             readers=readers, cache_kib=16000)
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -181,39 +230,60 @@ class FleetDB:
     # -- enrolment -------------------------------------------------------------------------
     def add_hubs(self, hubs: Iterable[NewHub], *, now: float | None = None,
                  rotate: bool = False) -> dict[str, str]:
-        """Enrol hubs; returns {hub_id: token}. An existing hub is an error unless ``rotate``.
+        """Enrol hubs; returns {hub_id: token}. An existing hub is ``Conflict`` unless
+        ``rotate``.
 
         Rotating gives a new token and forgets ``last_seq``: a re-flashed card starts its
         counter again and must not be refused as a replay.
         """
         stamp = time.time() if now is None else now
         made: list[tuple[NewHub, str]] = [(h, tokens.new_token()) for h in hubs]
-
-        def tx(conn: sqlite3.Connection) -> None:
-            for h, token in made:
-                exists = conn.execute("SELECT 1 FROM hubs WHERE id=?", (h.hub_id,)).fetchone()
-                secret = tokens.wrap(self.key, h.hub_id, token)
-                if exists and not rotate:
-                    raise FleetError(f"hub {h.hub_id} is already enrolled; use --rotate to "
-                                     "issue it a new token")
-                if exists:
-                    conn.execute(
-                        "UPDATE hubs SET token_hash=?, token_secret=?, last_seq=NULL, "
-                        "name=COALESCE(?, name), district=COALESCE(?, district), "
-                        "division=COALESCE(?, division), upazila=COALESCE(?, upazila), "
-                        "org_unit_id=COALESCE(?, org_unit_id) WHERE id=?",
-                        (tokens.hash_token(token), secret, h.name, h.district, h.division,
-                         h.upazila, h.org_unit_id, h.hub_id))
-                else:
-                    conn.execute(
-                        "INSERT INTO hubs (id, name, district, division, upazila, org_unit_id, "
-                        "token_hash, token_secret, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                        (h.hub_id, h.name, h.district, h.division, h.upazila, h.org_unit_id,
-                         tokens.hash_token(token), secret, stamp))
-        self.write_sync(tx)
+        self.write_sync(lambda c: self.enrol_tx(c, made, stamp, rotate=rotate))
         for h, _t in made:
             self._auth.pop(h.hub_id, None)
         return {h.hub_id: t for h, t in made}
+
+    async def enrol(self, hub: NewHub, *, now: float,
+                    then: Callable[[sqlite3.Connection], None] | None = None) -> str:
+        """Enrol one new hub from the web (never rotates); ``then`` runs in the same
+        transaction (the admin audit). Returns its token."""
+        token = tokens.new_token()
+
+        def tx(conn: sqlite3.Connection) -> None:
+            self.enrol_tx(conn, [(hub, token)], now, rotate=False)
+            if then is not None:
+                then(conn)
+        await self.write(tx)
+        self._auth.pop(hub.hub_id, None)
+        return token
+
+    def enrol_tx(self, conn: sqlite3.Connection, made: list[tuple[NewHub, str]], stamp: float,
+                 *, rotate: bool) -> None:
+        for h, token in made:
+            exists = conn.execute("SELECT 1 FROM hubs WHERE id=?", (h.hub_id,)).fetchone()
+            secret = tokens.wrap(self.key, h.hub_id, token)
+            if exists and not rotate:
+                raise Conflict(f"hub {h.hub_id} is already enrolled; use --rotate to "
+                               "issue it a new token", error_code="exists")
+            if exists:
+                conn.execute(
+                    "UPDATE hubs SET token_hash=?, token_secret=?, last_seq=NULL, "
+                    "name=COALESCE(?, name), district=COALESCE(?, district), "
+                    "division=COALESCE(?, division), upazila=COALESCE(?, upazila), "
+                    "org_unit_id=COALESCE(?, org_unit_id) WHERE id=?",
+                    (tokens.hash_token(token), secret, h.name, h.district, h.division,
+                     h.upazila, h.org_unit_id, h.hub_id))
+            else:
+                conn.execute(
+                    "INSERT INTO hubs (id, name, district, division, upazila, org_unit_id, "
+                    "token_hash, token_secret, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (h.hub_id, h.name, h.district, h.division, h.upazila, h.org_unit_id,
+                     tokens.hash_token(token), secret, stamp))
+
+    # -- alert rules ---------------------------------------------------------------------------
+    def thresholds(self, base: al.Thresholds) -> al.Thresholds:
+        """``base`` (from ``[fleet]``) overlaid by the rules admins changed over HTTP."""
+        return base.overlay(self.read_sync(rule_overrides))
 
     def token_of(self, hub_id: str) -> str | None:
         """The hub's token (for the simulator and the demo, which own their hubs)."""
@@ -274,6 +344,7 @@ class FleetDB:
         total += await self.write(lambda c: c.execute(
             "DELETE FROM alerts WHERE resolved_at IS NOT NULL AND resolved_at < ?",
             (cutoff,)).rowcount)
+        await self.write(lambda c: prune_people(c, now))
         return total
 
 
@@ -460,3 +531,42 @@ def reevaluate_all(conn: sqlite3.Connection, now: float, th: al.Thresholds) -> i
     for hub in rows:
         apply_alerts(conn, hub, now, th)
     return len(rows)
+
+
+# --------------------------------------------------------------- alert rules and audit
+def rule_overrides(conn: sqlite3.Connection) -> dict[str, float]:
+    return {r["name"]: r["value"] for r in conn.execute("SELECT name, value FROM alert_rules")}
+
+
+def set_rules_tx(conn: sqlite3.Connection, changes: dict[str, float | None], base: al.Thresholds,
+                 now: float, by: str) -> tuple[al.Thresholds, int]:
+    """Store admins' threshold changes (None: back to the ``[fleet]`` default) and
+    re-evaluate every hub under the new rules; returns them and the number of hubs."""
+    for name, value in changes.items():
+        if value is None:
+            conn.execute("DELETE FROM alert_rules WHERE name=?", (name,))
+        else:
+            conn.execute("INSERT INTO alert_rules (name, value, updated_at, updated_by) "
+                         "VALUES (?,?,?,?) ON CONFLICT(name) DO UPDATE SET "
+                         "value=excluded.value, updated_at=excluded.updated_at, "
+                         "updated_by=excluded.updated_by", (name, value, now, by))
+    th = base.overlay(rule_overrides(conn))
+    return th, reevaluate_all(conn, now, th)
+
+
+def audit_tx(conn: sqlite3.Connection, *, at: float, username: str, client: str | None,
+             action: str, detail: dict[str, Any]) -> None:
+    """One admin change: who, when, from where, what (never a token or a password)."""
+    conn.execute("INSERT INTO admin_audit (at, username, client, action, detail) "
+                 "VALUES (?,?,?,?,?)", (at, username, client, action,
+                                        json.dumps(detail, sort_keys=True)))
+
+
+def prune_people(conn: sqlite3.Connection, now: float) -> int:
+    """Expired sessions, throttle rows nobody tripped for a day, audit over AUDIT_DAYS."""
+    n = conn.execute("DELETE FROM sessions WHERE expires < ?", (now,)).rowcount
+    n += conn.execute("DELETE FROM login_throttle WHERE locked_until < ? AND last_failure < ?",
+                      (now, now - DAY)).rowcount
+    for table in ("login_audit", "admin_audit"):
+        n += conn.execute(f"DELETE FROM {table} WHERE at < ?", (now - AUDIT_DAYS * DAY,)).rowcount
+    return n

@@ -39,6 +39,12 @@ SAMPLE_FIELDS: dict[str, str] = {
 SYNC_FIELDS: dict[str, str] = {"pending": "int", "conflicts": "int", "rejected": "int",
                                "lag_s": "num"}
 
+# SQLite stores integers as signed 64-bit: anything wider (orjson hands over up to
+# unsigned 64-bit ints, and whole floats such as 1e21 would become Python ints) must be a
+# 400 here, not an OverflowError when the row is bound.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_TIME = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+
 # Raspberry Pi firmware ``get_throttled`` bits (vcgencmd), used when a hub sends the raw
 # mask but not the decoded flags.
 UV_NOW, THROTTLED_NOW, UV_SEEN, FREQ_CAPPED_SEEN = 1 << 0, 1 << 2, 1 << 16, 1 << 17
@@ -132,7 +138,11 @@ def parse_time(value: Any, name: str) -> float:
         raise BadRequest(f"{name} is not an ISO 8601 date-time: {value[:40]!r}") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+    ts = dt.timestamp()
+    # pages and the API print every stored time: keep them in what a date can show
+    if not 0.0 <= ts <= MAX_TIME:
+        raise BadRequest(f"{name} is out of range: {value[:40]!r} is not between 1970 and 9999")
+    return ts
 
 
 def iso(ts: float | None) -> str | None:
@@ -152,14 +162,21 @@ def _check(value: Any, kind: str, name: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BadRequest(f"{name} must be {'an integer' if kind == 'int' else 'a number'} "
                          "or null")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadRequest(f"{name} must be a finite number or null")
     if kind == "int":
         if isinstance(value, float):
             if not value.is_integer():
                 raise BadRequest(f"{name} must be an integer or null")
             value = int(value)
-        return value
-    if not math.isfinite(value):
-        raise BadRequest(f"{name} must be a finite number or null")
+        return _int64(value, name)
+    return _int64(value, name) if isinstance(value, int) else value
+
+
+def _int64(value: int, name: str) -> int:
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise BadRequest(f"{name} is out of range: integers must fit in 64 bits "
+                         f"(-2^63 to 2^63-1), got {str(value)[:30]}")
     return value
 
 
@@ -233,6 +250,7 @@ def parse_heartbeat(obj: Any) -> Heartbeat:
     seq = obj["seq"]
     if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
         raise BadRequest("seq must be a non-negative integer")
+    _int64(seq, "seq")
     if "sent_at" not in obj:
         raise BadRequest("sent_at is required")
     sent_at = parse_time(obj["sent_at"], "sent_at")

@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode
 
 from . import charts
 from .alerts import STATE_RANK, Thresholds, age, when
+from .auth import Account
 from .db import BOOL_COLUMNS, SAMPLE_COLUMNS
 from .queries import HubFilter, HubPage
 
@@ -50,6 +51,13 @@ svg.chart{width:100%;height:auto}
 .chart .pt{fill:#0b4f6c}
 .chart .limit{stroke:#d32f2f;stroke-dasharray:4 3}
 .chart .axis{stroke:#bbb}.chart text{font-size:11px;fill:#555}
+form.account{margin-left:auto;display:flex;gap:.6em;align-items:baseline}
+form.account button{font-size:.85em}
+form.login{background:#fff;border:1px solid #e4e6e8;padding:1em 1.2em;max-width:22em;
+margin:2em auto;display:flex;flex-direction:column;gap:.7em}
+form.login label{display:flex;flex-direction:column;font-size:.9em;color:#444;gap:.2em}
+form.login h1{font-size:1.2em;margin:0}
+p.error{color:#b3261e;font-weight:600;margin:0}
 dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:.15em 1em;background:#fff;
 padding:.5em;border:1px solid #e4e6e8}dl.kv dt{color:#555}dl.kv dd{margin:0}
 """
@@ -70,13 +78,20 @@ def hub_url(hub_id: str) -> str:
     return "/hubs/" + quote(hub_id, safe="")
 
 
-def layout(title: str, body: str, *, script: str = "") -> str:
+def layout(title: str, body: str, *, script: str = "", account: Account | None = None,
+           nav: bool = True) -> str:
     js = f"<script>{script}</script>" if script else ""
+    links = ("<nav><a href=\"/\">Hubs</a> · <a href=\"/alerts\">Alerts</a> · "
+             "<a href=\"/metrics\">Metrics</a></nav>") if nav else ""
+    who = ""
+    if account is not None:  # logging out changes state: a POST form, not a link
+        who = (f'<form class="account" method="post" action="/logout">'
+               f"<span>{esc(account.username)} ({esc(account.role)})</span> "
+               '<button type="submit">Log out</button></form>')
     return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
             f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
-            "<header><h1>Upazila hub fleet</h1><nav><a href=\"/\">Hubs</a> · "
-            "<a href=\"/alerts\">Alerts</a> · <a href=\"/metrics\">Metrics</a></nav></header>"
+            f"<header><h1>Upazila hub fleet</h1>{links}{who}</header>"
             f"<main>{body}</main>{js}</body></html>")
 
 
@@ -144,7 +159,8 @@ def filter_form(action: str, f: HubFilter, places: list[tuple[str, str, int]], *
 
 
 def dashboard(page: HubPage, f: HubFilter, places: list[tuple[str, str, int]], *,
-              page_no: int, page_size: int, now: float, th: Thresholds) -> str:
+              page_no: int, page_size: int, now: float, th: Thresholds,
+              account: Account | None = None) -> str:
     params = {"division": f.division, "district": f.district, "state": f.state, "q": f.q}
     total_all = sum(page.counts.values())
     counts = " ".join(
@@ -170,7 +186,7 @@ def dashboard(page: HubPage, f: HubFilter, places: list[tuple[str, str, int]], *
             '<th class="n">Clock</th></tr></thead>'
             f"<tbody>{rows}{empty}</tbody></table></div>"
             f'<nav class="pager">{" ".join(nav)}</nav>')
-    return layout("Fleet: upazila hubs", body, script=FILTER_JS)
+    return layout("Fleet: upazila hubs", body, script=FILTER_JS, account=account)
 
 
 def _hub_row(r: sqlite3.Row, now: float, th: Thresholds) -> str:
@@ -222,7 +238,8 @@ RANGES = ((6, "6 h"), (24, "24 h"), (24 * 7, "7 days"), (24 * 30, "30 days"))
 
 
 def hub_page(hub: sqlite3.Row, alerts: list[sqlite3.Row], hist: list[sqlite3.Row],
-             beats: list[sqlite3.Row], *, hours: int, now: float, th: Thresholds) -> str:
+             beats: list[sqlite3.Row], *, hours: int, now: float, th: Thresholds,
+             account: Account | None = None) -> str:
     title = hub["name"] or hub["id"]
     seen = hub["last_seen"]
     place = ", ".join(x for x in (hub["upazila"], hub["district"], hub["division"]) if x)
@@ -277,7 +294,7 @@ def hub_page(hub: sqlite3.Row, alerts: list[sqlite3.Row], hist: list[sqlite3.Row
             '<th class="n">Seq</th><th>Received</th><th class="n">Clock offset</th>'
             '<th class="n">Samples</th><th>Version</th><th>Offline summary</th></tr></thead>'
             f"<tbody>{beat_rows}</tbody></table></div>")
-    return layout(f"Fleet: {title}", body)
+    return layout(f"Fleet: {title}", body, account=account)
 
 
 def _latest_table(hub: sqlite3.Row) -> str:
@@ -301,7 +318,8 @@ def _latest_table(hub: sqlite3.Row) -> str:
 
 
 def alerts_page(rows: list[sqlite3.Row], f: HubFilter, places: list[tuple[str, str, int]],
-                *, level: str | None, resolved: bool, now: float) -> str:
+                *, level: str | None, resolved: bool, now: float,
+                account: Account | None = None) -> str:
     extra = (f'<label>Show<select name="resolved"><option value="">open</option>'
              f'<option value="1"{" selected" if resolved else ""}>resolved</option></select>'
              "</label>")
@@ -323,9 +341,27 @@ def alerts_page(rows: list[sqlite3.Row], f: HubFilter, places: list[tuple[str, s
     body = (f"<h1>{'Resolved' if resolved else 'Open'} alerts ({len(rows)})</h1>{form}"
             f'<div class="wrap"><table id="alerts"><thead>{head}</thead><tbody>{trs}</tbody>'
             f"</table></div>{empty}")
-    return layout("Fleet: alerts", body, script=FILTER_JS)
+    return layout("Fleet: alerts", body, script=FILTER_JS, account=account)
 
 
 def error_page(status: int, message: str) -> str:
     return layout(f"{status}", f"<h1>{status}</h1><p>{esc(message)}</p>"
                   '<p><a href="/">Back to the fleet</a></p>')
+
+
+def login_page(next_url: str, *, error: str | None = None, username: str = "") -> str:
+    """The login form; a plain POST form (works without JS), back to ``next_url``."""
+    err = f'<p class="error" role="alert">{esc(error)}</p>' if error else ""
+    body = ('<form class="login" method="post" action="/login">'
+            "<h1>Log in to the fleet dashboard</h1>"
+            f"{err}"
+            f'<input type="hidden" name="next" value="{esc(next_url)}">'
+            '<label>Username<input name="username" autocomplete="username" required '
+            f'autocapitalize="none" spellcheck="false" value="{esc(username)}"'
+            f'{"" if username else " autofocus"}></label>'
+            '<label>Password<input name="password" type="password" required '
+            f'autocomplete="current-password"{" autofocus" if username else ""}></label>'
+            '<button type="submit">Log in</button>'
+            '<small>Accounts are made by the fleet admins (appliance fleet add-user).</small>'
+            "</form>")
+    return layout("Fleet: log in", body, nav=False)

@@ -3,6 +3,22 @@
 Run it through ``make_runner``/``start``: heartbeat signatures cover the *compressed*
 body, so aiohttp must not inflate request bodies itself (``auto_decompress=False``); the
 app refuses to start otherwise rather than reject every hub with 401.
+
+Who may do what (``ROUTES``; the ``guard`` middleware enforces it, and a route not listed
+there needs a logged-in viewer, so a new route is never open by mistake):
+
+* ``POST /api/heartbeats``: hubs, with their bearer token and HMAC signature (``tokens``).
+* ``GET/POST /login``: anyone (the login form); ``POST /logout``: a logged-in user.
+* pages, the JSON API: a fleet user's session (``auth``). Without one, pages redirect to
+  ``/login?next=...`` and the API answers 401.
+* ``POST /api/hubs``, ``PUT /api/alert-rules``: an admin's session (a viewer gets 403).
+* ``/metrics``: ``Authorization: Bearer <[fleet] metrics_token>`` (Prometheus), or a
+  fleet user's session (handy from the browser). With no token configured only sessions
+  can read it.
+
+Every state-changing request from a browser (any POST/PUT/PATCH/DELETE except heartbeats,
+including ``POST /login`` against login CSRF) must come from this site's own pages
+(``webguard.check_same_origin``).
 """
 
 from __future__ import annotations
@@ -14,26 +30,32 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import urlencode
 
 import orjson
 from aiohttp import web
 
+from .. import httpserver
 from ..config import Config
 from ..dhis2.webmessage import web_message
 from ..errors import (
     ApplianceError,
     BadRequest,
+    Conflict,
     FleetError,
     Forbidden,
     NotFound,
     PayloadTooLarge,
+    TooManyRequests,
     Unauthorized,
     UnsupportedMediaType,
 )
-from . import metrics, pages, queries
-from .alerts import STATE_RANK, Thresholds
-from .db import FleetDB, reevaluate_all
+from ..webguard import check_same_origin, parse_json
+from . import auth, metrics, pages, queries
+from .alerts import RULE_LIMITS, STATE_RANK, Thresholds, check_rule
+from .auth import ADMIN, VIEWER, Account, Accounts
+from .db import HUB_ID, FleetDB, NewHub, audit_tx, reevaluate_all, rule_overrides, set_rules_tx
 from .models import decode_body, iso, parse_heartbeat
 from .tokens import signature_ok
 
@@ -55,18 +77,26 @@ class Fleet:
 
     config: Config
     db: FleetDB
-    thresholds: Thresholds
+    thresholds: Thresholds  # in force: ``base_thresholds`` overlaid by ``alert_rules``
     max_skew_s: float
     retention_days: float
+    accounts: Accounts
+    base_thresholds: Thresholds = field(default_factory=Thresholds)
+    metrics_token: str = ""
     clock: Callable[[], float] = time.time
     stats: metrics.IngestStats = field(default_factory=metrics.IngestStats)
     own_db: bool = False
     raw_bodies: bool = False  # set by make_runner
     sweep_s: float = 15.0
     prune_s: float = 3600.0
+    rules_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 FLEET = web.AppKey("fleet", Fleet)
+ACCOUNT = web.RequestKey("account", Account)
+
+# who may call a handler (see the module docstring); anything unlisted needs VIEWER
+PUBLIC, HUB, METRICS = "public", "hub", "metrics"
 
 
 def create_app(config: Config, db: FleetDB | None = None, *,
@@ -75,27 +105,25 @@ def create_app(config: Config, db: FleetDB | None = None, *,
     own = db is None
     if db is None:
         db = FleetDB(config.data_dir / "fleet.db")
-    fleet = Fleet(config=config, db=db, thresholds=Thresholds.from_config(config),
+    base = Thresholds.from_config(config)
+    fleet = Fleet(config=config, db=db, thresholds=base, base_thresholds=base,
                   max_skew_s=float(f["max_skew_s"]), retention_days=float(f["retention_days"]),
+                  accounts=Accounts(db, clock), metrics_token=str(f["metrics_token"]).strip(),
                   clock=clock, own_db=own)
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[errors])
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[errors, guard])
     app[FLEET] = fleet
-    r = app.router
-    r.add_post("/api/heartbeats", post_heartbeat)
-    r.add_get("/api/hubs", api_hubs)
-    r.add_get("/api/hubs/{hub_id}", api_hub)
-    r.add_get("/api/alerts", api_alerts)
-    r.add_get("/metrics", get_metrics)
-    r.add_get("/", dashboard)
-    r.add_get("/hubs/{hub_id}", hub_page)
-    r.add_get("/alerts", alerts_page)
+    for method, path, handler, _access in ROUTES:
+        if method == "GET":
+            app.router.add_get(path, handler)  # and HEAD
+        else:
+            app.router.add_route(method, path, handler)
     app.cleanup_ctx.append(_background)
     return app
 
 
 def make_runner(app: web.Application) -> web.AppRunner:
     app[FLEET].raw_bodies = True
-    return web.AppRunner(app, auto_decompress=False, access_log=None, handle_signals=False)
+    return httpserver.make_runner(app, auto_decompress=False)
 
 
 async def start(app: web.Application, host: str = "127.0.0.1", port: int = 0
@@ -117,8 +145,16 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         raise FleetError("serve the fleet app with appliance.fleet.web.make_runner(): "
                          "signatures need the raw compressed body (auto_decompress=False)")
     # thresholds may differ from the last run: bring every hub's state up to date
+    fleet.thresholds = fleet.base_thresholds.overlay(await fleet.db.read(rule_overrides))
     n = await fleet.db.write(lambda c: reevaluate_all(c, fleet.clock(), fleet.thresholds))
+    await fleet.accounts.warm()
     log.info("fleet: %d hubs enrolled", n)
+    users = await fleet.db.read(lambda c: c.execute("SELECT count(*) FROM users").fetchone()[0])
+    if not users:
+        log.warning("fleet: no fleet users yet, so nobody can open the dashboard: create one "
+                    "with 'appliance fleet add-user --username NAME --role admin'")
+    if not fleet.metrics_token:
+        log.info("fleet: [fleet] metrics_token is not set: Prometheus cannot scrape /metrics")
 
     async def sweep() -> None:
         await fleet.db.sweep(fleet.clock(), fleet.thresholds)
@@ -137,6 +173,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     for t in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await t
+    fleet.accounts.close()
     if fleet.own_db:
         fleet.db.close()
 
@@ -169,12 +206,20 @@ def error_response(request: web.Request, status: int, message: str,
     return resp
 
 
+def _log_refusal(request: web.Request, status: int, message: str) -> None:
+    # a client's mistake, not ours: one line, no traceback (the message never holds secrets)
+    level = logging.WARNING if status >= 500 else logging.INFO
+    log.log(level, "fleet: %d %s %s from %s: %s", status, request.method, request.path,
+            request.remote, message)
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure is a DHIS2 WebMessage (or an HTML page for pages); never a traceback."""
     try:
         return await handler(request)
     except ApplianceError as e:
+        _log_refusal(request, e.http_status, e.message)
         return error_response(request, e.http_status, e.message, e.error_code)
     except web.HTTPException as e:
         if e.status < 400:
@@ -187,11 +232,233 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             text = "Request body is too large"
         else:
             text = e.reason
+        _log_refusal(request, e.status, text)
         return error_response(request, e.status, text)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(request, 500, "The fleet service could not complete this "
                                              "request; it has been logged")
+
+
+# ------------------------------------------------------------------------------ access
+def _access(request: web.Request) -> str:
+    # unknown paths and wrong methods (aiohttp's own 404/405 handlers) need a viewer too
+    return _ACCESS.get(request.match_info.handler, VIEWER)
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Who may call what (``ROUTES``) and the cross-site rule for browsers."""
+    fleet = request.app[FLEET]
+    need = _access(request)
+    if need == HUB:  # bearer token and body signature, checked by the handler
+        return await handler(request)
+    if need == PUBLIC:
+        check_same_origin(request)  # login CSRF: a foreign page must not log you in
+        return await handler(request)
+    if need == METRICS and "Authorization" in request.headers:
+        _check_metrics_token(request, fleet)
+        return await handler(request)
+    account = await fleet.accounts.session(request.cookies.get(auth.COOKIE))
+    if account is None:
+        _refuse_anonymous(request, fleet, need)
+    check_same_origin(request)  # authenticated by a cookie the browser sends by itself
+    if need == ADMIN and not account.is_admin:
+        raise Forbidden(f"Your fleet account {account.username} is a viewer: it can look but "
+                        "not change anything. Ask a fleet admin to do this, or to make you an "
+                        "admin.", error_code="role")
+    request[ACCOUNT] = account
+    return await handler(request)
+
+
+def _check_metrics_token(request: web.Request, fleet: Fleet) -> None:
+    if not fleet.metrics_token:
+        raise Unauthorized(_NO_METRICS_TOKEN, error_code="auth")
+    if not auth.bearer_ok(_bearer(request.headers.get("Authorization", "")),
+                          fleet.metrics_token):
+        raise Unauthorized("The token sent for /metrics is missing or wrong: Prometheus must "
+                           "send Authorization: Bearer <the fleet's [fleet] metrics_token>.",
+                           error_code="auth")
+
+
+_NO_METRICS_TOKEN = (
+    "/metrics needs a token and none is set. Put a long random value in [fleet] "
+    "metrics_token in the fleet service's config (chmod 600) and restart it; give "
+    "Prometheus the same value (scrape_config authorization: {type: Bearer, "
+    "credentials_file: ...}). Fleet users who are logged in can open /metrics as well.")
+
+
+def _refuse_anonymous(request: web.Request, fleet: Fleet, need: str) -> NoReturn:
+    if need == METRICS and not fleet.metrics_token:
+        raise Unauthorized(_NO_METRICS_TOKEN, error_code="auth")
+    if _is_api(request):
+        also = " (or Prometheus's Authorization: Bearer token)" if need == METRICS else ""
+        raise Unauthorized("You are not logged in, or your session has ended. Log in to the "
+                           f"fleet dashboard at /login first; this API answers fleet users "
+                           f"only{also}.", error_code="auth")
+    # back to this page after logging in; a form's POST cannot be replayed that way
+    target = "/login"
+    if request.method in ("GET", "HEAD"):
+        target += "?" + urlencode({"next": request.path_qs})
+    raise web.HTTPSeeOther(target)
+
+
+def _account(request: web.Request) -> Account | None:
+    return request.get(ACCOUNT)
+
+
+# ------------------------------------------------------------------------------ login
+def _login_reply(request: web.Request, next_url: str, *, status: int = 200,
+                 error: str | None = None, username: str = "") -> web.Response:
+    resp = web.Response(text=pages.login_page(next_url, error=error, username=username),
+                        status=status, content_type="text/html", charset="utf-8")
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+async def login_form(request: web.Request) -> web.Response:
+    return _login_reply(request, auth.safe_next(request.query.get("next")))
+
+
+async def login(request: web.Request) -> web.Response:
+    fleet = request.app[FLEET]
+    if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        raise UnsupportedMediaType("Send the login form (application/x-www-form-urlencoded) "
+                                   "with username and password.")
+    form = await request.post()
+    username, password = form.get("username", ""), form.get("password", "")
+    username = username if isinstance(username, str) else ""
+    password = password if isinstance(password, str) else ""
+    next_url = auth.safe_next(form.get("next") or request.query.get("next"))
+    try:
+        account, sid = await fleet.accounts.login(username, password, request.remote)
+    except (Unauthorized, TooManyRequests) as e:
+        log.info("fleet: login refused for %r from %s: %s", auth.normalise(username)[:64],
+                 request.remote, e.error_code)
+        return _login_reply(request, next_url, status=e.http_status, error=e.message,
+                            username=username[:100])
+    log.info("fleet: %s (%s) logged in from %s", account.username, account.role,
+             request.remote)
+    resp = web.Response(status=303, headers={"Location": next_url,
+                                             "Cache-Control": "no-store"})
+    resp.set_cookie(auth.COOKIE, sid, max_age=auth.SESSION_S, path="/", httponly=True,
+                    samesite="Strict", secure=request.secure)
+    return resp
+
+
+async def logout(request: web.Request) -> web.Response:
+    fleet = request.app[FLEET]
+    await fleet.accounts.logout(request.cookies.get(auth.COOKIE))
+    resp = web.Response(status=303, headers={"Location": "/login",
+                                             "Cache-Control": "no-store"})
+    resp.del_cookie(auth.COOKIE, path="/", httponly=True, samesite="Strict",
+                    secure=request.secure)
+    return resp
+
+
+# --------------------------------------------------------------------- admin: hubs, rules
+async def _json_body(request: web.Request) -> Any:
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType(f"Content-Type must be application/json, not "
+                                   f"{request.content_type!r}")
+    return parse_json(await request.read())
+
+
+_HUB_FIELDS = {"hub_id", "name", "district", "division", "upazila", "org_unit"}
+
+
+def _new_hub(body: Any) -> NewHub:
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object: {\"hub_id\": ..., \"name\": ..., "
+                         "\"district\": ..., \"division\": ..., \"upazila\": ..., "
+                         "\"org_unit\": ...}.")
+    unknown = sorted(set(body) - _HUB_FIELDS)
+    if unknown:
+        raise BadRequest(f"Unknown field(s) {', '.join(unknown)[:200]}; a hub has "
+                         + ", ".join(sorted(_HUB_FIELDS)) + ".")
+    hub_id = body.get("hub_id")
+    if not isinstance(hub_id, str) or not HUB_ID.match(hub_id):
+        raise BadRequest("hub_id must be 1-100 letters, digits, '.', '_' or '-', starting with "
+                         "a letter or digit (the hub's [hub] id).")
+
+    def text(key: str) -> str | None:
+        v = body.get(key)
+        if v is None:
+            return None
+        if not isinstance(v, str) or len(v) > 200:
+            raise BadRequest(f"{key} must be text of at most 200 characters, or null.")
+        return v.strip() or None
+    return NewHub(hub_id, text("name"), text("district"), text("division"), text("upazila"),
+                  text("org_unit"))
+
+
+async def post_hub(request: web.Request) -> web.Response:
+    """Enrol a hub, as ``appliance fleet add-hub`` does; the token is in this reply only."""
+    fleet = request.app[FLEET]
+    account = request[ACCOUNT]
+    hub = _new_hub(await _json_body(request))
+    now = fleet.clock()
+    detail = {k: v for k, v in (("hub_id", hub.hub_id), ("name", hub.name),
+                                ("district", hub.district), ("division", hub.division),
+                                ("upazila", hub.upazila), ("org_unit", hub.org_unit_id)) if v}
+    try:
+        token = await fleet.db.enrol(hub, now=now, then=lambda c: audit_tx(
+            c, at=now, username=account.username, client=request.remote, action="enrol-hub",
+            detail=detail))
+    except Conflict:
+        raise Conflict(f"Hub {hub.hub_id} is already enrolled. To give it a new token, run "
+                       f"'appliance fleet add-hub --hub-id {hub.hub_id} --rotate' on the fleet "
+                       "server.", error_code="exists") from None
+    log.info("fleet: %s enrolled hub %s", account.username, hub.hub_id)
+    resp = json_response(web_message(
+        201, f"Hub {hub.hub_id} is enrolled. Put this token in the hub's [health] token "
+             "setting now: it is not shown again.",
+        response={**detail, "token": token}), 201)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _rules_json(fleet: Fleet, overrides: dict[str, float]) -> dict[str, Any]:
+    now, base = fleet.thresholds.as_dict(), fleet.base_thresholds.as_dict()
+    return {"thresholds": now, "rules": [
+        {"name": name, "value": now[name], "default": base[name], "changed": name in overrides,
+         "unit": lim.unit, "min": lim.low, "max": lim.high, "meaning": lim.meaning}
+        for name, lim in RULE_LIMITS.items()]}
+
+
+async def get_rules(request: web.Request) -> web.Response:
+    fleet = request.app[FLEET]
+    return json_response(_rules_json(fleet, await fleet.db.read(rule_overrides)))
+
+
+async def put_rules(request: web.Request) -> web.Response:
+    """Change thresholds: ``{"temp_c": 85, "disk_pct": null}`` (null: back to the
+    ``[fleet]`` default). Names not sent keep their value. Every hub is re-evaluated."""
+    fleet = request.app[FLEET]
+    account = request[ACCOUNT]
+    body = await _json_body(request)
+    if not isinstance(body, dict) or not body:
+        raise BadRequest("Send a JSON object of thresholds to change, e.g. "
+                         "{\"temp_c\": 85}; null puts one back to the configured default. "
+                         "The rules are: " + ", ".join(RULE_LIMITS) + ".")
+    changes = {name: None if v is None else check_rule(name, v) for name, v in body.items()}
+    now = fleet.clock()
+    base = fleet.base_thresholds
+
+    def tx(c: sqlite3.Connection) -> tuple[Thresholds, int, dict[str, float]]:
+        before = base.overlay(rule_overrides(c))
+        th, n = set_rules_tx(c, changes, base, now, account.username)
+        audit_tx(c, at=now, username=account.username, client=request.remote,
+                 action="alert-rules", detail={name: [before.as_dict()[name], th.as_dict()[name]]
+                                               for name in changes})
+        return th, n, rule_overrides(c)
+    async with fleet.rules_lock:  # the thresholds in force follow the order of commits
+        th, n, overrides = await fleet.db.write(tx)
+        fleet.thresholds = th
+    log.info("fleet: %s changed alert rules %s", account.username, changes)
+    return json_response(web_message(
+        200, f"Alert rules updated; {n} hub{'s' if n != 1 else ''} re-evaluated.",
+        response=_rules_json(fleet, overrides)))
 
 
 def _compress(request: web.Request, resp: web.Response) -> web.Response:
@@ -375,7 +642,7 @@ def _html(request: web.Request, text: str, started: float) -> web.Response:
     resp = web.Response(text=text, content_type="text/html", charset="utf-8")
     # server time to build the page, visible in the browser's devtools and to the bench
     resp.headers["Server-Timing"] = f"render;dur={(time.perf_counter() - started) * 1000:.1f}"
-    resp.headers["Cache-Control"] = "no-cache"
+    resp.headers["Cache-Control"] = "private, no-cache"  # a user's page: not for shared caches
     return _compress(request, resp)
 
 
@@ -387,7 +654,7 @@ async def dashboard(request: web.Request) -> web.Response:
     page, places = await fleet.db.read(
         lambda c: (queries.list_hubs(c, f, page_no, PAGE_SIZE), queries.places(c)))
     html = pages.dashboard(page, f, places, page_no=page_no, page_size=PAGE_SIZE,
-                           now=fleet.clock(), th=fleet.thresholds)
+                           now=fleet.clock(), th=fleet.thresholds, account=_account(request))
     return _html(request, html, started)
 
 
@@ -402,7 +669,8 @@ async def hub_page(request: web.Request) -> web.Response:
         raise NotFound(f"No hub {hub_id!r} is enrolled")
     hub, alerts, hist, beats = res
     return _html(request, pages.hub_page(hub, alerts, hist, beats, hours=hours, now=now,
-                                th=fleet.thresholds), started)
+                                         th=fleet.thresholds, account=_account(request)),
+                 started)
 
 
 async def alerts_page(request: web.Request) -> web.Response:
@@ -414,4 +682,25 @@ async def alerts_page(request: web.Request) -> web.Response:
     rows, places = await fleet.db.read(lambda c: (
         queries.alerts(c, f, level=level, resolved=resolved, limit=2000), queries.places(c)))
     return _html(request, pages.alerts_page(rows, f, places, level=level, resolved=resolved,
-                                   now=fleet.clock()), started)
+                                            now=fleet.clock(), account=_account(request)),
+                 started)
+
+
+# --------------------------------------------------------------------------- routes
+ROUTES: list[tuple[str, str, Handler, str]] = [
+    ("POST", "/api/heartbeats", post_heartbeat, HUB),
+    ("GET", "/login", login_form, PUBLIC),
+    ("POST", "/login", login, PUBLIC),
+    ("POST", "/logout", logout, VIEWER),
+    ("GET", "/api/hubs", api_hubs, VIEWER),
+    ("POST", "/api/hubs", post_hub, ADMIN),
+    ("GET", "/api/hubs/{hub_id}", api_hub, VIEWER),
+    ("GET", "/api/alerts", api_alerts, VIEWER),
+    ("GET", "/api/alert-rules", get_rules, VIEWER),
+    ("PUT", "/api/alert-rules", put_rules, ADMIN),
+    ("GET", "/metrics", get_metrics, METRICS),
+    ("GET", "/", dashboard, VIEWER),
+    ("GET", "/hubs/{hub_id}", hub_page, VIEWER),
+    ("GET", "/alerts", alerts_page, VIEWER),
+]
+_ACCESS: dict[Any, str] = {handler: access for _m, _p, handler, access in ROUTES}

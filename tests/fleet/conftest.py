@@ -1,5 +1,9 @@
 """Fixtures for the fleet service: a real aiohttp server on a loopback port over a real
-SQLite file in a temporary directory, and helpers to build signed heartbeats."""
+SQLite file in a temporary directory, and helpers to build signed heartbeats.
+
+``server.session`` is logged in as the fleet admin ``ADMIN`` through the real login form;
+test users get cheap scrypt verifiers (``FAST_N``) so that each test does not pay a
+full-cost KDF, except where a test measures login timing."""
 
 from __future__ import annotations
 
@@ -17,10 +21,16 @@ from aiohttp import web
 
 from appliance import config as config_mod
 from appliance.config import Config
+from appliance.fleet.auth import put_user_tx
 from appliance.fleet.db import FleetDB, NewHub
 from appliance.fleet.models import iso
 from appliance.fleet.tokens import sign
 from appliance.fleet.web import FLEET, Fleet, create_app, start
+from appliance.store.users import make_verifier
+
+ADMIN = ("national", "national-admin-pw")
+VIEWER = ("dghs", "dghs-viewer-pw")
+FAST_N = 2**10  # scrypt cost for test users: the verifier records it, check_verifier follows
 
 
 @dataclass
@@ -127,6 +137,27 @@ def signed(payload: Any, hub_id: str, token: str, *, raw: bytes | None = None,
                   "Authorization": f"Bearer {token}"}
 
 
+def add_user(db: FleetDB, username: str, role: str, password: str, *,
+             n: int = FAST_N) -> None:
+    verifier = make_verifier(password, n=n)
+    db.write_sync(lambda c: put_user_tx(c, username, role, verifier, time.time()))
+
+
+def client_session(**kw: Any) -> aiohttp.ClientSession:
+    """A client that keeps cookies from 127.0.0.1 (aiohttp's default jar ignores IP hosts)."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), **kw)
+
+
+async def login(session: aiohttp.ClientSession, url: str, username: str, password: str,
+                next_url: str = "/", **headers: str) -> aiohttp.ClientResponse:
+    """POST the login form as a browser would (no redirect followed)."""
+    async with session.post(url + "/login", data={"username": username, "password": password,
+                                                  "next": next_url},
+                            headers=headers, allow_redirects=False) as r:
+        await r.read()
+        return r
+
+
 def make_config(data_dir: Path, **fleet: Any) -> Config:
     cfg = config_mod.load(None, data_dir)
     for k, v in fleet.items():
@@ -145,8 +176,11 @@ async def server(fleet_config: Config) -> AsyncIterator[FleetServer]:
     db = FleetDB(fleet_config.data_dir / "fleet.db")
     app = create_app(fleet_config, db, clock=clock)
     runner, url = await start(app)
-    session = aiohttp.ClientSession()
+    session = client_session()
+    add_user(db, *ADMIN[:1], "admin", ADMIN[1])
     try:
+        r = await login(session, url, *ADMIN)
+        assert r.status == 303, r.status
         yield FleetServer(url, db, app, clock, fleet_config, session)
     finally:
         await session.close()

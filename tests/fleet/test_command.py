@@ -19,10 +19,11 @@ from .conftest import heartbeat, make_config, signed
 REPO = Path(__file__).resolve().parents[2]
 
 
-def fleet_cli(*args: str, entry: str = "appliance.cli") -> subprocess.CompletedProcess[str]:
+def fleet_cli(*args: str, entry: str = "appliance.cli",
+              stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """``appliance fleet ARGS`` through the real console-script module."""
     pre = ["fleet"] if entry == "appliance.cli" else []
-    return subprocess.run([sys.executable, "-m", entry, *pre, *args],
+    return subprocess.run([sys.executable, "-m", entry, *pre, *args], input=stdin,
                           capture_output=True, text=True, cwd=REPO, timeout=60)
 
 
@@ -122,9 +123,21 @@ def test_serve_and_simulate_from_the_cli(tmp_path: Path) -> None:
         live = sum(1 for h in make_hubs(30) if h.profile != "silent")
         assert f"sent {2 * live} heartbeats from 30 hubs: {2 * live} accepted" in sim.stderr
 
+        # the API needs a fleet user: made by the CLI, logged in through the login form
+        made = fleet_cli("--data-dir", data, "add-user", "--username", "dghs", "--role",
+                         "viewer", stdin="viewer-password\n")
+        assert made.returncode == 0, made.stderr
+        assert made.stdout == "created fleet user dghs (viewer)\n"
+        import http.cookiejar
         import json
+        import urllib.parse
         import urllib.request
-        with urllib.request.urlopen(url + "/api/hubs?paging=false") as r:
+        browser = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        form = urllib.parse.urlencode({"username": "dghs", "password": "viewer-password"})
+        with browser.open(url + "/login", data=form.encode()) as r:
+            assert r.geturl() == url + "/"  # redirected to the dashboard
+        with browser.open(url + "/api/hubs?paging=false") as r:
             hubs = json.load(r)["hubs"]
         assert len(hubs) == 30
         assert {h["state"] for h in hubs} >= {"red", "amber", "green"}

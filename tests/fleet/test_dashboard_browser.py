@@ -1,4 +1,5 @@
-"""The dashboard in real headless Chromium with the simulator's 500 hubs.
+"""The dashboard in real headless Chromium with the simulator's 500 hubs, reached by
+logging in through the real login form.
 
 Needs the Debian packages ``chromium`` and ``chromium-driver``
 (scripts/system-deps.d/fleet.txt; ``make test`` installs them). Without them this test
@@ -25,7 +26,7 @@ from appliance.fleet.alerts import STATE_RANK
 from appliance.fleet.db import FleetDB
 from appliance.fleet.simulator import SimHub, make_hubs, register_hubs, run_simulation
 
-from .conftest import ThreadedServer, make_config
+from .conftest import VIEWER, ThreadedServer, add_user, make_config
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACT = REPO / "artifacts" / "fleet-dashboard.png"
@@ -44,6 +45,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory
     db = FleetDB(data / "fleet.db")
     hubs = make_hubs(500)
     register_hubs(db, hubs, history_h=2)
+    add_user(db, VIEWER[0], "viewer", VIEWER[1])
     server = ThreadedServer(cfg, db)
     try:
         stats = asyncio.run(run_simulation(server.url, hubs, rounds=1))
@@ -94,6 +96,22 @@ def require(browser: webdriver.Chrome | None) -> webdriver.Chrome:
     return browser
 
 
+def log_in(browser: webdriver.Chrome, server: ThreadedServer, path: str) -> None:
+    """Open ``path``; when the dashboard asks for a login, use the real form, which must
+    bring the browser back to ``path``."""
+    browser.get(server.url + path)
+    if "/login" not in browser.current_url:
+        return  # the module's browser kept its session cookie
+    assert browser.title == "Fleet: log in"
+    browser.find_element(By.NAME, "username").send_keys(VIEWER[0])
+    browser.find_element(By.NAME, "password").send_keys(VIEWER[1])
+    browser.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
+    WebDriverWait(browser, 10).until(lambda d: "/login" not in d.current_url)
+    assert browser.current_url == server.url + path
+    cookie = browser.get_cookie("fleet_session")
+    assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+
+
 def rows(driver: webdriver.Chrome) -> list[dict[str, Any]]:
     return driver.execute_script(
         "return Array.from(document.querySelectorAll('#hubs tr.hub')).map(function(r){"
@@ -105,6 +123,7 @@ def test_dashboard_in_chromium(fleet: tuple[ThreadedServer, list[SimHub], FleetD
                                browser: webdriver.Chrome) -> None:
     browser = require(browser)
     server, hubs, db = fleet
+    log_in(browser, server, "/")
     browser.get(server.url + "/")
     assert browser.title == "Fleet: upazila hubs"
     load_ms = browser.execute_script(
@@ -162,7 +181,7 @@ def test_filters_work_without_js(fleet: tuple[ThreadedServer, list[SimHub], Flee
     """A plain GET form: the same filter by URL, and the Show button, no script needed."""
     browser = require(browser)
     server, hubs, _ = fleet
-    browser.get(server.url + "/?division=Sylhet&state=")
+    log_in(browser, server, "/?division=Sylhet&state=")
     shown = rows(browser)
     assert shown and all(h.division == "Sylhet" for h in hubs
                          if h.hub_id in {r["hub"] for r in shown})
