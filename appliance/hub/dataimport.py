@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 import csv
 import io
+import re
 import weakref
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -30,6 +31,11 @@ CSV_COLUMNS = ["dataelement", "period", "orgunit", "categoryoptioncombo", "attri
                "value", "storedby", "lastupdated", "comment", "followup", "deleted"]
 MAX_COMMENT = 50000
 MAX_STORED_BY = 255
+# DHIS2 import settings the hub always has on: a key national would refuse (a COC outside
+# the element's combo, an AOC outside the data set's, a period of another type) is refused
+# here, before it is stored and synced. A client's ``=false`` is read (a malformed flag is
+# still a 400) but cannot loosen them; ``importOptions`` reports them as in force.
+ALWAYS_STRICT = ("strictPeriods", "strictCategoryOptionCombos", "strictAttributeOptionCombos")
 
 
 @dataclass
@@ -39,10 +45,11 @@ class ImportOptions:
     id_scheme: str = "UID"
     de_id_scheme: str | None = None
     ou_id_scheme: str | None = None
-    strict_periods: bool = False
+    strict_periods: bool = True
     strict_data_elements: bool = False
     strict_org_units: bool = False
-    strict_cocs: bool = False
+    strict_cocs: bool = True
+    strict_aocs: bool = True
     require_coc: bool = False
     require_aoc: bool = False
     skip_audit: bool = False
@@ -69,12 +76,13 @@ class ImportOptions:
             if v is not None and v not in ("UID", "CODE", "NAME"):
                 raise BadRequest(f"Unsupported {name} `{v}`; use UID, CODE or NAME")
             schemes[name] = v
+        for name in ALWAYS_STRICT:
+            flag(name)
         return cls(strategy=_STRATEGY_ALIASES.get(strategy, strategy), dry_run=flag("dryRun"),
                    id_scheme=schemes["idScheme"] or "UID", de_id_scheme=schemes["dataElementIdScheme"],
-                   ou_id_scheme=schemes["orgUnitIdScheme"], strict_periods=flag("strictPeriods"),
+                   ou_id_scheme=schemes["orgUnitIdScheme"],
                    strict_data_elements=flag("strictDataElements"),
                    strict_org_units=flag("strictOrganisationUnits"),
-                   strict_cocs=flag("strictCategoryOptionCombos"),
                    require_coc=flag("requireCategoryOptionCombo"),
                    require_aoc=flag("requireAttributeOptionCombo"),
                    skip_audit=flag("skipAudit"))
@@ -85,6 +93,7 @@ class ImportOptions:
                    strictPeriods=self.strict_periods, strictDataElements=self.strict_data_elements,
                    strictOrganisationUnits=self.strict_org_units,
                    strictCategoryOptionCombos=self.strict_cocs,
+                   strictAttributeOptionCombos=self.strict_aocs,
                    requireCategoryOptionCombo=self.require_coc,
                    requireAttributeOptionCombo=self.require_aoc, skipAudit=self.skip_audit)
         if self.id_scheme != "UID":
@@ -120,6 +129,24 @@ class Validated:
 
 
 # -- parsing -------------------------------------------------------------------------------
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TIME = re.compile(r"T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?")
+
+
+def completion_date(v: str) -> str | None:
+    """``yyyy-MM-dd`` of a DHIS2 completion date (``yyyy-MM-dd`` or an ISO timestamp), or
+    None when it is neither (Python alone would also take ``20240203`` or ``2024-W05-1``)."""
+    if not _DAY.match(v):
+        return None
+    try:
+        day = date.fromisoformat(v[:10])
+    except ValueError:
+        return None
+    if len(v) > 10 and not _TIME.fullmatch(v, 10):
+        return None
+    return day.isoformat()
+
+
 def parse_json_payload(body: Any) -> dict[str, Any]:
     if isinstance(body, list):  # a bare list of values is accepted by DHIS2 too
         body = {"dataValues": body}
@@ -134,6 +161,8 @@ def parse_json_payload(body: Any) -> dict[str, Any]:
     for k in ("dataSet", "period", "orgUnit", "attributeOptionCombo", "completeDate"):
         if body.get(k) is not None and not isinstance(body[k], str):
             raise BadRequest(f"`{k}` must be a string")
+    if body.get("completeDate") and completion_date(body["completeDate"]) is None:
+        raise BadRequest("`completeDate` must be a date yyyy-MM-dd or an ISO timestamp")
     return body
 
 
@@ -349,7 +378,7 @@ def _facts(index: MetadataIndex) -> _OptionFacts:
     return facts
 
 
-class _OptionRules:
+class OptionRules:
     """Checks on the category options behind a COC/AOC, for one import by one user:
 
     * E7614/E7616: data-write sharing of every option of a given COC/AOC (``AclService
@@ -453,16 +482,20 @@ def validate(payload: dict[str, Any], *, index: MetadataIndex, user: User, opts:
                      "value": f"Attribute option combo not found or not accessible: `{outer_aoc}`"}
         return res
     if payload.get("completeDate") and data_set is not None:
-        res.complete = {"date": payload["completeDate"][:10]}
+        res.complete = {"date": completion_date(payload["completeDate"])
+                        or payload["completeDate"][:10]}
 
     can_edit_expired = user.has("F_EDIT_EXPIRED")
     today = now.date()
+    ds_uid = data_set["id"] if data_set is not None else None
+    ds_aocs = index.ds_aocs.get(ds_uid) if ds_uid is not None else None
+    default_aoc = index.default_coc or ""
     period_cache: dict[str, periods.Period | None] = {}
     scope_cache: dict[str, bool] = {}
-    co_rules = _OptionRules(index, user)
+    co_rules = OptionRules(index, user)
     check_sharing = co_rules.check_sharing
     # a form repeats the same period, org unit and small integers 150 times: decide once
-    block_cache: dict[tuple[Any, ...], tuple[_Conflict, ...] | None] = {}
+    block_cache: dict[tuple[Any, ...], tuple[KeyConflict, ...] | None] = {}
     value_cache: dict[tuple[str, str], tuple[str | None, valuetypes.ValueConflict | None]] = {}
     approved = approved or set()
     # the set's period, org unit and attribute combo override each value's, as in dhis2-core
@@ -582,6 +615,12 @@ def validate(payload: dict[str, Any], *, index: MetadataIndex, user: User, opts:
                 continue
             aoc = index.default_coc or ""
         targets = [data_set["id"]] if data_set else index.de_datasets.get(de, [])
+        # E7632..E7636 in dhis2-core's order; a named data set stands for the element's
+        # data sets, as for the period rules below
+        if opts.strict_periods and _wrong_period_type(index, ds_uid, de, period.period_type):
+            res.conflict(i, "E7632", pe_id or "", f"Period type of period: `{pe_id}` not valid for "
+                         f"data element: `{de}`")
+            continue
         if opts.strict_data_elements and data_set and de not in index.ds_elements.get(
                 data_set["id"], set()):
             res.conflict(i, "E7633", de, f"Data element: `{de}` is not part of dataset: "
@@ -591,10 +630,14 @@ def validate(payload: dict[str, Any], *, index: MetadataIndex, user: User, opts:
             res.conflict(i, "E7634", coc, f"Category option combo: `{coc}` must be part of category "
                          f"combo of data element: `{de}`", "categoryOptionCombo")
             continue
-        if opts.strict_periods and targets and all(
-                (index.get(t) or {}).get("periodType") != period.period_type for t in targets):
-            res.conflict(i, "E7632", pe_id or "", f"Period type of period: `{pe_id}` not valid for "
-                         f"data element: `{de}`")
+        # E7635 spares the default AOC ("no attribute"), unlike DHIS2's strict mode: the
+        # hub's rules take values without an attribute on a data set that has an attribute
+        # combo (test_import_rules: E7616, E7639); any other AOC must be the data set's
+        if opts.strict_aocs and aoc != default_aoc and aoc not in (
+                ds_aocs if ds_aocs is not None else index.de_aocs.get(de, _NONE)):
+            res.conflict(i, "E7635", aoc_id or aoc, f"Attribute option combo: `{aoc_id or aoc}` "
+                         f"must be part of category combo of data sets of data element: `{de}`",
+                         "attributeOptionCombo")
             continue
         if opts.strict_org_units and not (index.ou_datasets.get(ou, set()) & set(targets)):
             res.conflict(i, "E7636", ou, f"Data element: `{de}` must be assigned through data sets "
@@ -609,7 +652,7 @@ def validate(payload: dict[str, Any], *, index: MetadataIndex, user: User, opts:
         if bkey in block_cache:
             blocked = block_cache[bkey]
         else:
-            aoc_blocked = co_rules.check_limits and _aoc_block(
+            aoc_blocked = co_rules.check_limits and aoc_block(
                 co_rules, targets, data_set is not None, period, pe_id or "", ou, ou_id or ou,
                 aoc, aoc_id or aoc)
             blocked = block_cache[bkey] = (aoc_blocked,) if aoc_blocked else _period_block(
@@ -630,9 +673,22 @@ def validate(payload: dict[str, Any], *, index: MetadataIndex, user: User, opts:
     return res
 
 
-def _aoc_block(options: _OptionRules, targets: list[str], one_data_set: bool,
-               period: periods.Period, pe_id: str, ou: str, ou_id: str, aoc: str,
-               aoc_id: str) -> tuple[str, str, str, str] | None:
+_NONE: frozenset[str] = frozenset()
+
+
+def _wrong_period_type(index: MetadataIndex, ds_uid: str | None, de: str,
+                       period_type: str) -> bool:
+    """E7632: the period is not of the named data set's type or, without one, of any of the
+    element's data sets' types. An element in no data set has no type to keep to."""
+    if ds_uid is not None:
+        return index.ds_period_type.get(ds_uid) != period_type
+    types = index.de_period_types.get(de, _NONE)
+    return bool(types) and period_type not in types
+
+
+def aoc_block(options: OptionRules, targets: list[str], one_data_set: bool,
+              period: periods.Period, pe_id: str, ou: str, ou_id: str, aoc: str,
+              aoc_id: str) -> tuple[str, str, str, str] | None:
     """E7638 and E7639 (dhis2-core ``checkDataValuePeriodWithinAttrOptionComboRange`` and
     ``checkDataValueOrgUnitValidForAttrOptionCombo``), naming the period, org unit and
     attribute option combo as the payload gave them."""
@@ -646,27 +702,27 @@ def _aoc_block(options: _OptionRules, targets: list[str], one_data_set: bool,
     return None
 
 
-_Conflict = tuple[str, str, str, str | None]  # code, object, message, property
+KeyConflict = tuple[str, str, str, str | None]  # code, object, message, property
 
 
 def _period_block(index: MetadataIndex, targets: list[str], period: periods.Period, pe_id: str,
                   de: str, ou: str, aoc: str, now: datetime, today: Any, can_edit_expired: bool,
                   approved: set[tuple[str, str, str, str]]
-                  ) -> tuple[_Conflict, ...] | None:
+                  ) -> tuple[KeyConflict, ...] | None:
     """Expiry (E7640), open future periods (E7641), approval (E7642) and data input periods
     (E7643), in dhis2-core 2.41's order; the first rule that fails is reported. E7641 fails
     if any target data set refuses the period; the others only if every one does (DHIS2's
     non-strict default), with one conflict per refusing data set."""
     sets = [(ds_uid, index.get(ds_uid) or {}) for ds_uid in targets]
 
-    def expired(ds_uid: str, ds: dict[str, Any]) -> _Conflict | None:
+    def expired(ds_uid: str, ds: dict[str, Any]) -> KeyConflict | None:
         if can_edit_expired or not periods.is_expired(period, int(ds.get("expiryDays") or 0),
                                                       now):
             return None
         return ("E7640", pe_id, f"Current date is past expiry days for period: `{pe_id}`  "
                 f"and data set: `{ds_uid}`", "period")
 
-    def future(ds_uid: str, ds: dict[str, Any]) -> _Conflict | None:
+    def future(ds_uid: str, ds: dict[str, Any]) -> KeyConflict | None:
         open_future = int(ds.get("openFuturePeriods") or 0)
         if not periods.beyond_open_future(period, ds.get("periodType") or period.period_type,
                                           open_future, today):
@@ -676,13 +732,13 @@ def _period_block(index: MetadataIndex, targets: list[str], period: periods.Peri
         return ("E7641", pe_id, f"Period: `{pe_id}` is after latest open future period: "
                 f"`{latest.id}` for data element: `{de}`", "period")
 
-    def approved_(ds_uid: str, ds: dict[str, Any]) -> _Conflict | None:
+    def approved_(ds_uid: str, ds: dict[str, Any]) -> KeyConflict | None:
         if (ds_uid, pe_id, ou, aoc) not in approved:
             return None
         return ("E7642", ou, f"Data already approved for data set: `{ds_uid}` period: "
                 f"`{pe_id}` org unit: `{ou}` attribute option combo: `{aoc}`", None)
 
-    def closed(ds_uid: str, ds: dict[str, Any]) -> _Conflict | None:
+    def closed(ds_uid: str, ds: dict[str, Any]) -> KeyConflict | None:
         if periods.in_input_periods(period, ds.get("dataInputPeriods") or [], now) is not False:
             return None
         return ("E7643", pe_id, f"Period: `{pe_id}` is not open for this data set at this "

@@ -9,15 +9,16 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from ..dhis2 import expressions, periods, query
 from ..dhis2.webmessage import import_summary_message
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, UnsupportedMediaType
+from ..store import approvals as approvals_db
 from ..store import datavalues as dv
 from ..store.metadata import MetadataIndex
-from . import dataimport
+from ..webguard import bounded_int, parse_json, read_form
+from . import completions, dataimport
 from .web import ROLE, STATE, STORE, add_api, index_of, json_response, user_of
 
 
@@ -60,10 +61,7 @@ async def _body(request: web.Request) -> tuple[str, bytes]:
 
 
 def _json(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as e:
-        raise BadRequest(f"Request body is not valid JSON: {e}") from None
+    return parse_json(body)
 
 
 # -- dataValueSets ---------------------------------------------------------------------------
@@ -106,11 +104,7 @@ async def get_data_value_sets(request: web.Request) -> web.StreamResponse:
     if _flag(request, "children"):
         ous = sorted({d for ou in ous for d in index.descendants(ou)})
     include_deleted = _flag(request, "includeDeleted")
-    limit = q.get("limit")
-    try:
-        lim = int(limit) if limit else None
-    except ValueError:
-        raise BadRequest("limit must be a whole number") from None
+    lim = bounded_int(q.get("limit"), "limit", lo=0)
 
     rows = await request.app[STORE].read(lambda c: dv.query_values(
         c, org_units=ous, periods=pes or None, data_elements=sorted(elements), start=start,
@@ -210,17 +204,20 @@ async def import_value_set(request: web.Request, payload: dict[str, Any],
 
 # -- dataValues (one value) ----------------------------------------------------------------------
 def resolve_aoc(index: MetadataIndex, cc: str | None, cp: str | None) -> str | None:
+    """The AOC a ``cc`` (attribute combo) and ``cp`` (its options, ``;``-separated) name,
+    refused with dhis2-core's ``ErrorCode`` when they name none."""
     if not cc and not cp:
         return index.default_coc
     combo = index.get_typed("categoryCombos", cc or "")
     if combo is None:
-        raise Conflict(f"Illegal attribute category combo identifier: `{cc}`")
+        raise Conflict(f"Category combo not found or not accessible: `{cc}`", error_code="E1110")
     wanted = {o for o in (cp or "").split(";") if o}
     for coc_id in index.combo_cocs.get(combo["id"], set()):
         coc = index.get(coc_id) or {}
         if {o["id"] for o in coc.get("categoryOptions") or []} == wanted:
             return coc_id
-    raise Conflict(f"Attribute option combo does not exist for options: `{cp}`")
+    raise Conflict("Attribute option combo does not exist for given category combo and category "
+                   f"options: `{cc}`, `{cp}`", error_code="E2041")
 
 
 async def _single_params(request: web.Request) -> dict[str, Any]:
@@ -238,7 +235,7 @@ async def _single_params(request: web.Request) -> dict[str, Any]:
             params["aoc"] = body["attributeOptionCombo"]
     elif request.method == "POST" and request.content_type in (
             "application/x-www-form-urlencoded", "multipart/form-data"):
-        params.update(dict(await request.post()))
+        params.update(dict(await read_form(request)))
     for k in ("de", "pe", "ou"):
         if not params.get(k):
             raise BadRequest(f"Parameter `{k}` is required")
@@ -327,54 +324,26 @@ async def post_registrations(request: web.Request) -> web.Response:
     data = _json(body)
     if not isinstance(data, dict) or not isinstance(data.get("completeDataSetRegistrations"), list):
         raise BadRequest("Body must be {\"completeDataSetRegistrations\": [...]}")
-    index = index_of(request)
-    user = user_of(request)
-    now = _now()
-    conflicts: list[dict[str, Any]] = []
-    good: list[dict[str, Any]] = []
-    for i, r in enumerate(data["completeDataSetRegistrations"]):
+    items = data["completeDataSetRegistrations"]
+    for i, r in enumerate(items):
         if not isinstance(r, dict):
             raise BadRequest(f"completeDataSetRegistrations[{i}] must be an object")
-        ds = index.get_typed("dataSets", str(r.get("dataSet")))
-        ou = str(r.get("organisationUnit") or r.get("orgUnit") or "")
-        pe = str(r.get("period") or "")
-        aoc = str(r.get("attributeOptionCombo") or index.default_coc or "")
-        if ds is None:
-            conflicts.append({"object": str(r.get("dataSet")), "value": "Data set not found",
-                              "indexes": [i]})
-            continue
-        try:
-            period = periods.parse_period(pe)
-        except ValueError:
-            conflicts.append({"object": pe, "value": "Period not valid", "indexes": [i]})
-            continue
-        if index.get_typed("organisationUnits", ou) is None:
-            conflicts.append({"object": ou, "value": "Organisation unit not found", "indexes": [i]})
-            continue
-        if not user.can_write(index, ou):
-            conflicts.append({"object": ou, "value": f"Organisation unit: `{ou}` not in hierarchy "
-                              f"of current user: `{user.uid}`", "errorCode": "E7617",
-                              "indexes": [i]})
-            continue
-        if not user.has("F_EDIT_EXPIRED") and periods.is_expired(
-                period, int(ds.get("expiryDays") or 0), now):
-            conflicts.append({"object": pe, "value": f"Current date is past expiry days for "
-                              f"period: `{pe}`  and data set: `{ds['id']}`", "errorCode": "E7640",
-                              "indexes": [i]})
-            continue
-        good.append({"ds": ds["id"], "pe": period.id, "ou": ou, "aoc": aoc,
-                     "date": (r.get("date") or "")[:10] or None, "storedBy": r.get("storedBy"),
-                     "completed": r.get("completed", True) is not False})
+    user = user_of(request)
+    checked = completions.check_registrations(items, index=index_of(request), user=user,
+                                              now=_now())
+    good, result = checked.rows, checked.result
     role = request.app[ROLE]
     counts = await request.app[STORE].write(lambda tx: dv.register_complete(
-        tx, good, username=user.username, role=role, client=request.remote))
-    counts.ignored += len(conflicts)
+        tx, good, username=user.username, role=role, client=request.remote)) if good \
+        else dv.Counts()
+    counts.ignored += len(set(result.rejected))
     if counts.imported or counts.updated:
         _signal_sync(request)
-    summary = {"responseType": "ImportSummary", "status": "WARNING" if conflicts else "SUCCESS",
+    summary = {"responseType": "ImportSummary",
+               "status": "WARNING" if result.conflicts else "SUCCESS",
                "importOptions": dataimport.ImportOptions().as_json(),
                "description": "Import process completed successfully",
-               "importCount": counts.as_dict(), "conflicts": conflicts,
+               "importCount": counts.as_dict(), "conflicts": result.conflicts,
                "dataSetComplete": "true" if good else "false"}
     status, msg = import_summary_message(summary)
     return json_response(msg, status=status)
@@ -387,15 +356,15 @@ async def delete_registration(request: web.Request) -> web.Response:
     dss, pes, ous = _multi(request, "ds"), _multi(request, "pe"), _multi(request, "ou")
     if not dss or not pes or not ous:
         raise BadRequest("Parameters ds, pe and ou are required")
-    aoc = resolve_aoc(index, q.get("cc"), q.get("cp")) or ""
+    aoc = resolve_aoc(index, q.get("cc"), q.get("cp"))
     if _flag(request, "multiOu"):
         ous = sorted({d for ou in ous for d in index.descendants(ou)})
-    regs = []
-    for ou in ous:
-        if not user.can_write(index, ou):
-            raise Conflict(f"Organisation unit: `{ou}` not in hierarchy of current user")
-        regs += [{"ds": ds, "pe": pe, "ou": ou, "aoc": aoc, "delete": True}
-                 for ds in dss for pe in pes]
+    # every key is checked before any is un-registered: one bad key refuses the request
+    keys = completions.check_deletions(dss, pes, ous, aoc, index=index, user=user, now=_now())
+    if isinstance(keys, tuple):
+        code, _obj, message, _prop = keys
+        raise Conflict(message, error_code=code)
+    regs = [{"ds": k.ds, "pe": k.pe, "ou": k.ou, "aoc": k.aoc, "delete": True} for k in keys]
     counts = await request.app[STORE].write(lambda tx: dv.register_complete(
         tx, regs, username=user.username, role=request.app[ROLE], client=request.remote))
     if counts.deleted:
@@ -502,6 +471,9 @@ async def validate_data_set(request: web.Request) -> web.Response:
         raise NotFound(f"Data set not found: `{ds}`")
     if not pe or not ou:
         raise BadRequest("Parameters pe and ou are required")
+    # DHIS2 2.41 runs this for any org unit; the hub shows only what the user may read
+    if not user_of(request).can_view(index, ou):
+        raise Forbidden(f"User is not allowed to view org unit: `{ou}`")
     aoc = resolve_aoc(index, q.get("cc"), q.get("cp")) or ""
     des = sorted(index.ds_elements.get(ds, set()))
     rows = await request.app[STORE].read(lambda c: dv.query_values(
@@ -539,6 +511,8 @@ async def approvals(request: web.Request) -> web.Response:
     if not ds or not pe or not ou:
         raise BadRequest("Parameters ds (or wf), pe and ou are required")
     aoc = q.get("aoc") or index.default_coc or ""
+    if not user.can_view(index, ou):
+        raise Forbidden(f"User is not allowed to view org unit: `{ou}`")
     key = (ds, pe, ou, aoc)
     store = request.app[STORE]
     state = request.app[STATE]
@@ -550,12 +524,11 @@ async def approvals(request: web.Request) -> web.Response:
         raise Forbidden("You need the ALL authority to approve data")
     if request.method == "POST":
         at = _now().strftime("%Y-%m-%dT%H:%M:%S.000")
-        await store.write(lambda tx: tx.execute(
-            "INSERT OR REPLACE INTO data_approval(ds, pe, ou, aoc, approved_by, at) "
-            "VALUES (?,?,?,?,?,?)", (*key, user.username, at)))
+        await store.write(lambda tx: approvals_db.approve(
+            tx, key, username=user.username, at=at, client=request.remote))
     else:
-        await store.write(lambda tx: tx.execute(
-            "DELETE FROM data_approval WHERE ds=? AND pe=? AND ou=? AND aoc=?", key))
+        await store.write(lambda tx: approvals_db.unapprove(
+            tx, key, username=user.username, client=request.remote))
     await state.reload(store)  # type: ignore[attr-defined]
     return web.Response(status=204)
 

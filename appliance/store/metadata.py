@@ -59,14 +59,21 @@ class MetadataIndex:
         self.ds_elements: dict[str, set[str]] = {}
         self.de_datasets: dict[str, list[str]] = {}
         self.ou_datasets: dict[str, set[str]] = {}
+        # a data set element may override its element's combo for that data set
+        de_combos: dict[str, set[str]] = {}
         for ds in self.list("dataSets"):
             des = {_ref(e.get("dataElement")) for e in ds.get("dataSetElements") or []}
             des.discard(None)
             self.ds_elements[ds["id"]] = des  # type: ignore[assignment]
             for de in des:
                 self.de_datasets.setdefault(de, []).append(ds["id"])  # type: ignore[arg-type]
+            for e in ds.get("dataSetElements") or []:
+                de, cc = _ref(e.get("dataElement")), _ref(e.get("categoryCombo"))
+                if de and cc:
+                    de_combos.setdefault(de, set()).add(cc)
             for ou in ds.get("organisationUnits") or []:
                 self.ou_datasets.setdefault(ou["id"], set()).add(ds["id"])
+        self._key_sets(de_combos)
         for ou in self.list("organisationUnits"):
             for ref in ou.get("dataSets") or []:
                 self.ou_datasets.setdefault(ou["id"], set()).add(ref["id"])
@@ -93,6 +100,36 @@ class MetadataIndex:
             if parent:
                 self.children.setdefault(parent, []).append(ou["id"])
 
+    def _key_sets(self, de_combos: dict[str, set[str]]) -> None:
+        """What strict imports check each key against, as sets built once per index (an
+        import then pays one look-up per value):
+
+        * ``de_coc_set``: the COCs of each data element's category combo and of the combos
+          its data set elements override it with (dhis2-core ``getCategoryOptionCombos``);
+        * ``ds_aocs``/``de_aocs``: the AOCs of a data set's category combo (the default one
+          when it names none), and their union over a data element's data sets
+          (``getDataSetCategoryOptionCombos``);
+        * ``ds_period_type``/``de_period_types``: likewise for period types.
+        """
+        default = self.default_combo or ""
+        empty: frozenset[str] = frozenset()
+        self.de_coc_set: dict[str, frozenset[str]] = {}
+        for doc in self.list("dataElements"):
+            combos = {_ref(doc.get("categoryCombo")) or default, *de_combos.get(doc["id"], ())}
+            self.de_coc_set[doc["id"]] = frozenset().union(
+                *(self.combo_cocs.get(cc, empty) for cc in combos))
+        self.ds_aocs: dict[str, frozenset[str]] = {}
+        self.ds_period_type: dict[str, str] = {}
+        for ds in self.list("dataSets"):
+            cc = _ref(ds.get("categoryCombo")) or default
+            self.ds_aocs[ds["id"]] = frozenset(self.combo_cocs.get(cc, empty))
+            self.ds_period_type[ds["id"]] = ds.get("periodType") or ""
+        self.de_aocs: dict[str, frozenset[str]] = {}
+        self.de_period_types: dict[str, frozenset[str]] = {}
+        for de_uid, sets in self.de_datasets.items():
+            self.de_aocs[de_uid] = frozenset().union(*(self.ds_aocs[ds] for ds in sets))
+            self.de_period_types[de_uid] = frozenset(self.ds_period_type[ds] for ds in sets)
+
     def list(self, type_: str) -> list[dict[str, Any]]:
         return self.by_type.get(type_, [])
 
@@ -118,9 +155,8 @@ class MetadataIndex:
             stack.extend(self.children.get(cur, ()))
         return out
 
-    def de_cocs(self, de: str) -> set[str]:
-        doc = self.get_typed("dataElements", de) or {}
-        return self.combo_cocs.get(_ref(doc.get("categoryCombo")) or self.default_combo or "", set())
+    def de_cocs(self, de: str) -> frozenset[str]:
+        return self.de_coc_set.get(de, frozenset())
 
 
 def load_index(conn: sqlite3.Connection) -> MetadataIndex:
