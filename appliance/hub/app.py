@@ -13,7 +13,15 @@ from aiohttp import web
 from ..config import Config
 from ..store import Store
 from ..store.metadata import metadata_version
-from . import middleware, pages, routes_data, routes_hub, routes_metadata, routes_system
+from . import (
+    middleware,
+    pages,
+    routes_data,
+    routes_datastore,
+    routes_hub,
+    routes_metadata,
+    routes_system,
+)
 from .auth import Authenticator, UpstreamVerify
 from .discovery import advertiser
 from .web import AUTH, CONFIG, ROLE, STATE, STORE, HubState
@@ -43,6 +51,7 @@ def create_app(config: Config, store: Store, *, role: str | None = None,
     app[STATE] = state
     app[AUTH] = Authenticator(store, lambda: state.index, upstream)
     routes_system.setup(app)
+    routes_datastore.setup(app)
     routes_data.setup(app)
     routes_hub.setup(app)
     if role == "hub":

@@ -1,4 +1,5 @@
-"""System, login, current user, settings and dataStore endpoints (DHIS2 §3, §8)."""
+"""System, login, current user and settings endpoints (DHIS2 §3, §8); the dataStore is in
+routes_datastore."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from aiohttp import web
 from .. import __version__
 from ..dhis2 import query
 from ..dhis2.uid import generate_uids
-from ..errors import BadRequest, Conflict, NotFound
+from ..errors import BadRequest, UnsupportedMediaType
 from ..store.hlc import ms_to_iso
 from ..store.users import User
+from ..webguard import bounded_int, parse_json, read_form
 from .auth import SESSION_COOKIE
 from .web import AUTH, CONFIG, ROLE, STORE, add_api, index_of, json_response, message, user_of
 
@@ -141,24 +143,28 @@ async def _settings(request: web.Request, scope: str) -> dict[str, Any]:
 
 
 async def system_id(request: web.Request) -> web.Response:
-    try:
-        limit = int(request.query.get("limit", "1"))
-    except ValueError:
-        raise BadRequest("limit must be a whole number") from None
-    if not 1 <= limit <= 10000:
-        raise BadRequest("limit must be between 1 and 10000")
-    return json_response({"codes": generate_uids(limit)})
+    limit = bounded_int(request.query.get("limit"), "limit", default=1, lo=1, hi=10000)
+    return json_response({"codes": generate_uids(limit or 1)})
 
 
 # -- login ----------------------------------------------------------------------------------
+LOGIN_HELP = 'Login needs {"username": ..., "password": ...} as JSON or a form'
+
+
 async def api_login(request: web.Request) -> web.Response:
-    try:
-        body = await request.json()
-        username, password = body["username"], body["password"]
-        if not isinstance(username, str) or not isinstance(password, str):
-            raise TypeError
-    except (ValueError, KeyError, TypeError):
-        raise BadRequest("Login needs a JSON body {\"username\": ..., \"password\": ...}") from None
+    # JSON, as DHIS2's login app sends, or a form; never text/plain, which any page on
+    # another site can make a browser send without asking
+    ctype = request.content_type
+    if ctype == "application/json":
+        body = parse_json(await request.read(), what="Login body")
+    elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        body = dict(await read_form(request))
+    else:
+        raise UnsupportedMediaType(f"{LOGIN_HELP}, not `{ctype}`")
+    username = body.get("username") if isinstance(body, dict) else None
+    password = body.get("password") if isinstance(body, dict) else None
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise BadRequest(LOGIN_HELP)
     auth = request.app[AUTH]
     user = await auth.login(username, password, request.remote, "form")
     sid = await auth.start_session(user)
@@ -168,7 +174,7 @@ async def api_login(request: web.Request) -> web.Response:
 
 
 async def legacy_login(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await read_form(request)
     username, password = form.get("j_username"), form.get("j_password")
     if not isinstance(username, str) or not isinstance(password, str):
         raise BadRequest("Login form needs j_username and j_password")
@@ -187,67 +193,6 @@ async def logout(request: web.Request) -> web.Response:
     resp = message(200, "Logged out")
     resp.del_cookie(SESSION_COOKIE, path="/")
     return resp
-
-
-# -- dataStore --------------------------------------------------------------------------------
-async def ds_namespaces(request: web.Request) -> web.Response:
-    rows = await request.app[STORE].read(
-        lambda c: [r[0] for r in c.execute("SELECT DISTINCT namespace FROM datastore ORDER BY 1")])
-    return json_response(rows)
-
-
-async def ds_keys(request: web.Request) -> web.Response:
-    ns = request.match_info["ns"]
-    rows = await request.app[STORE].read(
-        lambda c: [r[0] for r in c.execute("SELECT key FROM datastore WHERE namespace=? ORDER BY 1",
-                                           (ns,))])
-    if not rows:
-        raise NotFound(f"Namespace not found: '{ns}'")
-    return json_response(rows)
-
-
-async def ds_get(request: web.Request) -> web.Response:
-    ns, key = request.match_info["ns"], request.match_info["key"]
-    row = await request.app[STORE].read(
-        lambda c: c.execute("SELECT value FROM datastore WHERE namespace=? AND key=?",
-                            (ns, key)).fetchone())
-    if row is None:
-        raise NotFound(f"Key '{key}' not found in namespace '{ns}'")
-    return web.Response(body=row[0].encode(), content_type="application/json", charset="utf-8")
-
-
-async def ds_put(request: web.Request) -> web.Response:
-    ns, key = request.match_info["ns"], request.match_info["key"]
-    try:
-        value = json.dumps(await request.json())
-    except ValueError:
-        raise BadRequest("dataStore values must be valid JSON") from None
-    creating = request.method == "POST"
-
-    def w(tx: Any) -> bool:
-        exists = tx.execute("SELECT 1 FROM datastore WHERE namespace=? AND key=?",
-                            (ns, key)).fetchone() is not None
-        if creating and exists:
-            raise Conflict(f"Key '{key}' already exists in namespace '{ns}'")
-        if not creating and not exists:
-            raise NotFound(f"Key '{key}' not found in namespace '{ns}'")
-        tx.execute("INSERT OR REPLACE INTO datastore(namespace, key, value) VALUES (?,?,?)",
-                   (ns, key, value))
-        return exists
-    await request.app[STORE].write(w)
-    if creating:
-        return message(201, f"Key '{key}' created.", status="OK")
-    return message(200, f"Key '{key}' updated.", status="OK")
-
-
-async def ds_delete(request: web.Request) -> web.Response:
-    ns, key = request.match_info["ns"], request.match_info["key"]
-
-    def w(tx: Any) -> int:
-        return tx.execute("DELETE FROM datastore WHERE namespace=? AND key=?", (ns, key)).rowcount
-    if not await request.app[STORE].write(w):
-        raise NotFound(f"Key '{key}' not found in namespace '{ns}'")
-    return message(200, f"Key '{key}' deleted from namespace '{ns}'.", status="OK")
 
 
 async def root(request: web.Request) -> web.Response:
@@ -269,9 +214,5 @@ def setup(app: web.Application) -> None:
     add_api(app, "POST", "/auth/logout", logout)
     app.router.add_post("/dhis-web-commons-security/login.action", legacy_login)
     app.router.add_get("/dhis-web-commons-security/logout.action", logout)
-    add_api(app, "GET", "/dataStore", ds_namespaces)
-    add_api(app, "GET", "/dataStore/{ns}", ds_keys)
-    for method, h in (("GET", ds_get), ("POST", ds_put), ("PUT", ds_put), ("DELETE", ds_delete)):
-        add_api(app, method, "/dataStore/{ns}/{key:[^/]+?}", h)
     app.router.add_get("/", root)
 
