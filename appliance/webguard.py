@@ -84,7 +84,7 @@ async def read_form(request: web.Request) -> MultiDictProxy[Any]:
     """A urlencoded or multipart form, or ``BadRequest`` when the body is not one."""
     try:
         return await request.post()
-    except (ValueError, UnicodeDecodeError, AssertionError) as e:
+    except (ValueError, LookupError, AssertionError) as e:  # LookupError: unknown charset
         raise BadRequest(f"Request body is not a readable form: {str(e)[:100]}") from None
 
 

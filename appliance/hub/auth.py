@@ -20,6 +20,7 @@ import binascii
 import concurrent.futures
 import hashlib
 import math
+import re
 import secrets
 import time
 from collections import deque
@@ -37,6 +38,8 @@ CACHE_S = 300.0
 IP_FAILURES_PER_MIN = 20
 SESSION_COOKIE = "JSESSIONID"
 NEW_SESSION = web.RequestKey("new_session", str)
+# session ids are secrets.token_urlsafe; a cookie of anything else is ignored unread
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_-]{16,128}")
 
 # Checks a password against national on a user's first login; set by the sync package.
 UpstreamVerify = Callable[[str, str], Awaitable[dict[str, Any] | None]]
@@ -122,12 +125,12 @@ class Authenticator:
         if header:
             raise Unauthorized("Unsupported authorization scheme; use Basic or ApiToken")
         sid = request.cookies.get(SESSION_COOKIE)
-        if sid:
+        if sid and _TOKEN_CHARS.fullmatch(sid):  # anything else was never issued here
             return await self._session(request, sid)
         return None
 
     async def _basic_auth(self, request: web.Request, header: str, cred: str) -> users_db.User:
-        key = hashlib.sha256(header.encode()).hexdigest()
+        key = hashlib.sha256(header.encode("utf-8", "surrogateescape")).hexdigest()
         now = time.monotonic()
         hit = self._basic.get(key)
         if hit and hit[1] > now:

@@ -3,6 +3,7 @@ no page on another site can make a browser change data here."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
@@ -14,6 +15,9 @@ from .auth import NEW_SESSION, SESSION_COOKIE
 from .web import AUTH, USER_KEY, Handler, message
 
 log = logging.getLogger(__name__)
+
+# how long a body the handler did not read may take to arrive before the connection closes
+DRAIN_SECONDS = 10
 
 # Reachable without credentials: exactly what DHIS2 makes public (versioned or not, with
 # or without .json), the hub's public status summary, and the hub's pages, which hold no
@@ -43,6 +47,28 @@ def _challenge(request: web.Request, resp: web.Response) -> None:
 
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await _reply(request, handler)
+    await _discard_unread_body(request, response)
+    return response
+
+
+async def _discard_unread_body(request: web.Request, response: web.StreamResponse) -> None:
+    """Read and drop a compressed body the handler did not need (a DELETE or logout
+    sent with one). aiohttp would otherwise drain it after the reply and log a corrupt
+    one as a traceback; here a corrupt body just closes the connection."""
+    content = request.content
+    if content.is_eof() or request.headers.get("Content-Encoding", "identity") == "identity":
+        return
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while not content.is_eof():
+                await content.readany()
+    except (web.RequestPayloadError, TimeoutError):
+        content.feed_eof()
+        response.force_close()
+
+
+async def _reply(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApplianceError as e:
