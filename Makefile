@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo hub test test-fast lint bench clean
+.PHONY: setup system-deps demo hub test test-fast fuzz lint bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null \
@@ -33,6 +33,13 @@ test: setup system-deps
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider
+
+# The OpenAPI fuzzer with many more cases than make test runs (and new ones each time);
+# its summary goes to artifacts/fuzz-summary.json. FUZZ_EXAMPLES=... to go further.
+FUZZ_EXAMPLES ?= 200
+fuzz: setup
+	HUB_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) HUB_FUZZ_RANDOM=1 $(PY) -m pytest -q -s \
+	  -p no:cacheprovider --timeout=0 tests/hub/test_openapi_fuzz.py -k fuzz_hub
 
 lint: setup
 	$(VENV)/bin/ruff check appliance tests bench

@@ -15,6 +15,7 @@ from ..store import Store
 from ..store.metadata import metadata_version
 from . import (
     middleware,
+    openapi,
     pages,
     routes_data,
     routes_datastore,
@@ -58,6 +59,7 @@ def create_app(config: Config, store: Store, *, role: str | None = None,
         from ..sync import api as sync_api  # conflicts, rejections, "sync now"
         sync_api.setup(app)
     pages.setup(app)  # /hub (data entry) and /hub/status
+    openapi.setup(app)  # /api/openapi.json, before the catch-all below
     routes_metadata.setup(app)  # last: its /{collection} pattern is the catch-all
     extra = getattr(config, "extra_routes", None)
     if extra:

@@ -9,6 +9,7 @@ from aiohttp import web
 from ..dhis2 import query
 from ..errors import BadRequest, Forbidden, NotFound
 from ..store.metadata import TYPES, MetadataIndex, delete_metadata, put_metadata
+from ..webguard import parse_json
 from .routes_system import server_date
 from .web import ROLE, STATE, STORE, add_api, index_of, json_response, user_of
 
@@ -140,6 +141,16 @@ async def get_metadata(request: web.Request) -> web.Response:
     return json_response(body)
 
 
+# The store keeps these properties in columns of their own: anything but text there fails
+# the write.
+_INDEXED = ("id", "code", "name", "displayName", "path")
+
+
+def _importable(doc: Any) -> bool:
+    return isinstance(doc, dict) and isinstance(doc.get("id"), str) and bool(doc["id"]) and \
+        all(doc.get(k) is None or isinstance(doc[k], str) for k in _INDEXED[1:])
+
+
 async def post_metadata(request: web.Request) -> web.Response:
     """National stand-in only: the hub's metadata is owned by national and arrives by sync."""
     if request.app[ROLE] != "national":
@@ -147,10 +158,9 @@ async def post_metadata(request: web.Request) -> web.Response:
     user = user_of(request)
     if not user.is_superuser:
         raise Forbidden("You need the ALL authority to import metadata")
-    try:
-        body = await request.json()
-    except ValueError:
-        raise BadRequest("Request body is not valid JSON") from None
+    # strict and bounded: request.json() recursed on deep bodies, trusted the declared
+    # charset and let integers too big for SQLite through (all 500s)
+    body = parse_json(await request.read(), what="Metadata import")
     if not isinstance(body, dict):
         raise BadRequest("Metadata import needs a JSON object keyed by collection")
     strategy = request.query.get("importStrategy", "CREATE_AND_UPDATE").upper()
@@ -159,9 +169,9 @@ async def post_metadata(request: web.Request) -> web.Response:
     for t, items in body.items():
         if t == "system":
             continue
-        if t not in TYPES or not isinstance(items, list) or not all(
-                isinstance(d, dict) and isinstance(d.get("id"), str) for d in items):
-            raise BadRequest(f"`{t}` is not a metadata collection of objects with ids")
+        if t not in TYPES or not isinstance(items, list) or not all(map(_importable, items)):
+            raise BadRequest(f"`{t}` is not a metadata collection of objects with ids "
+                             f"(and text {', '.join(_INDEXED[1:])})")
         docs[t] = [dict(d, lastUpdated=now) for d in items]
     store = request.app[STORE]
     if strategy == "DELETE":
