@@ -14,6 +14,8 @@ from .memory import tune_malloc
 # subcommand -> module exposing add_arguments(parser) and run(args, config) -> int
 COMMANDS = {
     "hub": ("appliance.hub.command", "serve the DHIS2-compatible LAN API"),
+    "national": ("appliance.national.command",
+                 "the national DHIS2 stand-in hubs sync with (demo and tests)"),
     "sync": ("appliance.sync.command", "replicate with the national DHIS2"),
     "health": ("appliance.health.command", "hardware health agent, LEDs, button, heartbeats"),
     "fleet": ("appliance.fleet.command", "national fleet service (dashboard, alerts, /metrics)"),

@@ -84,9 +84,8 @@ def minimal_payload_gzip(values: list[dict[str, str]]) -> int:
 def start_national(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     data_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "appliance.cli", "hub", "--demo", "--role", "national",
-         "--host", "0.0.0.0", "--port", str(port), "--data-dir", str(data_dir),
-         "--no-zeroconf"], cwd=REPO, stdout=subprocess.DEVNULL,
+        [sys.executable, "-m", "appliance.cli", "national", "--demo",
+         "--host", "0.0.0.0", "--port", str(port), "--data-dir", str(data_dir)], cwd=REPO, stdout=subprocess.DEVNULL,
         stderr=open(data_dir / "national.err", "wb"))  # noqa: SIM115
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -24,6 +24,7 @@ from aiohttp import web
 from appliance import config as config_mod
 from appliance.hub.app import create_app
 from appliance.hub.seed import seed
+from appliance.national.app import create_app as create_national_app
 from appliance.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -91,7 +92,8 @@ class RunningHub:
 async def running_hub(store: Store, data_dir: Path, role: str = "hub",
                       upstream: Any = None, **cfg: object) -> AsyncIterator[RunningHub]:
     config = make_config(data_dir, role, **cfg)
-    app = create_app(config, store, role=role, upstream=upstream)
+    app = create_national_app(config, store) if role == "national" else \
+        create_app(config, store, upstream=upstream)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()
@@ -151,9 +153,9 @@ def start_hub_process(data_dir: Path, *, role: str = "hub", port: int | None = N
                       extra: list[str] | None = None, timeout: float = 30) -> HubProcess:
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "appliance.cli", "hub", "--demo", "--role", role,
-           "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
-           "--no-zeroconf", *(extra or [])]
+    serve = ["national"] if role == "national" else ["hub", "--no-zeroconf"]
+    cmd = [sys.executable, "-m", "appliance.cli", *serve, "--demo", "--host", "127.0.0.1",
+           "--port", str(port), "--data-dir", str(data_dir), *(extra or [])]
     log = open(data_dir / f"hub-{port}.log", "ab")  # noqa: SIM115 - lives with the process
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -66,8 +66,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
     fleet_token = ""
     try:
-        start("national", py + ["hub", "--demo", "--role", "national", "--host", "127.0.0.1",
-                                "--port", str(nat_port), "--no-zeroconf",
+        start("national", py + ["national", "--demo", "--host", "127.0.0.1",
+                                "--port", str(nat_port),
                                 "--data-dir", str(base / "national")], nat_port)
         fleet_cfg = _write_config(base / "fleet.toml", f'[fleet]\nlisten = "127.0.0.1:{fleet_port}"\n')
         fleet_available = _has("appliance.fleet.command")

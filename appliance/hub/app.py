@@ -1,18 +1,24 @@
-"""The LAN server: one aiohttp application emulating DHIS2 2.41 over the store."""
+"""The LAN server: one aiohttp application emulating DHIS2 2.41 over the store.
+
+``dhis2_app`` composes the DHIS2 route modules; ``create_app`` is the hub built on it
+(the national stand-in, ``appliance.national``, is the other)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from aiohttp import web
 
 from ..config import Config
 from ..store import Store
+from ..store.datavalues import LOCAL_EDIT, Provenance
 from ..store.metadata import metadata_version
+from ..sync.trigger import request_sync
+from ..sync.upstream import Upstream
 from . import (
     middleware,
     openapi,
@@ -21,50 +27,73 @@ from . import (
     routes_datastore,
     routes_hub,
     routes_metadata,
+    routes_sync,
     routes_system,
 )
 from .auth import Authenticator, UpstreamVerify
 from .discovery import advertiser
-from .web import AUTH, CONFIG, ROLE, STATE, STORE, HubState
+from .web import (
+    AUTH,
+    CONFIG,
+    ROLE,
+    STATE,
+    STORE,
+    SYSTEM_NAME,
+    WRITES,
+    Handler,
+    HubState,
+    Middleware,
+)
 
 log = logging.getLogger(__name__)
 
 METADATA_POLL_S = 2.0
 
 
-def create_app(config: Config, store: Store, *, role: str | None = None,
-               upstream: UpstreamVerify | None = None, zeroconf: bool = False,
-               port: int = 0, host: str | None = None) -> web.Application:
-    role = role or config.get("hub", "role")
-    if role == "hub" and upstream is None and config.get("national", "url"):
-        from ..sync.upstream import Upstream  # first logins are checked against national
-        upstream = Upstream(config, store)
+def dhis2_app(config: Config, store: Store, *, state: HubState, writes: Provenance,
+              label: str, system_name: str, extra_middlewares: Sequence[Middleware] = (),
+              before_catch_all: Callable[[web.Application], None] | None = None,
+              metadata_import: Handler = routes_metadata.refuse_metadata_import
+              ) -> web.Application:
+    """The DHIS2 Web API and pages over ``store``, as both the hub and the national
+    stand-in serve them. ``writes`` is what an edit made here is to sync (the hub's are
+    queued for national); ``before_catch_all`` adds an app's own routes ahead of the
+    metadata collections' ``/api/{collection}`` pattern."""
     max_body = int(config.get("hub", "max_body_mb")) * 1024 * 1024
-    middlewares = [middleware.errors, middleware.authenticate]
-    if role == "national":
-        middlewares.insert(0, middleware.compress)
-    app = web.Application(client_max_size=max_body, middlewares=middlewares)
-    state = HubState(data_dir=Path(config.data_dir), sync_socket=config.get("sync", "socket"))
+    chain: list[Middleware] = [*extra_middlewares, middleware.errors, middleware.authenticate]
+    app = web.Application(client_max_size=max_body, middlewares=chain)
     state.on_reload.append(routes_metadata.decorate)
     app[CONFIG] = config
     app[STORE] = store
-    app[ROLE] = role
     app[STATE] = state
-    app[AUTH] = Authenticator(store, lambda: state.index, upstream)
+    app[WRITES] = writes
+    app[ROLE] = label
+    app[SYSTEM_NAME] = system_name
+    app[AUTH] = Authenticator(store, lambda: state.index, state.upstream)
     routes_system.setup(app)
     routes_datastore.setup(app)
     routes_data.setup(app)
     routes_hub.setup(app)
-    if role == "hub":
-        from ..sync import api as sync_api  # conflicts, rejections, "sync now"
-        sync_api.setup(app)
+    if before_catch_all is not None:
+        before_catch_all(app)
     pages.setup(app)  # /hub (data entry) and /hub/status
     openapi.setup(app)  # /api/openapi.json, before the catch-all below
-    routes_metadata.setup(app)  # last: its /{collection} pattern is the catch-all
-    extra = getattr(config, "extra_routes", None)
-    if extra:
-        extra(app)
+    routes_metadata.setup(app, metadata_import=metadata_import)  # last: the catch-all
     app.cleanup_ctx.append(_metadata_watch)
+    return app
+
+
+def create_app(config: Config, store: Store, *, upstream: UpstreamVerify | None = None,
+               zeroconf: bool = False, port: int = 0, host: str | None = None
+               ) -> web.Application:
+    """The upazila hub's LAN server: the DHIS2 API, its sync endpoints, its pages."""
+    if upstream is None and config.get("national", "url"):
+        upstream = Upstream(config, store)  # first logins are checked against national
+    state = HubState(upstream=upstream, request_sync=functools.partial(
+        request_sync, config.data_dir, configured=config.get("sync", "socket")))
+    app = dhis2_app(config, store, state=state, writes=LOCAL_EDIT, label="hub",
+                    system_name=config.get("hub", "name"),
+                    before_catch_all=routes_sync.setup)  # conflicts, rejections, sync now
     if zeroconf:
         # advertise on the interfaces of the address actually bound (--host), not [hub] listen
         host = host or config.get("hub", "listen").rsplit(":", 1)[0]

@@ -135,15 +135,3 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     if sid is not None:
         response.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="Lax", path="/")
     return response
-
-
-@web.middleware
-async def compress(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """National stand-in: gzip replies the client accepts, as a real DHIS2 behind nginx
-    does; the hub's sync counts bytes on a 32-256 kbit/s uplink. Not used on the LAN."""
-    response = await handler(request)
-    if isinstance(response, web.Response) and response.body is not None and \
-            "gzip" in request.headers.get("Accept-Encoding", "") and \
-            len(response.body) > 512:  # type: ignore[arg-type]
-        response.enable_compression()
-    return response

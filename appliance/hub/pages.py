@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..health.api import health_payload
+from ..store import synclog
 from ..store.metadata import MetadataIndex
 from ..store.users import User
 from .routes_hub import read_status
@@ -251,34 +251,13 @@ def _scoped_lists(conn: Any, index: MetadataIndex, user: User
     """Conflicts (open first) and rejections the user may see, as the /api/hub views scope
     them: conflicts in the user's view scope; rejections of their own entries (superusers:
     everyone's in scope)."""
-    conflicts = []
-    for r in conn.execute("SELECT * FROM sync_conflict ORDER BY resolved_at IS NOT NULL, id DESC "
-                          "LIMIT 2000"):
-        if user.can_view(index, r["org_unit"] or ""):
-            key = json.loads(r["key"])
-            conflicts.append({**dict(r), **key})
-        if len(conflicts) >= LIST_LIMIT:
-            break
-    rejections = []
-    for r in conn.execute(
-            "SELECT r.*, d.sync_state AS dv_state, c.sync_state AS cr_state FROM sync_rejection r "
-            "LEFT JOIN datavalue d ON r.entity='datavalue' AND d.de||'|'||d.pe||'|'||d.ou||'|'||"
-            "d.coc||'|'||d.aoc = r.key "
-            "LEFT JOIN complete_registration c ON r.entity='complete_registration' AND "
-            "c.ds||'|'||c.pe||'|'||c.ou||'|'||c.aoc = r.key ORDER BY r.at DESC LIMIT 2000"):
-        if not user.can_view(index, r["org_unit"] or ""):
-            continue
-        if r["username"] != user.username and not user.is_superuser:
-            continue
-        item = dict(r)
-        parts = r["key"].split("|")
-        names = ("de", "pe", "ou", "coc", "aoc") if r["entity"] == "datavalue" else \
-            ("ds", "pe", "ou", "aoc")
-        item.update(zip(names, parts, strict=False))
-        item["state"] = r["dv_state"] or r["cr_state"]
-        rejections.append(item)
-        if len(rejections) >= LIST_LIMIT:
-            break
+    def may_view(ou: str) -> bool:
+        return user.can_view(index, ou)
+    conflicts = synclog.visible_conflicts(conn, may_view, open_first=True, scan=2000,
+                                          keep=LIST_LIMIT)
+    rejections = synclog.visible_rejections(conn, may_view, username=user.username,
+                                            superuser=user.is_superuser, scan=2000,
+                                            keep=LIST_LIMIT)
     return conflicts, rejections
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,11 +14,13 @@ from ..dhis2 import expressions, periods, query
 from ..dhis2.webmessage import import_summary_message
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, UnsupportedMediaType
 from ..store import approvals as approvals_db
+from ..store import audit
 from ..store import datavalues as dv
+from ..store.keys import split_key
 from ..store.metadata import MetadataIndex
 from ..webguard import bounded_int, parse_json, read_form
 from . import completions, dataimport
-from .web import ROLE, STATE, STORE, add_api, index_of, json_response, user_of
+from .web import STATE, STORE, WRITES, add_api, index_of, json_response, paged, user_of
 
 
 def _multi(request: web.Request, *names: str) -> list[str]:
@@ -46,10 +47,7 @@ def _now() -> datetime:
 
 
 def _signal_sync(request: web.Request) -> None:
-    if request.app[ROLE] != "hub":
-        return
-    state = request.app[STATE]
-    state.signal_sync("local-data")  # type: ignore[attr-defined]
+    request.app[STATE].signal_sync("local-data")
 
 
 async def _body(request: web.Request) -> tuple[str, bytes]:
@@ -176,7 +174,7 @@ async def import_value_set(request: web.Request, payload: dict[str, Any],
                            opts: dataimport.ImportOptions) -> dict[str, Any]:
     state = request.app[STATE]
     user = user_of(request)
-    role = request.app[ROLE]
+    writes = request.app[WRITES]
     v = dataimport.validate(payload, index=state.index, user=user, opts=opts, now=_now(),
                             approved=state.approvals)  # type: ignore[attr-defined]
     counts = None
@@ -185,13 +183,14 @@ async def import_value_set(request: web.Request, payload: dict[str, Any],
 
         def write(tx: Any) -> dv.Counts:
             c = dv.import_values(tx, rows, username=user.username, client=request.remote,
-                                 strategy=opts.strategy, role=role, dry_run=opts.dry_run,
+                                 strategy=opts.strategy, provenance=writes, dry_run=opts.dry_run,
                                  audit=not opts.skip_audit)
             if v.complete and v.data_set and not opts.dry_run:
                 ou = payload.get("orgUnit") or rows[0].ou
                 dv.register_complete(tx, [{"ds": v.data_set, "pe": rows[0].pe, "ou": ou,
                                            "aoc": rows[0].aoc, "date": v.complete["date"]}],
-                                     username=user.username, role=role, client=request.remote)
+                                     username=user.username, provenance=writes,
+                                     client=request.remote)
             return c
         try:
             counts = await request.app[STORE].write(write)
@@ -251,9 +250,7 @@ async def data_value(request: web.Request) -> web.StreamResponse:
     if request.method == "GET":
         if not user_of(request).can_view(index, p["ou"]):
             raise Conflict(f"User is not allowed to view org unit: `{p['ou']}`")
-        row = await request.app[STORE].read(lambda c: c.execute(
-            "SELECT value FROM datavalue WHERE de=? AND pe=? AND ou=? AND coc=? AND aoc=? "
-            "AND deleted=0", key).fetchone())
+        row = await request.app[STORE].read(lambda c: dv.live_value(c, key))
         if row is None:
             raise Conflict("Data value does not exist")
         return json_response([row[0]])
@@ -300,18 +297,9 @@ async def get_registrations(request: web.Request) -> web.Response:
     include_deleted = _flag(request, "includeDeleted")
 
     def read(conn: Any) -> list[dict[str, Any]]:
-        sql = (f"SELECT {dv.CR_COLS} FROM complete_registration WHERE ds IN "
-               f"({','.join('?' * len(dss))}) AND ou IN ({','.join('?' * len(ous))})")
-        params: list[Any] = [*dss, *ous]
-        if pes:
-            sql += f" AND pe IN ({','.join('?' * len(pes))})"
-            params += pes
-        if last_updated:
-            sql += " AND last_updated >= ?"
-            params.append(last_updated)
-        if not include_deleted:
-            sql += " AND deleted = 0"
-        return [dv.registration_json(r) for r in conn.execute(sql, params)]
+        return [dv.registration_json(r) for r in dv.query_registrations(
+            conn, data_sets=dss, org_units=ous, periods=pes, last_updated=last_updated,
+            include_deleted=include_deleted)]
     regs = await request.app[STORE].read(read)
     fields = request.query.get("fields")
     if fields:
@@ -332,9 +320,9 @@ async def post_registrations(request: web.Request) -> web.Response:
     checked = completions.check_registrations(items, index=index_of(request), user=user,
                                               now=_now())
     good, result = checked.rows, checked.result
-    role = request.app[ROLE]
+    writes = request.app[WRITES]
     counts = await request.app[STORE].write(lambda tx: dv.register_complete(
-        tx, good, username=user.username, role=role, client=request.remote)) if good \
+        tx, good, username=user.username, provenance=writes, client=request.remote)) if good \
         else dv.Counts()
     counts.ignored += len(set(result.rejected))
     if counts.imported or counts.updated:
@@ -366,7 +354,8 @@ async def delete_registration(request: web.Request) -> web.Response:
         raise Conflict(message, error_code=code)
     regs = [{"ds": k.ds, "pe": k.pe, "ou": k.ou, "aoc": k.aoc, "delete": True} for k in keys]
     counts = await request.app[STORE].write(lambda tx: dv.register_complete(
-        tx, regs, username=user.username, role=request.app[ROLE], client=request.remote))
+        tx, regs, username=user.username, provenance=request.app[WRITES],
+        client=request.remote))
     if counts.deleted:
         _signal_sync(request)
     return web.Response(status=204)
@@ -394,11 +383,9 @@ async def data_entry_values(request: web.Request) -> web.Response:
     des = sorted(index.ds_elements.get(ds, set()))
     rows, reg, sync, reg_sync = await request.app[STORE].read(lambda c: (
         dv.query_values(c, org_units=[ou], periods=[period.id], data_elements=des, aocs=[aoc]),
-        c.execute("SELECT completed, stored_by, date, last_updated FROM complete_registration "
-                  "WHERE ds=? AND pe=? AND ou=? AND aoc=? AND deleted=0",
-                  (ds, period.id, ou, aoc)).fetchone(),
-        _value_sync(c, ou, period.id, aoc, set(des)),
-        _registration_sync(c, ds, period.id, ou, aoc)))
+        dv.registration(c, (ds, period.id, ou, aoc)),
+        dv.form_sync(c, ou, period.id, aoc, set(des)),
+        _registration_sync(dv.registration_sync(c, (ds, period.id, ou, aoc)))))
     minmax = [{"orgUnit": ou, "dataElement": de, "categoryOptionCombo": coc,
                "minValue": mn, "maxValue": mx}
               for (o, de, coc), (mn, mx) in index.minmax.items() if o == ou and de in des]
@@ -434,27 +421,7 @@ async def data_entry_values(request: web.Request) -> web.Response:
 
 # The hub's sync state of what a form shows, in keys DHIS2 clients ignore: per value
 # pending | synced | conflict | rejected, with national's refusal reason when rejected.
-def _value_sync(conn: Any, ou: str, pe: str, aoc: str, des: set[str]
-                ) -> dict[tuple[str, str], tuple[str, str | None, str | None, int]]:
-    """(de, coc) -> (sync_state, error_code, message, deleted) of the form's rows,
-    tombstones included."""
-    out = {}
-    for r in conn.execute(
-            "SELECT d.de, d.coc, d.sync_state, r.error_code, r.message, d.deleted "
-            "FROM datavalue d LEFT JOIN sync_rejection r ON r.entity='datavalue' AND r.key = "
-            "d.de||'|'||d.pe||'|'||d.ou||'|'||d.coc||'|'||d.aoc "
-            "WHERE d.ou=? AND d.pe=? AND d.aoc=?", (ou, pe, aoc)):
-        if r[0] in des:
-            out[(r[0], r[1])] = (r[2], r[3], r[4], r[5])
-    return out
-
-
-def _registration_sync(conn: Any, ds: str, pe: str, ou: str, aoc: str) -> dict[str, Any] | None:
-    r = conn.execute(
-        "SELECT c.sync_state, r.error_code, r.message FROM complete_registration c "
-        "LEFT JOIN sync_rejection r ON r.entity='complete_registration' AND r.key = "
-        "c.ds||'|'||c.pe||'|'||c.ou||'|'||c.aoc "
-        "WHERE c.ds=? AND c.pe=? AND c.ou=? AND c.aoc=?", (ds, pe, ou, aoc)).fetchone()
+def _registration_sync(r: tuple[str, str | None, str | None] | None) -> dict[str, Any] | None:
     if r is None:
         return None
     rejected = r[0] == "rejected"
@@ -536,7 +503,6 @@ async def approvals(request: web.Request) -> web.Response:
 async def audits(request: web.Request) -> web.Response:
     index = index_of(request)
     user = user_of(request)
-    q = request.query
     des, pes, ous = _multi(request, "de"), _multi(request, "pe"), _multi(request, "ou")
     cocs = _multi(request, "co")
     types = [t.upper() for t in _multi(request, "auditType")]
@@ -547,11 +513,9 @@ async def audits(request: web.Request) -> web.Response:
         des += sorted(index.ds_elements.get(ds, set()))
 
     def read(conn: Any) -> list[dict[str, Any]]:
-        rows = conn.execute("SELECT * FROM audit WHERE entity='datavalue' ORDER BY id DESC "
-                            "LIMIT 100000").fetchall()
         out = []
-        for r in rows:
-            de, pe, ou, coc, aoc = r["key"].split("|")
+        for r in audit.newest(conn, "datavalue"):
+            de, pe, ou, coc, aoc = split_key(r["key"])
             if (des and de not in des) or (pes and pe not in pes) or (ous and ou not in ous) or \
                     (cocs and coc not in cocs) or (types and r["audit_type"] not in types):
                 continue
@@ -565,49 +529,10 @@ async def audits(request: web.Request) -> web.Response:
                         "auditType": r["audit_type"], "via": r["via"], "client": r["client"]})
         return out
     items = await request.app[STORE].read(read)
-    page_items, pager = query.paginate(items, paging=q.get("paging", "true"),
-                                       page=q.get("page", 1), page_size=q.get("pageSize", 50))
-    body: dict[str, Any] = {"dataValueAudits": page_items}
-    if pager is not None:
-        body["pager"] = pager
-    return json_response(body)
-
-
-async def national_users(request: web.Request) -> web.Response:
-    """National stand-in only: ``/api/users`` from the users table (the stand-in keeps users
-    there, not in metadata), with ``disabled`` and ``lastUpdated`` as stored, so hub sync
-    can pull users by ``lastUpdated``. Never includes passwords or verifiers."""
-    if not user_of(request).is_superuser:
-        raise Forbidden("You need the ALL authority to list users")
-
-    def read(conn: Any) -> list[dict[str, Any]]:
-        out = []
-        for row in conn.execute("SELECT doc, disabled, last_updated FROM users ORDER BY uid"):
-            doc = json.loads(row[0])
-            doc["disabled"] = bool(row[1])
-            if isinstance(doc.get("userCredentials"), dict):
-                doc["userCredentials"]["disabled"] = bool(row[1])
-            if row[2]:
-                doc["lastUpdated"] = row[2]
-            out.append(doc)
-        return out
-    docs = await request.app[STORE].read(read)
-    q = request.query
-    index = index_of(request)
-    pred = query.parse_filters(q.getall("filter", []), q.get("rootJunction", "AND"))
-    docs = [d for d in docs if pred(d, index.get)]
-    page_items, pager = query.paginate(docs, paging=q.get("paging", "true"),
-                                       page=q.get("page", 1), page_size=q.get("pageSize", 50))
-    body: dict[str, Any] = {"users": query.project_all(page_items, query.parse_fields(
-        q.get("fields")), index.get)}
-    if pager is not None:
-        body["pager"] = pager
-    return json_response(body)
+    return json_response(paged(request, "dataValueAudits", items))
 
 
 def setup(app: web.Application) -> None:
-    if app[ROLE] == "national":  # registered before the metadata catch-all
-        add_api(app, "GET", "/users", national_users)
     add_api(app, "GET", "/dataValueSets", get_data_value_sets)
     app.router.add_get(r"/api{_v:(?:/[0-9]{2})?}/dataValueSets{_x:\.csv}", get_data_value_sets)
     add_api(app, "POST", "/dataValueSets", post_data_value_sets)

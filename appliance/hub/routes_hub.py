@@ -9,22 +9,18 @@ from aiohttp import web
 
 from .. import __version__
 from ..health.api import health_payload
+from ..store import datavalues as dv
+from ..store import synclog
 from .web import CONFIG, ROLE, STATE, STORE, json_response
 
 
 def read_status(conn: Any) -> dict[str, Any]:
-    state = {k: v for k, v in conn.execute("SELECT key, value FROM sync_state")}
-    counts = {s: 0 for s in ("pending", "synced", "conflict", "rejected")}
-    for s, n in conn.execute("SELECT sync_state, count(*) FROM datavalue GROUP BY sync_state"):
-        counts[s] = n
-    regs = {s: n for s, n in conn.execute(
-        "SELECT sync_state, count(*) FROM complete_registration GROUP BY sync_state")}
-    open_conflicts = conn.execute(
-        "SELECT count(*) FROM sync_conflict WHERE resolved_at IS NULL").fetchone()[0]
-    events = [dict(r) for r in conn.execute(
-        "SELECT at, level, kind, message FROM sync_event ORDER BY id DESC LIMIT 20")]
-    return {"state": state, "values": counts, "registrations": regs,
-            "conflicts": open_conflicts, "events": events}
+    """What the status endpoint and page show of sync: its state keys, rows per sync
+    state, open conflicts and the latest events."""
+    counts = dv.state_counts(conn)
+    return {"state": synclog.state_map(conn), "values": counts["values"],
+            "registrations": counts["registrations"],
+            "conflicts": synclog.open_conflicts(conn), "events": synclog.event_log(conn)}
 
 
 def _num(v: str | None) -> float | None:

@@ -8,10 +8,9 @@ from aiohttp import web
 
 from ..dhis2 import query
 from ..errors import BadRequest, Forbidden, NotFound
-from ..store.metadata import TYPES, MetadataIndex, delete_metadata, put_metadata
-from ..webguard import parse_json
+from ..store.metadata import TYPES, MetadataIndex, deleted_since
 from .routes_system import server_date
-from .web import ROLE, STATE, STORE, add_api, index_of, json_response, user_of
+from .web import STORE, Handler, add_api, index_of, json_response, paged, user_of
 
 # Collections a 2.41 server has that the hub holds nothing of: served as empty lists so
 # clients that ask (the Android SDK's metadata download) get a well-formed answer.
@@ -100,19 +99,9 @@ async def get_collection(request: web.Request) -> web.Response:
     order = q.get("order")
     if order:
         docs = query.sort(docs, query.parse_order(order), index.get)
-    page_items, pager = query.paginate(docs, paging=q.get("paging", "true"), page=q.get("page", 1),
-                                       page_size=q.get("pageSize", 50))
     spec = query.parse_fields(q.get("fields"))
-    body: dict[str, Any] = {}
-    if pager is not None:
-        links: dict[str, Any] = dict(pager)
-        url = request.url  # keeps fields/filter/order, as DHIS2's links do
-        if pager["page"] < pager["pageCount"]:
-            links["nextPage"] = str(url.update_query(page=pager["page"] + 1))
-        if pager["page"] > 1:
-            links["prevPage"] = str(url.update_query(page=pager["page"] - 1))
-        body["pager"] = links
-    body[collection] = query.project_all(page_items, spec, index.get)
+    body = paged(request, collection, docs, links=True,
+                 shape=lambda page: query.project_all(page, spec, index.get))
     return json_response(body)
 
 
@@ -141,55 +130,9 @@ async def get_metadata(request: web.Request) -> web.Response:
     return json_response(body)
 
 
-# The store keeps these properties in columns of their own: anything but text there fails
-# the write.
-_INDEXED = ("id", "code", "name", "displayName", "path")
-
-
-def _importable(doc: Any) -> bool:
-    return isinstance(doc, dict) and isinstance(doc.get("id"), str) and bool(doc["id"]) and \
-        all(doc.get(k) is None or isinstance(doc[k], str) for k in _INDEXED[1:])
-
-
-async def post_metadata(request: web.Request) -> web.Response:
-    """National stand-in only: the hub's metadata is owned by national and arrives by sync."""
-    if request.app[ROLE] != "national":
-        raise Forbidden("Metadata is managed at national and reaches this hub by sync")
-    user = user_of(request)
-    if not user.is_superuser:
-        raise Forbidden("You need the ALL authority to import metadata")
-    # strict and bounded: request.json() recursed on deep bodies, trusted the declared
-    # charset and let integers too big for SQLite through (all 500s)
-    body = parse_json(await request.read(), what="Metadata import")
-    if not isinstance(body, dict):
-        raise BadRequest("Metadata import needs a JSON object keyed by collection")
-    strategy = request.query.get("importStrategy", "CREATE_AND_UPDATE").upper()
-    now = server_date()
-    docs: dict[str, list[dict[str, Any]]] = {}
-    for t, items in body.items():
-        if t == "system":
-            continue
-        if t not in TYPES or not isinstance(items, list) or not all(map(_importable, items)):
-            raise BadRequest(f"`{t}` is not a metadata collection of objects with ids "
-                             f"(and text {', '.join(_INDEXED[1:])})")
-        docs[t] = [dict(d, lastUpdated=now) for d in items]
-    store = request.app[STORE]
-    if strategy == "DELETE":
-        n = await store.write(lambda tx: sum(
-            delete_metadata(tx, t, [d["id"] for d in items], now) for t, items in docs.items()))
-        stats = {"created": 0, "updated": 0, "deleted": n, "ignored": 0, "total": n}
-    else:
-        existing = {d["id"] for items in docs.values() for d in items
-                    if index_of(request).get(d["id"]) is not None}
-        merged = {t: [dict(index_of(request).get(d["id"]) or {}, **d) for d in items]
-                  for t, items in docs.items()}
-        n = await store.write(lambda tx: put_metadata(tx, merged))
-        stats = {"created": n - len(existing), "updated": len(existing), "deleted": 0,
-                 "ignored": 0, "total": n}
-    await request.app[STATE].reload(store)  # type: ignore[attr-defined]
-    return json_response({"httpStatus": "OK", "httpStatusCode": 200, "status": "OK",
-                          "response": {"responseType": "ImportReport", "status": "OK",
-                                       "stats": stats, "typeReports": []}})
+async def refuse_metadata_import(request: web.Request) -> web.Response:
+    """The hub's metadata is owned by national and arrives by sync."""
+    raise Forbidden("Metadata is managed at national and reaches this hub by sync")
 
 
 async def deleted_objects(request: web.Request) -> web.Response:
@@ -198,18 +141,11 @@ async def deleted_objects(request: web.Request) -> web.Response:
     since = q.get("deletedAt")
 
     def read(conn: Any) -> list[dict[str, Any]]:
-        rows = conn.execute("SELECT type, uid, deleted_at FROM deleted_object "
-                            "WHERE (? IS NULL OR deleted_at >= ?) ORDER BY deleted_at",
-                            (since, since)).fetchall()
+        rows = deleted_since(conn, since)
         return [{"klass": KLASS.get(t, t), "uid": u, "deletedAt": at} for t, u, at in rows
                 if not klasses or KLASS.get(t, t) in klasses]
     items = await request.app[STORE].read(read)
-    page_items, pager = query.paginate(items, paging=q.get("paging", "true"),
-                                       page=q.get("page", 1), page_size=q.get("pageSize", 50))
-    body: dict[str, Any] = {"deletedObjects": page_items}
-    if pager is not None:
-        body["pager"] = pager
-    return json_response(body)
+    return json_response(paged(request, "deletedObjects", items))
 
 
 async def category_option_org_units(request: web.Request) -> web.Response:
@@ -219,9 +155,9 @@ async def category_option_org_units(request: web.Request) -> web.Response:
                           for i in ids})
 
 
-def setup(app: web.Application) -> None:
+def setup(app: web.Application, *, metadata_import: Handler = refuse_metadata_import) -> None:
     add_api(app, "GET", "/metadata", get_metadata)
-    add_api(app, "POST", "/metadata", post_metadata)
+    add_api(app, "POST", "/metadata", metadata_import)
     add_api(app, "GET", "/deletedObjects", deleted_objects)
     add_api(app, "GET", "/categoryOptions/orgUnits", category_option_org_units)
     add_api(app, "GET", "/{collection:[a-zA-Z]+}", get_collection)

@@ -3,7 +3,6 @@ routes_datastore."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -13,11 +12,23 @@ from .. import __version__
 from ..dhis2 import query
 from ..dhis2.uid import generate_uids
 from ..errors import BadRequest, UnsupportedMediaType
+from ..store import settings as settings_db
 from ..store.hlc import ms_to_iso
 from ..store.users import User
 from ..webguard import bounded_int, parse_json, read_form
 from .auth import SESSION_COOKIE
-from .web import AUTH, CONFIG, ROLE, STORE, add_api, index_of, json_response, message, user_of
+from .web import (
+    AUTH,
+    CONFIG,
+    ROLE,
+    STORE,
+    SYSTEM_NAME,
+    add_api,
+    index_of,
+    json_response,
+    message,
+    user_of,
+)
 
 
 def server_date() -> str:
@@ -26,7 +37,6 @@ def server_date() -> str:
 
 def system_info(request: web.Request) -> dict[str, Any]:
     cfg = request.app[CONFIG]
-    role = request.app[ROLE]
     base = f"{request.scheme}://{request.host}"
     return {
         "contextPath": base, "userAgent": request.headers.get("User-Agent", ""),
@@ -37,10 +47,10 @@ def system_info(request: web.Request) -> dict[str, Any]:
         "databaseInfo": {"type": "SQLite", "spatialSupport": False},
         "encryption": False, "emailConfigured": False, "redisEnabled": False,
         "systemId": cfg.get("hub", "id"),
-        "systemName": cfg.get("hub", "name") + (" (national stand-in)" if role == "national" else ""),
+        "systemName": request.app[SYSTEM_NAME],
         "instanceBaseUrl": base, "isMetadataVersionEnabled": False, "isMetadataSyncEnabled": False,
         "lastAnalyticsTableSuccess": None,
-        "hub": {"role": role, "version": __version__},
+        "hub": {"role": request.app[ROLE], "version": __version__},
     }
 
 
@@ -137,8 +147,7 @@ def _pick(settings: dict[str, Any], request: web.Request) -> dict[str, Any]:
 
 async def _settings(request: web.Request, scope: str) -> dict[str, Any]:
     def q(conn: Any) -> dict[str, Any]:
-        return {k: json.loads(v) for k, v in
-                conn.execute("SELECT key, value FROM settings WHERE scope=?", (scope,))}
+        return settings_db.read_scope(conn, scope)
     return await request.app[STORE].read(q)
 
 

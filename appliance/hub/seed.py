@@ -10,12 +10,9 @@ from ..store.metadata import put_metadata
 from ..store.users import add_token, upsert_user
 
 
-def is_empty(store: Store) -> bool:
-    return store.read_sync(lambda c: c.execute("SELECT count(*) FROM metadata").fetchone()[0]) == 0
-
-
-def seed(store: Store, role: str = "hub") -> dict[str, int]:
-    doc: dict[str, list[dict[str, Any]]] = demo.national() if role == "national" else demo.hub()
+def seed(store: Store, which: str = "hub") -> dict[str, int]:
+    """Load demo ``which`` ("hub": Ramu upazila; "national": the stand-in's country)."""
+    doc: dict[str, list[dict[str, Any]]] = demo.national() if which == "national" else demo.hub()
     users = doc.get("users", [])
     meta = {t: items for t, items in doc.items() if t not in ("users", "system")}
 
@@ -23,7 +20,7 @@ def seed(store: Store, role: str = "hub") -> dict[str, int]:
         put_metadata(tx, meta)
         for u in users:
             password = demo.DEMO_PASSWORDS.get(u.get("username", ""))
-            upsert_user(tx, u, password=password, local=role == "hub")
+            upsert_user(tx, u, password=password, local=which == "hub")
         by_name = {u.get("username"): u["id"] for u in users}
         for username, token in demo.DEMO_TOKENS.items():
             if username in by_name:

@@ -6,30 +6,33 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import typedefs, web
 
 from ..config import Config
+from ..dhis2 import query
 from ..dhis2.webmessage import web_message
 from ..store import Store
 from ..store.approvals import all_approved
+from ..store.datavalues import Provenance
 from ..store.metadata import MetadataIndex, load_index
 from ..store.users import User
-from ..sync.trigger import request_sync
-from .auth import Authenticator
+from .auth import Authenticator, UpstreamVerify
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = typedefs.Middleware
 
 
 @dataclass
 class HubState:
     """Mutable per-app state; the metadata index is swapped whole on reload."""
 
-    data_dir: Path = Path("data")
-    sync_socket: str = ""
+    upstream: UpstreamVerify | None = None  # checks first logins against national
+    # asks the sync daemon for a cycle (the hub's: ``trigger.request_sync``); None where
+    # no sync daemon follows this store (the national stand-in)
+    request_sync: Callable[[str], bool] | None = None
     index: MetadataIndex = field(default_factory=MetadataIndex)
     approvals: set[tuple[str, str, str, str]] = field(default_factory=set)
     started: float = field(default_factory=time.time)
@@ -45,19 +48,23 @@ class HubState:
             hook(index)
         self.index, self.approvals = index, approvals
 
-    def signal_sync(self, reason: str) -> None:
-        """Tell the sync daemon there is new local data (at most once a second)."""
-        now = time.monotonic()
-        if now - self.last_signal >= 1.0:
-            self.last_signal = now
-            request_sync(self.data_dir, reason, self.sync_socket)
+    def signal_sync(self, reason: str, *, now: bool = False) -> bool:
+        """Tell the sync daemon there is new local data: at most once a second, unless
+        ``now`` (a person asked). True if the daemon got the signal."""
+        t = time.monotonic()
+        if self.request_sync is None or (not now and t - self.last_signal < 1.0):
+            return False
+        self.last_signal = t
+        return self.request_sync(reason)
 
 
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", Store)
 STATE = web.AppKey("state", HubState)
 AUTH = web.AppKey("auth", Authenticator)
-ROLE = web.AppKey("role", str)
+ROLE = web.AppKey("role", str)  # what this server is, as shown: "hub" or "national"
+SYSTEM_NAME = web.AppKey("system_name", str)
+WRITES = web.AppKey("writes", Provenance)  # the sync state and origin of edits made here
 USER_KEY = web.RequestKey("user", User | None)  # type: ignore[arg-type]
 
 JSON_TYPE = "application/json"
@@ -91,3 +98,25 @@ def api_path(path: str) -> str:
 
 def add_api(app: web.Application, method: str, path: str, handler: Handler) -> None:
     app.router.add_route(method, api_path(path), handler)
+
+
+def paged(request: web.Request, collection: str, items: list[Any], *,
+          shape: Callable[[list[Any]], list[Any]] | None = None,
+          links: bool = False) -> dict[str, Any]:
+    """A collection reply: the page the query's ``paging``/``page``/``pageSize`` ask for
+    (``shape``d, e.g. projected to ``fields``) and its pager, with ``nextPage`` and
+    ``prevPage`` URLs when ``links``, as DHIS2's metadata endpoints give them."""
+    q = request.query
+    page_items, pager = query.paginate(items, paging=q.get("paging", "true"),
+                                       page=q.get("page", 1), page_size=q.get("pageSize", 50))
+    body: dict[str, Any] = {}
+    if pager is not None:
+        body["pager"] = dict(pager)
+        if links:
+            url = request.url  # keeps fields/filter/order, as DHIS2's links do
+            if pager["page"] < pager["pageCount"]:
+                body["pager"]["nextPage"] = str(url.update_query(page=pager["page"] + 1))
+            if pager["page"] > 1:
+                body["pager"]["prevPage"] = str(url.update_query(page=pager["page"] - 1))
+    body[collection] = shape(page_items) if shape else page_items
+    return body

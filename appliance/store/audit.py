@@ -6,6 +6,8 @@ Bulk data-value imports write their audit rows set-based inside their own statem
 
 from __future__ import annotations
 
+import sqlite3
+
 from .db import Tx
 from .hlc import to_iso
 
@@ -18,3 +20,9 @@ def record(tx: Tx, *, entity: str, key: str, audit_type: str, old: str | None,
     tx.execute("INSERT INTO audit(hlc, at, username, via, client, entity, key, audit_type, "
                "old_value, new_value) VALUES (?,?,?,?,?,?,?,?,?,?)",
                (stamp, to_iso(stamp), username, via, client, entity, key, audit_type, old, new))
+
+
+def newest(conn: sqlite3.Connection, entity: str, limit: int = 100_000) -> list[sqlite3.Row]:
+    """The audit rows of one entity, newest first (the audit API filters them further)."""
+    return conn.execute("SELECT * FROM audit WHERE entity=? ORDER BY id DESC LIMIT ?",
+                        (entity, limit)).fetchall()

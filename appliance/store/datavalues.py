@@ -18,6 +18,8 @@ import orjson
 
 from .db import Tx
 from .hlc import to_iso
+from .keys import CR_KEY, DV_KEY, key_sql, key_str, split_key  # noqa: F401 - re-exported
+from .synclog import open_conflicts
 
 DV_COLS = ("de, pe, ou, coc, aoc, value, comment, followup, stored_by, created, last_updated, "
            "deleted, sync_state, hlc, origin, base")
@@ -57,38 +59,24 @@ class Counts:
                 "ignored": self.ignored, "deleted": self.deleted}
 
 
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """What an edit written here is to sync: its rows' ``sync_state`` and ``origin``."""
+
+    state: str
+    origin: str
+
+
+LOCAL_EDIT = Provenance("pending", "local")  # a hub's edit: queued for national
+NATIONAL = Provenance("synced", "national")  # national's own record (the stand-in's edits)
+
+
 class DryRun(Exception):
     """Raised inside a write to roll it back while handing the counts out."""
 
     def __init__(self, counts: Counts) -> None:
         super().__init__("dry run")
         self.counts = counts
-
-
-# -- the natural key ---------------------------------------------------------------------
-# A value's key is (de, pe, ou, coc, aoc) and a completion's (ds, pe, ou, aoc). Where a
-# key must be one string (the audit log, sync rejections, conflicts, push chunks) it is
-# these parts '|'-joined: UIDs and period ids never contain '|'. Only these functions
-# encode and decode it.
-DV_KEY = ("de", "pe", "ou", "coc", "aoc")
-CR_KEY = ("ds", "pe", "ou", "aoc")
-
-
-def key_str(key: Sequence[str]) -> str:
-    """The one string form of a natural key."""
-    return "|".join(key)
-
-
-def split_key(key: str) -> tuple[str, ...]:
-    """The parts of a key made by ``key_str``."""
-    return tuple(key.split("|"))
-
-
-def key_sql(entity: str, alias: str) -> str:
-    """SQL for ``key_str`` of a row of ``entity`` (``datavalue`` or
-    ``complete_registration``) under ``alias``, to join on keys stored as strings."""
-    cols = DV_KEY if entity == "datavalue" else CR_KEY
-    return "||'|'||".join(f"{alias}.{c}" for c in cols)
 
 
 _OLD_COLS = "de, coc, aoc, value, comment, followup, created, deleted, base"
@@ -150,7 +138,8 @@ _AUDIT = (
 
 def import_values(tx: Tx, rows: Sequence[ValueRow], *, username: str, via: str = "api",
                   client: str | None = None, strategy: str = "CREATE_AND_UPDATE",
-                  role: str = "hub", dry_run: bool = False, audit: bool = True) -> Counts:
+                  provenance: Provenance = LOCAL_EDIT, dry_run: bool = False,
+                  audit: bool = True) -> Counts:
     """Apply validated values as DHIS2's importer does, counting as it counts.
 
     Audit rows of one key keep payload order; rows of different keys in one import share
@@ -159,7 +148,7 @@ def import_values(tx: Tx, rows: Sequence[ValueRow], *, username: str, via: str =
     existing = _existing(tx, rows)
     stamp = tx.stamp()
     now = to_iso(stamp)
-    state, origin = ("pending", "local") if role == "hub" else ("synced", "national")
+    state, origin = provenance.state, provenance.origin
     deleting = strategy == "DELETE"
     plain: dict[tuple[str, str, str], list[tuple[Any, ...]]] = {}  # (pe, ou, aoc): [de, coc, v]
     fresh: list[tuple[Any, ...]] = []    # de, pe, ou, coc, aoc, value, comment, followup, by
@@ -297,12 +286,13 @@ CR_COLS = ("ds, pe, ou, aoc, date, stored_by, completed, last_updated, deleted, 
            "hlc, origin, base")
 
 
-def register_complete(tx: Tx, regs: Iterable[dict[str, Any]], *, username: str, role: str = "hub",
-                      via: str = "api", client: str | None = None) -> Counts:
+def register_complete(tx: Tx, regs: Iterable[dict[str, Any]], *, username: str,
+                      provenance: Provenance = LOCAL_EDIT, via: str = "api",
+                      client: str | None = None) -> Counts:
     counts = Counts()
     stamp = tx.stamp()
     now = to_iso(stamp)
-    state, origin = ("pending", "local") if role == "hub" else ("synced", "national")
+    state, origin = provenance.state, provenance.origin
     for r in regs:
         key = (r["ds"], r["pe"], r["ou"], r["aoc"])
         old = tx.execute(f"SELECT {CR_COLS} FROM complete_registration WHERE ds=? AND pe=? AND ou=? "
@@ -354,6 +344,71 @@ def sync_counts(conn: sqlite3.Connection) -> tuple[int, int, int]:
         "(SELECT count(*) FROM complete_registration WHERE sync_state='pending'), "
         "(SELECT count(*) FROM datavalue WHERE sync_state='rejected') + "
         "(SELECT count(*) FROM complete_registration WHERE sync_state='rejected')").fetchone()
-    conflicts = conn.execute(
-        "SELECT count(*) FROM sync_conflict WHERE resolved_at IS NULL").fetchone()[0]
-    return pending, rejected, conflicts
+    return pending, rejected, open_conflicts(conn)
+
+
+def state_counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+    """Rows per sync state (pending, synced, conflict, rejected) of values and of
+    completions: the status page's and /api/hub/status's counts."""
+    values = {s: 0 for s in ("pending", "synced", "conflict", "rejected")}
+    values.update(conn.execute("SELECT sync_state, count(*) FROM datavalue GROUP BY sync_state"))
+    regs = dict(conn.execute(
+        "SELECT sync_state, count(*) FROM complete_registration GROUP BY sync_state"))
+    return {"values": values, "registrations": regs}
+
+
+def live_value(conn: sqlite3.Connection, key: Sequence[Any]) -> sqlite3.Row | None:
+    """A live (not deleted) cell's row, holding its ``value``; None if there is none."""
+    return conn.execute(  # type: ignore[no-any-return]
+        "SELECT value FROM datavalue WHERE de=? AND pe=? AND ou=? AND coc=? AND aoc=? "
+        "AND deleted=0", tuple(key)).fetchone()
+
+
+def form_sync(conn: sqlite3.Connection, ou: str, pe: str, aoc: str, des: set[str]
+              ) -> dict[tuple[str, str], tuple[str, str | None, str | None, int]]:
+    """A form's cells' sync state: (de, coc) -> (sync_state, national's error code and
+    message if it refused the row, deleted), tombstones included."""
+    out = {}
+    for r in conn.execute(
+            "SELECT d.de, d.coc, d.sync_state, r.error_code, r.message, d.deleted "
+            "FROM datavalue d LEFT JOIN sync_rejection r ON r.entity='datavalue' AND r.key = "
+            f"{key_sql('datavalue', 'd')} WHERE d.ou=? AND d.pe=? AND d.aoc=?", (ou, pe, aoc)):
+        if r[0] in des:
+            out[(r[0], r[1])] = (r[2], r[3], r[4], r[5])
+    return out
+
+
+def registration(conn: sqlite3.Connection, key: Sequence[str]) -> sqlite3.Row | None:
+    """A live completion (completed, stored_by, date, last_updated), or None."""
+    return conn.execute(  # type: ignore[no-any-return]
+        "SELECT completed, stored_by, date, last_updated FROM complete_registration "
+        "WHERE ds=? AND pe=? AND ou=? AND aoc=? AND deleted=0", tuple(key)).fetchone()
+
+
+def registration_sync(conn: sqlite3.Connection, key: Sequence[str]
+                      ) -> tuple[str, str | None, str | None] | None:
+    """A completion's (sync_state, error code, message if national refused it), or None."""
+    r = conn.execute(
+        "SELECT c.sync_state, r.error_code, r.message FROM complete_registration c "
+        "LEFT JOIN sync_rejection r ON r.entity='complete_registration' AND r.key = "
+        f"{key_sql('complete_registration', 'c')} "
+        "WHERE c.ds=? AND c.pe=? AND c.ou=? AND c.aoc=?", tuple(key)).fetchone()
+    return None if r is None else (r[0], r[1], r[2])
+
+
+def query_registrations(conn: sqlite3.Connection, *, data_sets: Sequence[str],
+                        org_units: Sequence[str], periods: Sequence[str] | None = None,
+                        last_updated: str | None = None, include_deleted: bool = False
+                        ) -> list[sqlite3.Row]:
+    sql = (f"SELECT {CR_COLS} FROM complete_registration WHERE ds IN "
+           f"({','.join('?' * len(data_sets))}) AND ou IN ({','.join('?' * len(org_units))})")
+    params: list[Any] = [*data_sets, *org_units]
+    if periods:
+        sql += f" AND pe IN ({','.join('?' * len(periods))})"
+        params += periods
+    if last_updated:
+        sql += " AND last_updated >= ?"
+        params.append(last_updated)
+    if not include_deleted:
+        sql += " AND deleted = 0"
+    return conn.execute(sql, params).fetchall()

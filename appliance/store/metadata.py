@@ -206,3 +206,15 @@ def delete_metadata(tx: Tx, type_: str, uids: Iterable[str], at: str) -> int:
     if n:
         _bump(tx)
     return n
+
+
+def deleted_since(conn: sqlite3.Connection, since: str | None) -> list[tuple[str, str, str]]:
+    """(type, uid, deleted_at) of metadata deleted at or after ``since`` (all if None)."""
+    return [tuple(r) for r in conn.execute(  # type: ignore[misc]
+        "SELECT type, uid, deleted_at FROM deleted_object WHERE (? IS NULL OR deleted_at >= ?) "
+        "ORDER BY deleted_at", (since, since))]
+
+
+def is_empty(conn: sqlite3.Connection) -> bool:
+    """No metadata at all: a store never seeded or synced."""
+    return conn.execute("SELECT 1 FROM metadata LIMIT 1").fetchone() is None

@@ -212,3 +212,18 @@ def new_session(tx: Tx, user_uid: str, now: float | None = None) -> str:
 
 def end_session(tx: Tx, sid: str) -> None:
     tx.execute("DELETE FROM sessions WHERE id=?", (sid,))
+
+
+def user_docs(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every user's DHIS2 document with ``disabled`` and ``lastUpdated`` as stored (for
+    the national stand-in's ``/api/users``); never a password or verifier."""
+    out = []
+    for row in conn.execute("SELECT doc, disabled, last_updated FROM users ORDER BY uid"):
+        doc = json.loads(row[0])
+        doc["disabled"] = bool(row[1])
+        if isinstance(doc.get("userCredentials"), dict):
+            doc["userCredentials"]["disabled"] = bool(row[1])
+        if row[2]:
+            doc["lastUpdated"] = row[2]
+        out.append(doc)
+    return out

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from appliance.store import Store
-from appliance.store.datavalues import Counts, DryRun, ValueRow, import_values, key_str
+from appliance.store.datavalues import NATIONAL, Counts, DryRun, ValueRow, import_values, key_str
 
 STRATEGIES = ["CREATE_AND_UPDATE", "CREATE", "UPDATE", "DELETE"]
 
@@ -126,7 +126,7 @@ def test_sync_columns_and_times() -> None:
         store.write_sync(lambda tx: import_values(tx, [row], username="chcp"))
         first = store.read_sync(lambda c: dict(c.execute("SELECT * FROM datavalue").fetchone()))
         row.value = "8"
-        store.write_sync(lambda tx: import_values(tx, [row], username="chcp", role="national"))
+        store.write_sync(lambda tx: import_values(tx, [row], username="chcp", provenance=NATIONAL))
         second = store.read_sync(lambda c: dict(c.execute("SELECT * FROM datavalue").fetchone()))
         audit = store.read_sync(lambda c: [dict(r) for r in c.execute("SELECT * FROM audit")])
     assert (first["sync_state"], first["origin"], first["stored_by"]) == ("pending", "local", "chcp")

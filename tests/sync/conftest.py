@@ -98,7 +98,7 @@ def as_value(key: Sequence[str], value: str | None, **extra: Any) -> dict[str, A
 async def hub_edit(store: Store, values: Iterable[dict[str, Any]], username: str = "chcp") -> None:
     """A LAN write as the hub's import path makes it: pending, fresh HLC, base kept."""
     rs = rows(values)
-    await store.write(lambda tx: dv.import_values(tx, rs, username=username, role="hub"))
+    await store.write(lambda tx: dv.import_values(tx, rs, username=username, provenance=dv.LOCAL_EDIT))
 
 
 async def national_post(http: aiohttp.ClientSession, national: RunningHub,

@@ -21,15 +21,16 @@ from aiohttp import web
 from ..dhis2 import valuetypes
 from ..dhis2.webmessage import web_message
 from ..errors import BadRequest, Conflict, Forbidden, NotFound
-from ..hub.web import CONFIG, STATE, STORE, index_of, json_response, user_of
+from ..store import synclog
 from ..store.metadata import MetadataIndex
+from ..sync import apply
 from ..webguard import bounded_int, parse_json
-from . import apply
-from .trigger import request_sync
+from .web import STATE, STORE, index_of, json_response, user_of
 
 
-def conflict_json(r: Any) -> dict[str, Any]:
-    key = json.loads(r["key"])
+def conflict_json(r: dict[str, Any]) -> dict[str, Any]:
+    """One conflict as ``visible_conflicts`` reads it, in the API's names."""
+    key = r
     out: dict[str, Any] = {"id": r["id"], "entity": r["entity"]}
     if r["entity"] == "datavalue":
         out.update(dataElement=key["de"], period=key["pe"], orgUnit=key["ou"],
@@ -56,12 +57,10 @@ async def list_conflicts(request: web.Request) -> web.Response:
     status = request.query.get("status", "open").lower()
     if status not in ("open", "resolved", "all"):
         raise BadRequest("status must be open, resolved or all")
-    where = {"open": "WHERE resolved_at IS NULL", "resolved": "WHERE resolved_at IS NOT NULL",
-             "all": ""}[status]
-    rows = await request.app[STORE].read(lambda c: c.execute(
-        f"SELECT * FROM sync_conflict {where} ORDER BY id DESC LIMIT 5000").fetchall())
     index, user = index_of(request), user_of(request)
-    items = [conflict_json(r) for r in rows if user.can_view(index, r["org_unit"] or "")]
+    rows = await request.app[STORE].read(lambda c: synclog.visible_conflicts(
+        c, lambda ou: user.can_view(index, ou), status=status))
+    items = [conflict_json(r) for r in rows]
     for name in ("orgUnit", "dataSet", "period"):
         want = request.query.get(name)
         if want:
@@ -81,8 +80,7 @@ async def resolve(request: web.Request) -> web.Response:
     choose = body["choose"]
     value: str | None = None
     index, user = index_of(request), user_of(request)
-    row = await request.app[STORE].read(lambda c: c.execute(
-        "SELECT entity, key, org_unit FROM sync_conflict WHERE id=?", (cid,)).fetchone())
+    row = await request.app[STORE].read(lambda c: synclog.conflict_target(c, cid))
     if row is None or not user.can_view(index, row["org_unit"] or ""):
         raise NotFound(f"Conflict {cid} not found")
     if choose == "value":
@@ -95,14 +93,13 @@ async def resolve(request: web.Request) -> web.Response:
     except apply.ResolveError as e:
         raise {404: NotFound, 409: Conflict, 403: Forbidden}.get(e.status, BadRequest)(
             e.message) from None
-    cfg = request.app[CONFIG]
-    request_sync(request.app[STATE].data_dir, "local-data", cfg.get("sync", "socket"))
+    request.app[STATE].signal_sync("local-data", now=True)
     return json_response(web_message(200, "Conflict resolved; the chosen value is queued for "
                                      "national", response={"responseType": "ConflictResolution",
                                                            **out}))
 
 
-def _checked_value(index: MetadataIndex, row: Any, raw: Any) -> str | None:
+def _checked_value(index: MetadataIndex, row: dict[str, Any], raw: Any) -> str | None:
     if raw is None:
         return None
     if isinstance(raw, bool):
@@ -115,7 +112,7 @@ def _checked_value(index: MetadataIndex, row: Any, raw: Any) -> str | None:
         if raw not in ("true", "false"):
             raise BadRequest("a completion's value is true or false")
         return raw
-    de = json.loads(row["key"])["de"]
+    de = row["de"]
     doc = index.get_typed("dataElements", de) or {}
     options = None
     if isinstance(doc.get("optionSet"), dict):
@@ -128,8 +125,7 @@ def _checked_value(index: MetadataIndex, row: Any, raw: Any) -> str | None:
 
 
 async def sync_now(request: web.Request) -> web.Response:
-    cfg = request.app[CONFIG]
-    delivered = request_sync(request.app[STATE].data_dir, "api", cfg.get("sync", "socket"))
+    delivered = request.app[STATE].signal_sync("api", now=True)
     msg = ("Sync requested" if delivered else
            "Sync requested; the sync worker is not running, the next scheduled cycle will run it")
     return json_response(web_message(202, msg, status="OK",
@@ -143,30 +139,16 @@ async def list_rejections(request: web.Request) -> web.Response:
     if wanted and wanted != user.username and not user.is_superuser:
         raise Forbidden("Only superusers can see other users' rejections")
 
-    def read(conn: Any) -> list[Any]:
-        return conn.execute(
-            "SELECT r.*, d.sync_state AS dv_state, c.sync_state AS cr_state FROM sync_rejection r "
-            "LEFT JOIN datavalue d ON r.entity='datavalue' AND d.de||'|'||d.pe||'|'||d.ou||'|'||"
-            "d.coc||'|'||d.aoc = r.key "
-            "LEFT JOIN complete_registration c ON r.entity='complete_registration' AND "
-            "c.ds||'|'||c.pe||'|'||c.ou||'|'||c.aoc = r.key ORDER BY r.at DESC LIMIT 5000"
-        ).fetchall()
-    rows = await request.app[STORE].read(read)
+    rows = await request.app[STORE].read(lambda c: synclog.visible_rejections(
+        c, lambda ou: user.can_view(index, ou), username=user.username,
+        superuser=user.is_superuser, only_user=wanted or None))
     out = []
     for r in rows:
-        if not user.can_view(index, r["org_unit"] or ""):
-            continue
-        mine = r["username"] == user.username
-        if wanted:
-            if r["username"] != wanted:
-                continue
-        elif not mine and not user.is_superuser:
-            continue
-        parts = r["key"].split("|")
+        parts = r["parts"]
         item: dict[str, Any] = {"entity": r["entity"], "errorCode": r["error_code"],
                                 "message": r["message"], "at": r["at"],
                                 "storedBy": r["username"], "value": r["value"],
-                                "state": r["dv_state"] or r["cr_state"]}
+                                "state": r["state"]}
         if r["entity"] == "datavalue" and len(parts) == 5:
             item.update(dataElement=parts[0], period=parts[1], orgUnit=parts[2],
                         categoryOptionCombo=parts[3], attributeOptionCombo=parts[4])
