@@ -47,10 +47,6 @@ class NotFound(ApplianceError):
     http_status = 404
 
 
-class MethodNotAllowed(ApplianceError):
-    http_status = 405
-
-
 class Conflict(ApplianceError):
     http_status = 409
 

@@ -206,38 +206,13 @@ def error_response(request: web.Request, status: int, message: str,
     return resp
 
 
-def _log_refusal(request: web.Request, status: int, message: str) -> None:
-    # a client's mistake, not ours: one line, no traceback (the message never holds secrets)
-    level = logging.WARNING if status >= 500 else logging.INFO
-    log.log(level, "fleet: %d %s %s from %s: %s", status, request.method, request.path,
-            request.remote, message)
+def _respond(request: web.Request, status: int, message: str, error_code: str | None,
+             _response: Any) -> web.Response:
+    return error_response(request, status, message, error_code)
 
 
-@web.middleware
-async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure is a DHIS2 WebMessage (or an HTML page for pages); never a traceback."""
-    try:
-        return await handler(request)
-    except ApplianceError as e:
-        _log_refusal(request, e.http_status, e.message)
-        return error_response(request, e.http_status, e.message, e.error_code)
-    except web.HTTPException as e:
-        if e.status < 400:
-            raise
-        if e.status == 404:
-            text = f"No resource at {request.method} {request.path}"
-        elif e.status == 405:
-            text = f"Method {request.method} is not supported at {request.path}"
-        elif e.status == 413:
-            text = "Request body is too large"
-        else:
-            text = e.reason
-        _log_refusal(request, e.status, text)
-        return error_response(request, e.status, text)
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(request, 500, "The fleet service could not complete this "
-                                             "request; it has been logged")
+# every failure a WebMessage (an HTML page for pages), one log line, never a traceback
+errors = httpserver.error_middleware(_respond, service="fleet", logger=log)
 
 
 # ------------------------------------------------------------------------------ access
