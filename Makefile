@@ -29,6 +29,7 @@ hub: setup
 	$(VENV)/bin/appliance hub --demo
 
 test: setup system-deps
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-fast: setup
@@ -44,6 +45,7 @@ fuzz: setup
 lint: setup
 	$(VENV)/bin/ruff check appliance tests bench
 	$(VENV)/bin/mypy appliance
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: setup
 	$(PY) -m bench

@@ -22,8 +22,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 from aiohttp.http_exceptions import BadHttpMethod, LineTooLong
+from aiohttp.typedefs import Middleware
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 

@@ -51,7 +51,7 @@ import orjson
 
 from appliance import demo
 from appliance.demo import values as demo_values
-from appliance.hub.seed import seed
+from appliance.demo.seed import seed
 from appliance.store import Store
 from appliance.store import datavalues as dv
 from appliance.sync.trigger import request_sync

@@ -22,8 +22,8 @@ import pytest
 from aiohttp import web
 
 from appliance import config as config_mod
+from appliance.demo.seed import seed
 from appliance.hub.app import create_app
-from appliance.hub.seed import seed
 from appliance.national.app import create_app as create_national_app
 from appliance.store import Store
 

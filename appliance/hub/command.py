@@ -13,11 +13,11 @@ from collections.abc import Callable
 from aiohttp import web
 
 from ..config import Config
+from ..demo.seed import seed  # --demo only
 from ..httpserver import make_runner
 from ..store import Store
 from ..store.metadata import is_empty
 from .app import create_app
-from .seed import seed
 
 log = logging.getLogger(__name__)
 
