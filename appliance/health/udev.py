@@ -14,7 +14,6 @@ The event source is injectable: anything iterable yielding objects with ``.actio
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import re
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..store import Store
+from ..store import health as hstore
 from ..store.db import Tx
 from ..sync import trigger
 from .sample import utc_iso
@@ -105,11 +105,8 @@ def _detail(event: Any) -> dict[str, Any]:
 
 
 def record_event(tx: Tx, ev: Classified) -> None:
-    cur = tx.execute(
-        "INSERT INTO health_event(at, kind, action, name, detail) VALUES (?, ?, ?, ?, ?)",
-        (utc_iso(time.time()), ev.kind, ev.action, ev.name,
-         json.dumps(ev.detail, separators=(",", ":"), sort_keys=True)))
-    tx.execute("DELETE FROM health_event WHERE id <= ?", (int(cur.lastrowid or 0) - EVENT_LOG_MAX,))
+    hstore.add_event(tx, at=utc_iso(time.time()), kind=ev.kind, action=ev.action, name=ev.name,
+                     detail=ev.detail, keep=EVENT_LOG_MAX)
 
 
 class UdevWatcher:

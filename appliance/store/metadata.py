@@ -206,3 +206,10 @@ def delete_metadata(tx: Tx, type_: str, uids: Iterable[str], at: str) -> int:
     if n:
         _bump(tx)
     return n
+
+
+def org_unit_row(conn: sqlite3.Connection, uid: str) -> tuple[str | None, str | None, str] | None:
+    """(name, path, doc JSON) of a stored organisation unit, or None if there is none."""
+    row = conn.execute("SELECT name, path, doc FROM metadata WHERE type='organisationUnits' "
+                       "AND uid=?", (uid,)).fetchone()
+    return None if row is None else (row[0], row[1], row[2])
