@@ -7,3 +7,13 @@ connection (``Store.read``).
 """
 
 from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+
+def sync_state_values(conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, str]:
+    """Those of ``keys`` that are set in ``sync_state``, as text."""
+    marks = ",".join("?" * len(keys))
+    return {str(k): str(v) for k, v in conn.execute(
+        f"SELECT key, value FROM sync_state WHERE key IN ({marks})", tuple(keys))}
