@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from .. import trigger
 from ..store import Store
 from ..store import health as hstore
 from ..store.db import Tx
-from ..sync import trigger
 from .sample import utc_iso
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from ..store import Store
 from ..store.approvals import all_approved
 from ..store.metadata import MetadataIndex, load_index
 from ..store.users import User
-from ..sync.trigger import request_sync
+from ..trigger import request_sync
 from .auth import Authenticator
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -23,9 +23,9 @@ from ..dhis2.webmessage import web_message
 from ..errors import BadRequest, Conflict, Forbidden, NotFound
 from ..hub.web import CONFIG, STATE, STORE, index_of, json_response, user_of
 from ..store.metadata import MetadataIndex
+from ..trigger import request_sync
 from ..webguard import bounded_int, parse_json
 from . import apply
-from .trigger import request_sync
 
 
 def conflict_json(r: Any) -> dict[str, Any]:
