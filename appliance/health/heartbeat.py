@@ -26,16 +26,14 @@ ours to be more than 30 s off (no RTC, no NTP yet after a power cut); it is then
 in fleet time. A 409 whose ``Date`` shows our ``sent_at`` was more than 5 min off is the
 fleet refusing a stale stamp, not a replay: the batch is resent at once in fleet time.
 
-Receivers: the HMAC is over the gzip bytes as sent; an aiohttp server must be run with
-``auto_decompress=False`` to see them.
+Signing and verifying are ``appliance.signing``. Receivers: the HMAC is over the gzip
+bytes as sent; an aiohttp server must be run with ``auto_decompress=False`` to see them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gzip
-import hashlib
-import hmac
 import http.client
 import json
 import logging
@@ -46,6 +44,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from .. import signing
 from ..store import Store
 from ..store import health as hstore
 from ..store.db import Tx
@@ -93,17 +92,9 @@ def encode(body: dict[str, Any]) -> bytes:
     return gzip.compress(raw, compresslevel=9, mtime=0)
 
 
-def signature(token: str, data: bytes) -> str:
-    return "sha256=" + hmac.new(token.encode(), data, hashlib.sha256).hexdigest()
-
-
-def verify(token: str, data: bytes, header: str | None) -> bool:
-    return header is not None and hmac.compare_digest(signature(token, data), header)
-
-
 def request_headers(hub_id: str, token: str, data: bytes) -> dict[str, str]:
     return {"Content-Type": "application/json", "Content-Encoding": "gzip",
-            "X-Hub-Id": hub_id, "X-Hub-Signature": signature(token, data),
+            "X-Hub-Id": hub_id, "X-Hub-Signature": signing.sign(token, data),
             "Authorization": f"Bearer {token}"}
 
 
