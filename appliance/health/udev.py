@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from .. import trigger
 from ..store import Store
@@ -43,14 +43,6 @@ MODEM_NET_DRIVERS = {"qmi_wwan", "cdc_ether", "cdc_ncm", "cdc_mbim", "huawei_cdc
 MODEM_NET_NAME = re.compile(r"^(wwan\d+|wwp\w+|wwx\w+|usb\d+|ppp\d+)$")
 EVENT_LOG_MAX = 1000
 MODEM_DEBOUNCE_S = 10.0  # one stick makes 3-5 ttys and a net iface in a burst
-
-
-class DeviceEvent(Protocol):
-    action: str | None
-    subsystem: str | None
-    device_type: str | None
-    sys_name: str
-    properties: Mapping[str, str]
 
 
 @dataclass(frozen=True)
