@@ -75,9 +75,5 @@ class NationalRejected(SyncError):
     """National answered, but refused (auth, HTML error page, bad JSON...)."""
 
 
-class HealthError(ApplianceError):
-    """A hardware or health reading failed."""
-
-
 class FleetError(ApplianceError):
     """The fleet service refused a request."""

@@ -34,7 +34,7 @@ from typing import Any
 import psutil
 
 from appliance import config as config_mod
-from appliance.health.heartbeat import verify
+from appliance.signing import verify
 
 TOKEN = "bench-token"
 CPU_TARGET_PCT = 2.0

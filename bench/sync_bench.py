@@ -54,7 +54,7 @@ from appliance.demo import values as demo_values
 from appliance.demo.seed import seed
 from appliance.store import Store
 from appliance.store import datavalues as dv
-from appliance.sync.trigger import request_sync
+from appliance.trigger import request_sync
 
 REPO = Path(__file__).resolve().parent.parent
 RATE_KBIT = 256

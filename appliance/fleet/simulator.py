@@ -29,11 +29,11 @@ from typing import Any
 import aiohttp
 import orjson
 
+from .. import signing
 from .alerts import Thresholds
 from .db import FleetDB, NewHub, ingest_tx, sweep_tx
 from .geography import upazilas
 from .models import iso, parse_heartbeat
-from .tokens import sign
 
 # profile -> share of the fleet (the rest is green)
 PROFILES: dict[str, float] = {
@@ -245,7 +245,7 @@ def encode_heartbeat(payload: dict[str, Any], hub_id: str, token: str,
     """Body and headers exactly as the hub's health agent sends them."""
     body = gzip.compress(orjson.dumps(payload), compresslevel=6)
     return body, {"Content-Type": "application/json", "Content-Encoding": "gzip",
-                  "X-Hub-Id": hub_id, "X-Hub-Signature": sign(body, token),
+                  "X-Hub-Id": hub_id, "X-Hub-Signature": signing.sign(token, body),
                   "Authorization": f"Bearer {token}"}
 
 

@@ -1,4 +1,4 @@
-"""Hub tokens: issuing, checking, signing.
+"""Hub tokens: issuing, checking, wrapping (the signature itself is ``appliance.signing``).
 
 Why the fleet keeps *two* things per token (the trade-off):
 
@@ -27,6 +27,7 @@ import os
 import secrets
 from pathlib import Path
 
+from .. import signing
 from ..errors import FleetError
 from ..fsutil import fsync_dir
 
@@ -48,13 +49,9 @@ def token_matches(token: str, token_hash: str) -> bool:
 
 
 def sign(body: bytes, token: str) -> str:
-    """The ``X-Hub-Signature`` value for a (compressed) body."""
-    return "sha256=" + hmac.new(token.encode(), body, hashlib.sha256).hexdigest()
-
-
-def signature_ok(body: bytes, token: str, header: str) -> bool:
-    expected = sign(body, token)
-    return hmac.compare_digest(expected.encode(), header.strip().lower().encode())
+    """``appliance.signing.sign`` in this module's old (body, token) order, which the fleet
+    tests still call; the service itself signs and verifies through ``appliance.signing``."""
+    return signing.sign(token, body)
 
 
 def load_key(path: Path) -> bytes:

@@ -36,7 +36,7 @@ from urllib.parse import urlencode
 import orjson
 from aiohttp import web
 
-from .. import httpserver
+from .. import httpserver, signing
 from ..config import Config
 from ..dhis2.webmessage import web_message
 from ..errors import (
@@ -57,7 +57,6 @@ from .alerts import RULE_LIMITS, STATE_RANK, Thresholds, check_rule
 from .auth import ADMIN, VIEWER, Account, Accounts
 from .db import HUB_ID, FleetDB, NewHub, audit_tx, reevaluate_all, rule_overrides, set_rules_tx
 from .models import decode_body, iso, parse_heartbeat
-from .tokens import signature_ok
 
 log = logging.getLogger(__name__)
 
@@ -490,7 +489,7 @@ async def _accept(request: web.Request, fleet: Fleet) -> dict[str, Any]:
         raise PayloadTooLarge(f"heartbeat body is over the limit of {MAX_BODY} bytes "
                               "(compressed)", error_code="too_large") from None
     sig = request.headers.get("X-Hub-Signature", "")
-    if not sig or not signature_ok(raw, auth.token, sig):
+    if not sig or not signing.verify(auth.token, raw, sig):
         raise Unauthorized("X-Hub-Signature is missing or does not match the body",
                            error_code="signature")
     received = fleet.clock()

@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .. import __version__, trigger
 from ..config import Config
 from ..errors import ConfigError
 from ..store import Store
-from ..sync import trigger
 from . import state
 from .button import ButtonHandler, poweroff
 from .heartbeat import HeartbeatClient, HubIdentity, SendResult

@@ -6,27 +6,23 @@ touches hardware itself.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from typing import Any
 
 from ..store import Store
+from ..store import health as hstore
 from . import state
-from .heartbeat import queued_count
-from .sample import latest_sample
 from .syncstatus import parse_iso
 
 
 def _payload(conn: sqlite3.Connection) -> dict[str, Any]:
-    sample = latest_sample(conn)
+    sample = hstore.latest_sample(conn)
     age = None
     if sample is not None:
         at = parse_iso(sample.get("at"))
         age = None if at is None else max(0, int(time.time() - at.timestamp()))
-    events = [{"at": r[0], "kind": r[1], "action": r[2], "name": r[3], "detail": json.loads(r[4])}
-              for r in conn.execute("SELECT at, kind, action, name, detail FROM health_event "
-                                    "ORDER BY id DESC LIMIT 20")]
+    events = hstore.recent_events(conn, 20)
     return {
         "sample": sample,
         "sample_age_s": age,           # large: the health agent is not running
@@ -35,7 +31,7 @@ def _payload(conn: sqlite3.Connection) -> dict[str, Any]:
         "agent_restarts": state.get_int(conn, "agent_restarts"),
         "quick_check": state.get_json(conn, "quick_check"),
         "heartbeat": state.get_json(conn, "heartbeat"),
-        "heartbeats_queued": queued_count(conn),
+        "heartbeats_queued": hstore.heartbeat_count(conn),
         "events": events,
     }
 

@@ -26,16 +26,14 @@ ours to be more than 30 s off (no RTC, no NTP yet after a power cut); it is then
 in fleet time. A 409 whose ``Date`` shows our ``sent_at`` was more than 5 min off is the
 fleet refusing a stale stamp, not a replay: the batch is resent at once in fleet time.
 
-Receivers: the HMAC is over the gzip bytes as sent; an aiohttp server must be run with
-``auto_decompress=False`` to see them.
+Signing and verifying are ``appliance.signing``. Receivers: the HMAC is over the gzip
+bytes as sent; an aiohttp server must be run with ``auto_decompress=False`` to see them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gzip
-import hashlib
-import hmac
 import http.client
 import json
 import logging
@@ -46,8 +44,11 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from .. import signing
 from ..store import Store
+from ..store import health as hstore
 from ..store.db import Tx
+from ..store.metadata import org_unit_row
 from . import state
 from .sample import utc_iso
 from .syncstatus import parse_iso
@@ -91,17 +92,9 @@ def encode(body: dict[str, Any]) -> bytes:
     return gzip.compress(raw, compresslevel=9, mtime=0)
 
 
-def signature(token: str, data: bytes) -> str:
-    return "sha256=" + hmac.new(token.encode(), data, hashlib.sha256).hexdigest()
-
-
-def verify(token: str, data: bytes, header: str | None) -> bool:
-    return header is not None and hmac.compare_digest(signature(token, data), header)
-
-
 def request_headers(hub_id: str, token: str, data: bytes) -> dict[str, str]:
     return {"Content-Type": "application/json", "Content-Encoding": "gzip",
-            "X-Hub-Id": hub_id, "X-Hub-Signature": signature(token, data),
+            "X-Hub-Id": hub_id, "X-Hub-Signature": signing.sign(token, data),
             "Authorization": f"Bearer {token}"}
 
 
@@ -110,8 +103,7 @@ def org_unit_info(conn: sqlite3.Connection, uid: str) -> dict[str, Any]:
     out: dict[str, Any] = {"id": uid or None, "name": None, "district": None, "division": None}
     if not uid:
         return out
-    row = conn.execute("SELECT name, path, doc FROM metadata WHERE type='organisationUnits' "
-                       "AND uid=?", (uid,)).fetchone()
+    row = org_unit_row(conn, uid)
     if row is None:
         return out
     try:
@@ -123,11 +115,10 @@ def org_unit_info(conn: sqlite3.Connection, uid: str) -> dict[str, Any]:
     parts = [p for p in path.split("/") if p]  # parts[i] is the ancestor at level i + 1
     for key, level in (("division", 2), ("district", 3)):
         if len(parts) >= level:
-            anc = conn.execute("SELECT name, doc FROM metadata WHERE type='organisationUnits' "
-                               "AND uid=?", (parts[level - 1],)).fetchone()
+            anc = org_unit_row(conn, parts[level - 1])
             if anc is not None:
                 try:
-                    out[key] = json.loads(anc[1]).get("name") or anc[0]
+                    out[key] = json.loads(anc[2]).get("name") or anc[0]
                 except ValueError:
                     out[key] = anc[0]
     return out
@@ -172,14 +163,11 @@ class HeartbeatQueue:
         self.queue_max = max(1, int(queue_max))
 
     def enqueue(self, tx: Tx, sample: dict[str, Any]) -> None:
-        tx.execute("INSERT INTO heartbeat_queue(at, sample) VALUES (?, ?)",
-                   (sample.get("at") or utc_iso(time.time()),
-                    json.dumps(sample, separators=(",", ":"))))
-        over = tx.execute("SELECT count(*) FROM heartbeat_queue").fetchone()[0] - self.queue_max
+        hstore.enqueue_heartbeat(tx, sample.get("at") or utc_iso(time.time()), sample)
+        over = hstore.heartbeat_count(tx.conn) - self.queue_max
         if over <= 0:
             return
-        rows = tx.execute("SELECT id, sample, batch_seq FROM heartbeat_queue ORDER BY id LIMIT ?",
-                          (over,)).fetchall()
+        rows = hstore.oldest_heartbeats(tx.conn, over)
         if any(r[2] is not None for r in rows):
             # folding changes an in-flight batch: unfreeze it (a later resend gets a new seq)
             inflight = state.get_json(tx.conn, "hb_inflight") or {}
@@ -191,31 +179,29 @@ class HeartbeatQueue:
                 summary = _fold(summary, json.loads(r[1]))
             except ValueError:
                 summary = _fold(summary, {})
-        tx.execute("DELETE FROM heartbeat_queue WHERE id <= ?", (rows[-1][0],))
+        hstore.drop_heartbeats_through(tx, rows[-1][0])
         state.put_json(tx, "hb_summary", summary)
 
     def take_batch(self, tx: Tx) -> Batch | None:
         inflight = state.get_json(tx.conn, "hb_inflight")
         if isinstance(inflight, dict) and "seq" in inflight:
             seq = int(inflight["seq"])
-            rows = tx.execute("SELECT sample FROM heartbeat_queue WHERE batch_seq=? ORDER BY id",
-                              (seq,)).fetchall()
-            if rows or inflight.get("summary"):
-                return Batch(seq, [json.loads(r[0]) for r in rows], inflight.get("summary"), True)
+            samples = hstore.batch_samples(tx.conn, seq)
+            if samples or inflight.get("summary"):
+                return Batch(seq, samples, inflight.get("summary"), True)
             state.delete(tx, "hb_inflight")
-        rows = tx.execute("SELECT sample FROM heartbeat_queue WHERE batch_seq IS NULL "
-                          "ORDER BY id").fetchall()
+        samples = hstore.unbatched_samples(tx.conn)
         summary = state.get_json(tx.conn, "hb_summary")
-        if not rows and not summary:
+        if not samples and not summary:
             return None
         seq = state.increment(tx, "heartbeat_seq")
-        tx.execute("UPDATE heartbeat_queue SET batch_seq=? WHERE batch_seq IS NULL", (seq,))
+        hstore.freeze_batch(tx, seq)
         state.put_json(tx, "hb_inflight", {"seq": seq, "summary": summary})
         state.delete(tx, "hb_summary")
-        return Batch(seq, [json.loads(r[0]) for r in rows], summary, False)
+        return Batch(seq, samples, summary, False)
 
     def delivered(self, tx: Tx, seq: int) -> None:
-        tx.execute("DELETE FROM heartbeat_queue WHERE batch_seq=?", (seq,))
+        hstore.delete_batch(tx, seq)
         inflight = state.get_json(tx.conn, "hb_inflight") or {}
         if inflight.get("seq") == seq:
             state.delete(tx, "hb_inflight")
@@ -225,7 +211,7 @@ class HeartbeatQueue:
         inflight = state.get_json(tx.conn, "hb_inflight") or {}
         if inflight.get("seq") != seq:
             return
-        tx.execute("UPDATE heartbeat_queue SET batch_seq=NULL WHERE batch_seq=?", (seq,))
+        hstore.release_batch(tx, seq)
         merged = merge_summaries(inflight.get("summary"), state.get_json(tx.conn, "hb_summary"))
         if merged:
             state.put_json(tx, "hb_summary", merged)
@@ -233,7 +219,7 @@ class HeartbeatQueue:
 
 
 def queued_count(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT count(*) FROM heartbeat_queue").fetchone()[0])
+    return hstore.heartbeat_count(conn)
 
 
 # -- sending ---------------------------------------------------------------------------------------

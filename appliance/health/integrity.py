@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import StoreError
 from ..store import Store
+from ..store import health as hstore
 from ..store.hlc import ms_to_iso
 from . import state
 
@@ -33,11 +34,8 @@ class IntegrityResult:
 
 
 def quick_check(store: Store, wall: Callable[[], float] = time.time) -> IntegrityResult:
-    def check(conn: sqlite3.Connection) -> list[str]:
-        return [str(r[0]) for r in conn.execute("PRAGMA quick_check(20)")]
-
     try:
-        rows = store.read_sync(check)
+        rows = store.read_sync(hstore.quick_check)
     except (sqlite3.DatabaseError, StoreError) as e:  # "database disk image is malformed"
         return IntegrityResult(False, str(e), wall())
     ok = rows == ["ok"]

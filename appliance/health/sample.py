@@ -3,7 +3,6 @@ sent as-is in heartbeats. Any value is ``None`` when it could not be read."""
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
@@ -14,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..store import Store
+from ..store import health as hstore
 from ..store.db import Tx
-from ..store.hlc import pack, physical_ms
 from . import clock, state, storage, system, throttle
 from .integrity import QuickCheck
 from .syncstatus import read_sync_status
@@ -140,26 +139,11 @@ class Sampler:
         )
 
 
-DAY_MS = 86_400_000
-
-
 def store_sample(tx: Tx, sample: Sample, *, retention_days: float, max_rows: int) -> int:
     """Insert a sample and apply retention. Returns the row id."""
-    stamp = tx.stamp()
-    cur = tx.execute("INSERT INTO health_sample(hlc, at, doc) VALUES (?, ?, ?)",
-                     (stamp, sample.at, json.dumps(sample.to_dict(), separators=(",", ":"))))
-    # HLC, not wall time: it never goes back, so a clock reset cannot keep old rows forever
-    cutoff = pack(physical_ms(stamp) - int(retention_days * DAY_MS))
-    tx.execute("DELETE FROM health_sample WHERE hlc < ?", (cutoff,))
-    # and a row cap, in case the clock jumped forward and back (HLC then stalls)
-    tx.execute("DELETE FROM health_sample WHERE id <= ?", (int(cur.lastrowid or 0) - max_rows,))
-    return int(cur.lastrowid or 0)
+    return hstore.add_sample(tx, sample.at, sample.to_dict(), retention_days=retention_days,
+                             max_rows=max_rows)
 
 
 def max_rows_for(retention_days: float, interval_s: float) -> int:
     return int(retention_days * 86400 / max(interval_s, 1.0)) + 100
-
-
-def latest_sample(conn: sqlite3.Connection) -> dict[str, Any] | None:
-    row = conn.execute("SELECT doc FROM health_sample ORDER BY id DESC LIMIT 1").fetchone()
-    return None if row is None else json.loads(row[0])

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..store.datavalues import sync_counts
+from ..store.synclog import sync_state_values
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,12 @@ def iso_z(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# the sync daemon's keys this module reads
+_KEYS = ("last_success", "last_error", "link", "clock_offset_s", "syncing")
+
+
 def _kv(conn: sqlite3.Connection) -> dict[str, str]:
-    return {str(k): str(v) for k, v in conn.execute(
-        "SELECT key, value FROM sync_state WHERE key IN "
-        "('last_success','last_error','link','clock_offset_s','syncing')")}
+    return sync_state_values(conn, _KEYS)
 
 
 def _float(value: str | None) -> float | None:

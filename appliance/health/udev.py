@@ -14,18 +14,18 @@ The event source is injectable: anything iterable yielding objects with ``.actio
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from .. import trigger
 from ..store import Store
+from ..store import health as hstore
 from ..store.db import Tx
-from ..sync import trigger
 from .sample import utc_iso
 
 log = logging.getLogger(__name__)
@@ -43,14 +43,6 @@ MODEM_NET_DRIVERS = {"qmi_wwan", "cdc_ether", "cdc_ncm", "cdc_mbim", "huawei_cdc
 MODEM_NET_NAME = re.compile(r"^(wwan\d+|wwp\w+|wwx\w+|usb\d+|ppp\d+)$")
 EVENT_LOG_MAX = 1000
 MODEM_DEBOUNCE_S = 10.0  # one stick makes 3-5 ttys and a net iface in a burst
-
-
-class DeviceEvent(Protocol):
-    action: str | None
-    subsystem: str | None
-    device_type: str | None
-    sys_name: str
-    properties: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -105,11 +97,8 @@ def _detail(event: Any) -> dict[str, Any]:
 
 
 def record_event(tx: Tx, ev: Classified) -> None:
-    cur = tx.execute(
-        "INSERT INTO health_event(at, kind, action, name, detail) VALUES (?, ?, ?, ?, ?)",
-        (utc_iso(time.time()), ev.kind, ev.action, ev.name,
-         json.dumps(ev.detail, separators=(",", ":"), sort_keys=True)))
-    tx.execute("DELETE FROM health_event WHERE id <= ?", (int(cur.lastrowid or 0) - EVENT_LOG_MAX,))
+    hstore.add_event(tx, at=utc_iso(time.time()), kind=ev.kind, action=ev.action, name=ev.name,
+                     detail=ev.detail, keep=EVENT_LOG_MAX)
 
 
 class UdevWatcher:

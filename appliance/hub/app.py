@@ -17,8 +17,8 @@ from ..config import Config
 from ..store import Store
 from ..store.datavalues import LOCAL_EDIT, Provenance
 from ..store.metadata import metadata_version
-from ..sync.trigger import request_sync
 from ..sync.upstream import Upstream
+from ..trigger import request_sync
 from . import (
     middleware,
     openapi,

@@ -218,3 +218,10 @@ def deleted_since(conn: sqlite3.Connection, since: str | None) -> list[tuple[str
 def is_empty(conn: sqlite3.Connection) -> bool:
     """No metadata at all: a store never seeded or synced."""
     return conn.execute("SELECT 1 FROM metadata LIMIT 1").fetchone() is None
+
+
+def org_unit_row(conn: sqlite3.Connection, uid: str) -> tuple[str | None, str | None, str] | None:
+    """(name, path, doc JSON) of a stored organisation unit, or None if there is none."""
+    row = conn.execute("SELECT name, path, doc FROM metadata WHERE type='organisationUnits' "
+                       "AND uid=?", (uid,)).fetchone()
+    return None if row is None else (row[0], row[1], row[2])

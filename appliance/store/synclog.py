@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .keys import CR_KEY, DV_KEY, key_sql, split_key
@@ -89,3 +89,10 @@ def event_log(conn: sqlite3.Connection, limit: int = 20) -> list[dict[str, Any]]
 def state_map(conn: sqlite3.Connection) -> dict[str, str]:
     """Every ``sync_state`` key: link, syncing, last success and error, byte counters..."""
     return {k: v for k, v in conn.execute("SELECT key, value FROM sync_state")}
+
+
+def sync_state_values(conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, str]:
+    """Those of ``keys`` that are set in ``sync_state``, as text."""
+    marks = ",".join("?" * len(keys))
+    return {str(k): str(v) for k, v in conn.execute(
+        f"SELECT key, value FROM sync_state WHERE key IN ({marks})", tuple(keys))}

@@ -6,5 +6,6 @@ Pure logic: ``clock`` (offset, placing edits on national's time line), ``conflic
 I/O: ``client`` (national DHIS2 over aiohttp), ``metadata`` (subtree metadata pull),
 ``apply`` (store writes), ``push`` (acknowledged chunks), ``cycle`` (one cycle),
 ``daemon`` (scheduling), ``command`` (``appliance sync``), ``api`` (hub endpoints),
-``upstream`` (first-login verification against national), ``trigger`` ("sync now").
+``upstream`` (first-login verification against national). The "sync now" datagram the
+daemon listens for is ``appliance.trigger``: hub and health send it too.
 """

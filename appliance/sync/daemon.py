@@ -29,9 +29,9 @@ from typing import IO
 from ..config import Config
 from ..errors import SyncError
 from ..store import Store
+from ..trigger import REASONS, socket_path
 from .backoff import backoff_delay
 from .cycle import CycleResult, SyncEngine
-from .trigger import REASONS, socket_path
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 
-from ..health import state as health_state
+from ..store import health as hstore
 from ..store.db import Tx
 from .state import add_event, iso_wall, read_state, set_state
 
@@ -37,12 +37,7 @@ def take_new_identity(tx: Tx, why: str = "restored from backup") -> int:
     """Start identity generation n+1 in this database; returns it."""
     generation = int(read_state(tx.conn).get("identity_generation") or 0) + 1
     set_state(tx, {"identity_generation": str(generation)})
-    floor = generation << GENERATION_SHIFT
-    if health_state.get_int(tx.conn, "heartbeat_seq") < floor:
-        health_state.put(tx, "heartbeat_seq", str(floor))
-    if health_state.get_json(tx.conn, "hb_inflight") is not None:
-        tx.execute("UPDATE heartbeat_queue SET batch_seq=NULL WHERE batch_seq IS NOT NULL")
-        health_state.delete(tx, "hb_inflight")
+    hstore.renumber_heartbeats(tx, generation << GENERATION_SHIFT)
     add_event(tx, "warning", "identity",
               f"{why}: new sync identity {generation}; pending edits are checked against "
               "national before they are pushed again", iso_wall(time.time()))

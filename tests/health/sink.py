@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from appliance.health.heartbeat import verify
+from appliance.signing import verify
 
 
 def free_port() -> int:

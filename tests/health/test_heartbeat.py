@@ -14,8 +14,9 @@ import pytest
 from appliance import __version__
 from appliance.health import heartbeat as hb_mod
 from appliance.health import state
-from appliance.health.heartbeat import HeartbeatClient, HubIdentity, signature
+from appliance.health.heartbeat import HeartbeatClient, HubIdentity
 from appliance.health.sample import Sample
+from appliance.signing import sign as signature
 from appliance.store import Store
 
 from .sink import FleetSink

@@ -14,9 +14,10 @@ import pytest
 
 from appliance.health import clock, storage, system
 from appliance.health.integrity import QuickCheck
-from appliance.health.sample import HostPaths, Sample, Sampler, latest_sample, store_sample
+from appliance.health.sample import HostPaths, Sample, Sampler, store_sample
 from appliance.health.syncstatus import read_flags, read_sync_status
 from appliance.store import Store
+from appliance.store.health import latest_sample
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from aiohttp import web
 from appliance.store import Store
 from appliance.sync.cycle import SyncEngine
 from appliance.sync.daemon import Daemon
-from appliance.sync.trigger import request_sync
+from appliance.trigger import request_sync
 from tests.conftest import RunningHub, copy_db, free_port
 
 from .conftest import first_values, hub_edit, sync_config

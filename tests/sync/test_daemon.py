@@ -12,7 +12,7 @@ import aiohttp
 
 from appliance.store import datavalues as dv
 from appliance.sync.daemon import Daemon
-from appliance.sync.trigger import request_sync
+from appliance.trigger import request_sync
 from tests.conftest import REPO, free_port
 from tests.netlink.harness import FlappingProxy
 

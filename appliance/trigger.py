@@ -3,6 +3,10 @@
 The daemon binds a Unix datagram socket; a signal is one datagram naming the reason.
 Sending never blocks and never fails loudly: if the daemon is not running the next
 timer cycle picks the work up anyway.
+
+A top-level module, outside the store/sync/health/hub layers and importing none of them:
+the hub and the health agent send, the sync daemon listens, and none of them need the
+others for that.
 """
 
 from __future__ import annotations
