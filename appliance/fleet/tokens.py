@@ -27,7 +27,6 @@ import os
 import secrets
 from pathlib import Path
 
-from .. import signing
 from ..errors import FleetError
 from ..fsutil import fsync_dir
 
@@ -46,12 +45,6 @@ def hash_token(token: str) -> str:
 
 def token_matches(token: str, token_hash: str) -> bool:
     return hmac.compare_digest(hash_token(token), token_hash)
-
-
-def sign(body: bytes, token: str) -> str:
-    """``appliance.signing.sign`` in this module's old (body, token) order, which the fleet
-    tests still call; the service itself signs and verifies through ``appliance.signing``."""
-    return signing.sign(token, body)
 
 
 def load_key(path: Path) -> bytes:

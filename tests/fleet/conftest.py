@@ -24,8 +24,8 @@ from appliance.config import Config
 from appliance.fleet.auth import put_user_tx
 from appliance.fleet.db import FleetDB, NewHub
 from appliance.fleet.models import iso
-from appliance.fleet.tokens import sign
 from appliance.fleet.web import FLEET, Fleet, create_app, start
+from appliance.signing import sign
 from appliance.store.users import make_verifier
 
 ADMIN = ("national", "national-admin-pw")
@@ -133,7 +133,7 @@ def signed(payload: Any, hub_id: str, token: str, *, raw: bytes | None = None,
            ) -> tuple[bytes, dict[str, str]]:
     body = raw if raw is not None else gzip.compress(orjson.dumps(payload))
     return body, {"Content-Type": "application/json", "Content-Encoding": "gzip",
-                  "X-Hub-Id": hub_id, "X-Hub-Signature": sign(body, token),
+                  "X-Hub-Id": hub_id, "X-Hub-Signature": sign(token, body),
                   "Authorization": f"Bearer {token}"}
 
 

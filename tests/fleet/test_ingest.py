@@ -12,7 +12,8 @@ import orjson
 import pytest
 
 from appliance.fleet.models import iso
-from appliance.fleet.tokens import new_token, sign
+from appliance.fleet.tokens import new_token
+from appliance.signing import sign
 
 from .conftest import FleetServer, heartbeat, sample, signed
 
@@ -133,7 +134,7 @@ def _raw(raw: bytes) -> Case:
 
 def _forged(s: FleetServer) -> tuple[bytes, dict[str, str]]:
     body, headers = _ok(s)
-    headers["X-Hub-Signature"] = sign(body, new_token())  # signed with someone else's key
+    headers["X-Hub-Signature"] = sign(new_token(), body)  # signed with someone else's key
     return body, headers
 
 
