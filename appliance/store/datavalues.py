@@ -148,6 +148,16 @@ _AUDIT = (
     "(SELECT value AS j FROM json_each(?1))")
 
 
+def upsert_values(tx: Tx, rows: list[tuple[Any, ...]], *, stored_by: str | None,
+                  last_updated: str, sync_state: str, hlc: int, origin: str) -> None:
+    """Write whole value rows (the one upsert of ``datavalue``, for LAN imports and the
+    sync worker alike), as one JSON array in one statement: each of ``rows`` is (de, pe,
+    ou, coc, aoc, value, comment, followup, stored_by, created, deleted, base), a NULL
+    stored_by taking ``stored_by``; the other columns are common to all. A stored row
+    keeps its ``created`` and takes every other column."""
+    tx.execute(_UPSERT, (_json_rows(rows), stored_by, last_updated, sync_state, hlc, origin))
+
+
 def import_values(tx: Tx, rows: Sequence[ValueRow], *, username: str, via: str = "api",
                   client: str | None = None, strategy: str = "CREATE_AND_UPDATE",
                   role: str = "hub", dry_run: bool = False, audit: bool = True) -> Counts:
@@ -223,7 +233,8 @@ def import_values(tx: Tx, rows: Sequence[ValueRow], *, username: str, via: str =
         tx.execute(_INSERT_FRESH, (_json_rows(fresh), *common))
     if changed:
         # a key both inserted and changed in one payload: the change comes after the insert
-        tx.execute(_UPSERT, (_json_rows(changed), *common))
+        upsert_values(tx, changed, stored_by=username, last_updated=now, sync_state=state,
+                      hlc=stamp, origin=origin)
     if audits:
         tx.execute(_AUDIT, (_json_rows(audits), stamp, now, username, via, client))
     return counts
@@ -295,6 +306,20 @@ def value_json(r: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
 # -- complete registrations ----------------------------------------------------------------
 CR_COLS = ("ds, pe, ou, aoc, date, stored_by, completed, last_updated, deleted, sync_state, "
            "hlc, origin, base")
+_UPSERT_CR = (
+    f"INSERT INTO complete_registration({CR_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    "ON CONFLICT(ds, pe, ou, aoc) DO UPDATE SET date=excluded.date, "
+    "stored_by=excluded.stored_by, completed=excluded.completed, "
+    "last_updated=excluded.last_updated, deleted=excluded.deleted, "
+    "sync_state=excluded.sync_state, hlc=excluded.hlc, origin=excluded.origin, "
+    "base=excluded.base")
+
+
+def upsert_registration(tx: Tx, row: Sequence[Any]) -> None:
+    """Write one whole completion row, in ``CR_COLS`` order (the one upsert of
+    ``complete_registration``): a stored row takes every column."""
+    tx.execute(_UPSERT_CR, row)
+
 
 
 def register_complete(tx: Tx, regs: Iterable[dict[str, Any]], *, username: str, role: str = "hub",
@@ -324,14 +349,10 @@ def register_complete(tx: Tx, regs: Iterable[dict[str, Any]], *, username: str, 
         else:
             counts.imported += 1
             audit_type = "CREATE"
-        tx.execute(
-            f"INSERT INTO complete_registration({CR_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT(ds, pe, ou, aoc) DO UPDATE SET date=excluded.date, "
-            "stored_by=excluded.stored_by, completed=excluded.completed, "
-            "last_updated=excluded.last_updated, deleted=excluded.deleted, "
-            "sync_state=excluded.sync_state, hlc=excluded.hlc, origin=excluded.origin",
-            (*key, r.get("date") or now[:10], r.get("storedBy") or username, completed, now,
-             int(delete), state, stamp, origin, old["base"] if old is not None else None))
+        # the row keeps its base: national has not seen this edit
+        upsert_registration(
+            tx, (*key, r.get("date") or now[:10], r.get("storedBy") or username, completed, now,
+                 int(delete), state, stamp, origin, old["base"] if old is not None else None))
         tx.execute("INSERT INTO audit(hlc, at, username, via, client, entity, key, audit_type, "
                    "old_value, new_value) VALUES (?,?,?,?,?,?,?,?,?,?)",
                    (stamp, now, username, via, client, "complete_registration", key_str(key),
