@@ -378,3 +378,91 @@ def sync_counts(conn: sqlite3.Connection) -> tuple[int, int, int]:
     conflicts = conn.execute(
         "SELECT count(*) FROM sync_conflict WHERE resolved_at IS NULL").fetchone()[0]
     return pending, rejected, conflicts
+
+
+# -- the sync worker's reads and writes ------------------------------------------------------
+# entity name = table name: ``datavalue`` or ``complete_registration``
+_COLS = {"datavalue": DV_COLS, "complete_registration": CR_COLS}
+_WHERE = {"datavalue": " AND ".join(f"{c}=?" for c in DV_KEY),
+          "complete_registration": " AND ".join(f"{c}=?" for c in CR_KEY)}
+_ROW = {e: f"SELECT {_COLS[e]} FROM {e} WHERE {_WHERE[e]}" for e in _COLS}
+_PENDING_KEYS = {"datavalue": f"SELECT {', '.join(DV_KEY)} FROM datavalue WHERE sync_state='pending'",
+                 "complete_registration": (f"SELECT {', '.join(CR_KEY)} FROM complete_registration "
+                                           "WHERE sync_state='pending'")}
+_IS_PENDING = {e: f"SELECT 1 FROM {e} WHERE {_WHERE[e]} AND sync_state='pending'" for e in _COLS}
+_PENDING_ROW = {
+    "datavalue": ("SELECT de, pe, ou, coc, aoc, value, comment, followup, stored_by, deleted, "
+                  f"hlc FROM datavalue WHERE {_WHERE['datavalue']} AND sync_state='pending'"),
+    "complete_registration": (
+        "SELECT ds, pe, ou, aoc, date, stored_by, completed, deleted, hlc FROM "
+        f"complete_registration WHERE {_WHERE['complete_registration']} AND "
+        "sync_state='pending'"),
+}
+
+
+def row_by_key(conn: sqlite3.Connection, entity: str, key: Sequence[str]) -> sqlite3.Row | None:
+    """The stored row (``DV_COLS`` or ``CR_COLS``) at a natural key."""
+    return conn.execute(_ROW[entity], key).fetchone()
+
+
+def set_base(tx: Tx, entity: str, key: Sequence[str], base: str) -> None:
+    """Record the national lastUpdated the row at ``key`` now supersedes."""
+    tx.execute(f"UPDATE {entity} SET base=? WHERE {_WHERE[entity]}", (base, *key))
+
+
+def mark_synced(tx: Tx, entity: str, key: Sequence[str], hlc: int, base: str) -> None:
+    """The row at ``key`` equals national's (lastUpdated ``base``), if still stamped ``hlc``."""
+    tx.execute(f"UPDATE {entity} SET sync_state='synced', base=? WHERE {_WHERE[entity]} AND "
+               "hlc=?", (base, *key, hlc))
+
+
+def mark_acked(tx: Tx, entity: str, base: str,
+               sent: Sequence[tuple[Sequence[str], int]]) -> None:
+    """National accepted these (key, hlc): each row still pending with that stamp is synced."""
+    tx.executemany(f"UPDATE {entity} SET sync_state='synced', base=? WHERE {_WHERE[entity]} "
+                   "AND hlc=? AND sync_state='pending'", [(base, *k, h) for k, h in sent])
+
+
+def mark_rejected(tx: Tx, entity: str, key: Sequence[str], hlc: int) -> None:
+    """National refused the row at ``key``, if it is still stamped ``hlc``."""
+    tx.execute(f"UPDATE {entity} SET sync_state='rejected' WHERE {_WHERE[entity]} AND hlc=?",
+               (*key, hlc))
+
+
+def pending_keys(conn: sqlite3.Connection, entity: str) -> list[tuple[str, ...]]:
+    """The natural keys of every pending row."""
+    return [tuple(r) for r in conn.execute(_PENDING_KEYS[entity])]
+
+
+def is_pending(conn: sqlite3.Connection, entity: str, key: Sequence[str]) -> bool:
+    return conn.execute(_IS_PENDING[entity], key).fetchone() is not None
+
+
+def pending_rows(conn: sqlite3.Connection, entity: str, keys: Iterable[Sequence[str]]
+                 ) -> list[sqlite3.Row]:
+    """The rows at ``keys`` that are still pending, in that order: the key, then value,
+    comment, followup, stored_by, deleted, hlc (completions: date, stored_by, completed,
+    deleted, hlc)."""
+    sql = _PENDING_ROW[entity]
+    out = []
+    for k in keys:
+        r = conn.execute(sql, k).fetchone()
+        if r is not None:
+            out.append(r)
+    return out
+
+
+def pending_org_units_periods(conn: sqlite3.Connection) -> tuple[list[str], list[str]]:
+    """The org units and the periods (each sorted) of pending values."""
+    return (sorted({r[0] for r in conn.execute(
+                "SELECT DISTINCT ou FROM datavalue WHERE sync_state='pending'")}),
+            sorted({r[0] for r in conn.execute(
+                "SELECT DISTINCT pe FROM datavalue WHERE sync_state='pending'")}))
+
+
+def oldest_pending_hlc(conn: sqlite3.Connection) -> int | None:
+    """The smallest HLC stamp of a pending value or completion."""
+    return conn.execute(
+        "SELECT min(h) FROM (SELECT min(hlc) AS h FROM datavalue WHERE sync_state='pending' "
+        "UNION ALL SELECT min(hlc) FROM complete_registration WHERE sync_state='pending')"
+    ).fetchone()[0]

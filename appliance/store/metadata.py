@@ -206,3 +206,18 @@ def delete_metadata(tx: Tx, type_: str, uids: Iterable[str], at: str) -> int:
     if n:
         _bump(tx)
     return n
+
+
+def read_documents(conn: sqlite3.Connection) -> dict[str, list[dict[str, Any]]]:
+    """Every stored document, by collection (in no particular order)."""
+    doc: dict[str, list[dict[str, Any]]] = {}
+    for type_, d in conn.execute("SELECT type, doc FROM metadata"):
+        doc.setdefault(type_, []).append(json.loads(d))
+    return doc
+
+
+def known_uids(conn: sqlite3.Connection, type_: str, uids: list[Any]) -> set[str]:
+    """Which of ``uids`` are stored in collection ``type_``."""
+    return {r[0] for r in conn.execute(
+        f"SELECT uid FROM metadata WHERE type=? AND uid IN ({','.join('?' * len(uids))})",
+        (type_, *uids))}
