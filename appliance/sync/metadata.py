@@ -1,6 +1,6 @@
 """Metadata pull for the hub's upazila subtree.
 
-The rule for *what* a hub holds is ``appliance.demo.subset.subset_for`` (the demo hub is
+The rule for *what* a hub holds is ``appliance.sync.subset.subset_for`` (the demo hub is
 cut from the national demo by the same function). A pull builds the national document as
 far as the hub knows it (its stored metadata and users), overlays what national changed
 since the metadata watermark (``filter=lastUpdated:ge:``, one call per collection, and
@@ -22,12 +22,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..demo.subset import subset_for
 from ..errors import NationalRejected
 from ..store.db import Tx
 from ..store.metadata import delete_metadata, put_metadata, read_documents
 from ..store.users import disable_national_user, read_user_documents, upsert_user
 from .client import NationalClient
+from .subset import subset_for
 
 log = logging.getLogger(__name__)
 
