@@ -2,8 +2,9 @@
 
 ``national()`` is the whole country document (``data/national.json``, produced by
 ``python -m appliance.demo.generate``); ``hub()`` is what an upazila hub holds, cut by
-``subset_for``, the same rule sync applies to a real national pull. Both return fresh
-objects on every call, so callers may mutate them. Data values: ``appliance.demo.values``.
+``appliance.sync.subset.subset_for``, the rule sync applies to a real national pull. Both
+return fresh objects on every call, so callers may mutate them. Data values:
+``appliance.demo.values``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from .subset import subset_for
+from ..sync.subset import subset_for
 
 __all__ = [
     "CHCP_CLINIC_UID",
@@ -26,7 +27,6 @@ __all__ = [
     "ROOT_UID",
     "hub",
     "national",
-    "subset_for",
 ]
 
 # Every demo user logs in with DHIS2's traditional demo password.

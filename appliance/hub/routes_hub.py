@@ -18,7 +18,7 @@ def read_status(conn: Any) -> dict[str, Any]:
     """What the status endpoint and page show of sync: its state keys, rows per sync
     state, open conflicts and the latest events."""
     counts = dv.state_counts(conn)
-    return {"state": synclog.state_map(conn), "values": counts["values"],
+    return {"state": synclog.read_state(conn), "values": counts["values"],
             "registrations": counts["registrations"],
             "conflicts": synclog.open_conflicts(conn), "events": synclog.event_log(conn)}
 

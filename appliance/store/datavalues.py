@@ -18,7 +18,7 @@ import orjson
 
 from .db import Tx
 from .hlc import to_iso
-from .keys import CR_KEY, DV_KEY, key_sql, key_str, split_key  # noqa: F401 - re-exported
+from .keys import CR_KEY, DV_KEY, key_sql, key_str
 from .synclog import open_conflicts
 
 DV_COLS = ("de, pe, ou, coc, aoc, value, comment, followup, stored_by, created, last_updated, "
@@ -136,6 +136,16 @@ _AUDIT = (
     "(SELECT value AS j FROM json_each(?1))")
 
 
+def upsert_values(tx: Tx, rows: list[tuple[Any, ...]], *, stored_by: str | None,
+                  last_updated: str, sync_state: str, hlc: int, origin: str) -> None:
+    """Write whole value rows (the one upsert of ``datavalue``, for LAN imports and the
+    sync worker alike), as one JSON array in one statement: each of ``rows`` is (de, pe,
+    ou, coc, aoc, value, comment, followup, stored_by, created, deleted, base), a NULL
+    stored_by taking ``stored_by``; the other columns are common to all. A stored row
+    keeps its ``created`` and takes every other column."""
+    tx.execute(_UPSERT, (_json_rows(rows), stored_by, last_updated, sync_state, hlc, origin))
+
+
 def import_values(tx: Tx, rows: Sequence[ValueRow], *, username: str, via: str = "api",
                   client: str | None = None, strategy: str = "CREATE_AND_UPDATE",
                   provenance: Provenance = LOCAL_EDIT, dry_run: bool = False,
@@ -212,7 +222,8 @@ def import_values(tx: Tx, rows: Sequence[ValueRow], *, username: str, via: str =
         tx.execute(_INSERT_FRESH, (_json_rows(fresh), *common))
     if changed:
         # a key both inserted and changed in one payload: the change comes after the insert
-        tx.execute(_UPSERT, (_json_rows(changed), *common))
+        upsert_values(tx, changed, stored_by=username, last_updated=now, sync_state=state,
+                      hlc=stamp, origin=origin)
     if audits:
         tx.execute(_AUDIT, (_json_rows(audits), stamp, now, username, via, client))
     return counts
@@ -284,6 +295,20 @@ def value_json(r: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
 # -- complete registrations ----------------------------------------------------------------
 CR_COLS = ("ds, pe, ou, aoc, date, stored_by, completed, last_updated, deleted, sync_state, "
            "hlc, origin, base")
+_UPSERT_CR = (
+    f"INSERT INTO complete_registration({CR_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    "ON CONFLICT(ds, pe, ou, aoc) DO UPDATE SET date=excluded.date, "
+    "stored_by=excluded.stored_by, completed=excluded.completed, "
+    "last_updated=excluded.last_updated, deleted=excluded.deleted, "
+    "sync_state=excluded.sync_state, hlc=excluded.hlc, origin=excluded.origin, "
+    "base=excluded.base")
+
+
+def upsert_registration(tx: Tx, row: Sequence[Any]) -> None:
+    """Write one whole completion row, in ``CR_COLS`` order (the one upsert of
+    ``complete_registration``): a stored row takes every column."""
+    tx.execute(_UPSERT_CR, row)
+
 
 
 def register_complete(tx: Tx, regs: Iterable[dict[str, Any]], *, username: str,
@@ -314,14 +339,10 @@ def register_complete(tx: Tx, regs: Iterable[dict[str, Any]], *, username: str,
         else:
             counts.imported += 1
             audit_type = "CREATE"
-        tx.execute(
-            f"INSERT INTO complete_registration({CR_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT(ds, pe, ou, aoc) DO UPDATE SET date=excluded.date, "
-            "stored_by=excluded.stored_by, completed=excluded.completed, "
-            "last_updated=excluded.last_updated, deleted=excluded.deleted, "
-            "sync_state=excluded.sync_state, hlc=excluded.hlc, origin=excluded.origin",
-            (*key, r.get("date") or now[:10], r.get("storedBy") or username, completed, now,
-             int(delete), state, stamp, origin, old["base"] if old is not None else None))
+        # the row keeps its base: national has not seen this edit
+        upsert_registration(
+            tx, (*key, r.get("date") or now[:10], r.get("storedBy") or username, completed, now,
+                 int(delete), state, stamp, origin, old["base"] if old is not None else None))
         tx.execute("INSERT INTO audit(hlc, at, username, via, client, entity, key, audit_type, "
                    "old_value, new_value) VALUES (?,?,?,?,?,?,?,?,?,?)",
                    (stamp, now, username, via, client, "complete_registration", key_str(key),
@@ -412,3 +433,91 @@ def query_registrations(conn: sqlite3.Connection, *, data_sets: Sequence[str],
     if not include_deleted:
         sql += " AND deleted = 0"
     return conn.execute(sql, params).fetchall()
+
+
+# -- the sync worker's reads and writes ------------------------------------------------------
+# entity name = table name: ``datavalue`` or ``complete_registration``
+_COLS = {"datavalue": DV_COLS, "complete_registration": CR_COLS}
+_WHERE = {"datavalue": " AND ".join(f"{c}=?" for c in DV_KEY),
+          "complete_registration": " AND ".join(f"{c}=?" for c in CR_KEY)}
+_ROW = {e: f"SELECT {_COLS[e]} FROM {e} WHERE {_WHERE[e]}" for e in _COLS}
+_PENDING_KEYS = {"datavalue": f"SELECT {', '.join(DV_KEY)} FROM datavalue WHERE sync_state='pending'",
+                 "complete_registration": (f"SELECT {', '.join(CR_KEY)} FROM complete_registration "
+                                           "WHERE sync_state='pending'")}
+_IS_PENDING = {e: f"SELECT 1 FROM {e} WHERE {_WHERE[e]} AND sync_state='pending'" for e in _COLS}
+_PENDING_ROW = {
+    "datavalue": ("SELECT de, pe, ou, coc, aoc, value, comment, followup, stored_by, deleted, "
+                  f"hlc FROM datavalue WHERE {_WHERE['datavalue']} AND sync_state='pending'"),
+    "complete_registration": (
+        "SELECT ds, pe, ou, aoc, date, stored_by, completed, deleted, hlc FROM "
+        f"complete_registration WHERE {_WHERE['complete_registration']} AND "
+        "sync_state='pending'"),
+}
+
+
+def row_by_key(conn: sqlite3.Connection, entity: str, key: Sequence[str]) -> sqlite3.Row | None:
+    """The stored row (``DV_COLS`` or ``CR_COLS``) at a natural key."""
+    return conn.execute(_ROW[entity], key).fetchone()
+
+
+def set_base(tx: Tx, entity: str, key: Sequence[str], base: str) -> None:
+    """Record the national lastUpdated the row at ``key`` now supersedes."""
+    tx.execute(f"UPDATE {entity} SET base=? WHERE {_WHERE[entity]}", (base, *key))
+
+
+def mark_synced(tx: Tx, entity: str, key: Sequence[str], hlc: int, base: str) -> None:
+    """The row at ``key`` equals national's (lastUpdated ``base``), if still stamped ``hlc``."""
+    tx.execute(f"UPDATE {entity} SET sync_state='synced', base=? WHERE {_WHERE[entity]} AND "
+               "hlc=?", (base, *key, hlc))
+
+
+def mark_acked(tx: Tx, entity: str, base: str,
+               sent: Sequence[tuple[Sequence[str], int]]) -> None:
+    """National accepted these (key, hlc): each row still pending with that stamp is synced."""
+    tx.executemany(f"UPDATE {entity} SET sync_state='synced', base=? WHERE {_WHERE[entity]} "
+                   "AND hlc=? AND sync_state='pending'", [(base, *k, h) for k, h in sent])
+
+
+def mark_rejected(tx: Tx, entity: str, key: Sequence[str], hlc: int) -> None:
+    """National refused the row at ``key``, if it is still stamped ``hlc``."""
+    tx.execute(f"UPDATE {entity} SET sync_state='rejected' WHERE {_WHERE[entity]} AND hlc=?",
+               (*key, hlc))
+
+
+def pending_keys(conn: sqlite3.Connection, entity: str) -> list[tuple[str, ...]]:
+    """The natural keys of every pending row."""
+    return [tuple(r) for r in conn.execute(_PENDING_KEYS[entity])]
+
+
+def is_pending(conn: sqlite3.Connection, entity: str, key: Sequence[str]) -> bool:
+    return conn.execute(_IS_PENDING[entity], key).fetchone() is not None
+
+
+def pending_rows(conn: sqlite3.Connection, entity: str, keys: Iterable[Sequence[str]]
+                 ) -> list[sqlite3.Row]:
+    """The rows at ``keys`` that are still pending, in that order: the key, then value,
+    comment, followup, stored_by, deleted, hlc (completions: date, stored_by, completed,
+    deleted, hlc)."""
+    sql = _PENDING_ROW[entity]
+    out = []
+    for k in keys:
+        r = conn.execute(sql, k).fetchone()
+        if r is not None:
+            out.append(r)
+    return out
+
+
+def pending_org_units_periods(conn: sqlite3.Connection) -> tuple[list[str], list[str]]:
+    """The org units and the periods (each sorted) of pending values."""
+    return (sorted({r[0] for r in conn.execute(
+                "SELECT DISTINCT ou FROM datavalue WHERE sync_state='pending'")}),
+            sorted({r[0] for r in conn.execute(
+                "SELECT DISTINCT pe FROM datavalue WHERE sync_state='pending'")}))
+
+
+def oldest_pending_hlc(conn: sqlite3.Connection) -> int | None:
+    """The smallest HLC stamp of a pending value or completion."""
+    return conn.execute(
+        "SELECT min(h) FROM (SELECT min(hlc) AS h FROM datavalue WHERE sync_state='pending' "
+        "UNION ALL SELECT min(hlc) FROM complete_registration WHERE sync_state='pending')"
+    ).fetchone()[0]

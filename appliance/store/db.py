@@ -55,6 +55,12 @@ class Tx:
         return self.conn.executemany(sql, rows)
 
 
+def persisted_hlc(conn: sqlite3.Connection) -> int:
+    """The newest HLC stamp any process committed (``meta`` key ``hlc``), 0 if none."""
+    row = conn.execute("SELECT value FROM meta WHERE key='hlc'").fetchone()
+    return int(row[0]) if row else 0
+
+
 _STOP = object()
 _memory_ids = itertools.count()
 
@@ -173,8 +179,7 @@ class Store:
 
     @staticmethod
     def _persisted_hlc(conn: sqlite3.Connection) -> int:
-        row = conn.execute("SELECT value FROM meta WHERE key='hlc'").fetchone()
-        return int(row[0]) if row else 0
+        return persisted_hlc(conn)
 
     # -- the write path ---------------------------------------------------------------
     async def write(self, fn: Callable[[Tx], T]) -> T:

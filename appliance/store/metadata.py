@@ -225,3 +225,18 @@ def org_unit_row(conn: sqlite3.Connection, uid: str) -> tuple[str | None, str | 
     row = conn.execute("SELECT name, path, doc FROM metadata WHERE type='organisationUnits' "
                        "AND uid=?", (uid,)).fetchone()
     return None if row is None else (row[0], row[1], row[2])
+
+
+def read_documents(conn: sqlite3.Connection) -> dict[str, list[dict[str, Any]]]:
+    """Every stored document, by collection (in no particular order)."""
+    doc: dict[str, list[dict[str, Any]]] = {}
+    for type_, d in conn.execute("SELECT type, doc FROM metadata"):
+        doc.setdefault(type_, []).append(json.loads(d))
+    return doc
+
+
+def known_uids(conn: sqlite3.Connection, type_: str, uids: list[Any]) -> set[str]:
+    """Which of ``uids`` are stored in collection ``type_``."""
+    return {r[0] for r in conn.execute(
+        f"SELECT uid FROM metadata WHERE type=? AND uid IN ({','.join('?' * len(uids))})",
+        (type_, *uids))}

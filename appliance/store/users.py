@@ -227,3 +227,19 @@ def user_docs(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             doc["lastUpdated"] = row[2]
         out.append(doc)
     return out
+
+
+def read_user_documents(conn: sqlite3.Connection) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """Every user's document by uid, and the uids of hub-local accounts."""
+    users: dict[str, dict[str, Any]] = {}
+    local_only: set[str] = set()
+    for uid, d, is_local in conn.execute("SELECT uid, doc, local FROM users"):
+        users[uid] = json.loads(d)
+        if is_local:
+            local_only.add(uid)
+    return users, local_only
+
+
+def disable_national_user(tx: Tx, uid: str) -> None:
+    """Disable a user that came from national (hub-local accounts are left alone)."""
+    tx.execute("UPDATE users SET disabled=1 WHERE uid=? AND local=0", (uid,))

@@ -22,31 +22,21 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..store import audit, synclog
+from ..store import datavalues as dv
 from ..store.db import Tx
 from ..store.hlc import to_iso
+from ..store.keys import CR_KEY, DV_KEY, key_str
 from . import conflict as cf
 from .clock import place_edit
 from .state import anchors_around
 from .summary import ImportResult, Refusal
 from .timefmt import format_ts, parse_ts
 
-DV_KEY = ("de", "pe", "ou", "coc", "aoc")
-CR_KEY = ("ds", "pe", "ou", "aoc")
 DV_FIELDS = ("dataElement", "period", "orgUnit", "categoryOptionCombo", "attributeOptionCombo")
-_DV_COLS = ("de, pe, ou, coc, aoc, value, comment, followup, stored_by, created, last_updated, "
-            "deleted, sync_state, hlc, origin, base")
-_CR_COLS = ("ds, pe, ou, aoc, date, stored_by, completed, last_updated, deleted, sync_state, "
-            "hlc, origin, base")
 
-
-# entity name = table name; its natural key and the columns the sync code reads
+# entity name = table name; its natural key
 _KEYS = {"datavalue": DV_KEY, "complete_registration": CR_KEY}
-_COLS = {"datavalue": _DV_COLS, "complete_registration": _CR_COLS}
-_WHERE = {e: " AND ".join(f"{c}=?" for c in k) for e, k in _KEYS.items()}
-
-
-def key_str(key: Sequence[str]) -> str:
-    return "|".join(key)
 
 
 def key_json(entity: str, key: Sequence[str]) -> str:
@@ -161,27 +151,22 @@ def log_conflict(tx: Tx, entity: str, key: Sequence[str], data_set: str | None,
                  hub: cf.Side, hub_hlc: int | None, national: cf.Side,
                  national_last_updated: str | None, decision: cf.Decision) -> int:
     detected = to_iso(tx.stamp())
-    cur = tx.execute(
-        "INSERT INTO sync_conflict(entity, key, data_set, hub_value, hub_deleted, hub_user, "
-        "hub_at, hub_hlc, national_value, national_deleted, national_user, national_at, winner, "
-        "policy, reason, detected_at, org_unit, hub_comment, national_comment, "
-        "national_last_updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (entity, key_json(entity, key), data_set, hub.value, int(hub.deleted), hub.user,
-         format_ts(hub.at_ms) if hub.at_ms is not None else None, hub_hlc, national.value,
-         int(national.deleted), national.user,
-         format_ts(national.at_ms) if national.at_ms is not None else None, decision.winner,
-         decision.policy, decision.reason, detected, key[2], hub.comment, national.comment,
-         national_last_updated))
-    return int(cur.lastrowid or 0)
+    return synclog.add_conflict(
+        tx, entity=entity, key=key_json(entity, key), data_set=data_set, hub_value=hub.value,
+        hub_deleted=hub.deleted, hub_user=hub.user,
+        hub_at=format_ts(hub.at_ms) if hub.at_ms is not None else None, hub_hlc=hub_hlc,
+        national_value=national.value, national_deleted=national.deleted,
+        national_user=national.user,
+        national_at=format_ts(national.at_ms) if national.at_ms is not None else None,
+        winner=decision.winner, policy=decision.policy, reason=decision.reason,
+        detected_at=detected, org_unit=key[2], hub_comment=hub.comment,
+        national_comment=national.comment, national_last_updated=national_last_updated)
 
 
 def _audit(tx: Tx, entity: str, key: Sequence[str], audit_type: str, old: str | None,
            new: str | None, username: str | None, via: str = "sync") -> None:
-    stamp = tx.stamp()
-    tx.execute("INSERT INTO audit(hlc, at, username, via, client, entity, key, audit_type, "
-               "old_value, new_value) VALUES (?,?,?,?,?,?,?,?,?,?)",
-               (stamp, to_iso(stamp), username, via, None, entity, key_str(key), audit_type,
-                old, new))
+    audit.record(tx, entity=entity, key=key_str(key), audit_type=audit_type, old=old, new=new,
+                 username=username, client=None, via=via)
 
 
 # -- pulled data values ------------------------------------------------------------------------------
@@ -191,14 +176,10 @@ def _write_national_value(tx: Tx, p: Pulled, old: sqlite3.Row | None) -> None:
     created = (old["created"] if old is not None else None) or p.created or lu
     value = p.value if p.value is not None or not p.deleted else (
         old["value"] if old is not None else None)
-    tx.execute(
-        f"INSERT INTO datavalue({_DV_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'synced',?,'national',?) "
-        "ON CONFLICT(de, pe, ou, coc, aoc) DO UPDATE SET value=excluded.value, "
-        "comment=excluded.comment, followup=excluded.followup, stored_by=excluded.stored_by, "
-        "last_updated=excluded.last_updated, deleted=excluded.deleted, sync_state='synced', "
-        "hlc=excluded.hlc, origin='national', base=excluded.base",
-        (*p.key, value, p.comment, int(p.followup), p.stored_by, created, lu, int(p.deleted),
-         stamp, p.last_updated))
+    dv.upsert_values(tx, [(*p.key, value, p.comment, int(p.followup), p.stored_by, created,
+                           int(p.deleted), p.last_updated)],
+                     stored_by=None, last_updated=lu, sync_state="synced", hlc=stamp,
+                     origin="national")
     if old is None:
         audit_type, old_v = "CREATE", None
     elif p.deleted:
@@ -208,7 +189,7 @@ def _write_national_value(tx: Tx, p: Pulled, old: sqlite3.Row | None) -> None:
     if old is None or old["value"] != value or bool(old["deleted"]) != p.deleted:
         _audit(tx, "datavalue", p.key, audit_type, old_v, None if p.deleted else value,
                p.stored_by)
-    tx.execute("DELETE FROM sync_rejection WHERE entity='datavalue' AND key=?", (key_str(p.key),))
+    synclog.delete_rejection(tx, "datavalue", p.key)
 
 
 def apply_values(tx: Tx, values: Sequence[Pulled], ctx: Context) -> PullStats:
@@ -217,17 +198,14 @@ def apply_values(tx: Tx, values: Sequence[Pulled], ctx: Context) -> PullStats:
 
 def _apply_pulled(tx: Tx, entity: str, items: Sequence[Pulled], ctx: Context) -> PullStats:
     stats = PullStats()
-    sql = f"SELECT {_COLS[entity]} FROM {entity} WHERE {_WHERE[entity]}"
     for p in items:
-        _apply_one(tx, entity, p, tx.execute(sql, p.key).fetchone(), ctx, stats)
+        _apply_one(tx, entity, p, dv.row_by_key(tx.conn, entity, p.key), ctx, stats)
     return stats
 
 
 def _apply_one(tx: Tx, entity: str, p: Pulled, old: sqlite3.Row | None, ctx: Context,
                stats: PullStats) -> None:
     write = _write_national_value if entity == "datavalue" else _write_national_registration
-    table = entity
-    where = _WHERE[entity]
     national = _national_side(p)
     if old is None:
         if p.deleted:
@@ -243,7 +221,7 @@ def _apply_one(tx: Tx, entity: str, p: Pulled, old: sqlite3.Row | None, ctx: Con
     if state != "pending":
         if cf.same(hub, national):
             if old["base"] != p.last_updated and changed:
-                tx.execute(f"UPDATE {table} SET base=? WHERE {where}", (p.last_updated, *p.key))
+                dv.set_base(tx, entity, p.key, p.last_updated)
             stats.unchanged += 1
             return
         if state == "rejected":
@@ -251,8 +229,7 @@ def _apply_one(tx: Tx, entity: str, p: Pulled, old: sqlite3.Row | None, ctx: Con
                 stats.kept_local += 1  # national has not moved; the refused value waits for a person
                 return
             # national moved on past a value it refused: keep the refused one in the log
-            rej = tx.execute("SELECT error_code, message FROM sync_rejection WHERE entity=? AND "
-                             "key=?", (entity, key_str(p.key))).fetchone()
+            rej = synclog.rejection(tx.conn, entity, p.key)
             policy, ds = ctx.policy(de=p.key[0]) if entity == "datavalue" else \
                 ctx.policy(ds=p.key[0])
             reason = "national changed a value it had refused from the hub" + (
@@ -268,8 +245,7 @@ def _apply_one(tx: Tx, entity: str, p: Pulled, old: sqlite3.Row | None, ctx: Con
         return
     # a pending local edit
     if cf.same(hub, national):
-        tx.execute(f"UPDATE {table} SET sync_state='synced', base=? WHERE {where} AND hlc=?",
-                   (p.last_updated, *p.key, old["hlc"]))
+        dv.mark_synced(tx, entity, p.key, old["hlc"], p.last_updated)
         stats.unchanged += 1
         return
     if not changed:
@@ -277,7 +253,7 @@ def _apply_one(tx: Tx, entity: str, p: Pulled, old: sqlite3.Row | None, ctx: Con
         return
     if ctx.own_echo(entity, p):
         # national holds what we sent before the cut; the newer local edit supersedes it
-        tx.execute(f"UPDATE {table} SET base=? WHERE {where}", (p.last_updated, *p.key))
+        dv.set_base(tx, entity, p.key, p.last_updated)
         stats.kept_local += 1
         return
     hub = _hub_side(old, hub_edit_ms(tx.conn, old["hlc"], ctx), entity)
@@ -291,7 +267,7 @@ def _apply_one(tx: Tx, entity: str, p: Pulled, old: sqlite3.Row | None, ctx: Con
     else:
         stats.hub_won += 1
         # the hub's edit stays pending; it now supersedes national's value it has seen
-        tx.execute(f"UPDATE {table} SET base=? WHERE {where}", (p.last_updated, *p.key))
+        dv.set_base(tx, entity, p.key, p.last_updated)
 
 
 # -- pulled completions ------------------------------------------------------------------------------
@@ -300,19 +276,13 @@ def _write_national_registration(tx: Tx, p: Pulled, old: sqlite3.Row | None) -> 
     lu = p.last_updated or to_iso(stamp)
     date = (p.extra.get("date") or lu)[:10]
     completed = p.value != "false"
-    tx.execute(
-        f"INSERT INTO complete_registration({_CR_COLS}) VALUES (?,?,?,?,?,?,?,?,?,'synced',?,"
-        "'national',?) ON CONFLICT(ds, pe, ou, aoc) DO UPDATE SET date=excluded.date, "
-        "stored_by=excluded.stored_by, completed=excluded.completed, "
-        "last_updated=excluded.last_updated, deleted=excluded.deleted, sync_state='synced', "
-        "hlc=excluded.hlc, origin='national', base=excluded.base",
-        (*p.key, date, p.stored_by, int(completed), lu, int(p.deleted), stamp, p.last_updated))
+    dv.upsert_registration(tx, (*p.key, date, p.stored_by, int(completed), lu, int(p.deleted),
+                                "synced", stamp, "national", p.last_updated))
     _audit(tx, "complete_registration", p.key,
            "CREATE" if old is None else ("DELETE" if p.deleted else "UPDATE"),
            None if old is None else json.dumps(bool(old["completed"])),
            None if p.deleted else json.dumps(completed), p.stored_by)
-    tx.execute("DELETE FROM sync_rejection WHERE entity='complete_registration' AND key=?",
-               (key_str(p.key),))
+    synclog.delete_rejection(tx, "complete_registration", p.key)
 
 
 def apply_registrations(tx: Tx, regs: Sequence[Pulled], ctx: Context) -> PullStats:
@@ -333,56 +303,43 @@ def ack(tx: Tx, entity: str, sent: Sequence[tuple[tuple[str, ...], int]], result
         on_flip: Callable[[], None] | None = None) -> AckStats:
     """Record one chunk's import summary: the only place rows become synced or rejected."""
     stats = AckStats()
-    table = entity
-    cols = _COLS[entity]
-    where = _WHERE[entity]
     now = to_iso(tx.stamp())
-    accepted: list[tuple[Any, ...]] = []
+    accepted: list[tuple[tuple[str, ...], int]] = []
     for i, (key, hlc) in enumerate(sent):
-        row = tx.execute(f"SELECT {cols} FROM {table} WHERE {where}", key).fetchone()
+        row = dv.row_by_key(tx.conn, entity, key)
         if row is None or row["sync_state"] != "pending" or row["hlc"] != hlc:
             stats.superseded += 1
             if row is not None and row["sync_state"] == "pending" and i not in result.rejected:
                 # edited while in flight: stays pending, but national now holds what we
                 # sent, so that (not an older version) is what the new edit supersedes
-                tx.execute(f"UPDATE {table} SET base=? WHERE {where}", (base, *key))
+                dv.set_base(tx, entity, key, base)
             continue
         refusal = result.rejected.get(i)
         if refusal is None:
-            accepted.append((base, *key, hlc))
+            accepted.append((key, hlc))
             stats.accepted += 1
             continue
         if refusal.locked and _national_wins_closed_period(tx, entity, key, row, refusal):
             stats.national_won += 1
         else:
-            tx.execute(f"UPDATE {table} SET sync_state='rejected' WHERE {where} AND hlc=?",
-                       (*key, hlc))
+            dv.mark_rejected(tx, entity, key, hlc)
             stats.rejected += 1
         _record_rejection(tx, entity, key, row, refusal, now)
     if accepted:
-        tx.executemany(f"UPDATE {table} SET sync_state='synced', base=? WHERE {where} AND hlc=? "
-                       "AND sync_state='pending'", accepted)
-        tx.executemany("DELETE FROM sync_rejection WHERE entity=? AND key=?",
-                       [(entity, key_str(a[1:-1])) for a in accepted])
+        dv.mark_acked(tx, entity, base, accepted)
+        synclog.delete_rejections(tx, entity, (k for k, _ in accepted))
     if chunk_id is not None:
-        tx.execute("UPDATE sync_push_chunk SET state='acked', keys=NULL, sent=NULL, acked_at=?, "
-                   "accepted=?, "
-                   "rejected=?, seconds=? WHERE id=?",
-                   (now, stats.accepted, stats.rejected + stats.national_won, seconds, chunk_id))
+        synclog.ack_chunk(tx, chunk_id, at=now, accepted=stats.accepted,
+                          rejected=stats.rejected + stats.national_won, seconds=seconds)
     return stats
 
 
 def _record_rejection(tx: Tx, entity: str, key: Sequence[str], row: sqlite3.Row,
                       refusal: Refusal, at: str) -> None:
     value = row["value"] if entity == "datavalue" else json.dumps(bool(row["completed"]))
-    tx.execute(
-        "INSERT INTO sync_rejection(entity, key, error_code, message, at, username, org_unit, "
-        "value, hlc) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(entity, key) DO UPDATE SET "
-        "error_code=excluded.error_code, message=excluded.message, at=excluded.at, "
-        "username=excluded.username, org_unit=excluded.org_unit, value=excluded.value, "
-        "hlc=excluded.hlc",
-        (entity, key_str(key), refusal.code, refusal.message, at, row["stored_by"], key[2],
-         None if row["deleted"] else value, row["hlc"]))
+    synclog.record_rejection(tx, entity, key, code=refusal.code, message=refusal.message, at=at,
+                             username=row["stored_by"], org_unit=key[2],
+                             value=None if row["deleted"] else value, hlc=row["hlc"])
 
 
 def _national_wins_closed_period(tx: Tx, entity: str, key: Sequence[str], row: sqlite3.Row,
@@ -390,16 +347,12 @@ def _national_wins_closed_period(tx: Tx, entity: str, key: Sequence[str], row: s
     """A hub edit that won a conflict but national refuses because the period is closed:
     national wins after all. Its value (known from the conflict) goes back on the row, the
     conflict entry is turned round, and the hub's value stays in the log."""
-    c = tx.execute("SELECT id, national_value, national_deleted, national_user, "
-                   "national_comment, national_last_updated, reason FROM sync_conflict "
-                   "WHERE entity=? AND key=? AND resolved_at IS NULL AND winner='hub' "
-                   "AND hub_hlc=? ORDER BY id DESC LIMIT 1",
-                   (entity, key_json(entity, key), row["hlc"])).fetchone()
+    c = synclog.open_hub_win(tx.conn, entity, key_json(entity, key), row["hlc"])
     if c is None:
         return False
     reason = (f"period is closed at national ({refusal.code or 'no code'}: {refusal.message}); "
               "national's value stands")
-    tx.execute("UPDATE sync_conflict SET winner='national', reason=? WHERE id=?", (reason, c[0]))
+    synclog.set_conflict_winner(tx, c[0], "national", reason)
     p = Pulled(key=tuple(key), value=c[1], deleted=bool(c[2]), last_updated=c[5] or "",
                last_updated_ms=parse_ts(c[5]) if c[5] else None, stored_by=c[3], comment=c[4])
     if entity == "datavalue":
@@ -420,7 +373,7 @@ class ResolveError(Exception):
 def resolve_conflict(tx: Tx, conflict_id: int, choose: str, value: str | None,
                      username: str, can_write: Callable[[str], bool]) -> dict[str, Any]:
     """Re-queue the chosen value as a pending local edit (fresh HLC) and close the entry."""
-    c = tx.execute("SELECT * FROM sync_conflict WHERE id=?", (conflict_id,)).fetchone()
+    c = synclog.conflict(tx.conn, conflict_id)
     if c is None:
         raise ResolveError(404, f"Conflict {conflict_id} not found")
     if c["resolved_at"] is not None:
@@ -440,35 +393,27 @@ def resolve_conflict(tx: Tx, conflict_id: int, choose: str, value: str | None,
         new_value, deleted, comment = value, value is None, None
     stamp = tx.stamp()
     now = to_iso(stamp)
-    table = entity
-    where = _WHERE[entity]
-    old = tx.execute(f"SELECT * FROM {table} WHERE {where}", key).fetchone()
+    old = dv.row_by_key(tx.conn, entity, key)
+    # a stored row keeps its base (and a value its follow-up flag, a completion its date)
+    base = old["base"] if old is not None else c["national_last_updated"]
     if entity == "datavalue":
         if deleted and new_value is None and old is not None:
             new_value = old["value"]  # a tombstone keeps the last value, as LAN deletes do
-        tx.execute(
-            f"INSERT INTO datavalue({_DV_COLS}) VALUES (?,?,?,?,?,?,?,0,?,?,?,?,'pending',?,'local',?) "
-            "ON CONFLICT(de, pe, ou, coc, aoc) DO UPDATE SET value=excluded.value, "
-            "comment=excluded.comment, stored_by=excluded.stored_by, "
-            "last_updated=excluded.last_updated, deleted=excluded.deleted, sync_state='pending', "
-            "hlc=excluded.hlc, origin='local'",
-            (*key, new_value, comment, username, now, now, int(deleted), stamp,
-             old["base"] if old is not None else c["national_last_updated"]))
+        dv.upsert_values(tx, [(*key, new_value, comment,
+                               old["followup"] if old is not None else 0, username, now,
+                               int(deleted), base)],
+                         stored_by=username, last_updated=now, sync_state="pending", hlc=stamp,
+                         origin="local")
         old_v = old["value"] if old is not None else None
     else:
         completed = new_value != "false"
-        tx.execute(
-            f"INSERT INTO complete_registration({_CR_COLS}) VALUES (?,?,?,?,?,?,?,?,?,'pending',?,"
-            "'local',?) ON CONFLICT(ds, pe, ou, aoc) DO UPDATE SET stored_by=excluded.stored_by, "
-            "completed=excluded.completed, last_updated=excluded.last_updated, "
-            "deleted=excluded.deleted, sync_state='pending', hlc=excluded.hlc, origin='local'",
-            (*key, now[:10], username, int(completed), now, int(deleted), stamp,
-             old["base"] if old is not None else c["national_last_updated"]))
+        dv.upsert_registration(tx, (*key, old["date"] if old is not None else now[:10], username,
+                                    int(completed), now, int(deleted), "pending", stamp, "local",
+                                    base))
         old_v = json.dumps(bool(old["completed"])) if old is not None else None
     _audit(tx, entity, key, "DELETE" if deleted else "UPDATE", old_v,
            None if deleted else new_value, username, via="conflict-resolution")
     resolution = {"choose": choose, "value": None if deleted else new_value, "deleted": deleted}
-    tx.execute("UPDATE sync_conflict SET resolved_at=?, resolved_by=?, resolution=? WHERE id=?",
-               (now, username, json.dumps(resolution), conflict_id))
-    tx.execute("DELETE FROM sync_rejection WHERE entity=? AND key=?", (entity, key_str(key)))
+    synclog.close_conflict(tx, conflict_id, now, username, json.dumps(resolution))
+    synclog.delete_rejection(tx, entity, key)
     return {"id": conflict_id, "entity": entity, "key": k, **resolution, "hlc": stamp}

@@ -17,6 +17,7 @@ from ..config import Config
 from ..store import Store
 from .cycle import SyncEngine
 from .daemon import Daemon, WorkerLock
+from .state import set_state
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +71,8 @@ async def _daemon(store: Store, config: Config) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     daemon = Daemon(store, config)
-    await store.write(lambda tx: tx.execute(
-        "INSERT INTO sync_state(key, value) VALUES ('syncing', '0') "
-        "ON CONFLICT(key) DO UPDATE SET value='0'"))  # a killed worker left it at '1'
+    # a killed worker left it at '1'
+    await store.write(lambda tx: set_state(tx, {"syncing": "0"}))
     print(f"sync worker ready: national {config.get('national', 'url') or '(none)'}, "
           f"socket {daemon.sock_path}", flush=True)
     await daemon.run(stop)

@@ -18,7 +18,7 @@ from typing import Any
 from ..config import Config
 from ..errors import LinkDown, SyncError
 from ..store import Store
-from ..store.datavalues import sync_counts
+from ..store.datavalues import pending_org_units_periods, sync_counts
 from ..store.hlc import pack
 from ..store.metadata import MetadataIndex, load_index
 from . import apply, metadata, state
@@ -386,11 +386,7 @@ class SyncEngine:
                             data_sets: list[str], result: CycleResult) -> None:
         """National's changes since the watermark, only where the hub has something to
         push, so the conflict check holds without re-pulling the whole subtree."""
-        ous, pes = await self.store.read(lambda c: (
-            sorted({r[0] for r in c.execute(
-                "SELECT DISTINCT ou FROM datavalue WHERE sync_state='pending'")}),
-            sorted({r[0] for r in c.execute(
-                "SELECT DISTINCT pe FROM datavalue WHERE sync_state='pending'")})))
+        ous, pes = await self.store.read(pending_org_units_periods)
         if not ous or not pes:
             return
         rnd = {"since": pull_since(st.get("data_watermark"), ctx.now_national_ms),

@@ -1,6 +1,6 @@
 """Metadata pull for the hub's upazila subtree.
 
-The rule for *what* a hub holds is ``appliance.demo.subset.subset_for`` (the demo hub is
+The rule for *what* a hub holds is ``appliance.sync.subset.subset_for`` (the demo hub is
 cut from the national demo by the same function). A pull builds the national document as
 far as the hub knows it (its stored metadata and users), overlays what national changed
 since the metadata watermark (``filter=lastUpdated:ge:``, one call per collection, and
@@ -22,12 +22,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..demo.subset import subset_for
 from ..errors import NationalRejected
 from ..store.db import Tx
-from ..store.metadata import delete_metadata, put_metadata
-from ..store.users import upsert_user
+from ..store.metadata import delete_metadata, put_metadata, read_documents
+from ..store.users import disable_national_user, read_user_documents, upsert_user
 from .client import NationalClient
+from .subset import subset_for
 
 log = logging.getLogger(__name__)
 
@@ -162,14 +162,9 @@ def diff(local: Doc, local_users: dict[str, dict[str, Any]], sub: dict[str, Any]
 
 
 def read_local(conn: sqlite3.Connection) -> tuple[Doc, dict[str, dict[str, Any]], set[str]]:
-    doc: Doc = {}
-    for type_, d in conn.execute("SELECT type, doc FROM metadata"):
-        doc.setdefault(type_, []).append(json.loads(d))
-    users, local_only = {}, set()
-    for uid, d, is_local in conn.execute("SELECT uid, doc, local FROM users"):
-        users[uid] = json.loads(d)
-        if is_local:
-            local_only.add(uid)
+    """The hub's metadata, its users by uid, and the uids of hub-local accounts."""
+    doc = read_documents(conn)
+    users, local_only = read_user_documents(conn)
     return doc, users, local_only
 
 
@@ -274,4 +269,4 @@ def write_changes(tx: Tx, ch: MetadataChanges, local_only: set[str], at: str) ->
         upsert_user(tx, u)  # keeps the verifier; `disabled` comes from national's document
     for uid in ch.users_gone:
         if uid not in local_only:
-            tx.execute("UPDATE users SET disabled=1 WHERE uid=? AND local=0", (uid,))
+            disable_national_user(tx, uid)

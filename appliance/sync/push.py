@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import LinkDown, NationalRejected
-from ..store import Store
+from ..store import Store, synclog
+from ..store import datavalues as dv
 from ..store.db import Tx
 from ..store.hlc import to_iso
+from ..store.keys import key_str
 from . import apply
 from .backoff import backoff_delay
 from .chunking import ChunkSizer
@@ -32,17 +34,6 @@ from .timefmt import format_ts
 
 log = logging.getLogger(__name__)
 
-_PENDING = {
-    "datavalue": "SELECT de, pe, ou, coc, aoc FROM datavalue WHERE sync_state='pending'",
-    "complete_registration": ("SELECT ds, pe, ou, aoc FROM complete_registration WHERE "
-                              "sync_state='pending'"),
-}
-_IS_PENDING = {
-    "datavalue": ("SELECT 1 FROM datavalue WHERE de=? AND pe=? AND ou=? AND coc=? AND aoc=? "
-                  "AND sync_state='pending'"),
-    "complete_registration": ("SELECT 1 FROM complete_registration WHERE ds=? AND pe=? AND "
-                              "ou=? AND aoc=? AND sync_state='pending'"),
-}
 OrderKey = Callable[[tuple[str, ...]], Any]
 
 
@@ -76,7 +67,7 @@ def form_order(index: Any) -> OrderKey:
 
 def plan(conn: Any, entity: str, order: OrderKey | None) -> list[tuple[str, ...]]:
     """Every pending key, in push order."""
-    keys = [tuple(r) for r in conn.execute(_PENDING[entity])]
+    keys = dv.pending_keys(conn, entity)
     keys.sort(key=order or (lambda k: k))
     return keys
 
@@ -86,43 +77,32 @@ def next_chunk(tx: Tx, entity: str, size: int, planned: Sequence[tuple[str, ...]
     """The first unacknowledged chunk not in flight (``busy``), trimmed to ``size`` after
     failures, else a new one of the next ``size`` keys of the plan that are still pending
     and in no open chunk. Returns (chunk, the plan position after it)."""
-    row = tx.execute("SELECT id, keys, attempts FROM sync_push_chunk WHERE entity=? AND "
-                     "state='open' AND id NOT IN (SELECT value FROM json_each(?)) "
-                     "ORDER BY id LIMIT 1", (entity, json.dumps(list(busy)))).fetchone()
+    row = synclog.open_chunk(tx.conn, entity, busy)
     if row is not None:
-        keys = [tuple(k.split("|")) for k in json.loads(row[1] or "[]")]
+        chunk_id, keys, attempts = row
         if len(keys) > size:  # the link got worse: resend less; the rest is still pending
             keys = keys[:size]
-            tx.execute("UPDATE sync_push_chunk SET keys=?, n=? WHERE id=?",
-                       (json.dumps(["|".join(k) for k in keys]), len(keys), row[0]))
-        return Chunk(row[0], entity, keys, row[2]), pos
-    taken: set[str] = set()
+            synclog.set_chunk_keys(tx, chunk_id, keys)
+        return Chunk(chunk_id, entity, keys, attempts), pos
+    taken: set[tuple[str, ...]] = set()
     if busy:  # keys of chunks in flight are not free, though still pending
-        for (ks,) in tx.execute("SELECT keys FROM sync_push_chunk WHERE state='open' AND "
-                                "entity=?", (entity,)):
-            taken.update(json.loads(ks or "[]"))
+        taken = synclog.open_chunk_keys(tx.conn, entity)
     keys = []
     while pos < len(planned) and len(keys) < size:
         k = planned[pos]
         pos += 1
-        if tx.execute(_IS_PENDING[entity], k).fetchone() is not None and \
-                "|".join(k) not in taken:
+        if dv.is_pending(tx.conn, entity, k) and k not in taken:
             keys.append(k)
     if not keys:
         return None, pos
-    cur = tx.execute("INSERT INTO sync_push_chunk(entity, state, keys, n, created) "
-                     "VALUES (?, 'open', ?, ?, ?)",
-                     (entity, json.dumps(["|".join(k) for k in keys]), len(keys),
-                      to_iso(tx.stamp())))
-    return Chunk(int(cur.lastrowid or 0), entity, keys, 0), pos
+    return Chunk(synclog.new_chunk(tx, entity, keys, to_iso(tx.stamp())), entity, keys, 0), pos
 
 
 def inflight(conn: Any) -> dict[tuple[str, str], tuple[int, list[list[Any]]]]:
     """(entity, key) -> (national ms before the first attempt, [[value, deleted], ...]) for
     the values of chunks sent but not acknowledged."""
     out: dict[tuple[str, str], tuple[int, list[list[Any]]]] = {}
-    for entity, sent in conn.execute("SELECT entity, sent FROM sync_push_chunk WHERE "
-                                     "state='open' AND sent IS NOT NULL"):
+    for entity, sent in synclog.sent_records(conn):
         rec = json.loads(sent)
         for key, seen in rec.get("values", {}).items():
             out[(entity, key)] = (int(rec.get("since", 0)), seen)
@@ -170,20 +150,7 @@ class PushStats:
 
 def load_rows(conn: Any, entity: str, keys: Sequence[tuple[str, ...]]) -> list[Any]:
     """The chunk's rows that are still pending, in chunk order."""
-    if entity == "datavalue":
-        sql = ("SELECT de, pe, ou, coc, aoc, value, comment, followup, stored_by, deleted, hlc "
-               "FROM datavalue WHERE de=? AND pe=? AND ou=? AND coc=? AND aoc=? AND "
-               "sync_state='pending'")
-    else:
-        sql = ("SELECT ds, pe, ou, aoc, date, stored_by, completed, deleted, hlc FROM "
-               "complete_registration WHERE ds=? AND pe=? AND ou=? AND aoc=? AND "
-               "sync_state='pending'")
-    out = []
-    for k in keys:
-        r = conn.execute(sql, k).fetchone()
-        if r is not None:
-            out.append(r)
-    return out
+    return dv.pending_rows(conn, entity, keys)
 
 
 def value_json(r: Any) -> dict[str, Any]:
@@ -466,10 +433,8 @@ class Pusher:
         if result.ambiguous:
             # national refused something without saying which value: nothing in this
             # request is called accepted; send halves until each refusal has its value
-            half = ["|".join(k) for k, _ in sent[:max(1, len(sent) // 2)]]
-            await self.store.write(lambda tx: tx.execute(
-                "UPDATE sync_push_chunk SET keys=?, n=? WHERE id=?",
-                (json.dumps(half), len(half), chunk.id)))
+            half = [k for k, _ in sent[:max(1, len(sent) // 2)]]
+            await self.store.write(lambda tx: synclog.set_chunk_keys(tx, chunk.id, half))
             if self.event is not None:
                 await self.event("warning", "push", "national reported a conflict without "
                                  f"saying which value ({result.ambiguous[0].message}); "
@@ -499,22 +464,20 @@ class Pusher:
         since = self.clock.lower_ms()
 
         def write(tx: Tx) -> None:
-            row = tx.execute("SELECT sent FROM sync_push_chunk WHERE id=?", (chunk.id,)).fetchone()
-            rec: dict[str, Any] = json.loads(row[0]) if row and row[0] else {
-                "since": since, "values": {}}
+            text = synclog.chunk_sent(tx.conn, chunk.id)
+            rec: dict[str, Any] = json.loads(text) if text else {"since": since, "values": {}}
             rec["since"] = min(rec["since"], since)
             for key, value, deleted in sent:
                 seen = rec["values"].setdefault(key, [])
                 if [value, deleted] not in seen:
                     seen.append([value, deleted])
-            tx.execute("UPDATE sync_push_chunk SET attempts=attempts+1, sent=? WHERE id=?",
-                       (json.dumps(rec, separators=(",", ":")), chunk.id))
+            synclog.note_attempt(tx, chunk.id, json.dumps(rec, separators=(",", ":")))
         await self.store.write(write)
 
     async def _post_values(self, chunk: Chunk, rows: list[Any]
                            ) -> tuple[ImportResult, float, int]:
         values = [value_json(r) for r in rows]
-        await self._attempt(chunk, [("|".join(r[i] for i in range(5)),
+        await self._attempt(chunk, [(key_str(r[:5]),
                                      None if r["deleted"] else r["value"], bool(r["deleted"]))
                                     for r in rows])
         t0 = time.monotonic()
@@ -540,7 +503,7 @@ class Pusher:
     async def _post_registrations(self, chunk: Chunk, rows: list[Any]
                                   ) -> tuple[ImportResult, float, int]:
         t0 = time.monotonic()
-        await self._attempt(chunk, [("|".join(r[i] for i in range(4)),
+        await self._attempt(chunk, [(key_str(r[:4]),
                                      "true" if r["completed"] else "false", bool(r["deleted"]))
                                     for r in rows])
         live = [(i, r) for i, r in enumerate(rows) if not r["deleted"]]

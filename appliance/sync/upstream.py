@@ -27,6 +27,8 @@ import orjson
 from ..config import Config
 from ..errors import Unauthorized
 from ..store import Store
+from ..store.metadata import known_uids
+from ..store.synclog import state_value
 from .metadata import strip_user
 
 log = logging.getLogger(__name__)
@@ -57,9 +59,8 @@ class Upstream:
     async def _hub_root(self) -> str:
         if self.root or self.store is None:
             return self.root
-        row = await self.store.read(lambda c: c.execute(
-            "SELECT value FROM sync_state WHERE key='root_org_unit'").fetchone())
-        return str(row[0]) if row else ""
+        value = await self.store.read(lambda c: state_value(c, "root_org_unit"))
+        return str(value) if value is not None else ""
 
     async def __call__(self, username: str, password: str) -> dict[str, Any] | None:
         if not self.url:
@@ -113,7 +114,5 @@ class Upstream:
         if self.store is None:
             return True
         ids = [o.get("id") for o in ous]
-        known = await self.store.read(lambda c: {r[0] for r in c.execute(
-            f"SELECT uid FROM metadata WHERE type='organisationUnits' AND uid IN "
-            f"({','.join('?' * len(ids))})", ids)})
+        known = await self.store.read(lambda c: known_uids(c, "organisationUnits", ids))
         return all(i in known for i in ids)

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from appliance.store import Store
-from appliance.store.datavalues import NATIONAL, Counts, DryRun, ValueRow, import_values, key_str
+from appliance.store.datavalues import NATIONAL, Counts, DryRun, ValueRow, import_values
+from appliance.store.keys import key_str
 
 STRATEGIES = ["CREATE_AND_UPDATE", "CREATE", "UPDATE", "DELETE"]
 

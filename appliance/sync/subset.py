@@ -1,7 +1,8 @@
 """The part of a national metadata document that one hub holds.
 
-``subset_for`` is the same rule the sync worker applies to a real national
-``/api/metadata`` pull, so it only relies on DHIS2 property names, never on demo codes.
+``subset_for`` is the rule the sync worker applies to a real national metadata pull
+(``metadata.py``); the demo hub is cut from the national demo by the same function. It
+only relies on DHIS2 property names, never on demo codes.
 """
 
 from __future__ import annotations
