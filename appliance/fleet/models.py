@@ -145,12 +145,6 @@ def parse_time(value: Any, name: str) -> float:
     return ts
 
 
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 # ------------------------------------------------------------------------- validation
 def _check(value: Any, kind: str, name: str) -> Any:
     if value is None:

@@ -10,9 +10,9 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from ..dhis2.timefmt import iso_z as iso
 from .alerts import STATE_RANK
 from .db import BOOL_COLUMNS, SAMPLE_COLUMNS
-from .models import iso
 
 ORDER = "state_rank, division, district, upazila, id"
 # what the dashboard table and /metrics need: no tokens, no summary blobs

@@ -30,10 +30,11 @@ import aiohttp
 import orjson
 
 from .. import signing
+from ..dhis2.timefmt import iso_z as iso
 from .alerts import Thresholds
 from .db import FleetDB, NewHub, ingest_tx, sweep_tx
 from .geography import upazilas
-from .models import iso, parse_heartbeat
+from .models import parse_heartbeat
 
 # profile -> share of the fleet (the rest is green)
 PROFILES: dict[str, float] = {

@@ -38,6 +38,7 @@ from aiohttp import web
 
 from .. import httpserver, signing
 from ..config import Config
+from ..dhis2.timefmt import iso_z as iso
 from ..dhis2.webmessage import web_message
 from ..errors import (
     ApplianceError,
@@ -56,7 +57,7 @@ from . import auth, metrics, pages, queries
 from .alerts import RULE_LIMITS, STATE_RANK, Thresholds, check_rule
 from .auth import ADMIN, VIEWER, Account, Accounts
 from .db import HUB_ID, FleetDB, NewHub, audit_tx, reevaluate_all, rule_overrides, set_rules_tx
-from .models import decode_body, iso, parse_heartbeat
+from .models import decode_body, parse_heartbeat
 
 log = logging.getLogger(__name__)
 

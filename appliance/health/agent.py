@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import __version__, trigger
 from ..config import Config
+from ..dhis2.timefmt import iso_z
 from ..errors import ConfigError
 from ..store import Store
 from . import state
@@ -27,7 +28,7 @@ from .button import ButtonHandler, poweroff
 from .heartbeat import HeartbeatClient, HubIdentity, SendResult
 from .leds import LedContext, LedDriver, LedState, led_state
 from .power import RunMarker, StartReport
-from .sample import HostPaths, Sample, Sampler, max_rows_for, store_sample, utc_iso
+from .sample import HostPaths, Sample, Sampler, max_rows_for, store_sample
 from .syncstatus import read_flags
 from .udev import UdevWatcher, open_monitor, present_devices, record_event
 
@@ -207,7 +208,7 @@ class HealthAgent:
         if st != self.led:
             self.led = st
             self._show_leds()
-            rec = {**st.to_dict(), "at": utc_iso(time.time())}
+            rec = {**st.to_dict(), "at": iso_z(time.time())}
             await self.store.write(lambda tx: state.put_json(tx, "led", rec))
         return st
 

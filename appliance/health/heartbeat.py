@@ -45,12 +45,12 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from .. import signing
+from ..dhis2.timefmt import iso_z
 from ..store import Store
 from ..store import health as hstore
 from ..store.db import Tx
 from ..store.metadata import org_unit_row
 from . import state
-from .sample import utc_iso
 from .syncstatus import parse_iso
 from .system import BOOT_ID_PATH, UPTIME_PATH, read_boot_id, read_uptime
 
@@ -163,7 +163,7 @@ class HeartbeatQueue:
         self.queue_max = max(1, int(queue_max))
 
     def enqueue(self, tx: Tx, sample: dict[str, Any]) -> None:
-        hstore.enqueue_heartbeat(tx, sample.get("at") or utc_iso(time.time()), sample)
+        hstore.enqueue_heartbeat(tx, sample.get("at") or iso_z(time.time()), sample)
         over = hstore.heartbeat_count(tx.conn) - self.queue_max
         if over <= 0:
             return
@@ -344,7 +344,7 @@ class HeartbeatClient:
         # stamp in the fleet's time when we know ours is off (no RTC after a power cut)
         if abs(self.fleet_offset_s) > 30:
             now += self.fleet_offset_s
-        return {"hub_id": self.identity.hub_id, "seq": batch.seq, "sent_at": utc_iso(now),
+        return {"hub_id": self.identity.hub_id, "seq": batch.seq, "sent_at": iso_z(now),
                 "version": self.identity.version, "name": self.identity.name,
                 "org_unit": org, "boot_id": read_boot_id(self.boot_id_path),
                 "uptime_s": read_uptime(self.uptime_path),
@@ -353,7 +353,7 @@ class HeartbeatClient:
     async def _record(self, res: SendResult) -> SendResult:
         if res.error:
             log.warning("heartbeat: %s", res.error)
-        rec = {"at": utc_iso(time.time()), "delivered": res.delivered, "status": res.status,
+        rec = {"at": iso_z(time.time()), "delivered": res.delivered, "status": res.status,
                "seq": res.seq, "count": res.count, "queued": res.queued, "error": res.error}
         await self.store.write(lambda tx: state.put_json(tx, "heartbeat", rec))
         return res

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..dhis2.timefmt import iso_z
 from ..errors import StoreError
 from ..store import Store
 from ..store import health as hstore
-from ..store.hlc import ms_to_iso
 from . import state
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class IntegrityResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "detail": self.detail, "at": self.at,
-                "at_iso": ms_to_iso(int(self.at * 1000)) + "Z"}
+                "at_iso": iso_z(self.at, millis=True)}
 
 
 def quick_check(store: Store, wall: Callable[[], float] = time.time) -> IntegrityResult:

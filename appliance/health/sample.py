@@ -8,10 +8,10 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..dhis2.timefmt import iso_z
 from ..store import Store
 from ..store import health as hstore
 from ..store.db import Tx
@@ -72,10 +72,6 @@ class Sample:
         return cls(**known)
 
 
-def utc_iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class Sampler:
     """Takes samples. Blocking (subprocesses, sysfs, SQLite): call it from a thread."""
 
@@ -115,7 +111,7 @@ class Sampler:
 
         sync, power_cuts = self.store.read_sync(db)
         return Sample(
-            at=utc_iso(now),
+            at=iso_z(now),
             cpu_pct=self.cpu.read(cpu_interval),
             load1=system.read_load1(),
             mem_pct=system.read_memory_pct(),

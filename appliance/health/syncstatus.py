@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..dhis2.timefmt import iso_z
 from ..store.datavalues import sync_counts
 from ..store.synclog import sync_state_values
 
@@ -43,10 +44,6 @@ def parse_iso(value: str | None) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-def iso_z(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 # the sync daemon's keys this module reads
 _KEYS = ("last_success", "last_error", "link", "clock_offset_s", "syncing")
 
@@ -80,7 +77,7 @@ def read_sync_status(conn: sqlite3.Connection, now: float | None = None) -> Sync
     link = kv.get("link")
     return SyncStatus(
         pending=int(pending), conflicts=int(conflicts), rejected=int(rejected),
-        last_success=iso_z(last) if last else None, lag_s=lag,
+        last_success=iso_z(last.timestamp()) if last else None, lag_s=lag,
         link_up=None if link is None else link == "up",
         clock_offset_s=_float(kv.get("clock_offset_s")),
         syncing=kv.get("syncing") == "1", last_error=kv.get("last_error") or None)

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import trigger
+from ..dhis2.timefmt import iso_z
 from ..store import Store
 from ..store import health as hstore
 from ..store.db import Tx
-from .sample import utc_iso
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def _detail(event: Any) -> dict[str, Any]:
 
 
 def record_event(tx: Tx, ev: Classified) -> None:
-    hstore.add_event(tx, at=utc_iso(time.time()), kind=ev.kind, action=ev.action, name=ev.name,
+    hstore.add_event(tx, at=iso_z(time.time()), kind=ev.kind, action=ev.action, name=ev.name,
                      detail=ev.detail, keep=EVENT_LOG_MAX)
 
 

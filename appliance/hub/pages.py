@@ -31,6 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import __version__
+from ..dhis2.timefmt import iso_z
 from ..health.api import health_payload
 from ..store import synclog
 from ..store.metadata import MetadataIndex
@@ -172,7 +173,7 @@ def when(ts: str | None, with_age: bool = False) -> str:
     if with_age:
         secs = time.time() - d.timestamp()
         age = f" ({dur(secs)} ago)" if secs >= 0 else " (in the future: check the clock)"
-    return (f'<time datetime="{d.strftime("%Y-%m-%dT%H:%M:%SZ")}">'
+    return (f'<time datetime="{iso_z(d.timestamp())}">'
             f'{d.strftime("%Y-%m-%d %H:%M")} UTC</time>{escape(age)}')
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from ..dhis2 import expressions, periods, query
+from ..dhis2.timefmt import format_ts
 from ..dhis2.webmessage import import_summary_message
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, UnsupportedMediaType
 from ..store import approvals as approvals_db
@@ -490,7 +491,7 @@ async def approvals(request: web.Request) -> web.Response:
     if not user.is_superuser:
         raise Forbidden("You need the ALL authority to approve data")
     if request.method == "POST":
-        at = _now().strftime("%Y-%m-%dT%H:%M:%S.000")
+        at = format_ts(int(_now().timestamp()) * 1000)
         await store.write(lambda tx: approvals_db.approve(
             tx, key, username=user.username, at=at, client=request.remote))
     else:

@@ -10,10 +10,10 @@ from aiohttp import web
 
 from .. import __version__
 from ..dhis2 import query
+from ..dhis2.timefmt import format_ts
 from ..dhis2.uid import generate_uids
 from ..errors import BadRequest, UnsupportedMediaType
 from ..store import settings as settings_db
-from ..store.hlc import ms_to_iso
 from ..store.users import User
 from ..webguard import bounded_int, parse_json, read_form
 from .auth import SESSION_COOKIE
@@ -32,7 +32,7 @@ from .web import (
 
 
 def server_date() -> str:
-    return ms_to_iso(int(time.time() * 1000))
+    return format_ts(int(time.time() * 1000))
 
 
 def system_info(request: web.Request) -> dict[str, Any]:

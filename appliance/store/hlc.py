@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+
+from ..dhis2.timefmt import format_ts
 
 COUNTER_BITS = 16
 COUNTER_MASK = (1 << COUNTER_BITS) - 1
@@ -27,12 +28,7 @@ def physical_ms(stamp: int) -> int:
 
 def to_iso(stamp: int) -> str:
     """The stamp's wall part as DHIS2's ``yyyy-MM-ddTHH:mm:ss.SSS`` (UTC)."""
-    return ms_to_iso(physical_ms(stamp))
-
-
-def ms_to_iso(ms: int) -> str:
-    dt = datetime.fromtimestamp(ms / 1000, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}"
+    return format_ts(physical_ms(stamp))
 
 
 class HLC:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..dhis2.timefmt import format_ts, parse_ts
 from ..store import audit, synclog
 from ..store import datavalues as dv
 from ..store.db import Tx
@@ -31,7 +32,6 @@ from . import conflict as cf
 from .clock import place_edit
 from .state import anchors_around
 from .summary import ImportResult, Refusal
-from .timefmt import format_ts, parse_ts
 
 DV_FIELDS = ("dataElement", "period", "orgUnit", "categoryOptionCombo", "attributeOptionCombo")
 
@@ -299,8 +299,7 @@ class AckStats:
 
 
 def ack(tx: Tx, entity: str, sent: Sequence[tuple[tuple[str, ...], int]], result: ImportResult,
-        base: str, chunk_id: int | None, seconds: float | None = None,
-        on_flip: Callable[[], None] | None = None) -> AckStats:
+        base: str, chunk_id: int | None, seconds: float | None = None) -> AckStats:
     """Record one chunk's import summary: the only place rows become synced or rejected."""
     stats = AckStats()
     now = to_iso(tx.stamp())

@@ -35,10 +35,10 @@ import orjson
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from ..dhis2.timefmt import parse_http_date, parse_ts
 from ..errors import LinkDown, NationalRejected, SyncError
 from .backoff import backoff_delay
 from .clock import Interval, NationalClock, estimate_offset, mono
-from .timefmt import parse_http_date, parse_ts
 
 log = logging.getLogger(__name__)
 

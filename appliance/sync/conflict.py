@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .timefmt import format_ts
+from ..dhis2.timefmt import format_ts
 
 LATEST, NATIONAL, HUB = "latest-wins", "national-wins", "hub-wins"
 POLICIES = (LATEST, NATIONAL, HUB)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Config
+from ..dhis2.timefmt import iso_z
 from ..errors import LinkDown, SyncError
 from ..store import Store
 from ..store.datavalues import pending_org_units_periods, sync_counts
@@ -106,7 +107,7 @@ class SyncEngine:
         await self.store.write(lambda tx: state.set_state(tx, values))
 
     async def event(self, level: str, kind: str, message: str) -> None:
-        at = state.iso_wall(self.wall())
+        at = iso_z(self.wall(), millis=True)
         log.log(logging.WARNING if level != "info" else logging.INFO, "%s: %s", kind, message)
         await self.store.write(lambda tx: state.add_event(tx, level, kind, message, at))
 
@@ -167,12 +168,12 @@ class SyncEngine:
         result = CycleResult(reason=reason)
         t0 = time.monotonic()
         sent0, recv0 = self.client.bytes_sent, self.client.bytes_received
-        await self._set(syncing="1", last_attempt=state.iso_wall(self.wall()))
+        await self._set(syncing="1", last_attempt=iso_z(self.wall(), millis=True))
         await self._load_sizer()
         try:
             await self._cycle(reason, result)
             result.ok = True
-            await self._set(link="up", last_success=state.iso_wall(self.wall()), last_error="",
+            await self._set(link="up", last_success=iso_z(self.wall(), millis=True), last_error="",
                             chunk_size=self.sizer.size)
             await self.event("info", "cycle", f"{reason}: {result.summary()}")
         except SyncError as e:

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import time
 
+from ..dhis2.timefmt import iso_z
 from ..store import health as hstore
 from ..store.db import Tx
-from .state import add_event, iso_wall, read_state, set_state
+from .state import add_event, read_state, set_state
 
 GENERATION_SHIFT = 32
 
@@ -40,5 +41,5 @@ def take_new_identity(tx: Tx, why: str = "restored from backup") -> int:
     hstore.renumber_heartbeats(tx, generation << GENERATION_SHIFT)
     add_event(tx, "warning", "identity",
               f"{why}: new sync identity {generation}; pending edits are checked against "
-              "national before they are pushed again", iso_wall(time.time()))
+              "national before they are pushed again", iso_z(time.time(), millis=True))
     return generation

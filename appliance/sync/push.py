@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..dhis2.timefmt import format_ts
 from ..errors import LinkDown, NationalRejected
 from ..store import Store, synclog
 from ..store import datavalues as dv
@@ -30,7 +31,6 @@ from .chunking import ChunkSizer
 from .client import ROUTE_DOWN_RTO_MS, NationalClient
 from .clock import NationalClock, mono
 from .summary import ImportResult, Refusal, parse_import_summary
-from .timefmt import format_ts
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,6 @@ last_full_pull (national ms), national_version, root_org_unit.
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
 
 from ..store import synclog
 from ..store.datavalues import oldest_pending_hlc
@@ -28,18 +27,12 @@ from .clock import Anchor
 
 __all__ = [
     "ANCHORS_KEPT", "EVENTS_KEPT", "add_bytes", "add_event", "anchors_around", "fill_anchors",
-    "hlc_drift_ms", "iso_wall", "last_anchor", "persisted_hlc", "prune_anchors", "read_state",
+    "hlc_drift_ms", "last_anchor", "persisted_hlc", "prune_anchors", "read_state",
     "set_state", "write_anchor",
 ]
 
 EVENTS_KEPT = 1000
 ANCHORS_KEPT = 5000
-
-
-def iso_wall(wall_s: float) -> str:
-    """Hub wall time as ISO-8601 UTC with Z (what the health agent compares with)."""
-    dt = datetime.fromtimestamp(wall_s, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(wall_s * 1000) % 1000:03d}Z"
 
 
 def add_event(tx: Tx, level: str, kind: str, message: str, at: str) -> None:

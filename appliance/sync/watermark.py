@@ -10,7 +10,7 @@ harmless: applying a pulled value is idempotent.
 
 from __future__ import annotations
 
-from .timefmt import format_ts, parse_ts
+from ..dhis2.timefmt import format_ts, parse_ts
 
 OVERLAP_MS = 60_000
 # First pull: everything national changed in the last ~13 months, which covers every

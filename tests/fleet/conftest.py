@@ -21,9 +21,9 @@ from aiohttp import web
 
 from appliance import config as config_mod
 from appliance.config import Config
+from appliance.dhis2.timefmt import iso_z as iso
 from appliance.fleet.auth import put_user_tx
 from appliance.fleet.db import FleetDB, NewHub
-from appliance.fleet.models import iso
 from appliance.fleet.web import FLEET, Fleet, create_app, start
 from appliance.signing import sign
 from appliance.store.users import make_verifier

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from appliance.fleet.models import iso
+from appliance.dhis2.timefmt import iso_z as iso
 from appliance.fleet.tokens import new_token
 from appliance.signing import sign
 

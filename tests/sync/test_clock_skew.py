@@ -11,10 +11,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from appliance.dhis2.timefmt import parse_ts
 from appliance.store import Store
 from appliance.store.hlc import physical_ms
 from appliance.sync.cycle import SyncEngine
-from appliance.sync.timefmt import parse_ts
 from tests.conftest import RunningHub, copy_db
 
 from .conftest import (

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.dhis2.timefmt import format_ts, parse_http_date, parse_ts
 from appliance.errors import NationalRejected
 from appliance.store.hlc import pack
 from appliance.sync import conflict as cf
@@ -23,7 +24,6 @@ from appliance.sync.clock import (
 )
 from appliance.sync.metadata import diff, missing_refs, strip_user
 from appliance.sync.summary import is_lock, parse_import_summary
-from appliance.sync.timefmt import format_ts, parse_http_date, parse_ts
 from appliance.sync.watermark import INITIAL_LOOKBACK_MS, OVERLAP_MS, advance, pull_since
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "reference" / \

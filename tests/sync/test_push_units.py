@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from appliance import demo
+from appliance.dhis2.timefmt import parse_ts
 from appliance.store import Store
 from appliance.store import datavalues as dv
 from appliance.store.metadata import MetadataIndex
@@ -22,7 +23,6 @@ from appliance.sync.push import (
     value_set,
 )
 from appliance.sync.summary import ImportResult, Refusal
-from appliance.sync.timefmt import parse_ts
 
 from .conftest import first_values
 

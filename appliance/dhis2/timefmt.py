@@ -1,6 +1,8 @@
-"""Timestamps as DHIS2 and HTTP write them, as integer epoch milliseconds (UTC).
+"""Timestamps as DHIS2, HTTP and ISO-8601 write them, from and to epoch time (UTC).
 
-Pure functions; no clock is read here.
+Pure functions; no clock is read here. ``_format`` is the one formatter: DHIS2's
+zone-less ``yyyy-MM-ddTHH:mm:ss.SSS`` (``format_ts``: the store, the API, sync) and
+ISO-8601 with a ``Z`` (``iso_z``: the health agent, the sync log, the fleet).
 """
 
 from __future__ import annotations
@@ -8,9 +10,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
+from typing import overload
 from zoneinfo import ZoneInfo
-
-from ..store.hlc import ms_to_iso
 
 _TS = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?"
@@ -42,9 +43,26 @@ def _fixed(minutes: int) -> tzinfo:
     return timezone(timedelta(minutes=minutes))
 
 
+def _format(ms: int, *, millis: bool, zone: str) -> str:
+    text = datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return (f"{text}.{ms % 1000:03d}" if millis else text) + zone
+
+
 def format_ts(ms: int) -> str:
-    """Epoch ms as DHIS2's ``yyyy-MM-ddTHH:mm:ss.SSS`` (UTC)."""
-    return ms_to_iso(int(ms))
+    """Epoch ms as DHIS2's ``yyyy-MM-ddTHH:mm:ss.SSS`` (UTC, no zone)."""
+    return _format(int(ms), millis=True, zone="")
+
+
+@overload
+def iso_z(seconds: float, *, millis: bool = False) -> str: ...
+@overload
+def iso_z(seconds: None, *, millis: bool = False) -> None: ...
+def iso_z(seconds: float | None, *, millis: bool = False) -> str | None:
+    """Epoch seconds as ISO-8601 UTC with ``Z`` (to the second, or the millisecond);
+    None stays None (a time not known yet)."""
+    if seconds is None:
+        return None
+    return _format(int(seconds * 1000), millis=millis, zone="Z")
 
 
 def parse_http_date(text: str | None) -> int | None:
