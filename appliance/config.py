@@ -30,7 +30,8 @@ KEYS: list[Key] = [
     Key("hub", "name", "Demo hub", "Human name shown on pages and in the fleet dashboard."),
     Key("hub", "org_unit", "", "UID of the upazila org unit this hub serves (root of its subtree)."),
     Key("hub", "listen", "0.0.0.0:8080", "host:port of the LAN HTTP listener."),
-    Key("hub", "role", "hub", "'hub' for an upazila hub, 'national' for the national stand-in."),
+    Key("hub", "role", "hub", "'hub' on an upazila hub (provisioning refuses anything else). The "
+        "national stand-in is its own command, `appliance national`, not a value of this key."),
     Key("hub", "dhis2_version", "2.41.3", "DHIS2 version the LAN API emulates (reported in /api/system/info)."),
     Key("hub", "max_body_mb", 32, "Largest request body accepted, in MiB (413 above it)."),
     Key("hub", "zeroconf", True, "Advertise the hub over mDNS (_http._tcp, _dhis2._tcp)."),

@@ -9,6 +9,7 @@ import sqlite3
 
 from . import audit
 from .db import Tx
+from .keys import key_str
 
 ApprovalKey = tuple[str, str, str, str]
 
@@ -24,7 +25,7 @@ def approve(tx: Tx, key: ApprovalKey, *, username: str, at: str,
                      "aoc=?", key).fetchone()
     tx.execute("INSERT OR REPLACE INTO data_approval(ds, pe, ou, aoc, approved_by, at) "
                "VALUES (?,?,?,?,?,?)", (*key, username, at))
-    audit.record(tx, entity="data_approval", key="|".join(key),
+    audit.record(tx, entity="data_approval", key=key_str(key),
                  audit_type="UPDATE" if old else "CREATE", old="approved" if old else None,
                  new="approved", username=username, client=client)
 
@@ -33,6 +34,6 @@ def unapprove(tx: Tx, key: ApprovalKey, *, username: str, client: str | None = N
     gone = tx.execute("DELETE FROM data_approval WHERE ds=? AND pe=? AND ou=? AND aoc=?",
                       key).rowcount > 0
     if gone:
-        audit.record(tx, entity="data_approval", key="|".join(key), audit_type="DELETE",
+        audit.record(tx, entity="data_approval", key=key_str(key), audit_type="DELETE",
                      old="approved", new=None, username=username, client=client)
     return gone

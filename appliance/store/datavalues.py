@@ -114,7 +114,7 @@ _INSERT_PLAIN = (
     "?3, ?3, 0, ?4, ?5, ?6, NULL FROM (SELECT value AS j FROM json_each(?1))")
 _AUDIT_PLAIN = (
     "INSERT INTO audit(hlc, at, username, via, client, entity, key, audit_type, old_value, "
-    "new_value) SELECT ?5, ?3, ?2, ?10, ?11, 'datavalue', "
+    "new_value) SELECT ?5, ?3, ?2, ?10, ?11, 'datavalue', "  # the key as keys.key_str makes it
     "(j->>0) || '|' || ?7 || '|' || ?8 || '|' || (j->>1) || '|' || ?9, 'CREATE', NULL, j->>2 "
     "FROM (SELECT value AS j FROM json_each(?1))")
 _INSERT_FRESH = (
