@@ -694,13 +694,15 @@ MINMAX_UPAZILAS = ["Ramu", "Ukhia"]
 
 ROLES: dict[str, tuple[str, list[str]]] = {
     "superuser": ("Superuser", ["ALL"]),
+    # Tracker capture needs no F_ authority in 2.41 (sharing on the type, programs and
+    # stages grants data write); M_dhis-web-capture opens the Capture app on the web.
     "chcp": ("CHCP", [
         "F_DATAVALUE_ADD", "F_DATAVALUE_DELETE",
-        "M_dhis-web-aggregate-data-entry", "M_dhis-web-dataentry",
+        "M_dhis-web-aggregate-data-entry", "M_dhis-web-dataentry", "M_dhis-web-capture",
     ]),
     "data_manager": ("Data manager", [
         "F_DATAVALUE_ADD", "F_DATAVALUE_DELETE", "F_EDIT_EXPIRED",
-        "M_dhis-web-aggregate-data-entry", "M_dhis-web-dataentry",
+        "M_dhis-web-aggregate-data-entry", "M_dhis-web-dataentry", "M_dhis-web-capture",
     ]),
     # The hub's own sync account at national (authenticates with a PAT).
     "hub_service": ("Hub service", ["ALL"]),
@@ -714,4 +716,11 @@ USERS: dict[str, tuple[str, str, tuple[str, ...], str, str]] = {
     "hub-ramu": ("Ramu", "Hub", RAMU_PATH, "hub_service", "hub.ramu@example.org"),
     "statistician": ("Shahana", "Begum", RAMU_PATH[:3], "data_manager",
                      "stat.coxsbazar@example.org"),
+}
+
+# username -> org unit path whose subtree the user may search for tracked entities, when
+# wider than the capture org unit: a CHCP finds people registered at any clinic of the
+# upazila (women deliver at the UHC, children move) but registers them at their own.
+TEI_SEARCH: dict[str, tuple[str, ...]] = {
+    "chcp": RAMU_PATH,
 }

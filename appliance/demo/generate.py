@@ -18,11 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from . import catalog as c
+from . import registers as r
 from .values import expected_cell_mean
 
 Obj = dict[str, Any]
 
 OUT = Path(__file__).parent / "data" / "national.json"
+
+TRACKER_KEYS = (
+    "trackedEntityAttributes", "trackedEntityTypes", "programs", "programStages",
+    "programRuleVariables", "programRules", "programRuleActions", "relationshipTypes",
+)
+# What the demo grants on tracker metadata: read/write it, and read/write its data.
+ACCESS = {"read": True, "update": True, "externalize": False, "delete": False, "write": True,
+          "manage": False, "data": {"read": True, "write": True}}
+SHARING = {"public": "rwrw----", "external": False, "users": {}, "userGroups": {}}
 
 
 def _ref(uid: str) -> Obj:
@@ -64,6 +74,7 @@ class _Builder:
                 "categoryOptions", "categories", "categoryCombos", "categoryOptionCombos",
                 "dataElements", "dataSets", "sections", "optionSets", "options",
                 "validationRules", "minMaxDataElements", "constants", "userRoles", "users",
+                *TRACKER_KEYS,
             )},
         }
         self.ous: dict[tuple[str, ...], Obj] = {}
@@ -76,6 +87,8 @@ class _Builder:
         self.ds_uid: dict[str, str] = {}
         self.const_uid: dict[str, str] = {}
         self.role_uid: dict[str, str] = {}
+        self.os_uids: dict[str, str] = {}
+        self.tea_uid: dict[str, str] = {}
 
     # ------------------------------------------------------------ org units
     def _ou(self, path: tuple[str, ...], code: str, short: str | None = None,
@@ -206,7 +219,7 @@ class _Builder:
     # ---------------------------------------------------------- option sets
     def option_sets(self) -> dict[str, str]:
         uids = {}
-        for key, (name, code, options) in c.OPTION_SETS.items():
+        for key, (name, code, options) in (c.OPTION_SETS | r.OPTION_SETS).items():
             os_ = _base(c.uid("optionSet", key), name, code)
             os_.update(valueType="TEXT", version=1, options=[])
             for i, (ocode, oname) in enumerate(options, start=1):
@@ -220,7 +233,7 @@ class _Builder:
 
     # ---------------------------------------------------- elements and sets
     def data_sets(self) -> None:
-        os_uids = self.option_sets()
+        os_uids = self.os_uids = self.option_sets()
         names: set[str] = set()
         shorts: set[str] = set()
         for form in c.FORMS:
@@ -349,18 +362,173 @@ class _Builder:
             self.doc["userRoles"].append(r)
         for username, (first, last, path, role, email) in c.USERS.items():
             ous = [_ref(self.ous[path]["id"])]
+            search = [_ref(self.ous[c.TEI_SEARCH.get(username, path)]["id"])]
             roles = [_ref(self.role_uid[role])]
             u = _base(c.uid("user", username), f"{first} {last}", username)
             u.update(
                 username=username, firstName=first, surname=last, email=email,
                 disabled=False, userRoles=roles, userGroups=[], organisationUnits=ous,
-                dataViewOrganisationUnits=list(ous), teiSearchOrganisationUnits=list(ous),
+                dataViewOrganisationUnits=list(ous), teiSearchOrganisationUnits=search,
                 # Pre-2.38 clients read username and roles from userCredentials.
                 userCredentials={"id": c.uid("userCredentials", username),
                                  "username": username, "userRoles": list(roles),
                                  "disabled": False, "externalAuth": False},
             )
             self.doc["users"].append(u)
+
+    # --------------------------------------------------------------- tracker
+    def tracker(self) -> None:
+        """The Person type, its attributes, the three registers and Mother - child."""
+        d = self.doc
+        for a in r.ATTRIBUTES:
+            tea = _base(c.uid("trackedEntityAttribute", a.code), a.name, a.code, a.short)
+            tea.update(
+                description=a.description or a.name, formName=a.name, valueType=a.value_type,
+                aggregationType="NONE", unique=a.unique, generated=a.generated,
+                pattern=a.pattern, orgunitScope=False, confidential=False, inherit=False,
+                displayInListNoProgram=a.code in ("BD_NAME_BN", "BD_NAME_EN", "BD_VILLAGE"),
+                optionSetValue=a.option_set is not None, skipSynchronization=False,
+            )
+            if a.option_set:
+                tea["optionSet"] = _ref(self.os_uids[a.option_set])
+            self.tea_uid[a.code] = tea["id"]
+            d["trackedEntityAttributes"].append(tea)
+
+        tet = _base(c.uid("trackedEntityType", r.TET_NAME), r.TET_NAME, "BD_PERSON", r.TET_NAME)
+        tet.update(
+            description="A person registered at a community clinic or UHC.",
+            featureType="NONE", allowAuditLog=False, minAttributesRequiredToSearch=1,
+            maxTeiCountToReturn=50, access=ACCESS, sharing=SHARING,
+            trackedEntityTypeAttributes=[{
+                "id": c.uid("trackedEntityTypeAttribute", a.code),
+                "trackedEntityType": _ref(tet["id"]),
+                "trackedEntityAttribute": _ref(self.tea_uid[a.code]),
+                "valueType": a.value_type, "displayInList": a.code in (
+                    "BD_NAME_BN", "BD_NAME_EN", "BD_RELATION_NAME", "BD_VILLAGE"),
+                "mandatory": False, "searchable": a.code in (
+                    "BD_NAME_BN", "BD_NAME_EN", "BD_PHONE", "BD_BRN"),
+            } for a in r.ATTRIBUTES],
+        )
+        d["trackedEntityTypes"].append(tet)
+
+        facilities = [_ref(o["id"]) for o in self.clinics + self.uhcs]
+        for p in r.PROGRAMS:
+            self._program(p, tet["id"], facilities)
+
+        for code, name, from_to, to_from in r.RELATIONSHIP_TYPES:
+            rt = _base(c.uid("relationshipType", code), name, code)
+            constraint = {"relationshipEntity": "TRACKED_ENTITY_INSTANCE",
+                          "trackedEntityType": _ref(tet["id"])}
+            rt.update(description=f"{from_to} / {to_from}", fromToName=from_to,
+                      toFromName=to_from, bidirectional=True, referral=False,
+                      fromConstraint=dict(constraint), toConstraint=dict(constraint),
+                      access=ACCESS, sharing=SHARING)
+            d["relationshipTypes"].append(rt)
+
+    def _program(self, p: r.Program, tet: str, facilities: list[Obj]) -> None:
+        d = self.doc
+        puid = c.uid("program", p.code)
+        de_uid: dict[str, str] = {}
+        for spec in p.elements:
+            name = p.prefix + spec.form_name
+            short = p.prefix + (spec.short or spec.form_name)
+            assert len(short) <= 50, short
+            de = _base(c.uid("dataElement", spec.code), name, spec.code, short)
+            de.update(formName=spec.form_name, displayFormName=spec.form_name,
+                      domainType="TRACKER", valueType=spec.value_type, aggregationType="NONE",
+                      zeroIsSignificant=False, optionSetValue=spec.option_set is not None,
+                      categoryCombo=_ref(c.DEFAULT_COMBO))
+            if spec.option_set:
+                de["optionSet"] = _ref(self.os_uids[spec.option_set])
+            de_uid[spec.code] = de["id"]
+            self.de_uid[spec.code] = de["id"]
+            d["dataElements"].append(de)
+
+        stage_uid = {s.code: c.uid("programStage", s.code) for s in p.stages}
+        for order, s in enumerate(p.stages, start=1):
+            st = _base(stage_uid[s.code], s.name, s.code)
+            st.update(
+                description=s.description, program=_ref(puid), sortOrder=order,
+                repeatable=s.repeatable, minDaysFromStart=s.min_days,
+                generatedByEnrollmentDate=False, autoGenerateEvent=s.auto_generate,
+                openAfterEnrollment=False, reportDateToUse="incidentDate",
+                allowGenerateNextVisit=s.repeatable, displayGenerateEventBox=s.repeatable,
+                remindCompleted=False, hideDueDate=False, blockEntryForm=False,
+                enableUserAssignment=False, executionDateLabel="Visit date",
+                dueDateLabel="Due date", validationStrategy="ON_COMPLETE", featureType="NONE",
+                formType="DEFAULT", preGenerateUID=False, access=ACCESS, sharing=SHARING,
+                programStageSections=[],
+                programStageDataElements=[{
+                    "id": c.uid("programStageDataElement", s.code, de),
+                    "programStage": _ref(stage_uid[s.code]), "dataElement": _ref(de_uid[de]),
+                    "compulsory": compulsory, "allowProvidedElsewhere": False,
+                    "displayInReports": compulsory, "allowFutureDate": de.endswith(
+                        "NEXT_VISIT"), "renderOptionsAsRadio": False, "skipSynchronization":
+                    False, "skipAnalytics": False, "sortOrder": i,
+                } for i, (de, compulsory) in enumerate(s.elements, start=1)],
+            )
+            if s.interval is not None:
+                st["standardInterval"] = s.interval
+            d["programStages"].append(st)
+
+        var_uid = {v.name: c.uid("programRuleVariable", p.code, v.name) for v in p.variables}
+        for v in p.variables:
+            prv = _base(var_uid[v.name], v.name)
+            prv.update(program=_ref(puid), programRuleVariableSourceType=v.source,
+                       useCodeForOptionSet=True)
+            if v.de:
+                prv["dataElement"] = _ref(de_uid[v.de])
+            if v.attr:
+                prv["trackedEntityAttribute"] = _ref(self.tea_uid[v.attr])
+            d["programRuleVariables"].append(prv)
+
+        for rule in p.rules:
+            ruid = c.uid("programRule", p.code, rule.code)
+            pr = _base(ruid, f"{p.short}: {rule.name}")
+            pr.update(description=rule.name, condition=rule.condition, priority=rule.priority,
+                      program=_ref(puid), programRuleActions=[])
+            if rule.stage:
+                pr["programStage"] = _ref(stage_uid[rule.stage])
+            for i, a in enumerate(rule.actions):
+                act: Obj = {"id": c.uid("programRuleAction", p.code, rule.code, str(i)),
+                            "created": c.CREATED, "lastUpdated": c.LAST_UPDATED,
+                            "programRuleActionType": a.kind, "programRule": _ref(ruid)}
+                if a.de:
+                    act["dataElement"] = _ref(de_uid[a.de])
+                if a.attr:
+                    act["trackedEntityAttribute"] = _ref(self.tea_uid[a.attr])
+                if a.content:
+                    act["content"] = a.content
+                if a.data:
+                    act["data"] = a.data
+                d["programRuleActions"].append(act)
+                pr["programRuleActions"].append(_ref(act["id"]))
+            d["programRules"].append(pr)
+
+        prog = _base(puid, p.name, p.code, p.short)
+        prog.update(
+            description=p.description, programType="WITH_REGISTRATION", version=1,
+            trackedEntityType=_ref(tet), categoryCombo=_ref(c.DEFAULT_COMBO),
+            accessLevel="PROTECTED", access=ACCESS, sharing=SHARING,
+            incidentDateLabel=p.incident_label, enrollmentDateLabel=p.enrollment_label,
+            displayIncidentDate=True, selectIncidentDatesInFuture=False,
+            selectEnrollmentDatesInFuture=False, onlyEnrollOnce=p.only_enroll_once,
+            ignoreOverdueEvents=False, useFirstStageDuringRegistration=False,
+            displayFrontPageList=True, skipOffline=False, featureType="NONE",
+            expiryDays=0, completeEventsExpiryDays=0, openDaysAfterCoEndDate=0,
+            minAttributesRequiredToSearch=1, maxTeiCountToReturn=50,
+            style={"color": p.color, "icon": p.icon},
+            programStages=[_ref(stage_uid[s.code]) for s in p.stages],
+            programTrackedEntityAttributes=[{
+                "id": c.uid("programTrackedEntityAttribute", p.code, code),
+                "program": _ref(puid), "trackedEntityAttribute": _ref(self.tea_uid[code]),
+                "mandatory": mandatory, "searchable": searchable, "displayInList": in_list,
+                "sortOrder": i, "allowFutureDate": False, "renderOptionsAsRadio": False,
+            } for i, (code, mandatory, searchable, in_list) in enumerate(p.attributes, start=1)],
+            programRuleVariables=[_ref(var_uid[v.name]) for v in p.variables],
+            programSections=[], organisationUnits=list(facilities),
+        )
+        d["programs"].append(prog)
 
 
 def build() -> dict[str, Any]:
@@ -373,6 +541,7 @@ def build() -> dict[str, Any]:
     b.validation_rules()
     b.min_max()
     b.users()
+    b.tracker()
     return b.doc
 
 

@@ -23,6 +23,7 @@ TYPES = (
     "optionSets", "options", "dataElements", "dataSets", "sections",
     "validationRules", "minMaxDataElements", "constants", "userRoles", "users",
     "programs", "programStages", "trackedEntityTypes", "trackedEntityAttributes",
+    "programRuleVariables", "programRules", "programRuleActions", "relationshipTypes",
 )
 
 

@@ -24,6 +24,8 @@ _HANDLED = {
     "categoryOptions", "categories", "categoryCombos", "categoryOptionCombos",
     "dataElements", "dataSets", "sections", "optionSets", "options", "validationRules",
     "minMaxDataElements", "constants", "userRoles", "users",
+    "trackedEntityAttributes", "trackedEntityTypes", "programs", "programStages",
+    "programRuleVariables", "programRules", "programRuleActions", "relationshipTypes",
 }
 
 
@@ -53,7 +55,12 @@ def subset_for(doc: Doc, root_uid: str) -> Doc:
     - validation rules whose data elements are all kept (the hub can evaluate them);
     - every constant, org unit level, org unit group (members trimmed) and user role;
     - min/max ranges whose source is in the subtree;
-    - users whose data-capture org units all lie in the subtree.
+    - users whose data-capture org units all lie in the subtree;
+    - programs assigned to any org unit of the subtree, ``organisationUnits`` trimmed as
+      for data sets, with their stages (and the stages' data elements), tracked entity
+      type, attributes (the program's and the type's), rule variables, rules and rule
+      actions, and the option sets all of those use;
+    - relationship types whose constraints name only kept types, programs and stages.
 
     Pure: ``doc`` is not modified and the result shares no objects with it.
     """
@@ -80,6 +87,9 @@ def subset_for(doc: Doc, root_uid: str) -> Doc:
 
     de_ids = {dse["dataElement"]["id"] for ds in data_sets
               for dse in ds.get("dataSetElements", [])}
+    tracker = _tracker(doc, subtree, ous)
+    de_ids |= {psde["dataElement"]["id"] for st in tracker["programStages"]
+               for psde in st.get("programStageDataElements", []) if psde.get("dataElement")}
     data_elements = _pick(doc, "dataElements", de_ids)
     sections = [copy.deepcopy(s) for s in doc.get("sections", [])
                 if s.get("dataSet", {}).get("id") in ds_ids]
@@ -87,6 +97,8 @@ def subset_for(doc: Doc, root_uid: str) -> Doc:
     combo_ids = {c["id"] for c in doc.get("categoryCombos", []) if c.get("isDefault")}
     combo_ids |= {d["categoryCombo"]["id"] for d in data_elements if "categoryCombo" in d}
     combo_ids |= {ds["categoryCombo"]["id"] for ds in data_sets if "categoryCombo" in ds}
+    combo_ids |= {p[k]["id"] for p in tracker["programs"]
+                  for k in ("categoryCombo", "enrollmentCategoryCombo") if p.get(k)}
     combo_ids |= {dse["categoryCombo"]["id"] for ds in data_sets
                   for dse in ds.get("dataSetElements", []) if dse.get("categoryCombo")}
     combos = _pick(doc, "categoryCombos", combo_ids)
@@ -108,6 +120,8 @@ def subset_for(doc: Doc, root_uid: str) -> Doc:
 
     os_ids = {d[k]["id"] for d in data_elements
               for k in ("optionSet", "commentOptionSet") if d.get(k)}
+    os_ids |= {a["optionSet"]["id"] for a in tracker["trackedEntityAttributes"]
+               if a.get("optionSet")}
     option_sets = _pick(doc, "optionSets", os_ids)
     opt_ids = {i for s in option_sets for i in _ids(s.get("options"))}
     opt_ids |= {o["id"] for o in doc.get("options", [])
@@ -159,6 +173,54 @@ def subset_for(doc: Doc, root_uid: str) -> Doc:
         "constants": copy.deepcopy(doc.get("constants", [])),
         "userRoles": copy.deepcopy(doc.get("userRoles", [])),
         "users": users,
+        **tracker,
     }
     out.update({k: copy.deepcopy(v) for k, v in doc.items() if k not in _HANDLED})
     return out
+
+
+def _tracker(doc: Doc, subtree: set[str], ous: dict[str, Obj]) -> dict[str, list[Obj]]:
+    """The tracker metadata of the programs assigned inside ``subtree`` (see subset_for)."""
+    pr_ids = {p for o in subtree for p in _ids(ous[o].get("programs"))}
+    pr_ids |= {p["id"] for p in doc.get("programs", [])
+               if subtree.intersection(_ids(p.get("organisationUnits")))}
+    programs = _pick(doc, "programs", pr_ids)
+    for p in programs:
+        _trim(p, "organisationUnits", subtree)
+    stage_ids = {i for p in programs for i in _ids(p.get("programStages"))}
+    stage_ids |= {s["id"] for s in doc.get("programStages", [])
+                  if s.get("program", {}).get("id") in pr_ids}
+    tet_ids = {p["trackedEntityType"]["id"] for p in programs if p.get("trackedEntityType")}
+    tea_ids = {a["trackedEntityAttribute"]["id"] for p in programs
+               for a in p.get("programTrackedEntityAttributes", [])
+               if a.get("trackedEntityAttribute")}
+    types = _pick(doc, "trackedEntityTypes", tet_ids)
+    tea_ids |= {a["trackedEntityAttribute"]["id"] for t in types
+                for a in t.get("trackedEntityTypeAttributes", []) if a.get("trackedEntityAttribute")}
+    rules = [copy.deepcopy(r) for r in doc.get("programRules", [])
+             if r.get("program", {}).get("id") in pr_ids]
+    rule_ids = {r["id"] for r in rules}
+    action_ids = {i for r in rules for i in _ids(r.get("programRuleActions"))}
+
+    def constraint_kept(rt: Obj) -> bool:
+        # Every type, program and stage a constraint names is kept (and it names some).
+        kept = {"trackedEntityType": tet_ids, "program": pr_ids, "programStage": stage_ids}
+        named = [c[k].get("id") in ids
+                 for c in (rt.get("fromConstraint") or {}, rt.get("toConstraint") or {})
+                 for k, ids in kept.items() if isinstance(c.get(k), dict)]
+        return bool(named) and all(named)
+
+    return {
+        "trackedEntityAttributes": _pick(doc, "trackedEntityAttributes", tea_ids),
+        "trackedEntityTypes": types,
+        "programs": programs,
+        "programStages": _pick(doc, "programStages", stage_ids),
+        "programRuleVariables": [copy.deepcopy(v) for v in doc.get("programRuleVariables", [])
+                                 if v.get("program", {}).get("id") in pr_ids],
+        "programRules": rules,
+        "programRuleActions": [copy.deepcopy(a) for a in doc.get("programRuleActions", [])
+                               if a["id"] in action_ids
+                               or a.get("programRule", {}).get("id") in rule_ids],
+        "relationshipTypes": [copy.deepcopy(rt) for rt in doc.get("relationshipTypes", [])
+                              if constraint_kept(rt)],
+    }

@@ -33,6 +33,15 @@ REF_FIELDS = {
     "optionSet": "optionSets",
     "options": "options",
     "userRoles": "userRoles",
+    "trackedEntityType": "trackedEntityTypes",
+    "trackedEntityAttribute": "trackedEntityAttributes",
+    "program": "programs",
+    "programStage": "programStages",
+    "programStages": "programStages",
+    "programRuleVariables": "programRuleVariables",
+    "programRule": "programRules",
+    "programRuleActions": "programRuleActions",
+    "option": "options",
 }
 NOT_REFS = {"period"}  # dataInputPeriods[].period is {"id": "202410"}, a period, not a UID
 

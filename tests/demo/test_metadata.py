@@ -21,7 +21,9 @@ KEYS = [
     "system", "organisationUnits", "organisationUnitLevels", "organisationUnitGroups",
     "categoryOptions", "categories", "categoryCombos", "categoryOptionCombos", "dataElements",
     "dataSets", "sections", "optionSets", "options", "validationRules", "minMaxDataElements",
-    "constants", "userRoles", "users",
+    "constants", "userRoles", "users", "trackedEntityAttributes", "trackedEntityTypes",
+    "programs", "programStages", "programRuleVariables", "programRules", "programRuleActions",
+    "relationshipTypes",
 ]
 CC_FORMS = [
     "CC Form-1 Services", "CC Form-2 Maternal & Newborn (ANC/PNC)",
@@ -76,6 +78,9 @@ def test_identifiable_fields(doc: Doc) -> None:
         for o in objs:
             if coll == "minMaxDataElements":  # not an identifiable object in DHIS2
                 assert {"source", "dataElement", "optionCombo", "min", "max"} <= set(o)
+                continue
+            if coll == "programRuleActions":  # DHIS2 gives actions no name
+                assert o["programRuleActionType"] and STAMP_RE.match(o["lastUpdated"])
                 continue
             assert o["name"] and o["displayName"] == o["name"], (coll, o["id"])
             assert STAMP_RE.match(o["created"]) and STAMP_RE.match(o["lastUpdated"])
@@ -253,8 +258,9 @@ def test_data_sets(doc: Doc) -> None:
 
 def test_data_elements(doc: Doc) -> None:
     ids = by_id(doc)
-    des = doc["dataElements"]
-    assert all(d["domainType"] == "AGGREGATE" for d in des)
+    des = [d for d in doc["dataElements"] if d["domainType"] == "AGGREGATE"]
+    tracker = [d for d in doc["dataElements"] if d["domainType"] == "TRACKER"]
+    assert len(des) + len(tracker) == len(doc["dataElements"]) and tracker
     types = Counter(d["valueType"] for d in des)
     assert types.most_common(1)[0][0] == "INTEGER_ZERO_OR_POSITIVE"
     assert {"NUMBER", "INTEGER", "PERCENTAGE", "BOOLEAN", "TRUE_ONLY", "TEXT", "DATE"} <= set(types)
@@ -312,7 +318,7 @@ def test_users_roles_and_credentials(doc: Doc) -> None:
     assert roles["Superuser"]["authorities"] == ["ALL"]
     assert set(roles["CHCP"]["authorities"]) == {
         "F_DATAVALUE_ADD", "F_DATAVALUE_DELETE", "M_dhis-web-aggregate-data-entry",
-        "M_dhis-web-dataentry"}
+        "M_dhis-web-dataentry", "M_dhis-web-capture"}
     assert set(roles["Data manager"]["authorities"]) == (
         set(roles["CHCP"]["authorities"]) | {"F_EDIT_EXPIRED"})
     assert "Hub service" in roles
@@ -327,7 +333,10 @@ def test_users_roles_and_credentials(doc: Doc) -> None:
         (ou,) = u["organisationUnits"]
         assert ou_name is None or ids[ou["id"]]["name"] == ou_name
         assert [ids[r["id"]]["name"] for r in u["userRoles"]] == [role]
-        assert u["dataViewOrganisationUnits"] == u["teiSearchOrganisationUnits"] == [ou]
+        assert u["dataViewOrganisationUnits"] == [ou]
+        # the CHCP searches the whole upazila for people; everyone else their own subtree
+        search = [{"id": demo.RAMU_UID}] if name == "chcp" else [ou]
+        assert u["teiSearchOrganisationUnits"] == search
         assert u["userCredentials"]["username"] == name
         assert u["userCredentials"]["userRoles"] == u["userRoles"]
         assert u["firstName"] and u["surname"] and u["name"] == f"{u['firstName']} {u['surname']}"

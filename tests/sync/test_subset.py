@@ -60,9 +60,12 @@ def test_subset_rules_and_unknown_collections(national: Doc) -> None:
     foreign = dict(doc["validationRules"][0], id="ForeignRul1", code="VR_FOREIGN")
     foreign["leftSide"] = dict(foreign["leftSide"], expression="#{NotAnElem01}")
     doc["validationRules"].append(foreign)
-    doc["programs"] = [{"id": "PrgAAAAAAA1", "name": "Maternal register"}]
+    doc["indicators"] = [{"id": "IndAAAAAAA1", "name": "ANC 4 coverage"}]
+    doc["programs"].append({"id": "PrgAAAAAAA1", "name": "Unassigned register"})
     out = subset_for(doc, demo.RAMU_UID)
     assert "ForeignRul1" not in {r["id"] for r in out["validationRules"]}
-    assert out["programs"] == doc["programs"]  # passed through untouched
+    assert out["indicators"] == doc["indicators"]  # passed through untouched
+    # programs are cut like data sets: one assigned to no org unit of the subtree is not kept
+    assert "PrgAAAAAAA1" not in {p["id"] for p in out["programs"]} and out["programs"]
     with pytest.raises(ValueError):
         subset_for(doc, "NoSuchUnit1")
