@@ -289,8 +289,9 @@ class Sdk:
                 ("orgUnit", roots), ("children", "true"), ("includeDeleted", "true"),
                 ("paging", "false")])
             values[ds] = body["dataValues"]
-            for v in values[ds]:  # only the user's subtree, only this data set's elements
-                assert v["orgUnit"] in md.org_units
+            for v in values[ds]:  # only the capture subtree, only this data set's elements
+                assert set(md.org_units[v["orgUnit"]]["path"].split("/")) & set(
+                    md.capture_roots)
                 assert v["dataElement"] in {e["dataElement"]["id"]
                                             for e in md.data_sets[ds]["dataSetElements"]}
         body = await self.get("completeDataSetRegistrations", [
@@ -367,7 +368,10 @@ async def test_chcp_login_metadata_download_upload_incremental(hub: RunningHub) 
         me = await tablet.login()
         assert [o["id"] for o in me["organisationUnits"]] == [C.chcp_clinic]
         md = await tablet.metadata()
-        assert md.capture_roots == [C.chcp_clinic] and list(md.org_units) == [C.chcp_clinic]
+        assert md.capture_roots == [C.chcp_clinic]
+        # the CHCP searches the whole upazila for people: the SDK takes its subtree too
+        assert set(md.org_units) == {o["id"] for o in C.doc["organisationUnits"]
+                                     if demo.RAMU_UID in o["path"].split("/")}
         assert [c.path for c in tablet.calls].count("organisationUnits") == 1  # one page
         assert set(md.data_sets) == CC_FORM_IDS  # exactly the four CC forms, not the UHC's
         assert md.default_combo["id"] == demo.DEFAULT_CATEGORY_COMBO_UID
