@@ -29,6 +29,7 @@ from . import (
     routes_metadata,
     routes_sync,
     routes_system,
+    routes_tracker,
 )
 from .auth import Authenticator, UpstreamVerify
 from .discovery import advertiser
@@ -74,6 +75,7 @@ def dhis2_app(config: Config, store: Store, *, state: HubState, writes: Provenan
     routes_datastore.setup(app)
     routes_data.setup(app)
     routes_hub.setup(app)
+    routes_tracker.setup(app)  # individual records (before the metadata catch-all)
     if before_catch_all is not None:
         before_catch_all(app)
     pages.setup(app)  # /hub (data entry) and /hub/status

@@ -198,6 +198,20 @@ SHARING_QUERY = (qp("type", {"type": "string", "enum": ["dataStore"]}, required=
 ACCESS = arr(obj({"id": STR, "access": STR}, ("id", "access")))
 SHARING = obj({"publicAccess": STR, "userAccesses": ACCESS, "userGroupAccesses": ACCESS})
 
+TRACKER_IMPORT_QUERY = (
+    qp("async", BOOL), qp("importStrategy", {"type": "string", "enum": [
+        "CREATE_AND_UPDATE", "CREATE", "UPDATE", "DELETE"]}),
+    qp("atomicMode", {"type": "string", "enum": ["ALL", "OBJECT"]}), qp("dryRun", BOOL))
+TRACKER_REPORT = obj({"status": STR, "validationReport": obj(), "stats": obj(),
+                      "bundleReport": obj()}, ("status", "validationReport", "stats"))
+TRACKER_QUERY = (
+    qp("orgUnits"), qp("orgUnit"), qp("orgUnitMode", {"type": "string", "enum": [
+        "SELECTED", "CHILDREN", "DESCENDANTS", "ACCESSIBLE", "CAPTURE", "ALL"]}),
+    qp("program"), qp("programStage"), qp("trackedEntityType"), qp("trackedEntity"),
+    qp("enrollment"), qp("updatedAfter"), flag("includeDeleted"), qp("order"),
+    multi("filter", "`attribute:operator:value`"), qp("status"), FIELDS,
+    qp("page", INT), qp("pageSize", INT), flag("paging"), flag("totalPages"))
+
 OPERATIONS: dict[tuple[str, str], Op] = {
     # -- this description
     ("GET", "/api/openapi.json"): Op("This OpenAPI description", {200: obj(
@@ -326,6 +340,53 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/api/users"): Op("Users (national stand-in: for hub sync)", {200: obj(
         {"users": arr(obj()), "pager": ref("Pager")}, ("users",))}, (400,),
         QUERY[:3] + PAGING),
+    # -- tracker (routes_tracker)
+    ("POST", "/api/tracker"): Op(
+        "Import tracked entities, enrollments, events and relationships (DHIS2 2.41): "
+        "a job by default, the ImportReport itself with async=false",
+        # 409: the ImportReport itself, as DHIS2 answers a synchronous import with refusals
+        {200: obj(), 409: TRACKER_REPORT}, (400, 415), TRACKER_IMPORT_QUERY,
+        body={JSON: obj({k: arr(obj()) for k in ("trackedEntities", "enrollments", "events",
+                                                  "relationships")})}),
+    ("GET", "/api/tracker/jobs/{id}"): Op(
+        "A tracker import job's notifications", {200: arr(obj())}, (404,)),
+    ("GET", "/api/tracker/jobs/{id}/report"): Op(
+        "A tracker import job's ImportReport", {200: TRACKER_REPORT}, (400, 404),
+        (qp("reportMode", {"type": "string", "enum": ["FULL", "ERRORS", "WARNINGS"]}),)),
+    ("PUT", "/api/tracker/ownership/transfer"): Op(
+        "Transfer a tracked entity's program ownership (a referral)", {200: MESSAGE},
+        (400, 403, 404, 409), (qp("trackedEntity", UID, required=True),
+                               qp("program", UID, required=True), qp("ou", UID, required=True))),
+    **{("GET", f"/api/tracker/{name}"): Op(
+        f"Tracker {name}, in the caller's search scope",
+        {200: obj({name: arr(obj()), "pager": obj()}, (name,))}, (400, 403),
+        TRACKER_QUERY) for name in ("trackedEntities", "enrollments", "events")},
+    **{("GET", f"/api/tracker/{name}/{{uid}}"): Op(
+        f"One of the tracker {name}", {200: obj()}, (400, 403, 404), (FIELDS,))
+       for name in ("trackedEntities", "enrollments", "events")},
+    ("GET", "/api/tracker/relationships"): Op(
+        "The relationships of one tracked entity, enrollment or event",
+        {200: obj({"relationships": arr(obj())}, ("relationships",))}, (400,),
+        (qp("trackedEntity"), qp("enrollment"), qp("event"), flag("includeDeleted"))),
+    ("GET", "/api/trackedEntityAttributes/{id}/generateAndReserve"): Op(
+        "Reserve generated values of an attribute (e.g. a birth registration number)",
+        {200: arr(obj())}, (400, 404, 409),
+        (qp("numberToReserve", INT), qp("expiration", INT))),
+    ("GET", "/api/trackedEntityAttributes/{id}/generate"): Op(
+        "One generated value of an attribute", {200: obj()}, (400, 404, 409),
+        (qp("expiration", INT),)),
+    ("GET", "/api/potentialDuplicates"): Op(
+        "Potential duplicates flagged at registration",
+        {200: obj({"potentialDuplicates": arr(obj())}, ("potentialDuplicates",))}, (400,),
+        (qp("trackedEntity"), qp("status"))),
+    ("POST", "/api/potentialDuplicates"): Op(
+        "Flag two tracked entities as a potential duplicate", {200: obj()}, (400, 403, 404),
+        body={JSON: obj({"original": UID, "duplicate": UID, "reasons": arr(STR)},
+                        ("original", "duplicate"))}),
+    ("PUT", "/api/potentialDuplicates/{id}"): Op(
+        "Set a potential duplicate's status", {200: MESSAGE}, (400, 403, 404),
+        (qp("status", {"type": "string", "enum": ["OPEN", "INVALID", "MERGED"]},
+            required=True),)),
     # -- hub status, conflicts and rejections (routes_hub, sync.api)
     ("GET", "/api/hub/status"): Op("Hub and sync status", {200: obj(
         {"hub": obj(), "sync": obj(), "events": arr(obj()), "metadataVersion": ANY},

@@ -14,8 +14,7 @@ from .web import STORE, Handler, add_api, index_of, json_response, paged, user_o
 
 # Collections a 2.41 server has that the hub holds nothing of: served as empty lists so
 # clients that ask (the Android SDK's metadata download) get a well-formed answer.
-EMPTY = ("programRules", "programRuleVariables", "programRuleActions", "relationshipTypes",
-         "optionGroups", "trackedEntityInstanceFilters", "eventFilters",
+EMPTY = ("optionGroups", "trackedEntityInstanceFilters", "eventFilters",
          "programStageWorkingLists", "visualizations", "eventVisualizations",
          "programIndicators", "indicators", "indicatorTypes", "legendSets", "attributes",
          "expressionDimensionItems", "icons", "dataElementGroups", "userGroups",
@@ -30,7 +29,11 @@ KLASS = {"organisationUnits": "OrganisationUnit", "dataElements": "DataElement",
          "sections": "Section", "constants": "Constant", "userRoles": "UserRole", "users": "User",
          "organisationUnitLevels": "OrganisationUnitLevel",
          "organisationUnitGroups": "OrganisationUnitGroup",
-         "minMaxDataElements": "MinMaxDataElement"}
+         "minMaxDataElements": "MinMaxDataElement", "programs": "Program",
+         "programStages": "ProgramStage", "trackedEntityTypes": "TrackedEntityType",
+         "trackedEntityAttributes": "TrackedEntityAttribute", "programRules": "ProgramRule",
+         "programRuleVariables": "ProgramRuleVariable",
+         "programRuleActions": "ProgramRuleAction", "relationshipTypes": "RelationshipType"}
 
 _FULL_ACCESS = {"read": True, "update": True, "externalize": False, "delete": False,
                 "write": True, "manage": False,
@@ -38,7 +41,13 @@ _FULL_ACCESS = {"read": True, "update": True, "externalize": False, "delete": Fa
 
 
 def decorate(index: MetadataIndex) -> None:
-    """Add the computed properties DHIS2 serves (display names, access, tree links), once."""
+    """Add the computed properties DHIS2 serves (display names, access, tree links, the
+    programs run at each org unit), once."""
+    ou_programs: dict[str, list[dict[str, str]]] = {}
+    for prog in index.by_type.get("programs", []):
+        for ref in prog.get("organisationUnits") or []:
+            if isinstance(ref, dict) and "id" in ref:
+                ou_programs.setdefault(ref["id"], []).append({"id": prog["id"]})
     for type_, docs in index.by_type.items():
         for d in docs:
             if "name" in d:
@@ -53,6 +62,7 @@ def decorate(index: MetadataIndex) -> None:
                 parts = [p for p in (d.get("path") or "").split("/") if p]
                 d["ancestors"] = [{"id": p} for p in parts[:-1]]
                 d.setdefault("leaf", not d["children"])
+                d["programs"] = ou_programs.get(d["id"], [])
             if type_ == "categoryCombos":
                 d.setdefault("isDefault", d.get("name") == "default")
 

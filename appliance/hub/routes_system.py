@@ -102,7 +102,8 @@ def me_doc(request: web.Request, user: User) -> dict[str, Any]:
     ds_ids = sorted({d for r in user.org_units for ou in idx.descendants(r)
                      for d in idx.ou_datasets.get(ou, ())})
     doc["dataSets"] = ds_ids
-    doc["programs"] = []
+    doc["programs"] = sorted({p["id"] for r in user.org_units for ou in idx.descendants(r)
+                              for p in (idx.get(ou) or {}).get("programs") or []})
     doc["settings"] = {"keyUiLocale": "en", "keyDbLocale": "en"}
     doc["access"] = {"read": True, "update": False, "externalize": False, "delete": False,
                      "write": False, "manage": False}

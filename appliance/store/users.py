@@ -64,6 +64,7 @@ class User:
     authorities: frozenset[str]
     org_units: tuple[str, ...]          # capture (write) scope roots
     view_org_units: tuple[str, ...]     # read scope roots
+    search_org_units: tuple[str, ...] = ()  # tracker search scope roots (teiSearchOrganisationUnits)
     disabled: bool = False
     verifier: str | None = None
     failed: int = 0
@@ -82,6 +83,14 @@ class User:
         if not self.view_org_units:
             return self.is_superuser
         return index.in_subtree(ou, self.view_org_units)
+
+    def can_search(self, index: MetadataIndex, ou: str) -> bool:
+        """Tracker search scope: ``teiSearchOrganisationUnits``, else the view scope, as in
+        DHIS2: a CHCP may find a person anywhere in the upazila but write only at home."""
+        roots = self.search_org_units or self.view_org_units
+        if not roots:
+            return self.is_superuser
+        return index.in_subtree(ou, roots)
 
     def can_write(self, index: MetadataIndex, ou: str) -> bool:
         """Write scope: only inside the user's own (capture) org units."""
@@ -105,7 +114,8 @@ def user_from_row(row: sqlite3.Row, roles: dict[str, dict[str, Any]]) -> User:
     ous = _refs(doc, "organisationUnits")
     view = _refs(doc, "dataViewOrganisationUnits") or ous
     return User(uid=row["uid"], username=row["username"], doc=doc, authorities=frozenset(auths),
-                org_units=ous, view_org_units=view, disabled=bool(row["disabled"]),
+                org_units=ous, view_org_units=view,
+                search_org_units=_refs(doc, "teiSearchOrganisationUnits"), disabled=bool(row["disabled"]),
                 verifier=row["verifier"], failed=row["failed"], locked_until=row["locked_until"])
 
 

@@ -39,6 +39,9 @@ META_TYPES = (
     "categoryOptions", "categories", "categoryCombos", "categoryOptionCombos",
     "optionSets", "options", "dataElements", "dataSets", "sections",
     "validationRules", "minMaxDataElements", "constants", "userRoles",
+    # the registers (tracker): attributes before the types and programs that use them
+    "trackedEntityAttributes", "trackedEntityTypes", "programStages", "programs",
+    "programRuleVariables", "programRules", "programRuleActions", "relationshipTypes",
 )
 PULL_TYPES = (*META_TYPES, "users")
 # small everywhere: the first pull takes them whole and filters here
@@ -52,7 +55,11 @@ KLASS = {
     "Option": "options", "DataElement": "dataElements", "DataSet": "dataSets",
     "Section": "sections", "ValidationRule": "validationRules",
     "MinMaxDataElement": "minMaxDataElements", "Constant": "constants",
-    "UserRole": "userRoles", "User": "users",
+    "UserRole": "userRoles", "User": "users", "Program": "programs",
+    "ProgramStage": "programStages", "TrackedEntityType": "trackedEntityTypes",
+    "TrackedEntityAttribute": "trackedEntityAttributes", "ProgramRule": "programRules",
+    "ProgramRuleVariable": "programRuleVariables", "ProgramRuleAction": "programRuleActions",
+    "RelationshipType": "relationshipTypes",
 }
 SECRET_USER_KEYS = ("password", "passwordLastUpdated", "twoFactorEnabled", "secret",
                     "restoreToken", "idToken", "openId", "ldapId")

@@ -179,9 +179,39 @@ class Sdk:
                 page += 1
         capture = {u for u in org_units
                    if set(org_units[u]["path"].split("/")) & set(capture_roots)}
-        # programs: the union of programs[id] is empty on the hub (tracker is a later wave), so
-        # the SDK makes no programs/programStages/... calls
-        assert not {p["id"] for ou in org_units.values() for p in ou.get("programs", [])}
+        # programs: the union of programs[id] over the user's org units, then their stages,
+        # rules, tracked entity types and attributes, each by an id filter
+        prog_ids = sorted({p["id"] for ou in org_units.values() for p in ou.get("programs", [])})
+        assert len(prog_ids) == 3  # the maternal, EPI and under-5 registers
+        body = await self.get("programs", [
+            ("fields", "id,name,programType,trackedEntityType[id],programStages[id],"
+                       "programTrackedEntityAttributes[trackedEntityAttribute[id],mandatory]"),
+            ("filter", sdk.in_filter("id", prog_ids)),
+            ("filter", "access.data.read:eq:true"), ("paging", "false")])
+        programs = {p["id"]: p for p in body["programs"]}
+        assert sorted(programs) == prog_ids
+        assert {p["programType"] for p in programs.values()} == {"WITH_REGISTRATION"}
+        stage_ids = sorted({s["id"] for p in programs.values() for s in p["programStages"]})
+        body = await self.get("programStages", [
+            ("fields", "id,program[id],repeatable,programStageDataElements[dataElement[id]]"),
+            ("filter", sdk.in_filter("program.id", prog_ids)), ("paging", "false")])
+        assert sorted(s["id"] for s in body["programStages"]) == stage_ids
+        body = await self.get("programRules", [
+            ("fields", "id,condition,program[id],programRuleActions[id]"),
+            ("filter", sdk.in_filter("program.id", prog_ids)), ("paging", "false")])
+        assert body["programRules"] and {r["program"]["id"] for r in body["programRules"]} \
+            <= set(prog_ids)
+        tet = sorted({p["trackedEntityType"]["id"] for p in programs.values()})
+        body = await self.get("trackedEntityTypes", [
+            ("fields", "id,trackedEntityTypeAttributes[trackedEntityAttribute[id]]"),
+            ("filter", sdk.in_filter("id", tet)), ("paging", "false")])
+        assert [t["id"] for t in body["trackedEntityTypes"]] == tet
+        tea = sorted({a["trackedEntityAttribute"]["id"] for p in programs.values()
+                      for a in p["programTrackedEntityAttributes"]})
+        body = await self.get("trackedEntityAttributes", [
+            ("fields", "id,valueType,unique,generated,pattern,optionSet[id]"),
+            ("filter", sdk.in_filter("id", tea)), ("paging", "false")])
+        assert sorted(a["id"] for a in body["trackedEntityAttributes"]) == tea
 
         # data sets: the union of dataSets[id] over the user's org units
         ds_ids = sorted({d["id"] for u in capture for d in org_units[u]["dataSets"]})

@@ -38,6 +38,8 @@ META = "metadata"      # metadata and server facts: no org-unit data
 SHARED = "sharing"     # dataStore: per-entry owner and sharing (tests/hub/test_datastore.py)
 DATA = "data"          # org-unit data: probed below
 ADMIN_ONLY = "admin"   # superusers only
+TRACKER = "tracker"    # individual records: search scope to read, capture scope and program
+#                        ownership to write; probed in tests/hub/test_tracker_api.py
 
 ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/system/info"): META, ("GET", "/api/system/ping"): PUBLIC,
@@ -75,6 +77,18 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/metadata"): META, ("POST", "/api/metadata"): ADMIN_ONLY,
     ("GET", "/api/deletedObjects"): META, ("GET", "/api/categoryOptions/orgUnits"): META,
     ("GET", "/api/{collection}"): META, ("GET", "/api/{collection}/{uid}"): META,
+    ("POST", "/api/tracker"): TRACKER, ("GET", "/api/tracker/jobs/{id}"): SELF,
+    ("GET", "/api/tracker/jobs/{id}/report"): SELF,
+    ("PUT", "/api/tracker/ownership/transfer"): TRACKER,
+    ("GET", "/api/tracker/trackedEntities"): TRACKER,
+    ("GET", "/api/tracker/trackedEntities/{uid}"): TRACKER,
+    ("GET", "/api/tracker/enrollments"): TRACKER, ("GET", "/api/tracker/enrollments/{uid}"): TRACKER,
+    ("GET", "/api/tracker/events"): TRACKER, ("GET", "/api/tracker/events/{uid}"): TRACKER,
+    ("GET", "/api/tracker/relationships"): TRACKER,
+    ("GET", "/api/trackedEntityAttributes/{id}/generateAndReserve"): META,
+    ("GET", "/api/trackedEntityAttributes/{id}/generate"): META,
+    ("GET", "/api/potentialDuplicates"): TRACKER, ("POST", "/api/potentialDuplicates"): TRACKER,
+    ("PUT", "/api/potentialDuplicates/{id}"): TRACKER,
 }
 
 
