@@ -190,6 +190,7 @@ def apply_bundle(tx: Tx, bundle: Bundle, *, username: str,
     for te in bundle.tracked_entities:
         if deleting or te.deleted:
             res.add(te.uid, TRACKED_ENTITY, w.delete("tracked_entity", te.uid))
+    w.bump_parents()
     if w.touched:
         _reindex(tx, sorted(w.touched))
     return res
@@ -217,6 +218,9 @@ class _Writer:
         self.stamp = tx.stamp()
         self.now = to_iso(self.stamp)
         self.touched: set[str] = set()  # tracked entities whose row or attributes changed
+        # tracked entities whose enrollments or events changed: their updatedAt moves too,
+        # as DHIS2's does, or a device downloading by updatedAfter never sees the change
+        self.bumped: set[str] = set()
 
     def audit(self, entity: str, key: str, kind: str, old: Any, new: Any) -> None:
         audit.record(self.tx, entity=entity, key=key, audit_type=kind, old=_text(old),
@@ -237,6 +241,10 @@ class _Writer:
             cols["stored_by"] = self.username
         sets = ", ".join(f"{c}=?" for c in cols)
         self.tx.execute(f"UPDATE {table} SET {sets} WHERE uid=?", (*cols.values(), uid))
+        if table in ("enrollment", "event"):
+            row = self.tx.execute(f"SELECT te FROM {table} WHERE uid=?", (uid,)).fetchone()
+            if row is not None and row[0]:
+                self.bumped.add(row[0])
 
     def _insert(self, table: str, cols: dict[str, Any]) -> None:
         cols = {**cols, "created_at": self.now, "updated_at": self.now,
@@ -245,6 +253,15 @@ class _Writer:
             cols["stored_by"] = self.username
         self.tx.execute(f"INSERT INTO {table}({', '.join(cols)}) VALUES "
                         f"({','.join('?' * len(cols))})", tuple(cols.values()))
+        if table in ("enrollment", "event") and cols.get("te"):
+            self.bumped.add(cols["te"])
+
+    def bump_parents(self) -> None:
+        """Move the updatedAt of entities whose records changed (not their sync state:
+        the entity's own row is unchanged and has nothing new to push)."""
+        for te in sorted(self.bumped - self.touched):
+            self.tx.execute("UPDATE tracked_entity SET updated_at=? WHERE uid=? AND "
+                            "updated_at < ?", (self.now, te, self.now))
 
     # -- tracked entities ------------------------------------------------------------
     def tracked_entity(self, te: TrackedEntityIn, strategy: str) -> str:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from appliance import demo
 from appliance.dhis2.uid import generate_uid
@@ -427,9 +426,6 @@ async def test_chcp_registers_edits_and_deletes_as_the_sdk_does(
         assert tablet.calls[0].path == "me"
 
 
-@pytest.mark.xfail(strict=True, reason="the hub does not stamp a tracked entity's updatedAt "
-                   "when only its events change (store.tracker.apply_bundle), so the SDK's "
-                   "incremental download misses edits and deletions made on other devices")
 async def test_an_event_change_moves_its_tracked_entity_for_the_next_download(
         hub_process_factory: Any, tmp_path: Path) -> None:
     """DHIS2 stamps a tracked entity's updatedAt when one of its enrollments or events is
