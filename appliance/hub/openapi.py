@@ -375,6 +375,15 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/api/trackedEntityAttributes/{id}/generate"): Op(
         "One generated value of an attribute", {200: obj()}, (400, 404, 409),
         (qp("expiration", INT),)),
+    ("GET", "/api/hub/people"): Op(
+        "Search the registers by name (Bangla or Latin), phone or birth registration number",
+        {200: obj({"people": arr(obj()), "q": STR}, ("people",))}, (400,),
+        (qp("q"), qp("limit", INT))),
+    ("POST", "/api/hub/people/duplicates"): Op(
+        "Registered people who may be the one being registered, with the reasons",
+        {200: obj({"candidates": arr(obj()), "threshold": {"type": "number"}},
+                  ("candidates",))}, (400,),
+        body={JSON: obj({"attributes": obj()}, ("attributes",))}),
     ("GET", "/api/potentialDuplicates"): Op(
         "Potential duplicates flagged at registration",
         {200: obj({"potentialDuplicates": arr(obj())}, ("potentialDuplicates",))}, (400,),

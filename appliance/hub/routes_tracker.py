@@ -28,6 +28,7 @@ from ..dhis2.timefmt import format_ts
 from ..dhis2.uid import generate_uid, is_uid
 from ..dhis2.webmessage import web_message
 from ..errors import BadRequest, Conflict, Forbidden, NotFound
+from ..store import search
 from ..store import tracker as tstore
 from ..store.metadata import MetadataIndex
 from ..store.users import User
@@ -408,6 +409,73 @@ async def potential_duplicate_status(request: web.Request) -> web.Response:
     return json_response(web_message(200, "Potential duplicate updated", status="OK"))
 
 
+# -- search and the duplicate check (the hub's own, for the registration pages) ---------------
+def _search_scope(index: MetadataIndex, user: User) -> list[str] | None:
+    roots = user.search_org_units or user.view_org_units
+    if not roots:
+        return None if user.is_superuser else []
+    return sorted({d for r in roots for d in index.descendants(r)})
+
+
+def _codes(index: MetadataIndex) -> dict[str, str]:
+    """attribute uid -> its code (BD_NAME_BN...), for answers a page can read."""
+    return {a["id"]: a["code"] for a in index.list("trackedEntityAttributes") if a.get("code")}
+
+
+def _people(conn: Any, index: MetadataIndex, uids: list[str]) -> dict[str, dict[str, Any]]:
+    codes = _codes(index)
+    out = {}
+    for te in tstore.query_tracked_entities(conn, org_units=None, program=None, te_type=None,
+                                            uids=uids, limit=None, with_enrollments=False,
+                                            with_events=False):
+        out[te["trackedEntity"]] = {
+            "trackedEntity": te["trackedEntity"], "orgUnit": te["orgUnit"],
+            "attributes": {codes.get(a["attribute"], a["attribute"]): a.get("value")
+                           for a in te.get("attributes", [])}}
+    return out
+
+
+async def people_search(request: web.Request) -> web.Response:
+    """``GET /api/hub/people?q=``: the register, searched by name (Bangla or Latin, with
+    spelling variants and typos), phone or birth registration number, in the caller's
+    search scope; best first."""
+    index, user = index_of(request), user_of(request)
+    text = (request.query.get("q") or "").strip()
+    if len(text) > 200:
+        raise BadRequest("`q` is at most 200 characters")
+    limit = bounded_int(request.query.get("limit"), "limit", default=20, lo=1, hi=100) or 20
+    ous = _search_scope(index, user)
+
+    def read(c: Any) -> list[dict[str, Any]]:
+        hits = search.search(c, text, org_units=ous, limit=limit) if text else []
+        found = _people(c, index, [h.te for h in hits])
+        return [{**found[h.te], "score": round(h.score, 3), "matched": h.matched}
+                for h in hits if h.te in found]
+    return json_response({"people": await request.app[STORE].read(read), "q": text})
+
+
+async def people_duplicates(request: web.Request) -> web.Response:
+    """``POST /api/hub/people/duplicates`` with the registration form's attributes (by code
+    or uid): the registered people who may be the same person, with the reasons."""
+    index, user = index_of(request), user_of(request)
+    body = parse_json(await request.read() or b"{}", what="Registration form")
+    raw = body.get("attributes") if isinstance(body, dict) else None
+    if not isinstance(raw, dict) or not all(isinstance(v, str | None) for v in raw.values()):
+        raise BadRequest("Send {\"attributes\": {code or uid: text}} as the form holds them")
+    codes = _codes(index)
+    person: dict[str, str] = {str(codes.get(k, k)): v for k, v in raw.items()
+                              if isinstance(v, str) and v.strip()}
+    ous = _search_scope(index, user)
+
+    def read(c: Any) -> list[dict[str, Any]]:
+        cands = search.duplicates(c, person, org_units=ous)
+        found = _people(c, index, [x.te for x in cands])
+        return [{**found[x.te], "score": round(x.score, 3), "reasons": x.reasons}
+                for x in cands if x.te in found]
+    return json_response({"candidates": await request.app[STORE].read(read),
+                          "threshold": search.DUPLICATE_THRESHOLD})
+
+
 # -- store adapters ----------------------------------------------------------------------------
 def _existing(conn: Any, uids: dict[str, list[str]]) -> ti.Existing:
     """What validation needs of the stored records the payload names or touches."""
@@ -537,6 +605,8 @@ def setup(app: web.Application) -> None:
     add_api(app, "GET", "/tracker/relationships", relationships)
     add_api(app, "GET", "/trackedEntityAttributes/{id}/generateAndReserve", generate_and_reserve)
     add_api(app, "GET", "/trackedEntityAttributes/{id}/generate", generate_and_reserve)
+    add_api(app, "GET", "/hub/people", people_search)
+    add_api(app, "POST", "/hub/people/duplicates", people_duplicates)
     add_api(app, "GET", "/potentialDuplicates", potential_duplicates)
     add_api(app, "POST", "/potentialDuplicates", potential_duplicates)
     add_api(app, "PUT", "/potentialDuplicates/{id}", potential_duplicate_status)

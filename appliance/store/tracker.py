@@ -27,7 +27,7 @@ from typing import Any
 from ..dhis2.timefmt import format_ts, parse_ts
 from ..dhis2.uid import generate_uid
 from ..errors import BadRequest, Conflict, NotFound
-from . import audit
+from . import audit, search
 from .datavalues import LOCAL_EDIT, Provenance
 from .db import Tx
 from .hlc import to_iso
@@ -197,8 +197,8 @@ def apply_bundle(tx: Tx, bundle: Bundle, *, username: str,
 
 
 def _reindex(tx: Tx, te_uids: Sequence[str]) -> None:
-    """Bring the search index up to date for these tracked entities."""
-    # the search index (store/search.py) is wired here when it lands
+    """Bring the search index up to date for these tracked entities, in the same Tx."""
+    search.reindex(tx, te_uids)
 
 
 def _blank(value: str | None) -> str | None:

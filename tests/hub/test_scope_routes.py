@@ -89,6 +89,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/trackedEntityAttributes/{id}/generate"): META,
     ("GET", "/api/potentialDuplicates"): TRACKER, ("POST", "/api/potentialDuplicates"): TRACKER,
     ("PUT", "/api/potentialDuplicates/{id}"): TRACKER,
+    ("GET", "/api/hub/people"): TRACKER, ("POST", "/api/hub/people/duplicates"): TRACKER,
 }
 
 

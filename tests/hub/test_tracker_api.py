@@ -391,6 +391,45 @@ async def _p_dup_set(hub: RunningHub, http: aiohttp.ClientSession, planted: Payl
         assert r.status == 403  # merging needs F_TRACKED_ENTITY_MERGE
 
 
+# -- search and the duplicate check ------------------------------------------------------------
+async def test_search_finds_a_person_across_scripts_and_the_duplicate_check_explains(
+        hub: RunningHub, http: aiohttp.ClientSession) -> None:
+    body = registration(HOME, name="Fatema Begum")
+    assert (await post(http, hub, body))[0] == 200
+    te = body["trackedEntities"][0]["trackedEntity"]
+    for q in ("ফাতেমা", "Fatima Bagum", "fatem begum"):
+        async with http.get(hub.api("hub/people"), headers=CHCP, params={"q": q}) as r:
+            people = (await r.json())["people"]
+        assert r.status == 200 and te in [p["trackedEntity"] for p in people], q
+    phone = next(a["value"] for a in body["trackedEntities"][0]["attributes"]
+                 if a["attribute"] == R.attr("BD_PHONE"))
+    form = {"BD_NAME_EN": "Fatima Begum", "BD_RELATION_NAME": "Abdul Karim",
+            "BD_PHONE": phone, "BD_VILLAGE": "Merongloa", "BD_DOB": "1998-04-12"}
+    async with http.post(hub.api("hub/people/duplicates"), headers=CHCP,
+                         json={"attributes": form}) as r:
+        found = await r.json()
+    assert r.status == 200 and found["candidates"][0]["trackedEntity"] == te
+    assert found["candidates"][0]["score"] >= found["threshold"]
+    assert any("phone" in reason for reason in found["candidates"][0]["reasons"])
+    async with http.post(hub.api("hub/people/duplicates"), headers=CHCP, json={"attributes": {
+            "BD_NAME_EN": "Shirin Akter", "BD_PHONE": "01999999999", "BD_VILLAGE": "Ramu"}}) as r:
+        assert (await r.json())["candidates"] == []
+
+
+@probe("GET", "/api/hub/people")
+async def _p_people(hub: RunningHub, http: aiohttp.ClientSession, planted: Payload) -> None:
+    async with http.get(hub.api("hub/people"), headers=CHCP, params={"q": "x" * 201}) as r:
+        assert r.status == 400
+
+
+@probe("POST", "/api/hub/people/duplicates")
+async def _p_people_dups(hub: RunningHub, http: aiohttp.ClientSession, planted: Payload) -> None:
+    async with http.post(hub.api("hub/people/duplicates"), headers=CHCP,
+                         json={"attributes": ["not", "a", "form"]}) as r:
+        assert r.status == 400
+
+
+# -- run every probe (after all are registered) ---------------------------------------------
 def test_every_tracker_route_has_a_probe() -> None:
     from tests.hub.test_scope_routes import ROUTES, TRACKER
     assert {k for k, v in ROUTES.items() if v == TRACKER} == set(PROBES)
