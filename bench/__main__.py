@@ -12,7 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ["bench.hub_bench", "bench.sync_bench", "bench.fleet_bench", "bench.health_bench"]
+BENCHES = ["bench.hub_bench", "bench.sync_bench", "bench.fleet_bench", "bench.health_bench",
+           "bench.search_bench"]
 
 
 def main(argv: list[str]) -> int:
