@@ -255,7 +255,8 @@ async def test_search_scope_is_the_upazila_capture_is_the_clinic(
     async with http.get(hub.api("tracker/trackedEntities"), headers=CHCP,
                         params={"orgUnits": OTHER}) as r:
         found = await r.json()
-    assert r.status == 200 and [t["trackedEntity"] for t in found["trackedEntities"]] == [te]
+    assert r.status == 200 and te in [t["trackedEntity"] for t in found["trackedEntities"]]
+    assert {t["orgUnit"] for t in found["trackedEntities"]} == {OTHER}
     edit = copy.deepcopy(admin_body)
     edit["trackedEntities"][0]["attributes"] = [
         {"attribute": R.attr("BD_VILLAGE"), "value": "Elsewhere"}]
