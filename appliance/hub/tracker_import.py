@@ -90,6 +90,7 @@ class Plan:
     objects: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {t: [] for t in TYPES})
     actions: dict[str, str] = field(default_factory=dict)   # uid -> CREATE | UPDATE | DELETE
     errors: list[ErrorReport] = field(default_factory=list)
+    warnings: list[ErrorReport] = field(default_factory=list)
     total: dict[str, int] = field(default_factory=lambda: {t: 0 for t in TYPES})
 
     @property
@@ -153,6 +154,9 @@ class _Check:
     # -- helpers ------------------------------------------------------------------------------
     def refuse(self, t: str, uid: str, code: str, message: str) -> None:
         self.plan.errors.append(ErrorReport(uid, t, code, message))
+
+    def warn(self, t: str, uid: str, code: str, message: str) -> None:
+        self.plan.warnings.append(ErrorReport(uid, t, code, message))
 
     def _uid(self, t: str, obj: dict[str, Any]) -> str | None:
         uid = obj.get(ID[t])
@@ -609,6 +613,7 @@ class _Check:
             return
         if action == "UPDATE":  # DHIS2: relationships are created or deleted, never changed
             self.plan.actions[uid] = "IGNORE"
+            self.warn(RELATIONSHIP, uid, "E4015", f"Relationship: `{uid}` already exists.")
             return
         rtype = self.index.get_typed("relationshipTypes", str(obj.get("relationshipType")))
         if rtype is None:
@@ -685,10 +690,35 @@ def uids_of(body: Any) -> dict[str, list[str]]:
 _STAT = {"CREATE": "created", "UPDATE": "updated", "DELETE": "deleted", "IGNORE": "ignored"}
 
 
-def import_report(plan: Plan, applied: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """DHIS2 2.41's ImportReport for a validated (and, unless refused or a dry run,
+REPORT_MODES = ("ERRORS", "WARNINGS", "FULL")
+
+
+def report_mode(q: Mapping[str, str]) -> str:
+    mode = (q.get("reportMode") or "ERRORS").upper()
+    if mode not in REPORT_MODES:
+        raise BadRequest("reportMode must be FULL, ERRORS or WARNINGS")
+    return mode
+
+
+def for_mode(report: Mapping[str, Any], mode: str) -> dict[str, Any]:
+    """The report as DHIS2 returns it for ``reportMode``: ERRORS (the default) carries
+    the error reports only, WARNINGS adds the warnings, FULL adds the timings too."""
+    out = dict(report)
+    vr = dict(out["validationReport"])
+    if mode == "ERRORS":
+        vr.pop("warningReports", None)
+    out["validationReport"] = vr
+    if mode != "FULL":
+        out.pop("timingsStats", None)
+    return out
+
+
+def import_report(plan: Plan, applied: Mapping[str, str] | None = None,
+                  timings: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """DHIS2 2.41's ImportReport (FULL) for a validated (and, unless refused or a dry run,
     written) payload. ``applied`` is what the store did per uid (an unchanged object is
-    ``IGNORE``); without it the plan's actions stand."""
+    ``IGNORE``); without it the plan's actions stand. ``timings``: seconds per phase.
+    ``for_mode`` cuts it down to what a ``reportMode`` shows."""
     done = dict(plan.actions) if applied is None else dict(applied)
     refused = plan.refused
     type_map: dict[str, Any] = {}
@@ -714,7 +744,8 @@ def import_report(plan: Plan, applied: Mapping[str, str] | None = None) -> dict[
     return {
         "status": status,
         "validationReport": {"errorReports": [e.as_json() for e in plan.errors],
-                             "warningReports": []},
+                             "warningReports": [w.as_json() for w in plan.warnings]},
+        "timingsStats": {"timers": {k: f"{v:.3f} sec." for k, v in (timings or {}).items()}},
         "stats": totals,
         "bundleReport": {"status": status, "typeReportMap": type_map, "stats": totals},
         "message": None if status == "OK" else "Import completed with errors" if done else
