@@ -369,7 +369,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         {200: obj({"relationships": arr(obj())}, ("relationships",))}, (400, 404),
         (qp("trackedEntity"), qp("enrollment"), qp("event"), flag("includeDeleted"))),
     ("GET", "/api/tracker/relationships/{uid}"): Op(
-        "One relationship, to a user who may read both of its ends", {200: obj()}, (404,),
+        "One relationship, to a user who may read both of its ends", {200: obj()}, (400, 404),
         (flag("includeDeleted"),)),
     ("GET", "/api/trackedEntityAttributes/{id}/generateAndReserve"): Op(
         "Reserve generated values of an attribute (e.g. a birth registration number)",
