@@ -522,6 +522,8 @@ class _Check:
             self.refuse(EVENT, uid, "E1029", f"Event OrganisationUnit: `{ou}`, and Program: "
                                              f"`{program}`, don't match.")
             return
+        if not self._attribute_option_combo(uid, obj, prog, stored is None):
+            return
         te = obj.get("trackedEntity") or base.get("te")
         if prog.get("programType") == "WITH_REGISTRATION":
             if not enrollment:
@@ -646,6 +648,26 @@ class _Check:
         obj["_ends"] = ends
         obj["bidirectional"] = bool(rtype.get("bidirectional"))
         self._accept(RELATIONSHIP, uid, obj, action)
+
+    def _attribute_option_combo(self, uid: str, obj: dict[str, Any], prog: Mapping[str, Any],
+                                new: bool) -> bool:
+        """An event's attribute option combo is one of its program's combo; a new event of a
+        program with the default combo gets the default one, as DHIS2 stores it."""
+        combo = (prog.get("categoryCombo") or {}).get("id") or self.index.default_combo
+        aoc = obj.get("attributeOptionCombo")
+        if aoc in (None, ""):
+            if new and combo == self.index.default_combo and self.index.default_coc:
+                obj["attributeOptionCombo"] = self.index.default_coc
+            elif new:
+                self.refuse(EVENT, uid, "E1055", "Default AttributeOptionCombo is not allowed "
+                            "since program has non-default CategoryCombo.")
+                return False
+            return True
+        if not isinstance(aoc, str) or aoc not in self.index.combo_cocs.get(combo or "", ()):
+            self.refuse(EVENT, uid, "E1054", f"AttributeOptionCombo `{str(aoc)[:40]}` is not in "
+                        f"the event programs category combo `{combo}`.")
+            return False
+        return True
 
     def _accept(self, t: str, uid: str, obj: dict[str, Any], action: str) -> None:
         self.plan.actions[uid] = action

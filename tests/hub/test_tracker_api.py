@@ -182,6 +182,8 @@ CASES: dict[str, tuple[Callable[[Payload], None], str]] = {
     "E1303 mandatory data element on completion": (_set("events", status="COMPLETED"), "E1303"),
     "E1029 event org unit not in program": (_set("events", orgUnit=demo.RAMU_UID), "E1029"),
     "E1011 event org unit unknown": (_set("events", orgUnit="AbCdEfGhIj1"), "E1011"),
+    "E1054 attribute option combo of another combo": (
+        _set("events", attributeOptionCombo=R.other_coc()), "E1054"),
 }
 
 
@@ -308,6 +310,16 @@ async def test_potential_duplicates(hub: RunningHub, http: aiohttp.ClientSession
     async with http.put(hub.api(f"potentialDuplicates/{generate_uid()}"), headers=CHCP,
                         params={"status": "INVALID"}) as r:
         assert r.status == 404
+
+
+async def test_an_event_without_attribute_option_combo_gets_the_default(
+        hub: RunningHub, http: aiohttp.ClientSession) -> None:
+    body = registration(HOME)
+    assert "attributeOptionCombo" not in body["events"][0]
+    assert (await post(http, hub, body))[0] == 200
+    async with http.get(hub.api(f"tracker/events/{body['events'][0]['event']}"),
+                        headers=CHCP) as r:
+        assert (await r.json())["attributeOptionCombo"] == R.default_coc()
 
 
 async def test_nested_payloads_are_flattened(hub: RunningHub,
