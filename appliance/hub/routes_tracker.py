@@ -16,7 +16,6 @@ kept in memory for the SDK to fetch (the data itself is on disk before the reply
 
 from __future__ import annotations
 
-import collections
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -29,7 +28,7 @@ from ..dhis2.timefmt import format_ts
 from ..dhis2.uid import generate_uid, is_uid
 from ..dhis2.webmessage import web_message
 from ..errors import BadRequest, Conflict, Forbidden, NotFound
-from ..store import search
+from ..store import search, trackerjobs
 from ..store import tracker as tstore
 from ..store.metadata import MetadataIndex
 from ..store.users import User
@@ -37,10 +36,7 @@ from ..webguard import bounded_int, parse_json
 from . import tracker_import as ti
 from .web import STATE, STORE, WRITES, add_api, index_of, json_response, user_of
 
-JOBS_KEPT = 500
 ORG_UNIT_MODES = ("SELECTED", "CHILDREN", "DESCENDANTS", "ACCESSIBLE", "CAPTURE", "ALL")
-JOBS: web.AppKey[collections.OrderedDict[str, dict[str, Any]]] = web.AppKey(
-    "tracker_jobs", collections.OrderedDict)
 
 
 def _multi(request: web.Request, *names: str) -> list[str]:
@@ -75,11 +71,8 @@ async def post_tracker(request: web.Request) -> web.Response:
         status = 200 if report["status"] == "OK" else 409
         return json_response(ti.for_mode(report, mode), status=status)
     job = generate_uid()
-    jobs = request.app[JOBS]
-    jobs[job] = {"report": report, "at": format_ts(int(time.time() * 1000)),
-                 "user": user_of(request).uid}
-    while len(jobs) > JOBS_KEPT:
-        jobs.popitem(last=False)
+    at, owner = format_ts(int(time.time() * 1000)), user_of(request).uid
+    await request.app[STORE].write(lambda tx: trackerjobs.save(tx, job, owner, at, report))
     base = f"{request.scheme}://{request.host}"
     return json_response(web_message(200, "Tracker job added", status="OK", response={
         "responseType": "TrackerJob", "id": job, "location": f"{base}/api/tracker/jobs/{job}"}))
@@ -113,14 +106,14 @@ async def import_payload(request: web.Request, body: Any, opts: ti.Options) -> d
         "validation": validated - started, "commit": done - validated, "totalImport": done - started})
 
 
-def _job(request: web.Request) -> dict[str, Any] | None:
+async def _job(request: web.Request) -> dict[str, Any] | None:
     """A job's record, to the user who started it only (its report names their records)."""
-    job = request.app[JOBS].get(request.match_info["id"])
-    return job if job is not None and job["user"] == user_of(request).uid else None
+    jid, owner = request.match_info["id"], user_of(request).uid
+    return await request.app[STORE].read(lambda c: trackerjobs.get(c, jid, owner))
 
 
 async def job_status(request: web.Request) -> web.Response:
-    job = _job(request)
+    job = await _job(request)
     if job is None:
         raise NotFound(f"Tracker job {request.match_info['id'][:20]} not found")
     st = job["report"]["stats"]
@@ -133,7 +126,7 @@ async def job_status(request: web.Request) -> web.Response:
 
 
 async def job_report(request: web.Request) -> web.Response:
-    job = _job(request)
+    job = await _job(request)
     if job is None:
         raise NotFound(f"Tracker job {request.match_info['id'][:20]} not found")
     return json_response(ti.for_mode(job["report"], ti.report_mode(request.query)))
@@ -627,7 +620,6 @@ def _applied(result: tstore.BundleResult) -> dict[str, str]:
 
 
 def setup(app: web.Application) -> None:
-    app[JOBS] = collections.OrderedDict()
     add_api(app, "POST", "/tracker", post_tracker)
     add_api(app, "GET", "/tracker/jobs/{id}", job_status)
     add_api(app, "GET", "/tracker/jobs/{id}/report", job_report)

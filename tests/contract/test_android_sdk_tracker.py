@@ -19,7 +19,7 @@ import aiohttp
 
 from appliance import demo
 from appliance.dhis2.uid import generate_uid
-from tests.conftest import ADMIN
+from tests.conftest import ADMIN, CHCP
 from tests.contract import sdk
 from tests.contract.test_android_sdk_sequence import Sdk
 from tests.hub.cells import cells
@@ -464,3 +464,28 @@ async def test_an_event_change_moves_its_tracked_entity_for_the_next_download(
         await tablet.tracker_upload({"events": [visit]}, strategy="DELETE")
         got = await tablet.tracker_download(maternal, [C.chcp_clinic], w)
         assert [e["deleted"] for e in got[0]["enrollments"][0]["events"]] == [True]
+
+
+async def test_a_job_report_outlives_a_hub_restart(hub_process_factory: Any,
+                                                   tmp_path: Path) -> None:
+    """The SDK posts a job, then polls its report. A power cut in between must not lose the
+    report (the tablet would upload again); it is on disk, and only its owner reads it."""
+    hp = hub_process_factory(tmp_path / "hub")
+    te = person(C.chcp_clinic, name="Parul Quraishi")
+    async with aiohttp.ClientSession() as http:
+        async with http.post(hp.api("tracker"), headers=CHCP, json={"trackedEntities": [te]},
+                             params={"atomicMode": "OBJECT"}) as r:
+            job = (await r.json())["response"]["id"]
+        async with http.get(hp.api(f"tracker/jobs/{job}/report"), headers=CHCP) as r:
+            before = await r.json()
+        assert before["status"] == "OK" and before["stats"]["created"] == 1
+    port = int(hp.url.rsplit(":", 1)[1])
+    hp.kill()
+    hp = hub_process_factory(tmp_path / "hub", port=port)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(hp.api(f"tracker/jobs/{job}/report"), headers=CHCP) as r:
+            assert r.status == 200 and await r.json() == before
+        async with http.get(hp.api(f"tracker/jobs/{job}"), headers=CHCP) as r:
+            assert r.status == 200 and (await r.json())[0]["completed"] is True
+        async with http.get(hp.api(f"tracker/jobs/{job}/report"), headers=ADMIN) as r:
+            assert r.status == 404  # another user's job
