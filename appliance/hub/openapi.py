@@ -384,6 +384,26 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         {200: obj({"candidates": arr(obj()), "threshold": {"type": "number"}},
                   ("candidates",))}, (400,),
         body={JSON: obj({"attributes": obj()}, ("attributes",))}),
+    ("POST", "/api/hub/rules"): Op(
+        "Run a program's rules on a registration or visit form: fields to hide, warnings, "
+        "errors and assigned values",
+        {200: obj({"effects": arr(obj({"action": STR, "rule": STR})), "errors": arr(obj())},
+                  ("effects", "errors"))}, (400, 403, 404),
+        body={JSON: obj({"program": UID, "programStage": UID, "attributes": obj(),
+                         "dataValues": obj(), "eventDate": STR, "enrollmentDate": STR,
+                         "incidentDate": STR, "enrollment": UID, "event": UID,
+                         "status": STR}, ("program",))}),
+    ("GET", "/api/hub/people/{uid}/syncStates"): Op(
+        "A person's sync state per row: the person, attributes, enrollments, events, values",
+        {200: obj({"trackedEntity": STR, "attributes": obj(), "enrollments": obj(),
+                   "events": obj(), "dataValues": obj()})}, (404,)),
+    ("GET", "/api/hub/lists/{list}"): Op(
+        "The weekly lists of an org unit: pregnant women, under-5 children, visits due "
+        "this week and missed",
+        {200: obj({"list": STR, "orgUnit": STR, "date": STR, "people": arr(obj()),
+                   "visits": arr(obj())}, ("list", "orgUnit", "date"))}, (400, 403, 404),
+        (qp("orgUnit"), qp("date", STR, "the list's day, yyyy-MM-dd (default today)")),
+        path={"list": {"type": "string", "enum": ["pregnant", "children", "due"]}}),
     ("GET", "/api/potentialDuplicates"): Op(
         "Potential duplicates flagged at registration",
         {200: obj({"potentialDuplicates": arr(obj())}, ("potentialDuplicates",))}, (400,),

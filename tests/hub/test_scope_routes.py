@@ -90,6 +90,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/potentialDuplicates"): TRACKER, ("POST", "/api/potentialDuplicates"): TRACKER,
     ("PUT", "/api/potentialDuplicates/{id}"): TRACKER,
     ("GET", "/api/hub/people"): TRACKER, ("POST", "/api/hub/people/duplicates"): TRACKER,
+    ("POST", "/api/hub/rules"): TRACKER, ("GET", "/api/hub/people/{uid}/syncStates"): TRACKER,
+    ("GET", "/api/hub/lists/{list}"): TRACKER,
 }
 
 
