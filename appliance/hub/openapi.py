@@ -443,10 +443,15 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/hub"): Op("Data entry page", {200: STR}, public=True, ok_type=(HTML,)),
     ("GET", "/hub/"): Op("Data entry page", {200: STR}, public=True, ok_type=(HTML,)),
     ("GET", "/hub/status"): Op("Hub status page", {200: STR}, public=True, ok_type=(HTML,)),
+    ("GET", "/hub/people"): Op("Register search and registration page", {200: STR},
+                               public=True, ok_type=(HTML,)),
+    ("GET", "/hub/people/{uid}"): Op("A person's record page", {200: STR}, public=True,
+                                     ok_type=(HTML,)),
+    ("GET", "/hub/lists"): Op("Weekly lists page", {200: STR}, public=True, ok_type=(HTML,)),
     ("GET", "/hub/session"): Op("Whether the session cookie is still good", {200: obj(
         {"loggedIn": BOOL, "username": nullable(STR)}, ("loggedIn",))}, public=True),
     ("GET", "/hub/static/{name}"): Op(
-        "The pages' script and style sheet", {200: STR, 304: None}, (404,), (qp("v"),),
+        "The pages' scripts and style sheets", {200: STR, 304: None}, (404,), (qp("v"),),
         public=True, ok_type=("text/javascript", "text/css")),
     # -- metadata (routes_metadata)
     ("GET", "/api/metadata"): Op(
