@@ -241,6 +241,38 @@ def test_visit_entry_runs_the_program_rules(live_hub: ThreadedHub,
     assert js_errors(browser) == []
 
 
+def test_record_shows_national_refusal_and_refers_to_the_uhc(live_hub: ThreadedHub,
+                                                              browser: webdriver.Chrome) -> None:
+    te = rows(live_hub, "SELECT te FROM te_attribute WHERE attribute = ? AND value = ?",
+              attr("BD_PHONE"), NEW["BD_PHONE"])[0][0]
+    (ev,), = rows(live_hub, "SELECT uid FROM event WHERE te = ?", te)
+    live_hub.store.write_sync(lambda tx: tx.execute(
+        "UPDATE event SET sync_state = 'rejected' WHERE uid = ?", (ev,)))
+    live_hub.store.write_sync(lambda tx: tx.execute(
+        "UPDATE te_attribute SET sync_state = 'synced' WHERE te = ?", (te,)))
+    open_logged_in(browser, f"{live_hub.url}/hub/people/{te}")
+    row = wait(browser, "the visit", lambda: browser.find_element(
+        By.CSS_SELECTOR, f'tr[data-event="{ev}"]'))
+    cell = row.find_element(By.CSS_SELECTOR, ".sync")
+    assert cell.get_attribute("data-state") == "rejected" and cell.text == "refused by national"
+    assert {e.get_attribute("data-state") for e in browser.find_elements(
+        By.CSS_SELECTOR, "#attrs .sync")} == {"synced"}
+    section = browser.find_element(
+        By.CSS_SELECTOR, f'section.enrollment[data-program="{R.program("BD_U5")["id"]}"]')
+    target = Select(section.find_element(By.CSS_SELECTOR, "select.refer-to"))
+    assert target.first_selected_option.get_attribute("value") == C.uhc  # the UHC first
+    section.find_element(By.CSS_SELECTOR, "button.refer").click()
+    wait(browser, "the referral", lambda: "Referred" in browser.find_element(By.ID, "main").text)
+    assert rows(live_hub, "SELECT org_unit, sync_state FROM program_owner WHERE te = ? AND "
+                          "program = ?", te, R.program("BD_U5")["id"]) == [(C.uhc, "pending")]
+    section = browser.find_element(
+        By.CSS_SELECTOR, f'section.enrollment[data-program="{R.program("BD_U5")["id"]}"]')
+    assert "Ramu UHC" in section.text  # the clinic responsible now
+    # the clinic may no longer add visits or refer: the UHC owns the record
+    assert not section.find_elements(By.CSS_SELECTOR, "button.new-visit, button.refer")
+    assert js_errors(browser) == []
+
+
 # -- the due list ------------------------------------------------------------------------------
 def overdue_visit(hub: ThreadedHub) -> dict[str, Any]:
     """An overdue scheduled visit at the CHCP's clinic, with the person's phone."""
