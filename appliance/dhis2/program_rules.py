@@ -1,7 +1,7 @@
 """DHIS2 program rules: the rule engine the hub's pages run (hide fields, show warnings and
 errors, assign values), as DHIS2 2.41's rule engine does for its web and Android clients.
 
-Pure: no I/O. ``compile_program`` resolves a program's rules, actions and variables from
+Pure: no I/O. ``compile_program`` resolves a program's rules, actions and variables in the
 metadata collections; ``run`` evaluates them for one enrollment (the registration form) or
 one event (a visit form) and returns the effects. Expressions are parsed by
 ``expressions.parse_rule`` (the validation-rule grammar plus strings, ``#{}``/``A{}``/

@@ -65,7 +65,7 @@ def _int(v: Any) -> int | None:
 
 def stages_of(program: Mapping[str, Any], stage_docs: Mapping[str, Mapping[str, Any]]
               ) -> list[Stage]:
-    """The program's stages from metadata (``stage_docs``: programStages by uid)."""
+    """The program's stages, read in its metadata (``stage_docs``: programStages by uid)."""
     out = []
     for i, ref in enumerate(program.get("programStages") or []):
         doc = stage_docs.get(ref.get("id")) or {}

@@ -1,5 +1,7 @@
-"""The hub's own web pages (DESIGN.md §1): data entry for CHCPs at ``/hub`` and the hub's
-status page at ``/hub/status``.
+"""The hub's own web pages (DESIGN.md §1): data entry for CHCPs at ``/hub``, the hub's
+status page at ``/hub/status``, and the register pages: ``/hub/people`` (search and
+registration), ``/hub/people/{uid}`` (a person's record) and ``/hub/lists`` (the weekly
+lists), whose shells load ``people.js``/``people.css`` besides ``hub.js``/``hub.css``.
 
 ``/hub`` is a small HTML shell plus one vanilla JS file and one CSS file from ``static/``; the
 JS talks to the DHIS2 API with the session cookie ``POST /api/auth/login`` sets and renders

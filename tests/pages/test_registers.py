@@ -145,6 +145,9 @@ def test_registering_someone_already_registered_shows_the_duplicate_first(
     wait(browser, "the new record", lambda: "/hub/people/" in browser.current_url and
          p["te"] not in browser.current_url and browser.find_elements(By.ID, "person-name"))
     new = browser.current_url.split("/hub/people/")[1].split("?")[0]
+    assert "Flagged for review" in browser.find_element(By.ID, "flagged").text
+    assert rows(live_hub, "SELECT potential_duplicate FROM tracked_entity WHERE uid = ?",
+                new) == [(1,)]
     assert rows(live_hub, "SELECT original, status FROM potential_duplicate WHERE duplicate = ?",
                 new) == [(p["te"], "OPEN")]
     assert js_errors(browser) == []
@@ -262,7 +265,8 @@ def test_record_shows_national_refusal_and_refers_to_the_uhc(live_hub: ThreadedH
     target = Select(section.find_element(By.CSS_SELECTOR, "select.refer-to"))
     assert target.first_selected_option.get_attribute("value") == C.uhc  # the UHC first
     section.find_element(By.CSS_SELECTOR, "button.refer").click()
-    wait(browser, "the referral", lambda: "Referred" in browser.find_element(By.ID, "main").text)
+    wait(browser, "the referral", lambda: "the record now belongs to Ramu UHC" in
+         browser.find_element(By.ID, "main").text)
     assert rows(live_hub, "SELECT org_unit, sync_state FROM program_owner WHERE te = ? AND "
                           "program = ?", te, R.program("BD_U5")["id"]) == [(C.uhc, "pending")]
     section = browser.find_element(

@@ -14,6 +14,7 @@ const T = {
   check: 'Check for duplicates and save', cancel: 'Cancel', required: 'Fill in: ',
   dupsTitle: n => `${n} registered ${n === 1 ? 'person looks' : 'people look'} like this person`,
   dupsHelp: 'Open the record if it is the same person. If not, register the person as new: the record is flagged for review as a possible duplicate.',
+  flagged: 'Flagged for review: this may be the same person as another record.',
   open: 'Open this record', confirmNew: 'Not the same person: register as new',
   saving: 'Saving…', saved: 'Saved: received by the hub.', notSaved: 'Not saved: ', noAnswer: 'The hub did not answer; try again.',
   score: s => `match ${Math.round(s * 100)} %`,
@@ -348,6 +349,7 @@ function drawRecord(note) {
   const more = PROGRAMS.filter(p => !enrolled.some(e => e.program === p.id && e.status === 'ACTIVE'));
   fill(MAIN,
     note ? banner(note, 'ok') : null,
+    TE.potentialDuplicate ? h('p', {class: 'banner warn', id: 'flagged'}, T.flagged) : null,
     h('div', {class: 'person-head'}, h('h1', {class: 'bn', id: 'person-name'}, byC[CODES.bn] || byC[CODES.en] || TE.trackedEntity),
       h('p', {class: 'muted'}, byC[CODES.en] || '', ' · ', syncCell(STATES.trackedEntity))),
     h('h2', {class: 'big'}, T.attributes),
