@@ -188,6 +188,8 @@ def test_registering_a_new_person_stores_it_pending(live_hub: ThreadedHub,
         By.CSS_SELECTOR, "#attrs .sync")}
     assert states == {"pending"}
     assert "received by the hub" in browser.find_element(By.ID, "attrs").text
+    sex = browser.find_element(By.CSS_SELECTOR, f'#attrs tr[data-attribute="{attr("BD_SEX")}"]')
+    assert "Female" in sex.text and "FEMALE" not in sex.text  # the option's name, not its code
     assert js_errors(browser) == []
 
 

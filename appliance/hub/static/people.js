@@ -357,7 +357,7 @@ function drawRecord(note) {
       h('thead', {}, h('tr', {}, [T.col.field, T.col.val, T.col.sync].map(t => h('th', {scope: 'col'}, t)))),
       h('tbody', {}, (TE.attributes || []).map(x => h('tr', {'data-attribute': x.attribute},
         h('th', {scope: 'row'}, nameOf(ATTRS[x.attribute]) || x.attribute),
-        h('td', {class: (ATTRS[x.attribute] || {}).code === CODES.bn ? 'bn' : ''}, x.value),
+        h('td', {class: (ATTRS[x.attribute] || {}).code === CODES.bn ? 'bn' : ''}, shown(ATTRS[x.attribute], x.value)),
         h('td', {}, syncCell(st[x.attribute]))))))),
     enrolled.map(drawEnrollment),
     more.length && canWrite((OUS[TE.orgUnit] || {}).path) ? h('div', {class: 'actions noprint'},
@@ -401,7 +401,7 @@ function drawEnrollment(e) {
         if (s) visitForm(e, p, s, null);
       }}, T.newVisit)] : null,
       mine && targets.length ? [h('label', {}, T.refer + ' ', h('select', {class: 'refer-to'}, targets.map(o => h('option', {value: o.id}, o.name)))),
-        h('button', {type: 'button', class: 'refer', onclick: ev => refer(e, ev.target.previousSibling.querySelector('select').value)}, T.referBtn)] : null));
+        h('button', {type: 'button', class: 'refer', onclick: ev => refer(e, ev.target.previousSibling.querySelector('select'))}, T.referBtn)] : null));
 }
 function shown(de, v) {
   if (!de) return v;
@@ -410,10 +410,11 @@ function shown(de, v) {
   if (de.valueType === 'BOOLEAN' || de.valueType === 'TRUE_ONLY') return v === 'true' ? T.yes : T.no;
   return de.valueType === 'DATE' ? day(v) : v;
 }
-async function refer(e, ou) {
+async function refer(e, select) {
+  const ou = select.value, name = select.selectedOptions[0].textContent;
   const r = await api('PUT', '/api/tracker/ownership/transfer?' + q({trackedEntity: TE.trackedEntity, program: e.program, ou}));
   if (!r.ok) { add($('form-area'), banner(T.notSaved + msgOf(r, r.status), 'err')); return; }
-  await startRecord(T.referred + ((OUS[ou] || {}).name || ou) + '.');
+  await startRecord(T.referred + name + '.');
 }
 function enrolForm() {
   const p = PROGRAMS.find(x => x.id === $('enrol-program').value);
