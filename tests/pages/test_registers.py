@@ -338,3 +338,37 @@ def test_due_list_shows_overdue_visits_and_prints_on_a4(live_hub: ThreadedHub,
         browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     assert js_errors(browser) == []
+
+
+def test_an_overdue_visit_recorded_from_the_list_leaves_it(live_hub: ThreadedHub,
+                                                           browser: webdriver.Chrome) -> None:
+    anc = R.stage("BD_MATERNAL", "ANC")["id"]
+    (ev, te), = rows(live_hub, "SELECT ev.uid, ev.te FROM event ev JOIN enrollment e ON "
+                               "e.uid = ev.enrollment WHERE ev.status = 'SCHEDULE' AND "
+                               "ev.program_stage = ? AND e.org_unit = ? AND e.status = 'ACTIVE' "
+                               "AND ev.scheduled_at < ? ORDER BY ev.uid LIMIT 1", anc, HOME, REF)
+    open_logged_in(browser, f"{live_hub.url}/hub/lists?list=due&date={REF}")
+    row = wait(browser, "the overdue ANC visit", lambda: browser.find_element(
+        By.CSS_SELECTOR, f'#overdue-table tr[data-te="{te}"][data-stage="{anc}"]'))
+    row.find_element(By.CSS_SELECTOR, "td.bn a").click()  # to the person's record
+    button = wait(browser, "the scheduled visit", lambda: browser.find_element(
+        By.CSS_SELECTOR, f'tr[data-event="{ev}"] button.record-visit'))
+    button.click()
+    wait(browser, "the visit form", lambda: browser.find_element(By.ID, "visit"))
+    for code, value in (("BD_MAT_GEST_WEEKS", "30"), ("BD_MAT_BP_SYS", "150"),
+                        ("BD_MAT_BP_DIA", "85"), ("BD_MAT_WEIGHT", "56")):
+        type_in(field(browser, f"#d-{de(code)}"), value)
+    Select(field(browser, f"#d-{de('BD_MAT_DANGER')}")).select_by_value("NONE")
+    wait(browser, "the blood pressure warning", lambda: "pre-eclampsia" in field(
+        browser, f"#m-d-{de('BD_MAT_BP_SYS')}").text)
+    browser.find_element(By.ID, "v-save").click()
+    wait(browser, "the recorded visit", lambda: browser.find_elements(
+        By.CSS_SELECTOR, f'tr[data-event="{ev}"]') and not browser.find_elements(
+        By.CSS_SELECTOR, f'tr[data-event="{ev}"] button.record-visit'))
+    assert rows(live_hub, "SELECT status, sync_state FROM event WHERE uid = ?", ev) == [
+        ("COMPLETED", "pending")]
+    browser.get(f"{live_hub.url}/hub/lists?list=due&date={REF}")
+    wait(browser, "the due list", lambda: browser.find_elements(By.ID, "overdue-table"))
+    assert not browser.find_elements(
+        By.CSS_SELECTOR, f'#overdue-table tr[data-te="{te}"][data-stage="{anc}"]')
+    assert js_errors(browser) == []
