@@ -41,7 +41,10 @@ __all__ = [
     "Func",
     "MISSING_VALUE_STRATEGIES",
     "OPERATORS",
+    "Str",
+    "Var",
     "parse",
+    "parse_rule",
     "items",
     "evaluate",
     "run_rule",
@@ -129,7 +132,25 @@ class Func:
     depth: int = field(default=1, compare=False, repr=False)
 
 
-Expr = Num | Bool | Null | Item | Const | Unary | Binary | Func
+@dataclass(frozen=True)
+class Str:
+    """A string literal (program-rule expressions only)."""
+
+    value: str
+    depth: int = field(default=1, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Var:
+    """A program-rule variable by name: ``#{name}`` (kind "#"), ``A{name}`` ("A") or an
+    environment variable ``V{name}`` ("V")."""
+
+    kind: str
+    name: str
+    depth: int = field(default=1, compare=False, repr=False)
+
+
+Expr = Num | Bool | Null | Item | Const | Unary | Binary | Func | Str | Var
 
 # name -> (min args, max args or None for unbounded)
 _FUNCTIONS: dict[str, tuple[int, int | None]] = {
@@ -155,6 +176,21 @@ _TOKEN_RE = re.compile(
     """,
     re.VERBOSE | re.ASCII,
 )
+# Program-rule expressions: the same grammar plus string literals, variables by name and
+# ``d2:`` functions (DHIS2's rule engine reads both with one ANTLR grammar).
+_RULE_TOKEN_RE = re.compile(
+    r"""
+    (?P<ws>[ \t\n\r]+)
+  | (?P<num>[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?)
+  | (?P<str>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
+  | (?P<var>[\#AV]\{[^}]*\})
+  | (?P<const>C\{[^}]*\})
+  | (?P<d2>d2:[A-Za-z][A-Za-z0-9]*)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<op><=|>=|==|!=|&&|\|\||[-+*/%^<>!(),])
+    """,
+    re.VERBOSE,
+)
 _ITEM_RE = re.compile(
     rf"\#\{{(?P<de>{_UID})(?:\.(?P<coc>{_UID}|\*)(?:\.(?P<aoc>{_UID}|\*))?)?\}}", re.ASCII
 )
@@ -168,11 +204,11 @@ class _Token:
     pos: int
 
 
-def _tokens(expr: str) -> list[_Token]:
+def _tokens(expr: str, token_re: re.Pattern[str] = _TOKEN_RE) -> list[_Token]:
     out: list[_Token] = []
     pos = 0
     while pos < len(expr):
-        m = _TOKEN_RE.match(expr, pos)
+        m = token_re.match(expr, pos)
         if m is None:
             raise ValueError(f"Unexpected character {expr[pos]!r} at position {pos}")
         kind = m.lastgroup or ""
@@ -205,9 +241,9 @@ def _depth(*children: Expr) -> int:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, token_re: re.Pattern[str] = _TOKEN_RE) -> None:
         self.text = text
-        self.toks = _tokens(text)
+        self.toks = _tokens(text, token_re)
         self.i = 0
         self.nesting = 0
 
@@ -304,19 +340,96 @@ class _Parser:
                 return self.call(tok)
         raise ValueError(f"Unexpected {tok.text!r} at position {tok.pos}")
 
-    def call(self, name: _Token) -> Expr:
+    def call(self, name: _Token, arity: Mapping[str, tuple[int, int | None]] = _FUNCTIONS
+             ) -> Expr:
         self.expect("(")
         self._enter()
-        args = [self.binary(0)]
+        args: list[Expr] = []
+        if (tok := self.peek()) is not None and tok.text == ")":
+            pass  # d2: functions may take no arguments
+        else:
+            args.append(self.binary(0))
         while (tok := self.peek()) is not None and tok.text == ",":
             self.next()
             args.append(self.binary(0))
         self.expect(")")
         self.nesting -= 1
-        lo, hi = _FUNCTIONS[name.text]
+        lo, hi = arity[name.text]
         if len(args) < lo or (hi is not None and len(args) > hi):
             raise ValueError(f"Wrong number of arguments to {name.text}() at position {name.pos}")
         return Func(name.text, tuple(args), _depth(*args))
+
+
+# DHIS2 2.41 program-rule d2: functions this parser accepts -> (min args, max or None).
+RULE_FUNCTIONS: dict[str, tuple[int, int | None]] = {
+    "d2:hasValue": (1, 1), "d2:daysBetween": (2, 2), "d2:weeksBetween": (2, 2),
+    "d2:monthsBetween": (2, 2), "d2:yearsBetween": (2, 2), "d2:minutesBetween": (2, 2),
+    "d2:addDays": (2, 2), "d2:ceil": (1, 1), "d2:floor": (1, 1), "d2:round": (1, 1),
+    "d2:modulus": (2, 2), "d2:zing": (1, 1), "d2:oizp": (1, 1), "d2:zpvc": (1, None),
+    "d2:count": (1, 1), "d2:countIfValue": (2, 2), "d2:countIfZeroPos": (1, 1),
+    "d2:length": (1, 1), "d2:left": (2, 2), "d2:right": (2, 2), "d2:substring": (3, 3),
+    "d2:split": (3, 3), "d2:concatenate": (1, None), "d2:validatePattern": (2, 2),
+    "d2:condition": (3, 3), "d2:inOrgUnitGroup": (1, 1), "d2:hasUserRole": (1, 1),
+    "d2:lastEventDate": (1, 1), "d2:maxValue": (1, 1), "d2:minValue": (1, 1),
+    "d2:zScoreWFA": (3, 3), "d2:zScoreHFA": (3, 3), "d2:zScoreWFH": (3, 3),
+}
+_RULE_CALLS: dict[str, tuple[int, int | None]] = {**_FUNCTIONS, **RULE_FUNCTIONS}
+_VAR_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ .\-]*")
+
+
+class _RuleParser(_Parser):
+    """Program-rule expressions: validation-rule grammar plus strings, variables and d2:."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text, _RULE_TOKEN_RE)
+
+    def primary(self) -> Expr:
+        tok = self.peek()
+        if tok is not None and tok.kind == "str":
+            self.next()
+            return Str(_unquote(tok.text))
+        if tok is not None and tok.kind == "var":
+            self.next()
+            name = tok.text[2:-1].strip()
+            if not _VAR_NAME_RE.fullmatch(name):
+                raise ValueError(f"Invalid variable {tok.text!r} at position {tok.pos}")
+            if tok.text[0] == "V" and not re.fullmatch(r"[a-z_]+", name):
+                raise ValueError(f"Invalid environment variable {tok.text!r}")
+            return Var(tok.text[0], name)
+        if tok is not None and tok.kind == "d2":
+            self.next()
+            if tok.text not in RULE_FUNCTIONS:
+                raise ValueError(f"Unknown function {tok.text} at position {tok.pos}")
+            return self.call(tok, _RULE_CALLS)
+        if tok is not None and tok.kind == "name" and tok.text in _FUNCTIONS:
+            self.next()
+            return self.call(tok, _RULE_CALLS)
+        return super().primary()
+
+
+def _unquote(text: str) -> str:
+    body = text[1:-1]
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)),
+                  body)
+
+
+def parse_rule(expr: str) -> Expr:
+    """Parse a program-rule condition or action expression; ``ValueError`` on bad syntax.
+
+    Evaluated by ``appliance.dhis2.program_rules``, not by ``evaluate`` (which is numeric)."""
+    if not isinstance(expr, str):
+        raise ValueError("Expression must be a string")
+    if len(expr) > _MAX_LENGTH:
+        raise ValueError("Expression is too long")
+    return _parse_rule_cached(expr)
+
+
+@lru_cache(maxsize=4096)
+def _parse_rule_cached(expr: str) -> Expr:
+    try:
+        return _RuleParser(expr).parse()
+    except RecursionError:
+        raise ValueError("Expression is nested too deeply") from None
 
 
 def parse(expr: str) -> Expr:
@@ -607,6 +720,8 @@ def _eval(node: Expr, st: _State) -> Value:
         return -d if node.op == "-" else d
     if isinstance(node, Binary):
         return _eval_binary(node, st)
+    if isinstance(node, Str | Var):  # only parse_rule makes these
+        raise ValueError("Program-rule terms have no numeric value")
     return _eval_func(node, st)
 
 

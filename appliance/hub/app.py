@@ -27,6 +27,7 @@ from . import (
     routes_datastore,
     routes_hub,
     routes_metadata,
+    routes_people,
     routes_sync,
     routes_system,
     routes_tracker,
@@ -76,6 +77,7 @@ def dhis2_app(config: Config, store: Store, *, state: HubState, writes: Provenan
     routes_data.setup(app)
     routes_hub.setup(app)
     routes_tracker.setup(app)  # individual records (before the metadata catch-all)
+    routes_people.setup(app)  # rules, sync states and weekly lists for the register pages
     if before_catch_all is not None:
         before_catch_all(app)
     pages.setup(app)  # /hub (data entry) and /hub/status

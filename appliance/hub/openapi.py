@@ -387,6 +387,26 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         {200: obj({"candidates": arr(obj()), "threshold": {"type": "number"}},
                   ("candidates",))}, (400,),
         body={JSON: obj({"attributes": obj()}, ("attributes",))}),
+    ("POST", "/api/hub/rules"): Op(
+        "Run a program's rules on a registration or visit form: fields to hide, warnings, "
+        "errors and assigned values",
+        {200: obj({"effects": arr(obj({"action": STR, "rule": STR})), "errors": arr(obj())},
+                  ("effects", "errors"))}, (400, 403, 404),
+        body={JSON: obj({"program": UID, "programStage": UID, "attributes": obj(),
+                         "dataValues": obj(), "eventDate": STR, "enrollmentDate": STR,
+                         "incidentDate": STR, "enrollment": UID, "event": UID,
+                         "status": STR}, ("program",))}),
+    ("GET", "/api/hub/people/{uid}/syncStates"): Op(
+        "A person's sync state per row: the person, attributes, enrollments, events, values",
+        {200: obj({"trackedEntity": STR, "attributes": obj(), "enrollments": obj(),
+                   "events": obj(), "dataValues": obj()})}, (404,)),
+    ("GET", "/api/hub/lists/{list}"): Op(
+        "The weekly lists of an org unit: pregnant women, under-5 children, visits due "
+        "this week and missed",
+        {200: obj({"list": STR, "orgUnit": STR, "date": STR, "people": arr(obj()),
+                   "visits": arr(obj())}, ("list", "orgUnit", "date"))}, (400, 403, 404),
+        (qp("orgUnit"), qp("date", STR, "the list's day, yyyy-MM-dd (default today)")),
+        path={"list": {"type": "string", "enum": ["pregnant", "children", "due"]}}),
     ("GET", "/api/potentialDuplicates"): Op(
         "Potential duplicates flagged at registration",
         {200: obj({"potentialDuplicates": arr(obj())}, ("potentialDuplicates",))}, (400,),
@@ -426,10 +446,15 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/hub"): Op("Data entry page", {200: STR}, public=True, ok_type=(HTML,)),
     ("GET", "/hub/"): Op("Data entry page", {200: STR}, public=True, ok_type=(HTML,)),
     ("GET", "/hub/status"): Op("Hub status page", {200: STR}, public=True, ok_type=(HTML,)),
+    ("GET", "/hub/people"): Op("Register search and registration page", {200: STR},
+                               public=True, ok_type=(HTML,)),
+    ("GET", "/hub/people/{uid}"): Op("A person's record page", {200: STR}, public=True,
+                                     ok_type=(HTML,)),
+    ("GET", "/hub/lists"): Op("Weekly lists page", {200: STR}, public=True, ok_type=(HTML,)),
     ("GET", "/hub/session"): Op("Whether the session cookie is still good", {200: obj(
         {"loggedIn": BOOL, "username": nullable(STR)}, ("loggedIn",))}, public=True),
     ("GET", "/hub/static/{name}"): Op(
-        "The pages' script and style sheet", {200: STR, 304: None}, (404,), (qp("v"),),
+        "The pages' scripts and style sheets", {200: STR, 304: None}, (404,), (qp("v"),),
         public=True, ok_type=("text/javascript", "text/css")),
     # -- metadata (routes_metadata)
     ("GET", "/api/metadata"): Op(

@@ -1,5 +1,7 @@
-"""The hub's own web pages (DESIGN.md §1): data entry for CHCPs at ``/hub`` and the hub's
-status page at ``/hub/status``.
+"""The hub's own web pages (DESIGN.md §1): data entry for CHCPs at ``/hub``, the hub's
+status page at ``/hub/status``, and the register pages: ``/hub/people`` (search and
+registration), ``/hub/people/{uid}`` (a person's record) and ``/hub/lists`` (the weekly
+lists), whose shells load ``people.js``/``people.css`` besides ``hub.js``/``hub.css``.
 
 ``/hub`` is a small HTML shell plus one vanilla JS file and one CSS file from ``static/``; the
 JS talks to the DHIS2 API with the session cookie ``POST /api/auth/login`` sets and renders
@@ -40,7 +42,12 @@ from .routes_hub import read_status
 from .web import CONFIG, ROLE, STATE, STORE, USER_KEY
 
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}
-STATIC_FILES = ("hub.js", "hub.css")
+STATIC_FILES = ("hub.js", "hub.css", "people.js", "people.css")
+# The register pages (people.js, people.css): page name -> (title, path)
+REGISTER_PAGES = {"people": ("People", "/hub/people"), "record": ("Person", "/hub/people"),
+                  "lists": ("Weekly lists", "/hub/lists")}
+NAV = [("entry", "Monthly forms", "/hub"), ("people", "People", "/hub/people"),
+       ("lists", "Weekly lists", "/hub/lists"), ("status", "Hub status", "/hub/status")]
 REFRESH_MS = 10_000
 LIST_LIMIT = 200
 
@@ -77,8 +84,12 @@ def shell(page: str, title: str, hub_name: str, assets: dict[str, Asset], main: 
     """The HTML both pages share: header bar, login form, and the main part."""
     def v(name: str) -> str:
         return f"/hub/static/{name}?v={assets[name].etag.strip(chr(34))}"
-    other = ('<a href="/hub/status">Hub status</a>' if page == "entry"
-             else '<a href="/hub">Data entry</a>')
+    other = " ".join(f'<a href="{href}"' + (' aria-current="page"' if p == page else "") +
+                     f">{escape(label)}</a>" for p, label, href in NAV)
+    extra = ""
+    if page in REGISTER_PAGES:
+        extra = (f'<link rel="stylesheet" href="{v("people.css")}">\n'
+                 f'<script src="{v("people.js")}" type="module"></script>\n')
     refresh = ('<noscript><meta http-equiv="refresh" content="30"></noscript>\n'
                if page == "status" else "")
     return f"""<!doctype html>
@@ -89,7 +100,7 @@ def shell(page: str, title: str, hub_name: str, assets: dict[str, Asset], main: 
 <title>{escape(title)} · {escape(hub_name)}</title>
 <link rel="stylesheet" href="{v('hub.css')}">
 <script src="{v('hub.js')}" type="module"></script>
-{refresh}</head>
+{extra}{refresh}</head>
 <body data-page="{page}" data-refresh="{REFRESH_MS}" data-version="{escape(__version__)}">
 <header class="bar">
  <strong class="brand">{escape(hub_name)}</strong>
@@ -356,7 +367,8 @@ def status_main(request: web.Request, raw: dict[str, Any], health: dict[str, Any
 
 
 def setup(app: web.Application) -> None:
-    """Register ``/hub``, ``/hub/status``, ``/hub/session`` and ``/hub/static/{name}``."""
+    """Register ``/hub``, ``/hub/status``, ``/hub/session``, the register pages
+    (``/hub/people``, ``/hub/people/{uid}``, ``/hub/lists``) and ``/hub/static/{name}``."""
     assets = load_static()
     hub_name = str(app[CONFIG].get("hub", "name"))
     entry_page = _asset(shell("entry", "Monthly forms", hub_name, assets).encode(), "text/html")
@@ -395,6 +407,19 @@ def setup(app: web.Application) -> None:
         cache = "public, max-age=31536000, immutable" if request.query.get("v") else "no-cache"
         return _reply(request, asset, cache)
 
+    register_pages = {
+        name: _asset(shell(name, title, hub_name, assets).encode(), "text/html")
+        for name, (title, _path) in REGISTER_PAGES.items()}
+
+    def register_page(name: str) -> Callable[[web.Request], Any]:
+        async def handler(request: web.Request) -> web.Response:
+            # the shell holds no data: the page's JS reads it with the user's session
+            return _reply(request, register_pages[name], "no-cache")
+        return handler
+
+    app.router.add_get("/hub/people", register_page("people"))
+    app.router.add_get("/hub/people/{uid}", register_page("record"))
+    app.router.add_get("/hub/lists", register_page("lists"))
     app.router.add_get("/hub", entry)
     app.router.add_get("/hub/", entry)
     app.router.add_get("/hub/status", status)

@@ -4,16 +4,17 @@ a hub's subset holds of them."""
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any
 
 import pytest
 
 from appliance import demo
-from appliance.dhis2 import expressions as ex
+from appliance.dhis2 import program_rules as pr
 from appliance.store.metadata import TYPES
 from appliance.sync.subset import subset_for
 from tests.demo.checks import dangling
-from tests.demo.rules import compared_literals, fires, lower
+from tests.demo.rules import compared_literals, fired, program_of
 
 Doc = dict[str, Any]
 TRACKER_KEYS = ["trackedEntityAttributes", "trackedEntityTypes", "programs", "programStages",
@@ -242,16 +243,16 @@ def test_rule_variables_resolve_within_their_program(doc: Doc) -> None:
 
 
 def test_every_rule_expression_parses(doc: Doc) -> None:
+    """Every condition and ASSIGN expression passes the production engine's check: the
+    variables it names are its program's, functions and environment variables exist."""
     by = ids(doc)
     for p in doc["programs"]:
         vs = variables(doc, p)
+        prog = program_of(doc, p)
+        assert len(prog.rules) == len(rules(doc, p))
         kinds = set()
         for r in rules(doc, p):
-            tree, _ = lower(r["condition"], vs)
-            # the items a condition reads are its program's data elements and attributes
-            for de, _coc in ex.items(tree):
-                assert by[de]["id"] in {v.get("dataElement", v.get("trackedEntityAttribute"))
-                                        ["id"] for v in vs.values()}
+            pr.check(r["condition"], prog)
             for name, literal in compared_literals(r["condition"]):
                 os_ = by[(vs[name].get("dataElement") or vs[name]["trackedEntityAttribute"])
                          ["id"]]["optionSet"]["id"]
@@ -260,49 +261,90 @@ def test_every_rule_expression_parses(doc: Doc) -> None:
                 act = by[a["id"]]
                 kinds.add(act["programRuleActionType"])
                 if act["programRuleActionType"] == "ASSIGN":
-                    lower(act["data"], vs)
+                    pr.check(act["data"], prog)
                 elif act["programRuleActionType"] in ("SHOWWARNING", "SHOWERROR"):
                     assert act["content"]
         assert kinds >= ACTIONS, p["code"]
 
 
 @pytest.mark.parametrize("bad, error", [
-    ("#{nope} > 1", "no program rule variable"),
+    ("#{nope} > 1", "Unknown program rule variable"),
     ("A{bp_systolic} > 1", "names a data element"),
-    ("d2:yearsBetween(A{dob}) > 1", "takes 2 arguments"),
-    ("d2:ageInYears(A{dob}) > 1", "unknown d2"),
-    ("V{today} > 1", "no environment variable"),
+    ("d2:yearsBetween(A{dob}) > 1", "Wrong number of arguments"),
+    ("d2:ageInYears(A{dob}) > 1", "Unknown function"),
+    ("V{today} > 1", "Unknown environment variable"),
     ("#{bp_systolic} >", "end of expression"),
 ])
 def test_the_expression_check_can_fail(doc: Doc, bad: str, error: str) -> None:
-    with pytest.raises(ValueError, match=error):
-        lower(bad, variables(doc, program(doc, "BD_MATERNAL")))
-
-
-def _rule(doc: Doc, p: dict[str, Any], name: str) -> tuple[ex.Expr, dict[str, str]]:
-    vs = variables(doc, p)
-    (r,) = [r for r in rules(doc, p) if r["name"].endswith(name)]
-    tree, _ = lower(r["condition"], vs)
-    return tree, {n: (v.get("dataElement") or v["trackedEntityAttribute"])["id"]
-                  for n, v in vs.items()}
+    with pytest.raises(pr.RuleError, match=error):
+        pr.check(bad, program_of(doc, program(doc, "BD_MATERNAL")))
 
 
 def test_rules_fire_at_their_thresholds(doc: Doc) -> None:
     mat = program(doc, "BD_MATERNAL")
-    bp, u = _rule(doc, mat, "High blood pressure")
-    assert fires(bp, {u["bp_systolic"]: 140, u["bp_diastolic"]: 80})
-    assert fires(bp, {u["bp_systolic"]: 120, u["bp_diastolic"]: 90})
-    assert not fires(bp, {u["bp_systolic"]: 139, u["bp_diastolic"]: 89})
-    ga, u = _rule(doc, mat, "Gestational age above 45 weeks")
-    assert fires(ga, {u["gest_age"]: 46}) and not fires(ga, {u["gest_age"]: 45})
+
+    def fires(p: dict[str, Any], name: str, values: dict[str, Any], **kw: Any) -> bool:
+        return bool(fired(doc, p, name, values, **kw))
+    assert fires(mat, "High blood pressure", {"bp_systolic": 140, "bp_diastolic": 80})
+    assert fires(mat, "High blood pressure", {"bp_systolic": 120, "bp_diastolic": 90})
+    assert not fires(mat, "High blood pressure", {"bp_systolic": 139, "bp_diastolic": 89})
+    assert fires(mat, "Gestational age above 45 weeks", {"gest_age": 46})
+    assert not fires(mat, "Gestational age above 45 weeks", {"gest_age": 45})
+    assert fires(mat, "Danger sign present", {"danger_sign": "BLEEDING"})
+    assert not fires(mat, "Danger sign present", {"danger_sign": "NONE"})
+    assert not fires(mat, "Danger sign present", {})
+    assert fires(mat, "Birth weight only for a live birth", {"outcome": "STILLBIRTH"})
+    assert not fires(mat, "Birth weight only for a live birth", {"outcome": "LIVE_BIRTH"})
+    assert fires(mat, "Adolescent pregnancy", {"age_years": 16})
+    assert not fires(mat, "Adolescent pregnancy", {"age_years": 18})
     u5 = program(doc, "BD_U5")
-    sam, u = _rule(doc, u5, "Severe acute malnutrition (MUAC)")
-    assert fires(sam, {u["muac"]: 114}) and not fires(sam, {u["muac"]: 115})
-    assert not fires(sam, {})  # no MUAC entered: no warning
-    hide, u = _rule(doc, u5, "Referral facility only when referred")
-    assert fires(hide, {u["referred"]: 0}) and not fires(hide, {u["referred"]: 1})
-    anc_hb, u = _rule(doc, mat, "Severe anaemia")
-    assert fires(anc_hb, {u["hb"]: 6}) and not fires(anc_hb, {u["hb"]: 11})
+    assert fires(u5, "Severe acute malnutrition (MUAC)", {"muac": 114})
+    assert not fires(u5, "Severe acute malnutrition (MUAC)", {"muac": 115})
+    assert not fires(u5, "Severe acute malnutrition (MUAC)", {})  # no MUAC: no warning
+    assert fires(u5, "Referral facility only when referred", {"referred": "false"})
+    assert fires(u5, "Referral facility only when referred", {})
+    assert not fires(u5, "Referral facility only when referred", {"referred": "true"})
+    assert fires(u5, "Weight outside 0.5-40 kg", {"weight": 41})
+    assert not fires(u5, "Weight outside 0.5-40 kg", {"weight": 12.5})
+    assert fires(u5, "Pneumonia under 2 months", {"illness": "PNEUMONIA", "dob": "2026-10-01"})
+    assert not fires(u5, "Pneumonia under 2 months", {"illness": "PNEUMONIA",
+                                                      "dob": "2026-01-01"})
+    assert fires(u5, "Child is five or older", {"dob": "2021-11-15"})
+    assert not fires(u5, "Child is five or older", {"dob": "2021-11-16"})
+    assert fires(mat, "Severe anaemia", {"hb": 6})
+    assert not fires(mat, "Severe anaemia", {"hb": 11})
+    (age,) = fired(doc, u5, "Age in months at the visit", {"dob": "2025-09-20"})
+    assert age["action"] == "ASSIGN" and age["value"] == "13"
+    (years,) = fired(doc, mat, "Age in years from the date of birth", {"dob": "2008-11-16"})
+    assert years["value"] == "17"  # one day short of 18
+    epi = program(doc, "BD_EPI")
+    (early,) = fired(doc, epi, "6 weeks: dose given early", {"dob": "2026-10-15"})
+    assert early["action"] == "SHOWWARNING" and "younger than 42 days" in early["content"]
+    assert not fired(doc, epi, "6 weeks: dose given early", {"dob": "2026-10-04"})
+    (before,) = fired(doc, epi, "Vaccination before the date of birth", {"dob": "2026-11-20"})
+    assert before["action"] == "SHOWERROR"
+
+
+def test_every_demo_rule_runs_without_errors(doc: Doc) -> None:
+    """Each program's whole rule set, on an empty form and with a date of birth, in each
+    stage: the engine evaluates every rule without an error."""
+    for p in doc["programs"]:
+        prog = program_of(doc, p)
+        attrs = {v.field: "2025-01-01" for v in prog.variables.values()
+                 if v.source == "TEI_ATTRIBUTE" and v.value_type == "DATE" and v.field}
+        for stage in [*prog.stage_names, None]:
+            for a in ({}, attrs):
+                ev = None if stage is None else pr.Event(stage=stage, date="2026-11-15")
+                res = pr.run(prog, pr.Context(today=date(2026, 11, 15), attributes=a,
+                                              event=ev))
+                if stage is not None:
+                    assert res.errors == [], (p["code"], stage, res.errors)
+                else:  # the enrolment form has no event date: only those rules give up
+                    by_uid = {r.uid: r for r in prog.rules}
+                    def text(r: pr.Rule) -> str:
+                        return r.condition + " ".join(a.data for a in r.actions)
+                    assert all("V{event_date}" in text(by_uid[e["rule"]])
+                               for e in res.errors), res.errors
 
 
 def test_epi_early_dose_warnings_use_the_stage_schedule(doc: Doc) -> None:

@@ -73,6 +73,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/hub/sync"): SELF, ("GET", "/api/hub/rejections"): DATA,
     ("GET", "/hub"): PUBLIC, ("GET", "/hub/"): PUBLIC, ("GET", "/hub/status"): DATA,
     ("GET", "/hub/session"): PUBLIC, ("GET", "/hub/static/{name}"): PUBLIC,
+    ("GET", "/hub/people"): PUBLIC, ("GET", "/hub/people/{uid}"): PUBLIC,
+    ("GET", "/hub/lists"): PUBLIC,
     ("GET", "/api/openapi.json"): META,
     ("GET", "/api/metadata"): META, ("POST", "/api/metadata"): ADMIN_ONLY,
     ("GET", "/api/deletedObjects"): META, ("GET", "/api/categoryOptions/orgUnits"): META,
@@ -91,6 +93,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/potentialDuplicates"): TRACKER, ("POST", "/api/potentialDuplicates"): TRACKER,
     ("PUT", "/api/potentialDuplicates/{id}"): TRACKER,
     ("GET", "/api/hub/people"): TRACKER, ("POST", "/api/hub/people/duplicates"): TRACKER,
+    ("POST", "/api/hub/rules"): TRACKER, ("GET", "/api/hub/people/{uid}/syncStates"): TRACKER,
+    ("GET", "/api/hub/lists/{list}"): TRACKER,
 }
 
 

@@ -488,6 +488,33 @@ async def _p_people_dups(hub: RunningHub, http: aiohttp.ClientSession, planted: 
         assert r.status == 400
 
 
+@probe("POST", "/api/hub/rules")
+async def _p_rules(hub: RunningHub, http: aiohttp.ClientSession, planted: Payload) -> None:
+    program = R.program("BD_MATERNAL")["id"]
+    async with http.post(hub.api("hub/rules"), headers=CHCP, json={
+            "program": program, "enrollment": generate_uid()}) as r:
+        assert r.status == 404  # another enrollment's events are read only in search scope
+
+
+@probe("GET", "/api/hub/people/{uid}/syncStates")
+async def _p_sync_states(hub: RunningHub, http: aiohttp.ClientSession, planted: Payload) -> None:
+    async with http.get(hub.api(f"hub/people/{generate_uid()}/syncStates"), headers=CHCP) as r:
+        assert r.status == 404
+    te = planted["trackedEntities"][0]["trackedEntity"]  # the neighbouring clinic: searchable
+    async with http.get(hub.api(f"hub/people/{te}/syncStates"), headers=CHCP) as r:
+        assert r.status == 200 and (await r.json())["trackedEntity"] == "pending"
+
+
+@probe("GET", "/api/hub/lists/{list}")
+async def _p_lists(hub: RunningHub, http: aiohttp.ClientSession, planted: Payload) -> None:
+    country = next(o["id"] for o in R.doc["organisationUnits"] if o.get("level") == 1)
+    for name in ("pregnant", "children", "due"):
+        for ou, status in ((OUTSIDE, 400), (country, 403), (OTHER, 200)):
+            async with http.get(hub.api(f"hub/lists/{name}"), headers=CHCP,
+                                params={"orgUnit": ou}) as r:
+                assert r.status == status, (name, ou)
+
+
 # -- run every probe (after all are registered) ---------------------------------------------
 def test_every_tracker_route_has_a_probe() -> None:
     from tests.hub.test_scope_routes import ROUTES, TRACKER

@@ -1,5 +1,5 @@
-/* The hub's data entry (/hub) and the header of both pages. ES2017 module, no build step.
-   Data is only ever rendered as text nodes. */
+/* Data entry (/hub) and every page's header (register pages get 'hub:me' on login). ES2017
+   module, no build step. Data is only ever rendered as text nodes. */
 const B = document.body, PAGE = B.dataset.page, REFRESH = +B.dataset.refresh || 10000;
 const $ = id => document.getElementById(id), MAIN = $('main');
 const NUMERIC = ['INTEGER', 'INTEGER_POSITIVE', 'INTEGER_NEGATIVE', 'INTEGER_ZERO_OR_POSITIVE',
@@ -61,7 +61,7 @@ async function api(method, path, body) {
 function showLogin(message) {
   $('login').hidden = false;
   $('login-error').textContent = message;
-  if (PAGE === 'entry') { MAIN.hidden = true; $('username').focus(); }
+  if (PAGE !== 'status') { MAIN.hidden = true; $('username').focus(); }
 }
 $('login-form').addEventListener('submit', async e => {
   e.preventDefault();
@@ -119,7 +119,7 @@ async function afterLogin(fresh) {
   ME = r.body;
   $('who').textContent = `${ME.displayName || ME.username} (${ME.username})`;
   $('logout').hidden = $('sync-now').hidden = false;
-  if (PAGE === 'status') return;
+  if (PAGE !== 'entry') return PAGE === 'status' || dispatchEvent(new CustomEvent('hub:me', {detail: ME}));
   return first ? startEntry() : flush();
 }
 const showError = text => add(MAIN, h('p', {class: 'banner err', role: 'alert'}, text));
@@ -248,7 +248,7 @@ function renderForm(box) {
     sections(FORM).map((s, i) => h('section', {class: 'sec', 'aria-labelledby': 'sec' + i},
       s.name ? h('h3', {id: 'sec' + i}, s.name) : null, tables(s.des))));
 }
-function tables(des) { // one table per run of elements sharing a category combo, as DHIS2's section form
+function tables(des) { // a table per run of elements sharing a category combo, as DHIS2 does
   const out = [];
   let run = [];
   des.forEach((de, i) => {
@@ -340,7 +340,7 @@ function edited(c, wait) {
   timer = setTimeout(flush, wait);
 }
 
-// Save every changed cell in one dataValueSets import; each conflict goes to its cell by index.
+// Save changed cells in one dataValueSets import; conflicts go to their cells by index.
 async function flush() {
   clearTimeout(timer);
   while (saving) await saving;
@@ -461,7 +461,7 @@ async function refreshValues() {
   } catch (e) { /* next time */ }
 }
 
-// Unsaved typing survives a reload, or the laptop's battery running out.
+// Unsaved typing survives a reload or a flat battery.
 const draftKey = () => `hub.draft.${ME.username}.${SEL.ds}.${SEL.pe}.${SEL.ou}`;
 function saveDraft() {
   const d = {};
