@@ -165,6 +165,14 @@ def test_mohammad_is_weighed_but_not_required() -> None:
         s.close()
 
 
+def test_the_score_caches_are_bounded_for_rss() -> None:
+    """Hub RSS < 150 MB with 200,000 people (issue 11): the memo caches hold a few
+    MB at most, whatever a day of searching brings."""
+    for f in (search.name_similarity, search._search_score, search._key_word,
+              search.skeleton):
+        assert (f.cache_info().maxsize or 1 << 30) <= 1 << 14, f
+
+
 @pytest.mark.parametrize("query", ["01712345678", "+8801712345678", "+880 1712-345678",
                                    "1712345678", "০১৭১২৩৪৫৬৭৮", "345678"])
 def test_search_finds_by_phone(store: Store, query: str) -> None:
