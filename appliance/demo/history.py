@@ -79,6 +79,10 @@ class _Meta:
         self.stage = {c: o["id"] for c, o in by_code["programStages"].items()}
         self.attr = {c: o["id"] for c, o in by_code["trackedEntityAttributes"].items()}
         self.de = {c: o["id"] for c, o in by_code["dataElements"].items()}
+        # the registers' programs use the default category combo: DHIS2 stores its one
+        # option combo on every event
+        self.default_aoc = next((c["id"] for c in doc.get("categoryOptionCombos", [])
+                                 if c.get("name") == "default"), None)
         self.person = next((t["id"] for t in doc.get("trackedEntityTypes", [])
                             if t.get("code") == "BD_PERSON"),
                            (doc.get("trackedEntityTypes") or [{"id": ""}])[0]["id"])
@@ -145,8 +149,8 @@ class _Out:
             uid=uid_, program=self.meta.program[program], program_stage=self.meta.stage[stage],
             org_unit=ou, enrollment=enrollment, te=te, status=status,
             occurred_at=_ts(made) if made else None, scheduled_at=_ts(due),
-            completed_at=_ts(made) if made else None, data_values=dvs,
-            created_at_client=_client(stamp, 10), updated_at_client=_client(stamp, 20)))
+            completed_at=_ts(made) if made else None, aoc=self.meta.default_aoc,
+            data_values=dvs, created_at_client=_client(stamp, 10), updated_at_client=_client(stamp, 20)))
 
     def next_brn(self, rng: random.Random, share: float = 0.8) -> int | None:
         if rng.random() >= share:

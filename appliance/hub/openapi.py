@@ -366,8 +366,11 @@ OPERATIONS: dict[tuple[str, str], Op] = {
        for name in ("trackedEntities", "enrollments", "events")},
     ("GET", "/api/tracker/relationships"): Op(
         "The relationships of one tracked entity, enrollment or event",
-        {200: obj({"relationships": arr(obj())}, ("relationships",))}, (400,),
+        {200: obj({"relationships": arr(obj())}, ("relationships",))}, (400, 404),
         (qp("trackedEntity"), qp("enrollment"), qp("event"), flag("includeDeleted"))),
+    ("GET", "/api/tracker/relationships/{uid}"): Op(
+        "One relationship, to a user who may read both of its ends", {200: obj()}, (400, 404),
+        (flag("includeDeleted"),)),
     ("GET", "/api/trackedEntityAttributes/{id}/generateAndReserve"): Op(
         "Reserve generated values of an attribute (e.g. a birth registration number)",
         {200: arr(obj())}, (400, 404, 409),

@@ -16,8 +16,8 @@ kept in memory for the SDK to fetch (the data itself is on disk before the reply
 
 from __future__ import annotations
 
-import collections
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +28,7 @@ from ..dhis2.timefmt import format_ts
 from ..dhis2.uid import generate_uid, is_uid
 from ..dhis2.webmessage import web_message
 from ..errors import BadRequest, Conflict, Forbidden, NotFound
-from ..store import search
+from ..store import search, trackerjobs
 from ..store import tracker as tstore
 from ..store.metadata import MetadataIndex
 from ..store.users import User
@@ -36,10 +36,7 @@ from ..webguard import bounded_int, parse_json
 from . import tracker_import as ti
 from .web import STATE, STORE, WRITES, add_api, index_of, json_response, user_of
 
-JOBS_KEPT = 500
 ORG_UNIT_MODES = ("SELECTED", "CHILDREN", "DESCENDANTS", "ACCESSIBLE", "CAPTURE", "ALL")
-JOBS: web.AppKey[collections.OrderedDict[str, dict[str, Any]]] = web.AppKey(
-    "tracker_jobs", collections.OrderedDict)
 
 
 def _multi(request: web.Request, *names: str) -> list[str]:
@@ -66,18 +63,16 @@ def _now() -> datetime:
 # -- import ----------------------------------------------------------------------------------
 async def post_tracker(request: web.Request) -> web.Response:
     opts = ti.Options.parse(request.query)
+    mode = ti.report_mode(request.query)
     is_async = _flag(request, "async", default=True)
     body = parse_json(await request.read() or b"{}", what="Tracker payload")
     report = await import_payload(request, body, opts)
     if not is_async:
         status = 200 if report["status"] == "OK" else 409
-        return json_response(report, status=status)
+        return json_response(ti.for_mode(report, mode), status=status)
     job = generate_uid()
-    jobs = request.app[JOBS]
-    jobs[job] = {"report": report, "at": format_ts(int(time.time() * 1000)),
-                 "user": user_of(request).uid}
-    while len(jobs) > JOBS_KEPT:
-        jobs.popitem(last=False)
+    at, owner = format_ts(int(time.time() * 1000)), user_of(request).uid
+    await request.app[STORE].write(lambda tx: trackerjobs.save(tx, job, owner, at, report))
     base = f"{request.scheme}://{request.host}"
     return json_response(web_message(200, "Tracker job added", status="OK", response={
         "responseType": "TrackerJob", "id": job, "location": f"{base}/api/tracker/jobs/{job}"}))
@@ -88,12 +83,15 @@ async def import_payload(request: web.Request, body: Any, opts: ti.Options) -> d
     store = request.app[STORE]
     uids = ti.uids_of(body)
 
+    started = time.perf_counter()
+
     # one read: the stored records, then validation (unique values are looked up as met)
     def check(c: Any) -> ti.Plan:
         return ti.validate(body, index=index, user=user, existing=_existing(c, uids), opts=opts,
                            now=_now(), unique_owner=lambda a, v: tstore.unique_value_owner(c, a, v),
                            new_uid=generate_uid)
     plan = await store.read(check)
+    validated = time.perf_counter()
     applied: dict[str, str] | None = None
     if not opts.dry_run and any(plan.objects.values()):
         bundle = _bundle(plan)
@@ -103,17 +101,19 @@ async def import_payload(request: web.Request, body: Any, opts: ti.Options) -> d
         applied = _applied(result)
         if any(a != "IGNORE" for a in applied.values()):
             request.app[STATE].signal_sync("local-data")
-    return ti.import_report(plan, applied)
+    done = time.perf_counter()
+    return ti.import_report(plan, applied, timings={
+        "validation": validated - started, "commit": done - validated, "totalImport": done - started})
 
 
-def _job(request: web.Request) -> dict[str, Any] | None:
+async def _job(request: web.Request) -> dict[str, Any] | None:
     """A job's record, to the user who started it only (its report names their records)."""
-    job = request.app[JOBS].get(request.match_info["id"])
-    return job if job is not None and job["user"] == user_of(request).uid else None
+    jid, owner = request.match_info["id"], user_of(request).uid
+    return await request.app[STORE].read(lambda c: trackerjobs.get(c, jid, owner))
 
 
 async def job_status(request: web.Request) -> web.Response:
-    job = _job(request)
+    job = await _job(request)
     if job is None:
         raise NotFound(f"Tracker job {request.match_info['id'][:20]} not found")
     st = job["report"]["stats"]
@@ -126,14 +126,10 @@ async def job_status(request: web.Request) -> web.Response:
 
 
 async def job_report(request: web.Request) -> web.Response:
-    job = _job(request)
+    job = await _job(request)
     if job is None:
         raise NotFound(f"Tracker job {request.match_info['id'][:20]} not found")
-    report = dict(job["report"])
-    mode = (request.query.get("reportMode") or "ERRORS").upper()
-    if mode not in ("FULL", "ERRORS", "WARNINGS"):
-        raise BadRequest("reportMode must be FULL, ERRORS or WARNINGS")
-    return json_response(report)
+    return json_response(ti.for_mode(job["report"], ti.report_mode(request.query)))
 
 
 # -- reads -----------------------------------------------------------------------------------
@@ -293,13 +289,44 @@ async def events(request: web.Request) -> web.Response:
     return json_response(_pager(request, "events", items, page, size, paging, None))
 
 
+def _visible(c: Any, index: MetadataIndex, user: User, doc: Mapping[str, Any]) -> bool:
+    """DHIS2 shows a relationship to a user who may read both of its ends."""
+    for kind, uid in tstore.relationship_ends(doc):
+        ou = tstore.item_org_unit(c, kind, uid)
+        if ou is None or not user.can_search(index, ou):
+            return False
+    return True
+
+
 async def relationships(request: web.Request) -> web.Response:
+    index, user = index_of(request), user_of(request)
     q = request.query
-    te, enr, ev = q.get("trackedEntity"), q.get("enrollment"), q.get("event")
-    if sum(1 for x in (te, enr, ev) if x) != 1:
+    uid = request.match_info.get("uid")
+    deleted = _flag(request, "includeDeleted")
+    if uid:
+        def one(c: Any) -> dict[str, Any] | None:
+            doc = tstore.relationship_by_uid(c, uid, deleted)
+            return doc if doc is not None and _visible(c, index, user, doc) else None
+        found = await request.app[STORE].read(one)
+        if found is None:
+            raise NotFound(f"Relationship with id {uid} could not be found.")
+        return json_response(found)
+    named = [(k, v) for k, v in (("trackedEntity", q.get("trackedEntity")),
+                                 ("enrollment", q.get("enrollment")), ("event", q.get("event")))
+             if v]
+    if len(named) != 1:
         raise BadRequest("Give exactly one of trackedEntity, enrollment or event")
-    items = await request.app[STORE].read(lambda c: tstore.query_relationships(
-        c, te=te, enrollment=enr, event=ev, include_deleted=_flag(request, "includeDeleted")))
+    kind, ref = named[0]
+
+    def read(c: Any) -> list[dict[str, Any]] | None:
+        ou = tstore.item_org_unit(c, kind, ref)
+        if ou is None or not user.can_search(index, ou):
+            return None
+        return [d for d in tstore.query_relationships(c, include_deleted=deleted, **{
+            {"trackedEntity": "te"}.get(kind, kind): ref}) if _visible(c, index, user, d)]
+    items = await request.app[STORE].read(read)
+    if items is None:
+        raise NotFound(f"{kind[0].upper()}{kind[1:]} with id {ref} could not be found.")
     return json_response({"relationships": items, "pager": {"page": 1, "pageSize": len(items)}})
 
 
@@ -593,7 +620,6 @@ def _applied(result: tstore.BundleResult) -> dict[str, str]:
 
 
 def setup(app: web.Application) -> None:
-    app[JOBS] = collections.OrderedDict()
     add_api(app, "POST", "/tracker", post_tracker)
     add_api(app, "GET", "/tracker/jobs/{id}", job_status)
     add_api(app, "GET", "/tracker/jobs/{id}/report", job_report)
@@ -603,6 +629,7 @@ def setup(app: web.Application) -> None:
         add_api(app, "GET", f"/tracker/{name}", handler)
         add_api(app, "GET", f"/tracker/{name}/{{uid}}", handler)
     add_api(app, "GET", "/tracker/relationships", relationships)
+    add_api(app, "GET", "/tracker/relationships/{uid}", relationships)
     add_api(app, "GET", "/trackedEntityAttributes/{id}/generateAndReserve", generate_and_reserve)
     add_api(app, "GET", "/trackedEntityAttributes/{id}/generate", generate_and_reserve)
     add_api(app, "GET", "/hub/people", people_search)

@@ -90,6 +90,7 @@ class Plan:
     objects: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {t: [] for t in TYPES})
     actions: dict[str, str] = field(default_factory=dict)   # uid -> CREATE | UPDATE | DELETE
     errors: list[ErrorReport] = field(default_factory=list)
+    warnings: list[ErrorReport] = field(default_factory=list)
     total: dict[str, int] = field(default_factory=lambda: {t: 0 for t in TYPES})
 
     @property
@@ -153,6 +154,9 @@ class _Check:
     # -- helpers ------------------------------------------------------------------------------
     def refuse(self, t: str, uid: str, code: str, message: str) -> None:
         self.plan.errors.append(ErrorReport(uid, t, code, message))
+
+    def warn(self, t: str, uid: str, code: str, message: str) -> None:
+        self.plan.warnings.append(ErrorReport(uid, t, code, message))
 
     def _uid(self, t: str, obj: dict[str, Any]) -> str | None:
         uid = obj.get(ID[t])
@@ -518,6 +522,8 @@ class _Check:
             self.refuse(EVENT, uid, "E1029", f"Event OrganisationUnit: `{ou}`, and Program: "
                                              f"`{program}`, don't match.")
             return
+        if not self._attribute_option_combo(uid, obj, prog, stored is None):
+            return
         te = obj.get("trackedEntity") or base.get("te")
         if prog.get("programType") == "WITH_REGISTRATION":
             if not enrollment:
@@ -609,6 +615,7 @@ class _Check:
             return
         if action == "UPDATE":  # DHIS2: relationships are created or deleted, never changed
             self.plan.actions[uid] = "IGNORE"
+            self.warn(RELATIONSHIP, uid, "E4015", f"Relationship: `{uid}` already exists.")
             return
         rtype = self.index.get_typed("relationshipTypes", str(obj.get("relationshipType")))
         if rtype is None:
@@ -641,6 +648,26 @@ class _Check:
         obj["_ends"] = ends
         obj["bidirectional"] = bool(rtype.get("bidirectional"))
         self._accept(RELATIONSHIP, uid, obj, action)
+
+    def _attribute_option_combo(self, uid: str, obj: dict[str, Any], prog: Mapping[str, Any],
+                                new: bool) -> bool:
+        """An event's attribute option combo is one of its program's combo; a new event of a
+        program with the default combo gets the default one, as DHIS2 stores it."""
+        combo = (prog.get("categoryCombo") or {}).get("id") or self.index.default_combo
+        aoc = obj.get("attributeOptionCombo")
+        if aoc in (None, ""):
+            if new and combo == self.index.default_combo and self.index.default_coc:
+                obj["attributeOptionCombo"] = self.index.default_coc
+            elif new:
+                self.refuse(EVENT, uid, "E1055", "Default AttributeOptionCombo is not allowed "
+                            "since program has non-default CategoryCombo.")
+                return False
+            return True
+        if not isinstance(aoc, str) or aoc not in self.index.combo_cocs.get(combo or "", ()):
+            self.refuse(EVENT, uid, "E1054", f"AttributeOptionCombo `{str(aoc)[:40]}` is not in "
+                        f"the event programs category combo `{combo}`.")
+            return False
+        return True
 
     def _accept(self, t: str, uid: str, obj: dict[str, Any], action: str) -> None:
         self.plan.actions[uid] = action
@@ -685,10 +712,35 @@ def uids_of(body: Any) -> dict[str, list[str]]:
 _STAT = {"CREATE": "created", "UPDATE": "updated", "DELETE": "deleted", "IGNORE": "ignored"}
 
 
-def import_report(plan: Plan, applied: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """DHIS2 2.41's ImportReport for a validated (and, unless refused or a dry run,
+REPORT_MODES = ("ERRORS", "WARNINGS", "FULL")
+
+
+def report_mode(q: Mapping[str, str]) -> str:
+    mode = (q.get("reportMode") or "ERRORS").upper()
+    if mode not in REPORT_MODES:
+        raise BadRequest("reportMode must be FULL, ERRORS or WARNINGS")
+    return mode
+
+
+def for_mode(report: Mapping[str, Any], mode: str) -> dict[str, Any]:
+    """The report as DHIS2 returns it for ``reportMode``: ERRORS (the default) carries
+    the error reports only, WARNINGS adds the warnings, FULL adds the timings too."""
+    out = dict(report)
+    vr = dict(out["validationReport"])
+    if mode == "ERRORS":
+        vr.pop("warningReports", None)
+    out["validationReport"] = vr
+    if mode != "FULL":
+        out.pop("timingsStats", None)
+    return out
+
+
+def import_report(plan: Plan, applied: Mapping[str, str] | None = None,
+                  timings: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """DHIS2 2.41's ImportReport (FULL) for a validated (and, unless refused or a dry run,
     written) payload. ``applied`` is what the store did per uid (an unchanged object is
-    ``IGNORE``); without it the plan's actions stand."""
+    ``IGNORE``); without it the plan's actions stand. ``timings``: seconds per phase.
+    ``for_mode`` cuts it down to what a ``reportMode`` shows."""
     done = dict(plan.actions) if applied is None else dict(applied)
     refused = plan.refused
     type_map: dict[str, Any] = {}
@@ -714,7 +766,8 @@ def import_report(plan: Plan, applied: Mapping[str, str] | None = None) -> dict[
     return {
         "status": status,
         "validationReport": {"errorReports": [e.as_json() for e in plan.errors],
-                             "warningReports": []},
+                             "warningReports": [w.as_json() for w in plan.warnings]},
+        "timingsStats": {"timers": {k: f"{v:.3f} sec." for k, v in (timings or {}).items()}},
         "stats": totals,
         "bundleReport": {"status": status, "typeReportMap": type_map, "stats": totals},
         "message": None if status == "OK" else "Import completed with errors" if done else

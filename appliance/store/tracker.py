@@ -20,7 +20,7 @@ import re
 import secrets
 import sqlite3
 import string
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1045,6 +1045,35 @@ def query_relationships(conn: sqlite3.Connection, *, te: str | None = None,
         if uid is not None:
             return _relationships_of(conn, kind, [uid], include_deleted).get(uid, [])
     raise BadRequest("name a trackedEntity, an enrollment or an event")
+
+
+def relationship_by_uid(conn: sqlite3.Connection, uid: str,
+                        include_deleted: bool = False) -> dict[str, Any] | None:
+    r = conn.execute("SELECT * FROM relationship WHERE uid = ?"
+                     + ("" if include_deleted else " AND deleted = 0"), (uid,)).fetchone()
+    return None if r is None else _relationship_json(r)
+
+
+_ITEM_TABLE = {"trackedEntity": "tracked_entity", "enrollment": "enrollment", "event": "event"}
+
+
+def item_org_unit(conn: sqlite3.Connection, kind: str, uid: str) -> str | None:
+    """The org unit of a tracked entity, enrollment or event (None: not stored)."""
+    r = conn.execute(f"SELECT org_unit FROM {_ITEM_TABLE[kind]} WHERE uid = ?",  # noqa: S608
+                     (uid,)).fetchone()
+    return None if r is None else str(r[0])
+
+
+def relationship_ends(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A relationship's two ends as (kind, uid)."""
+    out = []
+    for side in ("from", "to"):
+        item = doc.get(side) or {}
+        for kind in _ITEM_TABLE:
+            ref = item.get(kind)
+            if ref:
+                out.append((kind, str(ref.get(kind) if isinstance(ref, dict) else ref)))
+    return out
 
 
 # -- potential duplicates --------------------------------------------------------------

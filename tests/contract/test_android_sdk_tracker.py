@@ -19,7 +19,7 @@ import aiohttp
 
 from appliance import demo
 from appliance.dhis2.uid import generate_uid
-from tests.conftest import ADMIN
+from tests.conftest import ADMIN, CHCP
 from tests.contract import sdk
 from tests.contract.test_android_sdk_sequence import Sdk
 from tests.hub.cells import cells
@@ -295,7 +295,7 @@ async def test_chcp_registers_edits_and_deletes_as_the_sdk_does(
 
     # before the tablet syncs, the upazila office registered a woman at another clinic:
     # the CHCP finds her by search but does not download her
-    elsewhere = person(C.other_clinic, name="Rokeya Khatun")
+    elsewhere = person(C.other_clinic, name="Zubaida Quraishi")
     enr_elsewhere = enrollment(elsewhere["trackedEntity"], C.other_clinic)
     async with aiohttp.ClientSession() as http, http.post(
             hp.api("tracker"), params={"async": "false"}, headers=ADMIN,
@@ -322,16 +322,23 @@ async def test_chcp_registers_edits_and_deletes_as_the_sdk_does(
         again = await tablet.reserve(brn_attr, 1)  # a second device, or the next top-up
         assert again[0]["value"] not in {v["value"] for v in reserved}
 
-        # -- 3. first tracker download: nothing at the clinic yet --
+        # -- 3. first tracker download: the clinic's register (the demo history), owned
+        # by the clinic, and nothing of the other clinic's --
         w1 = await tablet.system_info()
         for program in sorted(md["programs"]):
-            assert await tablet.tracker_download(program, capture, None) == []
+            register = await tablet.tracker_download(program, capture, None)
+            assert register, program
+            for te in register:
+                check_tracked_entity(te)
+                assert te["trackedEntity"] != elsewhere["trackedEntity"]
+                assert {o["orgUnit"] for o in te["programOwners"]
+                        if o["program"] == program} == {C.chcp_clinic}
         await asyncio.sleep(0.01)
 
         # -- 4. search online before registering --
         found = await tablet.get("tracker/trackedEntities", [
             ("fields", TRACKED_ENTITY), ("program", maternal), ("orgUnitMode", "ACCESSIBLE"),
-            ("filter", f"{name}:like:rokeya"), ("paging", "true"), ("page", "1"),
+            ("filter", f"{name}:like:zubaida"), ("paging", "true"), ("page", "1"),
             ("pageSize", "10")])
         assert [t["trackedEntity"] for t in found["trackedEntities"]] == \
             [elsewhere["trackedEntity"]]
@@ -339,13 +346,13 @@ async def test_chcp_registers_edits_and_deletes_as_the_sdk_does(
             check_tracked_entity(te)
         nobody = await tablet.get("tracker/trackedEntities", [
             ("program", maternal), ("orgUnitMode", "ACCESSIBLE"),
-            ("filter", f"{name}:like:ayesha"), ("paging", "true"), ("page", "1"),
+            ("filter", f"{name}:like:nilufar"), ("paging", "true"), ("page", "1"),
             ("pageSize", "10")])
         assert nobody["trackedEntities"] == []
 
         # -- 5. register a mother and her newborn offline, then sync --
-        mother = person(C.chcp_clinic, name="Ayesha Siddiqua", brn=reserved[0]["value"])
-        child = person(C.chcp_clinic, name="Baby Siddiqua", brn=reserved[1]["value"])
+        mother = person(C.chcp_clinic, name="Nilufar Quraishi", brn=reserved[0]["value"])
+        child = person(C.chcp_clinic, name="Baby Quraishi", brn=reserved[1]["value"])
         m_enr = enrollment(mother["trackedEntity"], C.chcp_clinic)
         c_enr = enrollment(child["trackedEntity"], C.chcp_clinic, "BD_EPI",
                            enrolledAt="2026-11-20T00:00:00.000",
@@ -457,3 +464,28 @@ async def test_an_event_change_moves_its_tracked_entity_for_the_next_download(
         await tablet.tracker_upload({"events": [visit]}, strategy="DELETE")
         got = await tablet.tracker_download(maternal, [C.chcp_clinic], w)
         assert [e["deleted"] for e in got[0]["enrollments"][0]["events"]] == [True]
+
+
+async def test_a_job_report_outlives_a_hub_restart(hub_process_factory: Any,
+                                                   tmp_path: Path) -> None:
+    """The SDK posts a job, then polls its report. A power cut in between must not lose the
+    report (the tablet would upload again); it is on disk, and only its owner reads it."""
+    hp = hub_process_factory(tmp_path / "hub")
+    te = person(C.chcp_clinic, name="Parul Quraishi")
+    async with aiohttp.ClientSession() as http:
+        async with http.post(hp.api("tracker"), headers=CHCP, json={"trackedEntities": [te]},
+                             params={"atomicMode": "OBJECT"}) as r:
+            job = (await r.json())["response"]["id"]
+        async with http.get(hp.api(f"tracker/jobs/{job}/report"), headers=CHCP) as r:
+            before = await r.json()
+        assert before["status"] == "OK" and before["stats"]["created"] == 1
+    port = int(hp.url.rsplit(":", 1)[1])
+    hp.kill()
+    hp = hub_process_factory(tmp_path / "hub", port=port)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(hp.api(f"tracker/jobs/{job}/report"), headers=CHCP) as r:
+            assert r.status == 200 and await r.json() == before
+        async with http.get(hp.api(f"tracker/jobs/{job}"), headers=CHCP) as r:
+            assert r.status == 200 and (await r.json())[0]["completed"] is True
+        async with http.get(hp.api(f"tracker/jobs/{job}/report"), headers=ADMIN) as r:
+            assert r.status == 404  # another user's job

@@ -85,6 +85,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/tracker/enrollments"): TRACKER, ("GET", "/api/tracker/enrollments/{uid}"): TRACKER,
     ("GET", "/api/tracker/events"): TRACKER, ("GET", "/api/tracker/events/{uid}"): TRACKER,
     ("GET", "/api/tracker/relationships"): TRACKER,
+    ("GET", "/api/tracker/relationships/{uid}"): TRACKER,
     ("GET", "/api/trackedEntityAttributes/{id}/generateAndReserve"): META,
     ("GET", "/api/trackedEntityAttributes/{id}/generate"): META,
     ("GET", "/api/potentialDuplicates"): TRACKER, ("POST", "/api/potentialDuplicates"): TRACKER,

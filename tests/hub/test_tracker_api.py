@@ -182,6 +182,8 @@ CASES: dict[str, tuple[Callable[[Payload], None], str]] = {
     "E1303 mandatory data element on completion": (_set("events", status="COMPLETED"), "E1303"),
     "E1029 event org unit not in program": (_set("events", orgUnit=demo.RAMU_UID), "E1029"),
     "E1011 event org unit unknown": (_set("events", orgUnit="AbCdEfGhIj1"), "E1011"),
+    "E1054 attribute option combo of another combo": (
+        _set("events", attributeOptionCombo=R.other_coc()), "E1054"),
 }
 
 
@@ -310,6 +312,16 @@ async def test_potential_duplicates(hub: RunningHub, http: aiohttp.ClientSession
         assert r.status == 404
 
 
+async def test_an_event_without_attribute_option_combo_gets_the_default(
+        hub: RunningHub, http: aiohttp.ClientSession) -> None:
+    body = registration(HOME)
+    assert "attributeOptionCombo" not in body["events"][0]
+    assert (await post(http, hub, body))[0] == 200
+    async with http.get(hub.api(f"tracker/events/{body['events'][0]['event']}"),
+                        headers=CHCP) as r:
+        assert (await r.json())["attributeOptionCombo"] == R.default_coc()
+
+
 async def test_nested_payloads_are_flattened(hub: RunningHub,
                                              http: aiohttp.ClientSession) -> None:
     te = person(HOME)
@@ -320,6 +332,42 @@ async def test_nested_payloads_are_flattened(hub: RunningHub,
     status, report = await post(http, hub, {"trackedEntities": [te]})
     assert status == 200 and report["stats"]["created"] == 3
     assert stored(hub, "event") == 1
+
+
+async def test_relationships_read_by_item_and_uid_and_a_resend_is_a_warning(
+        hub: RunningHub, http: aiohttp.ClientSession) -> None:
+    mother, child = person(HOME, name="Mina Rani"), person(HOME, name="Baby Rani")
+    rtype = next(t["id"] for t in demo.national()["relationshipTypes"]
+                 if t["code"] == "BD_MOTHER_CHILD")
+    link = {"relationship": generate_uid(), "relationshipType": rtype,
+            "from": {"trackedEntity": {"trackedEntity": mother["trackedEntity"]}},
+            "to": {"trackedEntity": {"trackedEntity": child["trackedEntity"]}}}
+    status, report = await post(http, hub, {"trackedEntities": [mother, child],
+                                            "relationships": [link]})
+    assert status == 200 and report["stats"]["created"] == 3
+    # the default reportMode (ERRORS) carries no warnings and no timings, as DHIS2's
+    assert "warningReports" not in report["validationReport"] and "timingsStats" not in report
+    for te in (mother, child):
+        async with http.get(hub.api("tracker/relationships"), headers=CHCP,
+                            params={"trackedEntity": te["trackedEntity"]}) as r:
+            assert r.status == 200
+            assert [x["relationship"] for x in (await r.json())["relationships"]] == \
+                [link["relationship"]]
+    async with http.get(hub.api(f"tracker/relationships/{link['relationship']}"),
+                        headers=CHCP) as r:
+        one = await r.json()
+    assert r.status == 200 and one["to"]["trackedEntity"]["trackedEntity"] == \
+        child["trackedEntity"]
+    # sent again: relationships are never updated; DHIS2 ignores it with warning E4015
+    status, report = await post(http, hub, {"relationships": [link]}, reportMode="WARNINGS")
+    assert status == 200 and report["stats"]["ignored"] == 1
+    assert [(w["errorCode"], w["uid"]) for w in report["validationReport"]["warningReports"]] \
+        == [("E4015", link["relationship"])]
+    status, report = await post(http, hub, {"relationships": [link]}, reportMode="FULL")
+    assert "totalImport" in report["timingsStats"]["timers"]
+    async with http.post(hub.api("tracker"), json={"relationships": [link]},
+                         params={**SYNC, "reportMode": "SOME"}, headers=CHCP) as r:
+        assert r.status == 400 and "reportMode" in (await r.json())["message"]
 
 
 # -- scope, route by route (the route table classifies these routes as "tracker") ------------
@@ -369,9 +417,16 @@ for _name in ("trackedEntities", "enrollments", "events"):
 
 @probe("GET", "/api/tracker/relationships")
 async def _p_rel(hub: RunningHub, http: aiohttp.ClientSession, planted: Payload) -> None:
-    async with http.get(hub.api("tracker/relationships"), headers=CHCP,
-                        params={"trackedEntity": generate_uid()}) as r:
-        assert r.status == 200 and (await r.json())["relationships"] == []
+    for kind in ("trackedEntity", "enrollment", "event"):
+        async with http.get(hub.api("tracker/relationships"), headers=CHCP,
+                            params={kind: generate_uid()}) as r:
+            assert r.status == 404, kind
+
+
+@probe("GET", "/api/tracker/relationships/{uid}")
+async def _p_rel_one(hub: RunningHub, http: aiohttp.ClientSession, planted: Payload) -> None:
+    async with http.get(hub.api(f"tracker/relationships/{generate_uid()}"), headers=CHCP) as r:
+        assert r.status == 404
 
 
 @probe("GET", "/api/potentialDuplicates")

@@ -52,6 +52,13 @@ class Registers:
         return next(d["id"] for d in self.doc["dataElements"]
                     if d.get("domainType") == "TRACKER" and d["id"] not in mine)
 
+    def default_coc(self) -> str:
+        return next(c["id"] for c in self.doc["categoryOptionCombos"] if c["name"] == "default")
+
+    def other_coc(self) -> str:
+        """An option combo of a non-default category combo (an aggregate one)."""
+        return next(c["id"] for c in self.doc["categoryOptionCombos"] if c["name"] != "default")
+
 
 @lru_cache(maxsize=1)
 def registers() -> Registers:
