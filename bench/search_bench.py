@@ -236,6 +236,11 @@ def _pcts(xs: list[float]) -> dict[str, float]:
             "p99": round(q[98], 1), "max": round(max(xs), 1)}
 
 
+def _cpu_s(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return float(t.user + t.system)
+
+
 class _RssWatch:
     def __init__(self, pid: int) -> None:
         self.proc = psutil.Process(pid)
@@ -312,9 +317,12 @@ def main() -> dict[str, Any]:
         try:
             watch = _RssWatch(proc.pid)
             rss_start = watch.now_mb()
+            load0, cpu0 = os.getloadavg()[0], _cpu_s(watch.proc)
             open_ = _load(url, "open", OPEN_S, work, users)
+            load1, cpu1 = os.getloadavg()[0], _cpu_s(watch.proc)
             rss_open = watch.now_mb()
             closed = _load(url, "closed", CLOSED_S, work, users)
+            cpu2 = _cpu_s(watch.proc)
             rss_end = watch.now_mb()
             rss_peak = watch.stop()
         finally:
@@ -332,8 +340,16 @@ def main() -> dict[str, Any]:
     def spread(p: dict[str, Any]) -> str:
         return f"p50 {p.get('p50')} p95 {p.get('p95')} n {p.get('n')}"
     errors = open_["error_count"] + closed["error_count"]
+    # the hub's own CPU per request (user + system, all its threads): what a request
+    # costs whatever else the machine runs; the load average says what else did
+    open_["hub_cpu_ms_per_request"] = round((cpu1 - cpu0) * 1000 / max(1, open_["requests"]), 2)
+    closed["hub_cpu_ms_per_request"] = round((cpu2 - cpu1) * 1000 / max(1, closed["requests"]),
+                                             2)
+    machine = {"cores": os.cpu_count(), "load_avg_1m_before": round(load0, 2),
+               "load_avg_1m_after_open_loop": round(load1, 2)}
     return {
         "store": store_info, "hub_start_s": round(start_s, 1), "users": USERS,
+        "machine": machine,
         "open_loop": open_, "closed_loop": closed, "one_caller_ms": one,
         "hub_rss_mb": {"after_start": rss_start, "after_open_loop": rss_open,
                        "after_closed_loop": rss_end, "peak": rss_peak},
@@ -350,6 +366,12 @@ def main() -> dict[str, Any]:
              rss_peak < 150),
             (f"saturation: search p99, 30 closed-loop users at {closed['rps']} req/s "
              f"({spread(c_s)})", c99, "-", "ms", None),
+            ("hub CPU per request, open loop / closed loop",
+             f"{open_['hub_cpu_ms_per_request']} / {closed['hub_cpu_ms_per_request']}", "-",
+             "ms", None),
+            (f"machine: {os.cpu_count()} cores, 1-min load average before / after the open "
+             "loop", f"{machine['load_avg_1m_before']} / {machine['load_avg_1m_after_open_loop']}",
+             "-", "", None),
             ("one caller, store only: search / duplicate check mean",
              f"{one['search_mean']} / {one['duplicates_mean']}", "-", "ms", None),
         ],
