@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
 import threading
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from appliance.errors import StoreError
-from appliance.store import HLC, Store
+from appliance.store import HLC, Store, db
 from appliance.store.hlc import pack, physical_ms
 
 
@@ -37,6 +38,31 @@ def test_write_is_visible_after_reopen(tmp_path: Path) -> None:
         s.write_sync(lambda tx: tx.execute("INSERT INTO meta VALUES ('k', 'v')"))
     conn = sqlite3.connect(tmp_path / "h.db")
     assert conn.execute("SELECT value FROM meta WHERE key='k'").fetchone() == ("v",)
+
+
+def test_wal_is_checkpointed_beside_the_writer_not_in_its_commits(tmp_path: Path) -> None:
+    """A commit never copies the WAL back itself (below the cap): the checkpoint thread
+    does, soon after. The main file alone (copied without its WAL) shows the write."""
+    with Store(tmp_path / "h.db") as s:
+        cap = s._writer_conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        assert cap == db.WAL_CAP_PAGES
+        s.write_sync(lambda tx: tx.execute("INSERT INTO meta VALUES ('k', 'v')"))
+        deadline = time.monotonic() + 10
+        while True:
+            shutil.copyfile(tmp_path / "h.db", tmp_path / "main-only.db")
+            conn = sqlite3.connect(tmp_path / "main-only.db")
+            try:
+                row = conn.execute("SELECT value FROM meta WHERE key='k'").fetchone()
+            except sqlite3.OperationalError:  # not even the schema copied back yet
+                row = None
+            finally:
+                conn.close()
+            if row == ("v",):
+                break
+            assert time.monotonic() < deadline, "the WAL was not checkpointed"
+            time.sleep(0.1)
+        t0 = time.monotonic()
+    assert time.monotonic() - t0 < 1  # closing does not wait out the checkpoint delay
 
 
 def test_failed_write_rolls_back_only_itself() -> None:
