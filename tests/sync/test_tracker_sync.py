@@ -10,14 +10,16 @@ import json
 import sqlite3
 from typing import Any
 
+import aiohttp
+
 from appliance import demo
 from appliance.demo.history import community_clinics
 from appliance.dhis2.uid import generate_uid
-from appliance.store import Store
+from appliance.store import Store, synclog
 from appliance.store import tracker as tstore
 from appliance.store.datavalues import LOCAL_EDIT, NATIONAL
 
-from .conftest import Pair
+from .conftest import Pair, basic
 
 PERSON = "Psmnq2BtsuW"
 
@@ -147,3 +149,177 @@ async def test_records_made_at_the_hub_reach_national(pair: Pair) -> None:
     # nothing more to send: a second cycle pushes nothing
     r = await pair.cycle()
     assert r.ok and r.tracker_push.chunks == 0
+
+
+def history_person(store: Store) -> dict[str, Any]:
+    """A demo person with an ANC visit holding a weight, synced on both sides."""
+    def read(c: Any) -> dict[str, Any]:
+        r = c.execute(
+            "SELECT e.uid AS event, e.te, e.enrollment, e.org_unit FROM event e JOIN "
+            "event_value v ON v.event=e.uid WHERE e.program_stage=? AND v.data_element=? AND "
+            "e.deleted=0 AND e.status='COMPLETED' ORDER BY e.uid LIMIT 1",
+            (M["stage"], M["des"]["BD_MAT_WEIGHT"])).fetchone()
+        return dict(r)
+    return store.read_sync(read)
+
+
+def te_in(p: dict[str, Any], attrs: list[tuple[str, str | None]]) -> tstore.TrackedEntityIn:
+    return tstore.TrackedEntityIn(uid=p["te"], type=PERSON, org_unit=p["org_unit"],
+                                  attributes=attrs)
+
+
+def event_in(store: Store, p: dict[str, Any], values: list[tuple[str, str | None]]
+             ) -> tstore.EventIn:
+    r = store.read_sync(lambda c: dict(c.execute("SELECT * FROM event WHERE uid=?",
+                                                 (p["event"],)).fetchone()))
+    return tstore.EventIn(uid=r["uid"], program=r["program"], program_stage=r["program_stage"],
+                          org_unit=r["org_unit"], enrollment=r["enrollment"], te=r["te"],
+                          status=r["status"], occurred_at=r["occurred_at"],
+                          scheduled_at=r["scheduled_at"], completed_at=r["completed_at"],
+                          data_values=[(d, v, False) for d, v in values])
+
+
+async def test_merge_hub_edit_first_then_national_field_by_field(pair: Pair) -> None:
+    import asyncio
+    p = history_person(pair.hub)
+    a, d = M["attrs"], M["des"]
+    # the hub edits the phone and the visit's weight; then national edits the phone (later),
+    # the village and the visit's blood pressure: different fields merge, the phone is
+    # the later edit's (national's), the hub's phone goes to the log
+    await hub_write(pair.hub, tstore.Bundle(
+        tracked_entities=[te_in(p, [(a["BD_PHONE"], "01811111111")])],
+        events=[event_in(pair.hub, p, [(d["BD_MAT_WEIGHT"], "61.5")])]))
+    await asyncio.sleep(0.3)
+    await national_write(pair.national.store, tstore.Bundle(
+        tracked_entities=[te_in(p, [(a["BD_PHONE"], "01922222222"),
+                                    (a["BD_VILLAGE"], "Khuniapalong")])],
+        events=[event_in(pair.national.store, p, [(d["BD_MAT_BP_SYS"], "131")])]))
+    r = await pair.cycle()
+    assert r.ok, r.error
+    assert r.tracker_pull.conflicts == 1 and r.tracker_pull.national_won == 1
+    h = snapshot(pair.hub)
+    assert h["attr"][(p["te"], a["BD_PHONE"])] == "01922222222"
+    assert h["attr"][(p["te"], a["BD_VILLAGE"])] == "Khuniapalong"
+    assert h["dv"][(p["event"], d["BD_MAT_WEIGHT"])] == "61.5"
+    assert h["dv"][(p["event"], d["BD_MAT_BP_SYS"])] == "131"
+    assert pending(pair.hub) == {}
+    assert_equal(pair.hub, pair.national.store)
+    [c] = tracker_conflicts(pair.hub)
+    assert (c["entity"], c["te"], c["attribute"]) == ("te_attribute", p["te"], a["BD_PHONE"])
+    assert (c["hub_value"], c["national_value"], c["winner"]) == \
+        ("01811111111", "01922222222", "national")
+    assert c["hub_user"] == "chcp" and c["national_user"] == "district"
+    assert c["hub_at"] < c["national_at"]
+
+
+async def test_merge_national_edit_first_then_hub_field_by_field(pair: Pair) -> None:
+    import asyncio
+    p = history_person(pair.hub)
+    a, d = M["attrs"], M["des"]
+    await national_write(pair.national.store, tstore.Bundle(
+        tracked_entities=[te_in(p, [(a["BD_PHONE"], "01922222222")])],
+        events=[event_in(pair.national.store, p, [(d["BD_MAT_WEIGHT"], "48.0"),
+                                                   (d["BD_MAT_BP_DIA"], "88")])]))
+    await asyncio.sleep(0.3)
+    # the hub's later edits: the same phone and weight (it wins both), and the name
+    await hub_write(pair.hub, tstore.Bundle(
+        tracked_entities=[te_in(p, [(a["BD_PHONE"], "01811111111"),
+                                    (a["BD_NAME_EN"], "Rokeya Akter")])],
+        events=[event_in(pair.hub, p, [(d["BD_MAT_WEIGHT"], "49.5")])]))
+    r = await pair.cycle()
+    assert r.ok, r.error
+    assert r.tracker_pull.conflicts == 2 and r.tracker_pull.hub_won == 2
+    n = snapshot(pair.national.store)
+    assert n["attr"][(p["te"], a["BD_PHONE"])] == "01811111111"
+    assert n["attr"][(p["te"], a["BD_NAME_EN"])] == "Rokeya Akter"
+    assert n["dv"][(p["event"], d["BD_MAT_WEIGHT"])] == "49.5"
+    assert n["dv"][(p["event"], d["BD_MAT_BP_DIA"])] == "88"  # national's other field stays
+    assert pending(pair.hub) == {}
+    assert_equal(pair.hub, pair.national.store)
+    losers = {(c["entity"], c.get("attribute") or c.get("dataElement")):
+              (c["national_value"], c["hub_value"], c["winner"])
+              for c in tracker_conflicts(pair.hub)}
+    assert losers == {("te_attribute", a["BD_PHONE"]): ("01922222222", "01811111111", "hub"),
+                      ("event_value", d["BD_MAT_WEIGHT"]): ("48.0", "49.5", "hub")}
+    # the next cycle finds nothing new to log: the hub's values are national's now
+    r = await pair.cycle()
+    assert r.ok and r.tracker_pull.conflicts == 0 and len(tracker_conflicts(pair.hub)) == 2
+
+
+async def test_deletions_both_ways_and_a_person_enrolled_elsewhere_comes_down(pair: Pair
+                                                                              ) -> None:
+    people = pair.hub.read_sync(lambda c: [r[0] for r in c.execute(
+        "SELECT uid FROM event WHERE deleted=0 AND program_stage=? ORDER BY uid LIMIT 2",
+        (M["stage"],))])
+    await hub_write(pair.hub, tstore.Bundle(events=[tstore.EventIn(
+        uid=people[0], program="", program_stage="", org_unit="")]), strategy="DELETE")
+    await national_write(pair.national.store, tstore.Bundle(events=[tstore.EventIn(
+        uid=people[1], program="", program_stage="", org_unit="")]), strategy="DELETE")
+    # registered and enrolled at national (the upazila health complex's records officer)
+    elsewhere = person_bundle(1, visits=1, ou=M["clinics"][-1])
+    await national_write(pair.national.store, elsewhere)
+    r = await pair.cycle()
+    assert r.ok, r.error
+    h = snapshot(pair.hub)
+    assert h["ev"][people[0]][-1] == 1 and h["ev"][people[1]][-1] == 1
+    assert elsewhere.tracked_entities[0].uid in h["te"]
+    assert elsewhere.events[0].uid in h["ev"]
+    assert pending(pair.hub) == {} and tracker_conflicts(pair.hub) == []
+    assert_equal(pair.hub, pair.national.store)
+    # found by the hub's search, as any record of the clinic
+    hits = pair.hub.read_sync(lambda c: c.execute(
+        "SELECT count(*) FROM person_search WHERE te=?",
+        (elsewhere.tracked_entities[0].uid,)).fetchone()[0])
+    assert hits == 1
+
+
+async def test_an_ownership_transfer_at_the_hub_reaches_national(pair: Pair) -> None:
+    p = history_person(pair.hub)
+    program = M["program"]
+    target = next(o["id"] for o in next(x for x in demo.hub()["programs"]
+                                        if x["id"] == program)["organisationUnits"]
+                  if o["id"] != p["org_unit"] and o["id"] in M["clinics"])
+    await pair.hub.write(lambda tx: tstore.transfer_ownership(
+        tx, p["te"], program, target, username="chcp"))
+    assert pending(pair.hub) == {"program_owner": 1}
+    r = await pair.cycle()
+    assert r.ok, r.error
+    assert r.tracker_push.transfers == 1
+    assert pending(pair.hub) == {}
+    assert pair.national.store.read_sync(lambda c: tstore.owner(c, p["te"], program)) == target
+    assert_equal(pair.hub, pair.national.store)
+
+
+async def test_a_refused_event_is_shown_with_dhis2s_reason(pair: Pair, http: aiohttp.ClientSession
+                                                           ) -> None:
+    b = person_bundle(2, visits=1)
+    bad = b.events[1]
+    bad.data_values = [v for v in bad.data_values if v[0] != M["des"]["BD_MAT_WEIGHT"]]
+    await hub_write(pair.hub, b)
+    r = await pair.cycle()
+    assert r.ok, r.error
+    assert r.tracker_push.rejected == 1 and r.tracker_push.accepted == 5
+    rej = pair.hub.read_sync(lambda c: synclog.tracker_rejections(c, [bad.uid, b.events[0].uid]))
+    assert list(rej) == [bad.uid]
+    assert rej[bad.uid]["errorCode"] == "E1303"
+    assert M["des"]["BD_MAT_WEIGHT"] in rej[bad.uid]["message"]
+    assert rej[bad.uid]["username"] == "chcp" and rej[bad.uid]["orgUnit"] == M["clinic"]
+    state = pair.hub.read_sync(lambda c: c.execute("SELECT sync_state FROM event WHERE uid=?",
+                                                   (bad.uid,)).fetchone()[0])
+    assert state == "rejected"
+    n = snapshot(pair.national.store)
+    assert bad.uid not in n["ev"] and b.events[0].uid in n["ev"]
+    # not sent again by the next cycle; shown in the rejection list and the status counts
+    r = await pair.cycle()
+    assert r.ok and r.tracker_push.chunks == 0
+    from .conftest import hub_app
+    async with hub_app(pair.hub, pair.data_dir) as hub:
+        async with http.get(hub.api("hub/rejections"), headers=basic("chcp")) as resp:
+            body = await resp.json()
+        assert resp.status == 200, body
+        [item] = [i for i in body["rejections"] if i.get("uid") == bad.uid]
+        assert item["errorCode"] == "E1303" and item["entity"] == "event"
+        assert item["state"] == "rejected"
+        async with http.get(hub.api("hub/status"), headers=basic("chcp")) as resp:
+            st = (await resp.json())["sync"]
+        assert st["rejectedTracker"] >= 1 and st["pendingTracker"] == 0
