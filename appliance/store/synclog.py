@@ -278,6 +278,11 @@ def note_attempt(tx: Tx, chunk_id: int, sent: str) -> None:
                (sent, chunk_id))
 
 
+def set_chunk_sent(tx: Tx, chunk_id: int, sent: str) -> None:
+    """Replace the record of what was sent (e.g. to add the job national answered with)."""
+    tx.execute("UPDATE sync_push_chunk SET sent=? WHERE id=?", (sent, chunk_id))
+
+
 def sent_records(conn: sqlite3.Connection) -> list[tuple[str, str]]:
     """(entity, sent) of the open chunks that were sent at least once."""
     return [(entity, sent) for entity, sent in conn.execute(

@@ -273,7 +273,7 @@ class SyncEngine:
             await self.event("warning", "conflict", f"{p.conflicts} tracker conflicts: "
                              f"{p.hub_won} kept the hub's edit, {p.national_won} national's")
         pusher = TrackerPusher(self.store, self.client, probe.clock, self.event,
-                               int(self.config.get("sync", "tracker_chunk_rows") or 4000))
+                               int(self.config.get("sync", "tracker_chunk_rows") or 8000))
         result.tracker_push = pusher.stats
         await pusher.push_all(max_failures=self.push_retries, backoff_base=self.push_backoff_s)
 

@@ -48,7 +48,8 @@ from .clock import NationalClock
 log = logging.getLogger(__name__)
 
 DELETE, LIVE = "tracker_delete", "tracker"
-CHUNK_ROWS = 4000          # objects + values per chunk: ~40 KB of gzip for visit events
+CHUNK_ROWS = 8000          # objects + values per chunk: ~45 KB of gzip for visit events
+MIN_ROWS = 200             # the smallest a chunk shrinks to after losses
 JOB_POLL_S = 1.0
 JOB_POLLS = 60             # a job national does not know after this long is sent again
 KIND_ID = {"te": "trackedEntity", "en": "enrollment", "ev": "event", "rel": "relationship"}
@@ -273,7 +274,8 @@ class TrackerPusher:
         self.client = client
         self.clock = clock
         self.event = event
-        self.chunk_rows = chunk_rows
+        self.max_rows = chunk_rows
+        self.chunk_rows = chunk_rows  # halved after a chunk is lost, grown back on success
         self.stats = TrackerPushStats()
         self.poll_s = JOB_POLL_S
 
@@ -291,6 +293,9 @@ class TrackerPusher:
                     done = await self._push_chunk(entity, *chunk)
                 except LinkDown as e:
                     failures += 1
+                    # the link holds less than we thought: new chunks are smaller (an open
+                    # one is re-sent whole, its objects already named)
+                    self.chunk_rows = max(MIN_ROWS, self.chunk_rows // 2)
                     if self.event is not None:
                         await self.event("warning", "push", f"tracker chunk of "
                                          f"{len(chunk[1])} objects lost ({e.message}); retrying")
@@ -299,6 +304,7 @@ class TrackerPusher:
                     await pause(backoff_delay(failures - 1, base=backoff_base, cap=20.0))
                     continue
                 failures = 0
+                self.chunk_rows = min(self.max_rows, self.chunk_rows * 3 // 2)
                 if not done:
                     break  # nothing in it could be resolved: do not spin
         await self.push_transfers()
@@ -355,7 +361,7 @@ class TrackerPusher:
                 raise NationalRejected(f"national's answer to a tracker import names no job: "
                                        f"{str(reply.data)[:200]}")
             rec["job"] = job
-            await self.store.write(lambda tx: synclog.note_attempt(
+            await self.store.write(lambda tx: synclog.set_chunk_sent(
                 tx, chunk_id, json.dumps(rec, separators=(",", ":"))))
             report = await self._report(str(job))
             if report is None:
