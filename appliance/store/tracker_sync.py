@@ -202,6 +202,18 @@ def mark(tx: Tx, rows: Iterable[tuple[str, Sequence[str], int]], state: str,
     return n
 
 
+def settle_deleted(tx: Tx, kind_table: str, uid: str, base: str | None) -> int:
+    """A deletion national took: the deleted object's own pending values (and, for a
+    tracked entity, its pending owner rows) have nothing left to push."""
+    sql = {"tracked_entity": ("UPDATE te_attribute SET sync_state='synced', base=? WHERE te=? "
+                              "AND sync_state='pending'",
+                              "UPDATE program_owner SET sync_state='synced', base=? WHERE "
+                              "te=? AND sync_state='pending'"),
+           "event": ("UPDATE event_value SET sync_state='synced', base=? WHERE event=? AND "
+                     "sync_state='pending'",)}.get(kind_table, ())
+    return sum(tx.execute(q, (base, uid)).rowcount for q in sql)
+
+
 def set_base(tx: Tx, table: str, key: Sequence[str], base: str | None) -> None:
     tx.execute(f"UPDATE {table} SET base=? WHERE {_where(table)}", (base, *key))
 

@@ -286,9 +286,14 @@ class _Merge:
         self.header("tracked_entity", uid, nat, t, rows["tracked_entity"].get(uid), ou)
         self.stats.touched.add(uid)
         if not nat["deleted"]:
-            self.cells("te_attribute", uid, [a for a in t.get("attributes") or []
-                                             if isinstance(a, dict)],
-                       cells["te_attribute"], ou)
+            # DHIS2 lists the type's attributes on the entity and a program's own ones on
+            # its enrollments: together they are all the person's values
+            attrs = {a.get("attribute"): a for en in t.get("enrollments") or []
+                     if isinstance(en, dict) for a in en.get("attributes") or []
+                     if isinstance(a, dict)}
+            attrs.update({a.get("attribute"): a for a in t.get("attributes") or []
+                          if isinstance(a, dict)})
+            self.cells("te_attribute", uid, list(attrs.values()), cells["te_attribute"], ou)
         for en in t.get("enrollments") or []:
             if not isinstance(en, dict) or not en.get("enrollment"):
                 continue

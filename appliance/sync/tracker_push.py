@@ -247,6 +247,8 @@ def ack(tx: Tx, chunk_id: int, entity: str, rows: Sequence[Sequence[Any]],
             out.superseded += len(marks) - changed
             out.accepted += 1
             synclog.delete_rejection(tx, KIND_TABLE[kind], (uid,))
+            if entity == DELETE:
+                ts.settle_deleted(tx, KIND_TABLE[kind], uid, base)
             if kind == "en":
                 accepted_enrollments.append(uid)
             continue

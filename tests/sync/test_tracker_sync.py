@@ -6,6 +6,7 @@ After each, national holds what the hub holds."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from typing import Any
@@ -323,3 +324,80 @@ async def test_a_refused_event_is_shown_with_dhis2s_reason(pair: Pair, http: aio
         async with http.get(hub.api("hub/status"), headers=basic("chcp")) as resp:
             st = (await resp.json())["sync"]
         assert st["rejectedTracker"] >= 1 and st["pendingTracker"] == 0
+
+
+async def test_a_cut_after_the_upload_costs_a_get_not_the_upload(pair: Pair) -> None:
+    """The job id is kept with the chunk: when the report is lost (a cut, a kill), the
+    next push asks national for that job's report instead of sending the records again."""
+    from appliance.errors import LinkDown
+    from appliance.sync.tracker_push import TrackerPusher
+    b = person_bundle(4, visits=2)
+    await hub_write(pair.hub, b)
+    await pair.engine.do_probe()
+    assert pair.engine.clock is not None
+    posts: list[str] = []
+    real = pair.engine.client.request
+
+    async def counting(method: str, path: str, **kw: Any) -> Any:
+        if method == "POST":
+            posts.append(path)
+        return await real(method, path, **kw)
+    pair.engine.client.request = counting  # type: ignore[method-assign]
+    pusher = TrackerPusher(pair.hub, pair.engine.client, pair.engine.clock)
+
+    async def lost(job: str) -> dict[str, Any] | None:
+        raise LinkDown("cut while the report came down", error_code="cut")
+    pusher._report = lost  # type: ignore[method-assign]
+    with contextlib.suppress(LinkDown):
+        await pusher.push_all(max_failures=1, sleep=lambda s: _nothing())
+    assert posts == ["/api/tracker"]
+    # national has the records, the hub does not know yet: the chunk is open with its job
+    assert all(t.uid in snapshot(pair.national.store)["te"] for t in b.tracked_entities)
+    assert pending(pair.hub)
+    job = pair.hub.read_sync(lambda c: json.loads(c.execute(
+        "SELECT sent FROM sync_push_chunk WHERE state='open'").fetchone()[0])["job"])
+    assert job
+    again = TrackerPusher(pair.hub, pair.engine.client, pair.engine.clock)
+    st = await again.push_all()
+    assert posts == ["/api/tracker"] and st.accepted == 4 + 4 + 8
+    assert pending(pair.hub) == {}
+    assert_equal(pair.hub, pair.national.store)
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def test_a_person_deleted_at_national_wins_over_a_hub_edit_and_is_logged(pair: Pair
+                                                                              ) -> None:
+    import asyncio
+    p = history_person(pair.hub)
+    a = M["attrs"]
+    await hub_write(pair.hub, tstore.Bundle(
+        tracked_entities=[te_in(p, [(a["BD_PHONE"], "01333333333")])]))
+    await asyncio.sleep(0.1)
+    await national_write(pair.national.store, tstore.Bundle(tracked_entities=[
+        tstore.TrackedEntityIn(uid=p["te"], type=PERSON, org_unit=p["org_unit"])]),
+        strategy="DELETE")
+    r = await pair.cycle()
+    assert r.ok, r.error
+    assert snapshot(pair.hub)["te"][p["te"]][-1] == 1
+    assert pending(pair.hub) == {}
+    losers = tracker_conflicts(pair.hub)
+    # the hub's live record and its new phone both lost to the deletion, both logged
+    assert [(c["entity"], c["winner"], c["national_deleted"]) for c in losers] == \
+        [("tracked_entity", "national", 1), ("te_attribute", "national", 1)]
+    assert losers[1]["hub_value"] == "01333333333" and losers[0]["uid"] == p["te"]
+    assert_equal(pair.hub, pair.national.store)
+
+
+async def test_a_record_made_and_deleted_at_the_hub_before_it_went_up(pair: Pair) -> None:
+    b = person_bundle(1, visits=1)
+    await hub_write(pair.hub, b)
+    await hub_write(pair.hub, tstore.Bundle(tracked_entities=[b.tracked_entities[0]]),
+                    strategy="DELETE")
+    r = await pair.cycle()
+    assert r.ok, r.error
+    # national never had it: its "does not exist" (E1063 and kin) counts as done
+    assert r.tracker_push.rejected == 0 and pending(pair.hub) == {}
+    assert b.tracked_entities[0].uid not in snapshot(pair.national.store)["te"]
