@@ -50,6 +50,7 @@ KEYS: list[Key] = [
     Key("sync", "policies", {}, "Per data set policy overrides: {<dataSet uid> = <policy>}."),
     Key("sync", "debounce_s", 20, "Seconds to wait after new local data before a sync cycle starts."),
     Key("sync", "chunk_values", 500, "Initial number of data values per pushed chunk (adapts to the link)."),
+    Key("sync", "tracker_chunk_rows", 8000, "Tracker records and values per pushed /api/tracker chunk."),
     Key("sync", "socket", "", "Unix socket the sync daemon listens on for 'sync now' (default: <data-dir>/sync.sock)."),
     Key("backup", "replica", "", "litestream replica URL (sftp://... or s3://...); empty disables backup."),
     Key("backup", "sftp_key", "", "SSH private key for an sftp:// replica.", secret=True),

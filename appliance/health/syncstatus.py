@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..dhis2.timefmt import iso_z
-from ..store.datavalues import sync_counts
 from ..store.synclog import sync_state_values
+from ..store.tracker_sync import backlog
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def read_flags(conn: sqlite3.Connection) -> tuple[bool, bool | None]:
 
 def read_sync_status(conn: sqlite3.Connection, now: float | None = None) -> SyncStatus:
     kv = _kv(conn)
-    pending, rejected, conflicts = sync_counts(conn)
+    pending, rejected, conflicts = backlog(conn)
     last = parse_iso(kv.get("last_success"))
     lag = None
     if last is not None:

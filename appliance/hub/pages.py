@@ -277,8 +277,9 @@ def status_main(request: web.Request, raw: dict[str, Any], health: dict[str, Any
                 lists: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None) -> str:
     cfg, index = request.app[CONFIG], request.app[STATE].index
     st, values, regs = raw["state"], raw["values"], raw["registrations"]
-    pending = values["pending"] + regs.get("pending", 0)
-    rejected = values["rejected"] + regs.get("rejected", 0)
+    tracker = raw.get("tracker") or {}
+    pending = values["pending"] + regs.get("pending", 0) + tracker.get("pending", 0)
+    rejected = values["rejected"] + regs.get("rejected", 0) + tracker.get("rejected", 0)
     link = st.get("link", "unknown")
 
     def name(uid: str | None) -> str:
@@ -288,6 +289,11 @@ def status_main(request: web.Request, raw: dict[str, Any], health: dict[str, Any
     def item(r: dict[str, Any]) -> str:
         if r.get("de"):
             return f"{name(r['de'])} · {name(r.get('coc'))}"
+        if r.get("entity") in synclog.TRACKER_ENTITIES or r.get("entity") in (
+                "te_attribute", "event_value"):  # a tracker record or one of its values
+            what = r.get("attribute") or r.get("dataElement")
+            uid = r.get("uid") or r.get("te") or r.get("event") or ""
+            return f"{_e(r['entity'])} {_e(uid)}" + (f" · {name(what)}" if what else "")
         return f"completion of {name(r.get('ds') or r.get('data_set'))}"
 
     counts = "".join(
@@ -339,7 +345,7 @@ def status_main(request: web.Request, raw: dict[str, Any], health: dict[str, Any
         return f"<b>{value}</b><br>{_e(r[f'{who}_user'])}<br>{when(r[f'{who}_at'])}"
 
     where: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
-        ("Period", lambda r: _e(r.get("pe"))), ("Org unit", lambda r: name(r.get("ou")))]
+        ("Period", lambda r: _e(r.get("pe"))), ("Org unit", lambda r: name(r.get("ou") or r.get("org_unit")))]
     parts += [
         '<h2 class="big" id="conflicts">Conflict log</h2>',
         '<p class="muted">The same value was changed here and at national. The losing value '

@@ -10,7 +10,7 @@ from aiohttp import web
 from .. import __version__
 from ..health.api import health_payload
 from ..store import datavalues as dv
-from ..store import synclog
+from ..store import synclog, tracker_sync
 from .web import CONFIG, ROLE, STATE, STORE, json_response
 
 
@@ -20,6 +20,7 @@ def read_status(conn: Any) -> dict[str, Any]:
     counts = dv.state_counts(conn)
     return {"state": synclog.read_state(conn), "values": counts["values"],
             "registrations": counts["registrations"],
+            "tracker": tracker_sync.state_counts(conn),
             "conflicts": synclog.open_conflicts(conn), "events": synclog.event_log(conn)}
 
 
@@ -35,7 +36,8 @@ async def status(request: web.Request) -> web.Response:
     raw = await request.app[STORE].read(read_status)
     st = raw["state"]
     values = raw["values"]
-    pending = values["pending"] + raw["registrations"].get("pending", 0)
+    tracker = raw["tracker"]
+    pending = values["pending"] + raw["registrations"].get("pending", 0) + tracker["pending"]
     return json_response({
         "hub": {"id": cfg.get("hub", "id"), "name": cfg.get("hub", "name"),
                 "orgUnit": cfg.get("hub", "org_unit"), "role": request.app[ROLE],
@@ -47,8 +49,9 @@ async def status(request: web.Request) -> web.Response:
             "lastError": st.get("last_error"),
             "pending": pending, "pendingValues": values["pending"],
             "pendingRegistrations": raw["registrations"].get("pending", 0),
+            "pendingTracker": tracker["pending"], "rejectedTracker": tracker["rejected"],
             "synced": values["synced"], "rejected": values["rejected"] +
-            raw["registrations"].get("rejected", 0),
+            raw["registrations"].get("rejected", 0) + tracker["rejected"],
             "conflicts": raw["conflicts"], "bytesSent": int(_num(st.get("bytes_sent")) or 0),
             "bytesReceived": int(_num(st.get("bytes_received")) or 0),
             "clockOffsetSeconds": _num(st.get("clock_offset_s")),

@@ -36,9 +36,12 @@ def conflict_json(r: dict[str, Any]) -> dict[str, Any]:
         out.update(dataElement=key["de"], period=key["pe"], orgUnit=key["ou"],
                    categoryOptionCombo=key["coc"], attributeOptionCombo=key["aoc"],
                    dataSet=r["data_set"])
-    else:
+    elif r["entity"] == "complete_registration":
         out.update(dataSet=key["ds"], period=key["pe"], orgUnit=key["ou"],
                    attributeOptionCombo=key["aoc"])
+    else:  # a tracker record: its uid, or the attribute / data value of one
+        out.update({k: key[k] for k in ("uid", "te", "attribute", "event", "dataElement")
+                    if k in key}, orgUnit=r["org_unit"])
     out["hub"] = {"value": r["hub_value"], "deleted": bool(r["hub_deleted"]),
                   "comment": r["hub_comment"], "user": r["hub_user"], "at": r["hub_at"]}
     out["national"] = {"value": r["national_value"], "deleted": bool(r["national_deleted"]),
@@ -152,6 +155,8 @@ async def list_rejections(request: web.Request) -> web.Response:
         if r["entity"] == "datavalue" and len(parts) == 5:
             item.update(dataElement=parts[0], period=parts[1], orgUnit=parts[2],
                         categoryOptionCombo=parts[3], attributeOptionCombo=parts[4])
+        elif r["entity"] in synclog.TRACKER_ENTITIES:
+            item.update(uid=r["key"], orgUnit=r["org_unit"])
         elif len(parts) == 4:
             item.update(dataSet=parts[0], period=parts[1], orgUnit=parts[2],
                         attributeOptionCombo=parts[3])

@@ -372,7 +372,8 @@ async def transfer_ownership(request: web.Request) -> web.Response:
             "organisationUnits") or []}:
         raise Conflict(f"Program `{program}` is not assigned to organisation unit `{ou}`")
     await request.app[STORE].write(lambda tx: tstore.transfer_ownership(
-        tx, te, program, ou, username=user.username))
+        tx, te, program, ou, username=user.username, provenance=request.app[WRITES],
+        client=request.remote))
     request.app[STATE].signal_sync("local-data")
     return json_response(web_message(200, "Ownership transferred", status="OK"))
 

@@ -199,6 +199,35 @@ def delete_rejections(tx: Tx, entity: str, keys: Iterable[Sequence[str]]) -> Non
                    [(entity, key_str(k)) for k in keys])
 
 
+# Tracker refusals are kept here too: entity is the object's table (tracked_entity,
+# enrollment, event, relationship, program_owner) and key its uid (te|program for an owner).
+TRACKER_ENTITIES = ("tracked_entity", "enrollment", "event", "relationship", "program_owner")
+
+
+def tracker_rejections(conn: sqlite3.Connection, uids: Iterable[str]
+                       ) -> dict[str, dict[str, Any]]:
+    """uid -> {entity, errorCode, message, at, username, orgUnit} of national's refusals of
+    these tracker objects (for the record pages and the SDK-facing hub)."""
+    wanted = list(dict.fromkeys(uids))
+    out: dict[str, dict[str, Any]] = {}
+    ents = json.dumps(list(TRACKER_ENTITIES))
+    for i in range(0, len(wanted), 500):
+        part = wanted[i:i + 500]
+        for r in conn.execute(
+                "SELECT entity, key, error_code, message, at, username, org_unit FROM "
+                "sync_rejection WHERE entity IN (SELECT value FROM json_each(?)) AND key IN "
+                f"({','.join('?' * len(part))})", (ents, *part)):
+            out[r[1]] = {"entity": r[0], "errorCode": r[2], "message": r[3], "at": r[4],
+                         "username": r[5], "orgUnit": r[6]}
+    return out
+
+
+def tracker_rejection_count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute(
+        "SELECT count(*) FROM sync_rejection WHERE entity IN (SELECT value FROM json_each(?))",
+        (json.dumps(list(TRACKER_ENTITIES)),)).fetchone()[0])
+
+
 # -- sync_push_chunk: chunks written before they are sent, acknowledged with their summary ----
 def _keys_json(keys: Iterable[Sequence[str]]) -> str:
     return json.dumps([key_str(k) for k in keys])
@@ -247,6 +276,11 @@ def note_attempt(tx: Tx, chunk_id: int, sent: str) -> None:
     """Count an attempt and store the updated record of what was sent."""
     tx.execute("UPDATE sync_push_chunk SET attempts=attempts+1, sent=? WHERE id=?",
                (sent, chunk_id))
+
+
+def set_chunk_sent(tx: Tx, chunk_id: int, sent: str) -> None:
+    """Replace the record of what was sent (e.g. to add the job national answered with)."""
+    tx.execute("UPDATE sync_push_chunk SET sent=? WHERE id=?", (sent, chunk_id))
 
 
 def sent_records(conn: sqlite3.Connection) -> list[tuple[str, str]]:
@@ -306,10 +340,17 @@ def visible_rejections(conn: sqlite3.Connection, may_view: Callable[[str], bool]
     rejection's columns, its key's parts and ``state``, the row's sync state now."""
     out: list[dict[str, Any]] = []
     for r in conn.execute(
-            "SELECT r.*, d.sync_state AS dv_state, c.sync_state AS cr_state FROM sync_rejection r "
+            "SELECT r.*, d.sync_state AS dv_state, c.sync_state AS cr_state, "
+            "coalesce(t.sync_state, e.sync_state, v.sync_state, l.sync_state) AS tr_state "
+            "FROM sync_rejection r "
             f"LEFT JOIN datavalue d ON r.entity='datavalue' AND {key_sql('datavalue', 'd')} = r.key "
             "LEFT JOIN complete_registration c ON r.entity='complete_registration' AND "
-            f"{key_sql('complete_registration', 'c')} = r.key ORDER BY r.at DESC LIMIT ?",
+            f"{key_sql('complete_registration', 'c')} = r.key "
+            "LEFT JOIN tracked_entity t ON r.entity='tracked_entity' AND t.uid = r.key "
+            "LEFT JOIN enrollment e ON r.entity='enrollment' AND e.uid = r.key "
+            "LEFT JOIN event v ON r.entity='event' AND v.uid = r.key "
+            "LEFT JOIN relationship l ON r.entity='relationship' AND l.uid = r.key "
+            "ORDER BY r.at DESC LIMIT ?",
             (scan,)):
         if not may_view(r["org_unit"] or ""):
             continue
@@ -320,9 +361,12 @@ def visible_rejections(conn: sqlite3.Connection, may_view: Callable[[str], bool]
             continue
         item = dict(r)
         item["parts"] = split_key(r["key"])
-        names = DV_KEY if r["entity"] == "datavalue" else CR_KEY
-        item.update(zip(names, item["parts"], strict=False))
-        item["state"] = r["dv_state"] or r["cr_state"]
+        if r["entity"] in TRACKER_ENTITIES:
+            item["uid"] = r["key"]
+        else:
+            names = DV_KEY if r["entity"] == "datavalue" else CR_KEY
+            item.update(zip(names, item["parts"], strict=False))
+        item["state"] = r["dv_state"] or r["cr_state"] or r["tr_state"]
         out.append(item)
         if keep is not None and len(out) >= keep:
             break

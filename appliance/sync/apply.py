@@ -380,6 +380,9 @@ def resolve_conflict(tx: Tx, conflict_id: int, choose: str, value: str | None,
                            f"{c['resolved_by']} at {c['resolved_at']}")
     k = json.loads(c["key"])
     entity = c["entity"]
+    if entity not in _KEYS:
+        raise ResolveError(409, f"Conflict {conflict_id} is about a tracker record: correct "
+                           "the record itself (its edit is queued for national like any other)")
     key = tuple(k[n] for n in _KEYS[entity])
     if not can_write(key[2]):
         raise ResolveError(403, f"You cannot write data for org unit {key[2]}")

@@ -18,17 +18,18 @@ from typing import Any
 from ..config import Config
 from ..dhis2.timefmt import iso_z
 from ..errors import LinkDown, SyncError
-from ..store import Store
-from ..store.datavalues import pending_org_units_periods, sync_counts
+from ..store import Store, tracker_sync
+from ..store.datavalues import pending_org_units_periods
 from ..store.hlc import pack
 from ..store.metadata import MetadataIndex, load_index
-from . import apply, metadata, state
+from . import apply, metadata, state, tracker_pull
 from . import clock as clock_mod
 from .chunking import ChunkSizer
 from .client import NationalClient, ProbeResult
 from .clock import NationalClock, OffsetTracker
 from .push import Pusher, PushStats, form_order
 from .push import inflight as push_inflight
+from .tracker_push import TrackerPusher, TrackerPushStats
 from .watermark import advance, pull_since
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,9 @@ class CycleResult:
     pulled_registrations: int = 0
     pull: apply.PullStats = field(default_factory=apply.PullStats)
     push: PushStats = field(default_factory=PushStats)
+    tracker_pull: tracker_pull.TrackerPullStats = field(
+        default_factory=tracker_pull.TrackerPullStats)
+    tracker_push: TrackerPushStats = field(default_factory=TrackerPushStats)
     bytes_sent: int = 0
     bytes_received: int = 0
     resumed: bool = False
@@ -67,10 +71,13 @@ class CycleResult:
     def summary(self) -> str:
         return (f"pulled {self.pulled_values} values/{self.pulled_registrations} completions "
                 f"({self.pull.conflicts} conflicts), pushed {self.push.accepted} accepted, "
-                f"{self.push.rejected} refused, {self.pending} left pending")
+                f"{self.push.rejected} refused; tracker: pulled "
+                f"{self.tracker_pull.tracked_entities} people ({self.tracker_pull.conflicts} "
+                f"conflicts), pushed {self.tracker_push.accepted} records, "
+                f"{self.tracker_push.rejected} refused; {self.pending} left pending")
 
 
-counts = sync_counts  # the backlog, as status and health report it
+counts = tracker_sync.backlog  # aggregate and tracker, as status and health report it
 
 
 def make_client(config: Config, wall: Callable[[], float] = time.time) -> NationalClient:
@@ -235,6 +242,66 @@ class SyncEngine:
                         default_aoc=index.default_coc)
         result.push = pusher.stats  # filled in as chunks are acknowledged, even if cut
         await pusher.push_all(max_failures=self.push_retries, backoff_base=self.push_backoff_s)
+        # the registers after the aggregate forms: monthly reports have deadlines and are
+        # small, a month of visits is not; a cut in the tracker push delays no report
+        if index.list("programs"):
+            await self.sync_tracker(root, index, st, probe, resume, result)
+
+    # -- tracker -------------------------------------------------------------------------------------
+    async def sync_tracker(self, root: str, index: MetadataIndex, st: dict[str, str],
+                           probe: ProbeResult, resume: bool, result: CycleResult) -> None:
+        """Pull national's tracker changes (all of the upazila's since the watermark; on
+        a resumed cycle only those of people with something to push, so that the echo
+        of a push is not downloaded again), then push."""
+        ctx = self.context(index)
+        sent = await self.store.read(tracker_pull.echoes)
+        if resume:
+            tes = await self.store.read(tracker_sync.known_pending_tes)
+            since = pull_since(st.get("tracker_watermark"), probe.server_ms)
+            for i in range(0, len(tes), tracker_pull.PAGE_SIZE):
+                await self._pull_tracker_pages(
+                    {"trackedEntities": ";".join(tes[i:i + tracker_pull.PAGE_SIZE]),
+                     "updatedAfter": since}, ctx, sent, result, None)
+        else:
+            await self._pull_tracker_pages(
+                {"orgUnits": root, "orgUnitMode": "DESCENDANTS",
+                 "updatedAfter": pull_since(st.get("tracker_watermark"), probe.server_ms)},
+                ctx, sent, result,
+                {"tracker_watermark": advance(st.get("tracker_watermark"), probe.server_date)})
+        if result.tracker_pull.conflicts:
+            p = result.tracker_pull
+            await self.event("warning", "conflict", f"{p.conflicts} tracker conflicts: "
+                             f"{p.hub_won} kept the hub's edit, {p.national_won} national's")
+        pusher = TrackerPusher(self.store, self.client, probe.clock, self.event,
+                               int(self.config.get("sync", "tracker_chunk_rows") or 8000))
+        result.tracker_push = pusher.stats
+        await pusher.push_all(max_failures=self.push_retries, backoff_base=self.push_backoff_s)
+
+    async def _pull_tracker_pages(self, query: dict[str, Any], ctx: apply.Context,
+                                  sent: tracker_pull.Echoes, result: CycleResult,
+                                  done_state: dict[str, Any] | None) -> None:
+        page = 1
+        while True:
+            data = await self.client.get_json("/api/tracker/trackedEntities", {
+                **query, "includeDeleted": "true", "fields": tracker_pull.FIELDS,
+                "order": "updatedAt:asc", "page": page, "pageSize": tracker_pull.PAGE_SIZE})
+            items = data.get("trackedEntities", data.get("instances")) \
+                if isinstance(data, dict) else None
+            if not isinstance(items, list):
+                raise SyncError("national's trackedEntities reply has no trackedEntities list")
+            last = len(items) < tracker_pull.PAGE_SIZE
+            extra = done_state if last else None
+
+            def write(tx: Any, page_items: list[Any] = items, fin: dict[str, Any] | None = extra
+                      ) -> tracker_pull.TrackerPullStats:
+                stats = tracker_pull.apply_page(tx, page_items, ctx, sent)
+                if fin:  # the watermark moves once every page is applied
+                    state.set_state(tx, fin)
+                return stats
+            result.tracker_pull.add(await self.store.write(write))
+            if last:
+                return
+            page += 1
 
     async def _root(self, st: dict[str, str]) -> str:
         root = self.config.get("hub", "org_unit") or st.get("root_org_unit")
