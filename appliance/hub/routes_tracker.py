@@ -25,6 +25,7 @@ import orjson
 from aiohttp import web
 
 from ..dhis2.timefmt import format_ts
+from ..dhis2.trackerjobs import completion_message
 from ..dhis2.uid import generate_uid, is_uid
 from ..dhis2.webmessage import web_message
 from ..errors import BadRequest, Conflict, Forbidden, NotFound
@@ -116,9 +117,7 @@ async def job_status(request: web.Request) -> web.Response:
     job = await _job(request)
     if job is None:
         raise NotFound(f"Tracker job {request.match_info['id'][:20]} not found")
-    st = job["report"]["stats"]
-    message = (f"Import complete with status {job['report']['status']}, {st['created']} created, "
-               f"{st['updated']} updated, {st['deleted']} deleted, {st['ignored']} ignored")
+    message = completion_message(job["report"]["status"], job["report"]["stats"])
     jid = request.match_info["id"]
     return json_response([{"uid": jid, "level": "INFO", "category": "TRACKER_IMPORT_JOB",
                            "time": job["at"], "message": message, "completed": True,

@@ -145,6 +145,8 @@ async def test_records_made_at_the_hub_reach_national(pair: Pair) -> None:
     r = await pair.cycle()
     assert r.ok, r.error
     assert r.tracker_push.accepted == 3 + 3 + 6 and r.tracker_push.rejected == 0
+    # national refused nothing: its job notification said so, the report stayed there
+    assert r.tracker_push.reports_skipped == r.tracker_push.chunks >= 1
     assert pending(pair.hub) == {}
     assert_equal(pair.hub, pair.national.store)
     # nothing more to send: a second cycle pushes nothing
@@ -300,6 +302,7 @@ async def test_a_refused_event_is_shown_with_dhis2s_reason(pair: Pair, http: aio
     r = await pair.cycle()
     assert r.ok, r.error
     assert r.tracker_push.rejected == 1 and r.tracker_push.accepted == 5
+    assert r.tracker_push.reports_skipped == 0  # the report says which one and why
     rej = pair.hub.read_sync(lambda c: synclog.tracker_rejections(c, [bad.uid, b.events[0].uid]))
     assert list(rej) == [bad.uid]
     assert rej[bad.uid]["errorCode"] == "E1303"
