@@ -23,7 +23,7 @@ from aiohttp import web
 from ..dhis2 import program_rules as pr
 from ..dhis2 import schedule
 from ..errors import BadRequest, Forbidden, NotFound
-from ..store import worklists
+from ..store import synclog, worklists
 from ..store.metadata import MetadataIndex
 from ..store.users import User
 from ..webguard import parse_json
@@ -151,8 +151,13 @@ async def _other_events(request: web.Request, index: MetadataIndex, user: User,
 async def sync_states(request: web.Request) -> web.Response:
     index, user = index_of(request), user_of(request)
     te = request.match_info["uid"]
-    states, ou = await request.app[STORE].read(
-        lambda c: (worklists.record_sync_states(c, te), worklists.person_org_unit(c, te)))
+    def read(c: Any) -> tuple[dict[str, Any], str | None]:
+        states = worklists.record_sync_states(c, te)
+        if states:  # national's refusals with DHIS2's code and message, by uid
+            uids = [te, *states["enrollments"], *states["events"]]
+            states["rejections"] = synclog.tracker_rejections(c, uids)
+        return states, worklists.person_org_unit(c, te)
+    states, ou = await request.app[STORE].read(read)
     if not states or ou is None or not user.can_search(index, ou):
         raise NotFound(f"TrackedEntity not found: `{te}`")
     return json_response(states)

@@ -17,6 +17,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select
 
+from appliance.store import synclog
 from tests.hub.cells import cells
 from tests.hub.tracker_data import registers
 
@@ -253,13 +254,19 @@ def test_record_shows_national_refusal_and_refers_to_the_uhc(live_hub: ThreadedH
     (ev,), = rows(live_hub, "SELECT uid FROM event WHERE te = ?", te)
     live_hub.store.write_sync(lambda tx: tx.execute(
         "UPDATE event SET sync_state = 'rejected' WHERE uid = ?", (ev,)))
+    # as the sync worker records national's refusal (appliance/sync/tracker_push.py)
+    live_hub.store.write_sync(lambda tx: synclog.record_rejection(
+        tx, "event", (ev,), code="E1303", message="Mandatory DataElement `wt` is not present",
+        at="2026-12-06T08:00:00.000", username="chcp", org_unit=C.chcp_clinic,
+        value=None, hlc=1))
     live_hub.store.write_sync(lambda tx: tx.execute(
         "UPDATE te_attribute SET sync_state = 'synced' WHERE te = ?", (te,)))
     open_logged_in(browser, f"{live_hub.url}/hub/people/{te}")
     row = wait(browser, "the visit", lambda: browser.find_element(
         By.CSS_SELECTOR, f'tr[data-event="{ev}"]'))
     cell = row.find_element(By.CSS_SELECTOR, ".sync")
-    assert cell.get_attribute("data-state") == "rejected" and cell.text == "refused by national"
+    assert cell.get_attribute("data-state") == "rejected"
+    assert cell.text == "refused by national: E1303 Mandatory DataElement `wt` is not present"
     assert {e.get_attribute("data-state") for e in browser.find_elements(
         By.CSS_SELECTOR, "#attrs .sync")} == {"synced"}
     section = browser.find_element(

@@ -84,9 +84,12 @@ async function api(method, path, body) {
   return {status: r.status, ok: r.ok, body: json};
 }
 const banner = (text, cls) => h('p', {class: 'banner ' + (cls || ''), role: cls === 'err' ? 'alert' : 'status'}, text);
-function syncCell(state) {
+function syncCell(state, uid) {
   const s = state || 'pending';
-  return h('span', {class: 'sync', 'data-state': s}, h('i', {class: 'dot'}), h('span', {class: 'st'}, LABEL[s] || s));
+  // national's refusal, in DHIS2's words, so the CHCP can correct the record
+  const why = s === 'rejected' && uid && ((STATES || {}).rejections || {})[uid];
+  return h('span', {class: 'sync', 'data-state': s}, h('i', {class: 'dot'}), h('span', {class: 'st'}, LABEL[s] || s),
+    why ? h('span', {class: 'why'}, ': ' + [why.errorCode, why.message].filter(Boolean).join(' ')) : '');
 }
 const nameOf = o => (o && (o.displayName || o.formName || o.name)) || '';
 
@@ -351,7 +354,7 @@ function drawRecord(note) {
     note ? banner(note, 'ok') : null,
     TE.potentialDuplicate ? h('p', {class: 'banner warn', id: 'flagged'}, T.flagged) : null,
     h('div', {class: 'person-head'}, h('h1', {class: 'bn', id: 'person-name'}, byC[CODES.bn] || byC[CODES.en] || TE.trackedEntity),
-      h('p', {class: 'muted'}, byC[CODES.en] || '', ' · ', syncCell(STATES.trackedEntity))),
+      h('p', {class: 'muted'}, byC[CODES.en] || '', ' · ', syncCell(STATES.trackedEntity, TE.trackedEntity))),
     h('h2', {class: 'big'}, T.attributes),
     h('div', {class: 'tw'}, h('table', {class: 'list', id: 'attrs'},
       h('thead', {}, h('tr', {}, [T.col.field, T.col.val, T.col.sync].map(t => h('th', {scope: 'col'}, t)))),
@@ -375,7 +378,7 @@ function drawEnrollment(e) {
   return h('section', {class: 'enrollment', 'data-enrollment': e.enrollment, 'data-program': e.program},
     h('h2', {}, p.name, ' ', h('span', {class: 'muted'}, `(${(e.status || '').toLowerCase()})`)),
     h('p', {}, `${p.enrollmentDateLabel || T.enrolledAt}: ${day(e.enrolledAt)} · ${p.incidentDateLabel || T.incident}: ${day(e.occurredAt)} · ${T.owner}: ${ownerOu.name} · `,
-      syncCell((STATES.enrollments || {})[e.enrollment])),
+      syncCell((STATES.enrollments || {})[e.enrollment], e.enrollment)),
     (p.programStages || []).map(s => {
       const evs = events.filter(v => v.programStage === s.id)
         .sort((x, y) => (x.occurredAt || x.scheduledAt || '').localeCompare(y.occurredAt || y.scheduledAt || ''));
@@ -387,7 +390,7 @@ function drawEnrollment(e) {
           h('td', {}, T.evStatus[v.status] || v.status),
           h('td', {}, (v.dataValues || []).filter(d => d.value !== null && d.value !== '')
             .map(d => `${nameOf(DES[d.dataElement]) || d.dataElement}: ${shown(DES[d.dataElement], d.value)}`).join(' · ')),
-          h('td', {}, syncCell((STATES.events || {})[v.event])),
+          h('td', {}, syncCell((STATES.events || {})[v.event], v.event)),
           h('td', {class: 'noprint'}, mine && ['SCHEDULE', 'OVERDUE', 'ACTIVE'].includes(v.status)
             ? h('button', {type: 'button', class: 'record-visit', onclick: () => visitForm(e, p, s, v)}, T.recordVisit) : null))))))];
     }),
