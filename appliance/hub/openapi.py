@@ -412,7 +412,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         {200: obj({"potentialDuplicates": arr(obj())}, ("potentialDuplicates",))}, (400,),
         (qp("trackedEntity"), qp("status"))),
     ("POST", "/api/potentialDuplicates"): Op(
-        "Flag two tracked entities as a potential duplicate", {200: obj()}, (400, 403, 404),
+        "Flag two tracked entities as a potential duplicate", {200: obj()}, (400, 403, 404, 409),
         body={JSON: obj({"original": UID, "duplicate": UID, "reasons": arr(STR)},
                         ("original", "duplicate"))}),
     ("PUT", "/api/potentialDuplicates/{id}"): Op(

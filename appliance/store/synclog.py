@@ -201,7 +201,8 @@ def delete_rejections(tx: Tx, entity: str, keys: Iterable[Sequence[str]]) -> Non
 
 # Tracker refusals are kept here too: entity is the object's table (tracked_entity,
 # enrollment, event, relationship, program_owner) and key its uid (te|program for an owner).
-TRACKER_ENTITIES = ("tracked_entity", "enrollment", "event", "relationship", "program_owner")
+TRACKER_ENTITIES = ("tracked_entity", "enrollment", "event", "relationship", "program_owner",
+                    "potential_duplicate")
 
 
 def tracker_rejections(conn: sqlite3.Connection, uids: Iterable[str]

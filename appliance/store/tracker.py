@@ -1083,6 +1083,11 @@ def add_potential_duplicate(tx: Tx, original: str, duplicate: str, reasons: list
     """Flag ``duplicate`` as a possible duplicate of ``original``; returns the new uid. The
     entity's ``potentialDuplicate`` flag is set without making it pending: the
     potential_duplicate row syncs on its own."""
+    if tx.execute("SELECT 1 FROM potential_duplicate WHERE status='OPEN' AND ((original=? AND "
+                  "duplicate=?) OR (original=? AND duplicate=?))",
+                  (original, duplicate, duplicate, original)).fetchone():
+        raise Conflict(f"'{original}' and '{duplicate}' is already marked as a potential "
+                       "duplicate")
     uid = generate_uid()
     stamp = tx.stamp()
     now = to_iso(stamp)

@@ -30,7 +30,8 @@ from .hlc import to_iso
 KEY_COLS: dict[str, tuple[str, ...]] = {
     "tracked_entity": ("uid",), "te_attribute": ("te", "attribute"),
     "enrollment": ("uid",), "event": ("uid",), "event_value": ("event", "data_element"),
-    "relationship": ("uid",), "program_owner": ("te", "program")}
+    "relationship": ("uid",), "program_owner": ("te", "program"),
+    "potential_duplicate": ("uid",)}
 OBJECT_TABLES = ("tracked_entity", "enrollment", "event", "relationship")
 # header columns national's JSON carries, per object table (what a pull compares and writes)
 HEADER_COLS: dict[str, tuple[str, ...]] = {
@@ -117,9 +118,19 @@ def pending(conn: sqlite3.Connection) -> Pending:
     return out
 
 
+def pending_duplicates(conn: sqlite3.Connection) -> list[tuple[str, str, str, list[str], int]]:
+    """Possible duplicates flagged at the hub and not yet at national, once national holds
+    both people: (uid, original, duplicate, reasons, hlc), oldest first."""
+    return [(r[0], r[1], r[2], json.loads(r[3] or "[]"), int(r[4])) for r in conn.execute(
+        "SELECT d.uid, d.original, d.duplicate, d.reasons, d.hlc FROM potential_duplicate d "
+        "WHERE d.sync_state='pending' AND d.status='OPEN' AND NOT EXISTS (SELECT 1 FROM "
+        "tracked_entity t WHERE t.uid IN (d.original, d.duplicate) AND t.sync_state<>'synced')"
+        " ORDER BY d.hlc")]
+
+
 def pending_count(conn: sqlite3.Connection) -> int:
-    """Pending tracker rows (the push backlog; potential duplicates are not pushed)."""
-    return sum(n for t, n in tracker.pending_counts(conn).items() if t != "potential_duplicate")
+    """Pending tracker rows (the push backlog)."""
+    return sum(tracker.pending_counts(conn).values())
 
 
 def state_counts(conn: sqlite3.Connection) -> dict[str, int]:

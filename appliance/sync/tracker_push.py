@@ -70,6 +70,7 @@ class TrackerPushStats:
     superseded: int = 0      # rows edited while in flight (still pending)
     transfers: int = 0
     body_bytes: int = 0
+    duplicates: int = 0      # possible duplicates put on national's review list
     reports_skipped: int = 0  # chunks national took whole: its notifications said so
 
 
@@ -317,6 +318,7 @@ class TrackerPusher:
                 if not done:
                     break  # nothing in it could be resolved: do not spin
         await self.push_transfers()
+        await self.push_duplicates()
         return self.stats
 
     def _next_chunk_fn(self, entity: str
@@ -452,6 +454,39 @@ class TrackerPusher:
                     synclog.record_rejection(tx, "program_owner", k, code=c, message=m,
                                              at=to_iso(tx.stamp()), username=None, org_unit=o,
                                              value=o, hlc=h)
+            await self.store.write(refuse)
+            self.stats.rejected += 1
+
+
+    # -- possible duplicates flagged at registration --------------------------------------
+    async def push_duplicates(self) -> None:
+        """A CHCP's "this is a new person" on a likely duplicate goes to national's review
+        list (POST /api/potentialDuplicates). National keys the pair, not our uid: a pair
+        it already holds (409) is done too."""
+        for uid, original, duplicate, reasons, hlc in await self.store.read(
+                ts.pending_duplicates):
+            reply = await self.client.request(
+                "POST", "/api/potentialDuplicates",
+                payload=orjson.dumps({"original": original, "duplicate": duplicate,
+                                      "status": "OPEN", "reasons": reasons}),
+                ok=(200, 201, 400, 403, 404, 409), parse=False, retries=2)
+            base = format_ts(self.clock.upper_ms())
+            if reply.status in (200, 201, 409):
+                def accept(tx: Tx, u: str = uid, h: int = hlc, b: str = base) -> int:
+                    return ts.mark(tx, [("potential_duplicate", (u,), h)], "synced", b)
+                await self.store.write(accept)
+                self.stats.duplicates += 1
+                continue
+            if reply.status == 404:  # a person national has not taken yet: next cycle
+                continue
+            code, msg = _web_message(reply)
+
+            def refuse(tx: Tx, u: str = uid, h: int = hlc, c: str | None = code,
+                       m: str = msg, o: str = original) -> None:
+                if ts.mark(tx, [("potential_duplicate", (u,), h)], "rejected", None):
+                    synclog.record_rejection(tx, "potential_duplicate", (u,), code=c,
+                                             message=m, at=to_iso(tx.stamp()), username=None,
+                                             org_unit="", value=o, hlc=h)
             await self.store.write(refuse)
             self.stats.rejected += 1
 

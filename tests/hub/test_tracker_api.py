@@ -300,6 +300,10 @@ async def test_potential_duplicates(hub: RunningHub, http: aiohttp.ClientSession
     async with http.post(hub.api("potentialDuplicates"), json=pair, headers=CHCP) as r:
         made = await r.json()
     assert r.status == 200 and made["status"] == "OPEN"
+    swapped = {**pair, "original": pair["duplicate"], "duplicate": pair["original"]}
+    for again in (pair, swapped):  # as DHIS2: one open flag per pair
+        async with http.post(hub.api("potentialDuplicates"), json=again, headers=CHCP) as r:
+            assert r.status == 409 and "already marked" in (await r.json())["message"]
     async with http.get(hub.api("potentialDuplicates"), headers=CHCP,
                         params={"trackedEntity": pair["duplicate"]}) as r:
         listed = (await r.json())["potentialDuplicates"]

@@ -126,7 +126,7 @@ def assert_equal(hub: Any, national: Any) -> None:
 
 def pending(store: Store) -> dict[str, int]:
     return store.read_sync(lambda c: {t: n for t, n in tstore.pending_counts(c).items()
-                                      if n and t != "potential_duplicate"})
+                                      if n})
 
 
 def tracker_conflicts(store: Store) -> list[dict[str, Any]]:
@@ -291,6 +291,33 @@ async def test_an_ownership_transfer_at_the_hub_reaches_national(pair: Pair) -> 
     assert pending(pair.hub) == {}
     assert pair.national.store.read_sync(lambda c: tstore.owner(c, p["te"], program)) == target
     assert_equal(pair.hub, pair.national.store)
+
+
+async def test_a_possible_duplicate_flagged_at_registration_reaches_national(pair: Pair
+                                                                            ) -> None:
+    """The CHCP confirmed "a new person" on a likely duplicate: the pair goes to national's
+    review list once national holds both people; a pair national already has is done."""
+    known = history_person(pair.hub)["te"]
+    b = person_bundle(2, visits=0)
+    new, other = (t.uid for t in b.tracked_entities)
+    await hub_write(pair.hub, b)
+    for original, duplicate in ((known, new), (known, other)):
+        await pair.hub.write(lambda tx, o=original, d=duplicate: tstore.add_potential_duplicate(
+            tx, o, d, ["same phone 01711000001"], username="chcp"))
+    # national's reviewer had already flagged the second pair (from a tablet, say)
+    await pair.national.store.write(lambda tx: tstore.add_potential_duplicate(
+        tx, known, other, ["same name"], username="district", provenance=NATIONAL))
+    r = await pair.cycle()
+    assert r.ok, r.error
+    assert r.tracker_push.duplicates == 2 and r.tracker_push.rejected == 0
+    assert pending(pair.hub) == {}
+    pairs = pair.national.store.read_sync(lambda c: sorted(
+        (d["original"], d["duplicate"], d["status"]) for d in
+        tstore.list_potential_duplicates(c, te=known)))
+    assert pairs == sorted([(known, new, "OPEN"), (known, other, "OPEN")])  # not twice
+    reasons = pair.national.store.read_sync(lambda c: [
+        d["reasons"] for d in tstore.list_potential_duplicates(c, te=new)])
+    assert reasons == [["same phone 01711000001"]]
 
 
 async def test_a_refused_event_is_shown_with_dhis2s_reason(pair: Pair, http: aiohttp.ClientSession
