@@ -42,7 +42,7 @@ from .routes_hub import read_status
 from .web import CONFIG, ROLE, STATE, STORE, USER_KEY
 
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}
-STATIC_FILES = ("hub.js", "hub.css", "people.js", "people.css")
+STATIC_FILES = ("hub.js", "hub.css", "dom.js", "people.js", "people.css")
 # The register pages (people.js, people.css): page name -> (title, path)
 REGISTER_PAGES = {"people": ("People", "/hub/people"), "record": ("Person", "/hub/people"),
                   "lists": ("Weekly lists", "/hub/lists")}

@@ -1,5 +1,6 @@
 /* Data entry (/hub) and every page's header (register pages get 'hub:me' on login). ES2017
    module, no build step. Data is only ever rendered as text nodes. */
+import {h, add, fill} from './dom.js';
 const B = document.body, PAGE = B.dataset.page, REFRESH = +B.dataset.refresh || 10000;
 const $ = id => document.getElementById(id), MAIN = $('main');
 const NUMERIC = ['INTEGER', 'INTEGER_POSITIVE', 'INTEGER_NEGATIVE', 'INTEGER_ZERO_OR_POSITIVE',
@@ -11,24 +12,6 @@ const LABEL = {pending: 'received by the hub', synced: 'accepted by national',
 let ME = null, SERVER_DATE = null;
 
 // -- helpers
-function h(tag, attrs, ...kids) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else if (k === 'class') el.className = v;
-    else if (k === 'value') el.value = v;
-    else el.setAttribute(k, v === true ? '' : v);
-  }
-  add(el, kids);
-  return el;
-}
-function add(el, kid) {
-  if (kid === null || kid === undefined || kid === false) return;
-  if (Array.isArray(kid)) kid.forEach(k => add(el, k));
-  else el.appendChild(typeof kid === 'object' ? kid : document.createTextNode(String(kid)));
-}
-const fill = (el, ...kids) => { el.textContent = ''; add(el, kids); return el; };
 const q = p => Object.keys(p).map(k => `${encodeURIComponent(k)}=${encodeURIComponent(p[k])}`).join('&');
 const msgOf = (r, fallback) => (r && r.body && r.body.message) || fallback;
 const pad = n => (n < 10 ? '0' : '') + n;

@@ -2,6 +2,7 @@
    record: enrolments, visits with program rules, referral) and /hub/lists (the weekly lists
    and the due/overdue list). ES2017 module, no build step; hub.js logs in and sends 'hub:me'.
    Data is only ever rendered as text nodes. */
+import {h, add, fill} from './dom.js';
 const PAGE = document.body.dataset.page, MAIN = document.getElementById('main');
 const $ = id => document.getElementById(id);
 
@@ -39,24 +40,6 @@ const CODES = {bn: 'BD_NAME_BN', en: 'BD_NAME_EN', rel: 'BD_RELATION_NAME', phon
   village: 'BD_VILLAGE', dob: 'BD_DOB', brn: 'BD_BRN'};
 
 // -- helpers (as hub.js)
-function h(tag, attrs, ...kids) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else if (k === 'class') el.className = v;
-    else if (k === 'value') el.value = v;
-    else el.setAttribute(k, v === true ? '' : v);
-  }
-  add(el, kids);
-  return el;
-}
-function add(el, kid) {
-  if (kid === null || kid === undefined || kid === false) return;
-  if (Array.isArray(kid)) kid.forEach(k => add(el, k));
-  else el.appendChild(typeof kid === 'object' ? kid : document.createTextNode(String(kid)));
-}
-const fill = (el, ...kids) => { el.textContent = ''; add(el, kids); return el; };
 const q = p => Object.keys(p).filter(k => p[k] !== undefined && p[k] !== '')
   .map(k => `${encodeURIComponent(k)}=${encodeURIComponent(p[k])}`).join('&');
 const day = s => (s ? String(s).slice(0, 10) : '—');
