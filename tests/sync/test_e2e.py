@@ -77,6 +77,23 @@ def processes() -> Iterator[list[Any]]:
                     popen.kill()
 
 
+def provisioned(tmp_path: Path, procs: list[Any], *, national_extra: list[str] | None = None,
+                first_timeout: float = 180) -> tuple[HubProcess, HubProcess, Path, int]:
+    """National and a hub provisioned while the link is good: the first sync (metadata, the
+    demo history) runs direct. Returns (national, hub, the hub's data dir, national's port)."""
+    national = start_hub_process(tmp_path / "national", role="national", extra=national_extra)
+    procs.append(national)
+    hub_dir = tmp_path / "hub"
+    direct = write_config(tmp_path / "direct.toml", national.url)
+    hub = start_hub_process(hub_dir, extra=["--config", str(direct)])
+    procs.append(hub)
+    first = subprocess.run(
+        [sys.executable, "-m", "appliance.cli", "sync", "--once", "--config", str(direct),
+         "--data-dir", str(hub_dir)], cwd=REPO, capture_output=True, timeout=first_timeout)
+    assert first.returncode == 0, first.stderr.decode()
+    return national, hub, hub_dir, int(national.url.rsplit(":", 1)[1])
+
+
 async def wait_synced(http: aiohttp.ClientSession, hub: HubProcess, timeout: float) -> dict:  # type: ignore[type-arg]
     deadline = time.monotonic() + timeout
     st: dict[str, Any] = {}
@@ -92,18 +109,7 @@ async def wait_synced(http: aiohttp.ClientSession, hub: HubProcess, timeout: flo
 async def test_month_through_a_flapping_32kbit_link(tmp_path: Path,
                                                     http: aiohttp.ClientSession) -> None:
     with processes() as procs:
-        national = start_hub_process(tmp_path / "national", role="national")
-        procs.append(national)
-        hub_dir = tmp_path / "hub"
-        port = int(national.url.rsplit(":", 1)[1])
-        # the hub is provisioned while the link is good: first sync (metadata) direct
-        direct = write_config(tmp_path / "direct.toml", national.url)
-        hub = start_hub_process(hub_dir, extra=["--config", str(direct)])
-        procs.append(hub)
-        first = subprocess.run(
-            [sys.executable, "-m", "appliance.cli", "sync", "--once", "--config", str(direct),
-             "--data-dir", str(hub_dir)], cwd=REPO, capture_output=True, timeout=120)
-        assert first.returncode == 0, first.stderr.decode()
+        national, hub, hub_dir, port = provisioned(tmp_path, procs, first_timeout=120)
         # from now on: 32 kbit/s each way, a cut (connections reset) every 3 s for 0.7 s
         proxy = await FlappingProxy("127.0.0.1", port, rate=4000, every_s=3.0, down_s=0.7,
                                     mode="reset").start()

@@ -32,7 +32,7 @@ from tests.conftest import REPO, copy_db, start_hub_process
 from tests.netlink.harness import FlappingProxy
 
 from .conftest import basic
-from .test_e2e import processes, start_sync, write_config
+from .test_e2e import processes, provisioned, start_sync, write_config
 from .test_tracker_sync import M, assert_equal, hub_write, person_bundle, snapshot
 
 pytestmark = pytest.mark.slow
@@ -87,17 +87,7 @@ def tracker_conflicts(db: Path) -> int:
 async def test_registers_through_a_flapping_link(tmp_path: Path,
                                                  http: aiohttp.ClientSession) -> None:
     with processes() as procs:
-        national = start_hub_process(tmp_path / "national", role="national")
-        procs.append(national)
-        hub_dir = tmp_path / "hub"
-        port = int(national.url.rsplit(":", 1)[1])
-        direct = write_config(tmp_path / "direct.toml", national.url)
-        hub = start_hub_process(hub_dir, extra=["--config", str(direct)])
-        procs.append(hub)
-        first = subprocess.run(
-            [sys.executable, "-m", "appliance.cli", "sync", "--once", "--config", str(direct),
-             "--data-dir", str(hub_dir)], cwd=REPO, capture_output=True, timeout=180)
-        assert first.returncode == 0, first.stderr.decode()
+        national, hub, hub_dir, port = provisioned(tmp_path, procs)
         # 64 kbit/s each way, connections reset every 3 s for 0.7 s
         proxy = await FlappingProxy("127.0.0.1", port, rate=8000, every_s=3.0, down_s=0.7,
                                     mode="reset").start()
@@ -251,18 +241,8 @@ async def test_registers_through_the_cut_netns_link(tmp_path: Path,
     interface goes down every 6 s for 2 s (TCP stalls and resumes, as on the modem)."""
     from tests.netlink.harness import NetnsLink, NetnsUnavailable
     with processes() as procs:
-        national = start_hub_process(tmp_path / "national", role="national",
-                                     extra=["--host", "0.0.0.0"])
-        procs.append(national)
-        hub_dir = tmp_path / "hub"
-        port = int(national.url.rsplit(":", 1)[1])
-        direct = write_config(tmp_path / "direct.toml", national.url)
-        hub = start_hub_process(hub_dir, extra=["--config", str(direct)])
-        procs.append(hub)
-        first = subprocess.run(
-            [sys.executable, "-m", "appliance.cli", "sync", "--once", "--config", str(direct),
-             "--data-dir", str(hub_dir)], cwd=REPO, capture_output=True, timeout=180)
-        assert first.returncode == 0, first.stderr.decode()
+        national, hub, hub_dir, port = provisioned(
+            tmp_path, procs, national_extra=["--host", "0.0.0.0"])
         link = NetnsLink(256)
         try:
             link.__enter__()
