@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..dhis2.timefmt import iso_z
+from ..store.backlog import backlog
 from ..store.synclog import sync_state_values
-from ..store.tracker_sync import backlog
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from aiohttp import web
 
 from .. import __version__
 from ..health.api import health_payload
+from ..store import backlog, synclog
 from ..store import datavalues as dv
-from ..store import synclog, tracker_sync
 from .web import CONFIG, ROLE, STATE, STORE, json_response
 
 
@@ -20,7 +20,7 @@ def read_status(conn: Any) -> dict[str, Any]:
     counts = dv.state_counts(conn)
     return {"state": synclog.read_state(conn), "values": counts["values"],
             "registrations": counts["registrations"],
-            "tracker": tracker_sync.state_counts(conn),
+            "tracker": backlog.tracker_counts(conn),
             "conflicts": synclog.open_conflicts(conn), "events": synclog.event_log(conn)}
 
 

@@ -22,8 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import audit, search, tracker
-from .datavalues import sync_counts
+from . import audit, search
 from .db import Tx
 from .hlc import to_iso
 
@@ -128,19 +127,8 @@ def pending_duplicates(conn: sqlite3.Connection) -> list[tuple[str, str, str, li
         " ORDER BY d.hlc")]
 
 
-def pending_count(conn: sqlite3.Connection) -> int:
-    """Pending tracker rows (the push backlog)."""
-    return sum(tracker.pending_counts(conn).values())
 
 
-def state_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    """Rows per sync state over the pushed tracker tables."""
-    out = {s: 0 for s in ("pending", "synced", "conflict", "rejected")}
-    sql = " UNION ALL ".join(f"SELECT sync_state, count(*) FROM {t} GROUP BY sync_state"
-                             for t in KEY_COLS)
-    for state, n in conn.execute(sql):
-        out[state] = out.get(state, 0) + int(n)
-    return out
 
 
 _KIND_TABLE = {"te": "tracked_entity", "en": "enrollment", "ev": "event", "rel": "relationship"}
@@ -370,10 +358,3 @@ def known_pending_tes(conn: sqlite3.Connection) -> list[str]:
         "WHERE v.sync_state='pending') "
         "AND (t.origin='national' OR t.base IS NOT NULL) AND t.deleted=0 ORDER BY t.uid")]
 
-
-def backlog(conn: sqlite3.Connection) -> tuple[int, int, int]:
-    """(pending, rejected, open conflicts) over aggregate and tracker rows: the sync
-    backlog the sync worker and the health agent report."""
-    pending_, rejected, conflicts = sync_counts(conn)
-    counts = state_counts(conn)
-    return pending_ + counts["pending"], rejected + counts["rejected"], conflicts

@@ -18,7 +18,7 @@ from typing import Any
 from ..config import Config
 from ..dhis2.timefmt import iso_z
 from ..errors import LinkDown, SyncError
-from ..store import Store, tracker_sync
+from ..store import Store, backlog, tracker_sync
 from ..store.datavalues import pending_org_units_periods
 from ..store.hlc import pack
 from ..store.metadata import MetadataIndex, load_index
@@ -77,7 +77,7 @@ class CycleResult:
                 f"{self.tracker_push.rejected} refused; {self.pending} left pending")
 
 
-counts = tracker_sync.backlog  # aggregate and tracker, as status and health report it
+counts = backlog.backlog  # aggregate and tracker, as status and health report it
 
 
 def make_client(config: Config, wall: Callable[[], float] = time.time) -> NationalClient:
