@@ -4,6 +4,10 @@
 - reporting day: 300 concurrent clients x 4 forms of ~150 values, zero errors, p99 < 1 s;
 - ready to answer within 3 s of start; RSS < 100 MB through the load.
 
+"Start" is the appliance's: a hub starting on the store it already holds (after a power
+cut). The demo's first boot, which also builds the demo store (metadata, a year of
+values, the register history), is timed and printed beside it, not against the target.
+
 The hub runs as a real process on loopback; the load comes from this process, so on a
 2-core machine the clients and the hub share the CPU, as they would not on the LAN.
 """
@@ -144,6 +148,9 @@ def main() -> dict[str, Any]:
 
         raw_first = raw_baseline(month, tmp / "raw.db")
 
+        proc, url, first_boot_s = start_hub(tmp / "hub")  # the demo seeds its store
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
         proc, url, ready_s = start_hub(tmp / "hub")
         sampler = RssSampler(proc.pid)
         sampler.start()
@@ -194,7 +201,8 @@ def main() -> dict[str, Any]:
                               "p50_s": round(pct(day_lat, 50), 3), "p99_s": round(p99, 3),
                               "max_s": round(max(day_lat), 3), "errors": len(day_err),
                               "first_errors": day_err[:3]},
-            "ready_s": round(ready_s, 2), "peak_rss_mb": round(rss_mb, 1),
+            "ready_s": round(ready_s, 2), "demo_first_boot_s": round(first_boot_s, 2),
+            "peak_rss_mb": round(rss_mb, 1),
             "cpus": os.cpu_count(),
         }
         res["targets"] = [
