@@ -192,6 +192,9 @@ def _anc_values(rng: random.Random, lmp: date, day: date, next_due: date | None,
     danger = "NONE"
     if rng.random() < 0.08:
         danger = rng.choices([c for c, _ in _DANGER], [w for _, w in _DANGER])[0]
+    # the later register fields draw from their own generator, so the history above
+    # (who is due and overdue) does not change with them
+    x = random.Random(f"anc/{day}/{sys_bp}/{dia_bp}/{weeks}")
     return {
         "BD_MAT_GEST_WEEKS": str(weeks), "BD_MAT_BP_SYS": str(sys_bp),
         "BD_MAT_BP_DIA": str(dia_bp),
@@ -200,6 +203,14 @@ def _anc_values(rng: random.Random, lmp: date, day: date, next_due: date | None,
         "BD_MAT_DANGER": danger,
         "BD_MAT_IFA": "true" if rng.random() < 0.9 else "false",
         "BD_MAT_NEXT_VISIT": next_due.isoformat() if next_due else None,
+        # fundal height tracks the weeks from 20 on; the heartbeat is heard from ~20 weeks
+        "BD_MAT_FUNDAL_CM": str(max(12, weeks + x.randint(-2, 2))) if weeks >= 20 else None,
+        "BD_MAT_FHR": str(x.randint(120, 160)) if weeks >= 20 else None,
+        "BD_MAT_OEDEMA": "true" if risky and x.random() < 0.5 else "false",
+        "BD_MAT_URINE_ALB": "true" if risky and x.random() < 0.4 else "false",
+        "BD_MAT_CALCIUM": "true" if weeks >= 20 and x.random() < 0.8 else "false",
+        "BD_MAT_TD": "true" if x.random() < 0.35 else "false",
+        "BD_MAT_COUNSEL": "true" if x.random() < 0.85 else "false",
     }
 
 
@@ -292,6 +303,7 @@ def _delivery(out: _Out, rng: random.Random, c: _Clinic, key: tuple[str, ...], t
             break
         if made is None:
             continue
+        px = random.Random(f"pnc/{made}/{j}/{key}")  # apart from rng, as for ANC
         out.event(uid(*key, "pnc", str(j)), enr, te, "BD_MATERNAL", "BD_MAT_PNC", c.uid,
                   made=made, due=due, values={
                       "BD_MAT_PNC_DAYS": str((made - day).days), "BD_MAT_DANGER": "NONE"
@@ -301,7 +313,10 @@ def _delivery(out: _Out, rng: random.Random, c: _Clinic, key: tuple[str, ...], t
                       "BD_MAT_BP_DIA": str(rng.randint(62, 86)) if rng.random() < 0.5
                       else None,
                       "BD_MAT_PNC_BF": "true" if rng.random() < 0.85 else "false",
-                      "BD_MAT_PNC_FP": "true" if rng.random() < 0.6 else "false"})
+                      "BD_MAT_PNC_FP": "true" if rng.random() < 0.6 else "false",
+                      "BD_MAT_PNC_VITA": "true" if px.random() < 0.7 else "false",
+                      "BD_MAT_PNC_CORD": "true" if px.random() < 0.8 else "false",
+                      "BD_MAT_PNC_NB_DANGER": "true" if px.random() < 0.04 else "false"})
     close = day + timedelta(days=42 + rng.randint(1, 10))
     return close if close <= ref else None
 
@@ -398,6 +413,7 @@ def _under5(out: _Out, rng: random.Random, c: _Clinic, seed: int,
             ill = rng.choices([None, *(x for x, _ in _ILLNESS)],
                               [4, *(wt for _, wt in _ILLNESS)])[0]
             referred = ill is not None and rng.random() < 0.12
+            extra = random.Random(f"u5/{day}/{j}/{w:.2f}")  # apart from rng, as for ANC
             values = {
                 "BD_U5_AGE_MONTHS": str(age_m), "BD_U5_WEIGHT": f"{w:.1f}",
                 "BD_U5_HEIGHT": f"{h:.1f}" if rng.random() < 0.7 else None,
@@ -407,6 +423,12 @@ def _under5(out: _Out, rng: random.Random, c: _Clinic, seed: int,
                 "BD_U5_REFERRED": "true" if referred else "false",
                 "BD_U5_REFERRED_TO": rng.choice(["UHC", "UHC", "UH_FWC", "DH"])
                 if referred else None,
+                # vitamin A and deworming every six months from 6 and 12 months
+                "BD_U5_VITA": "true" if age_m >= 6 and extra.random() < 0.3 else "false",
+                "BD_U5_DEWORM": "true" if age_m >= 12 and extra.random() < 0.3 else "false",
+                "BD_U5_ORS": "true" if ill == "DIARRHOEA" else "false",
+                "BD_U5_ZINC": "true" if ill == "DIARRHOEA" and extra.random() < 0.8 else "false",
+                "BD_U5_IYCF": "true" if extra.random() < 0.6 else "false",
             }
             out.event(uid(*key, "visit", str(j)), enr, te, "BD_U5", "BD_U5_VISIT", c.uid,
                       made=day, due=day, values=values)
