@@ -177,7 +177,9 @@ def reporting_day(hub: str, national: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = call(f"{hub}/api/hub/status")["sync"]
-        if status["pending"] == 0:
+        # the cycle's byte counts are written when it ends (the registers go after the
+        # monthly forms), so wait for the end, not only for the last value to be accepted
+        if status["pending"] == 0 and not status["syncing"]:
             print(f"accepted by national: {status['synced']} values, {status['rejected']} "
                   f"refused, {status['conflicts']} conflicts; {status['bytesSent']} bytes sent "
                   f"({time.monotonic() - t0:.1f}s after the first form)", flush=True)
