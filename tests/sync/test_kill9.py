@@ -116,7 +116,7 @@ async def test_sigkill_at_random_points_converges(demo_template: dict[str, Path]
                 sys.executable, "-m", "appliance.cli", "sync", "--once", "--config", str(cfg),
                 "--data-dir", str(hub_dir), cwd=REPO, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE)
-            _out, err = await asyncio.wait_for(done.communicate(), 120)
+            _out, err = await asyncio.wait_for(done.communicate(), 300)
             if done.returncode == 0:
                 break
         assert done.returncode == 0, err.decode()[-2000:]
