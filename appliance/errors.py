@@ -77,3 +77,16 @@ class NationalRejected(SyncError):
 
 class FleetError(ApplianceError):
     """The fleet service refused a request."""
+
+
+class CertificateError(ApplianceError):
+    """A certificate, key or CSR that will not be used: malformed, for another name or key,
+    or expired. Whatever was installed before stays in place."""
+
+    http_status = 400
+
+
+class AcmeError(FleetError):
+    """National could not get a hub's certificate: the ACME CA or the DNS update failed."""
+
+    http_status = 502
