@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -45,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="litestream replica URL per hub, e.g. "
                           "sftp://backup@host/hubs/{hub_id} ({hub_id}, {org_unit})")
     gen.add_argument("--level", type=int, default=4, help="org unit level of upazilas (4)")
+    gen.add_argument("--hub-domain", default="",
+                     help="national's domain for hub names (e.g. hub.dghs.gov.bd): each hub "
+                          "serves HTTPS as <upazila>.<domain> with a certificate national "
+                          "issues (needs the fleet's [acme] settings)")
+    gen.add_argument("--lan", choices=("router", "access-point"), default="router",
+                     help="how tablets reach the hub (docs/lan.md): behind the UHC's router "
+                          "(eth0), or the hub as the Wi-Fi access point (wlan0, DHCP)")
 
     app = sub.add_parser("apply", help="install a provisioning file (first boot)",
                          description="Validate FILE (or the one upazila-hub*.toml in DIR), "
@@ -57,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="leave the provisioning file where it is (default: move it aside)")
     app.add_argument("--no-restore", action="store_true",
                      help="with [backup] replica and no database: do not restore it")
+    app.add_argument("--certificate-wait", type=float, default=120.0, metavar="S",
+                     help="with [tls] name: wait this long for national to issue the hub's "
+                          "first certificate (0: leave it to the health agent)")
     _layout_args(app)
 
     sup = sub.add_parser("supervisord-conf", help="write supervisord.conf for a hub.toml")
@@ -120,7 +131,8 @@ def _generate(args: argparse.Namespace) -> int:
     rows = generate(doc, args.out, national_url=national_url, national_tokens=tokens,
                     fleet_url=args.fleet_url, fleet_data_dir=args.fleet_data_dir,
                     rotate_fleet_tokens=args.rotate_fleet_tokens,
-                    replica_template=args.replica_template, level=args.level)
+                    replica_template=args.replica_template, level=args.level,
+                    hub_domain=args.hub_domain, lan=args.lan)
     todo = sum(not r.national_token for r in rows)
     print(f"wrote {len(rows)} provisioning files and index.csv to {args.out}")
     if todo:
@@ -141,7 +153,29 @@ def _apply(args: argparse.Namespace) -> int:
           f"{done.hub_toml}, {done.supervisord_conf}"
           + (f"; {done.source.name} moved aside to {done.aside.name}" if done.aside else "")
           + (f"; backup: {done.restored}" if done.restored else ""))
+    if done.config.get("tls", "name") and args.certificate_wait > 0:
+        print(first_certificate(done.hub_toml, data_dir.resolve(), args.certificate_wait))
     return 0
+
+
+def first_certificate(hub_toml: Path, data_dir: Path, wait_s: float) -> str:
+    """The hub's first certificate, while the IT focal point is still there: the hub makes
+    its key and CSR, national issues through the fleet (``appliance tls renew``, the same
+    client the health agent renews with). Never fatal: without a link, the health agent
+    gets it as soon as the link is up."""
+    cmd = [sys.executable, "-m", "appliance.cli", "tls", "--config", str(hub_toml),
+           "--data-dir", str(data_dir), "renew", "--wait", str(wait_s)]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=wait_s + 60,
+                             check=False)
+    except subprocess.TimeoutExpired:
+        return ("HTTPS: no certificate yet (national did not answer in time); the hub asks "
+                "again on its own while its link is up")
+    last = (res.stdout.strip().splitlines() or res.stderr.strip().splitlines() or [""])[-1]
+    if res.returncode == 0:
+        return f"HTTPS: {last}"
+    return (f"HTTPS: no certificate yet ({last or f'exit code {res.returncode}'}); the hub "
+            "asks again on its own while its link is up")
 
 
 def _supervisord_conf(args: argparse.Namespace, config: Config) -> int:

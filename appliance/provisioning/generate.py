@@ -31,7 +31,13 @@ UPAZILA_LEVEL = 4
 # the DHIS2 LAN API on port 80, so that clinics type just http://hub.local
 LISTEN = "0.0.0.0:80"
 INDEX_COLUMNS = ["file", "hub_id", "hub_name", "division", "district", "upazila", "org_unit",
-                 "code", "national_token", "fleet_token", "backup"]
+                 "code", "https_name", "national_token", "fleet_token", "backup"]
+# the hub's LAN interface per deployment: behind the UHC's router (wired), or as the UHC's
+# own Wi-Fi access point (hostapd on wlan0, dnsmasq handing out leases); docs/lan.md
+LAN_INTERFACE = {"router": "eth0", "access-point": "wlan0"}
+AP_ADDRESS = "192.168.50.1"
+AP_DHCP_RANGE = "192.168.50.20,192.168.50.250,12h"
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -51,12 +57,13 @@ class Row:
     national_token: bool
     fleet_token: bool
     backup: bool
+    https_name: str = ""
 
     def csv(self) -> dict[str, str]:
         u = self.upazila
         return {"file": self.file.name, "hub_id": self.hub_id, "hub_name": hub_name(u),
                 "division": u.division, "district": u.district, "upazila": u.name,
-                "org_unit": u.uid, "code": u.code,
+                "org_unit": u.uid, "code": u.code, "https_name": self.https_name,
                 "national_token": "set" if self.national_token else "TO PASTE",
                 "fleet_token": "set" if self.fleet_token else "none",
                 "backup": "yes" if self.backup else "no"}
@@ -111,12 +118,38 @@ def hub_ids(items: Iterable[Upazila]) -> dict[str, str]:
             else f"{base[u.uid]}-{slug(u.code or u.uid)}" for u in items}
 
 
+def https_names(items: Iterable[Upazila], ids: Mapping[str, str], domain: str) -> dict[str, str]:
+    """{uid: public HTTPS name}: ``<upazila>.<domain>``, as tablets type it; an upazila whose
+    name is not unique in the country (there are many "Sadar"s) gets its hub id instead
+    (``<district>-<upazila>.<domain>``)."""
+    domain = domain.strip().strip(".").lower()
+    labels = domain.split(".")
+    if not domain or not all(_LABEL.match(p) for p in labels):
+        raise ConfigError(f"--hub-domain {domain!r} is not a DNS domain (e.g. hub.dghs.gov.bd)")
+    items = list(items)
+    counts: dict[str, int] = {}
+    for u in items:
+        counts[slug(u.name)] = counts.get(slug(u.name), 0) + 1
+    out: dict[str, str] = {}
+    for u in items:
+        label = slug(u.name) if counts[slug(u.name)] == 1 else ids[u.uid]
+        if not _LABEL.match(label):
+            raise ConfigError(f"the hub name label {label!r} for {u.name} is not a valid DNS "
+                              "label (at most 63 letters, digits and hyphens)")
+        name = f"{label}.{domain}"
+        if len(name) > 253:
+            raise ConfigError(f"{name} is longer than a DNS name may be (253)")
+        out[u.uid] = name
+    return out
+
+
 def _defaults(section: str) -> dict[str, Any]:
     return {k.name: k.default for k in KEYS if k.section == section}
 
 
 def hub_document(u: Upazila, hub_id: str, *, national_url: str, national_token: str,
-                 heartbeat_url: str, fleet_token: str, replica: str) -> dict[str, dict[str, Any]]:
+                 heartbeat_url: str, fleet_token: str, replica: str, https_name: str = "",
+                 lan: str = "router") -> dict[str, dict[str, Any]]:
     gpio = _defaults("gpio")
     doc: dict[str, dict[str, Any]] = {
         "hub": {"id": hub_id, "name": hub_name(u), "org_unit": u.uid, "listen": LISTEN},
@@ -127,6 +160,12 @@ def hub_document(u: Upazila, hub_id: str, *, national_url: str, national_token: 
         "health": {"heartbeat_url": heartbeat_url, "token": fleet_token},
         "gpio": {k: gpio[k] for k in ("enabled", "led_status", "led_fault", "button", "hold_s")},
     }
+    if https_name:
+        doc["tls"] = {"name": https_name, "listen": "0.0.0.0:443"}
+        dns: dict[str, Any] = {"enabled": True, "interface": LAN_INTERFACE[lan]}
+        if lan == "access-point":
+            dns.update(address=AP_ADDRESS, dhcp_range=AP_DHCP_RANGE)
+        doc["dns"] = dns
     return doc
 
 
@@ -138,6 +177,10 @@ COMMENTS = {
     ("backup", "replica"): "litestream replica for disaster recovery (empty: no backup).",
     ("health", "token"): "Fleet token from `appliance fleet add-hub` (empty: not enrolled).",
     ("gpio", "enabled"): "LEDs and button on the BCM pins below.",
+    ("tls", "name"): "Tablets use https://<this name>. National issues its certificate to the\n"
+                     "key this hub makes itself; the hub renews it on its own.",
+    ("dns", "enabled"): "The hub answers its HTTPS name on the LAN (dnsmasq), also with the\n"
+                        "internet down. docs/lan.md: access point or behind the UHC's router.",
 }
 
 
@@ -153,11 +196,14 @@ def header(u: Upazila, hub_id: str) -> str:
     ])
 
 
-def enrol(hub_id: str, u: Upazila, fleet_data_dir: Path, *, rotate: bool) -> str:
+def enrol(hub_id: str, u: Upazila, fleet_data_dir: Path, *, rotate: bool,
+          https_name: str = "") -> str:
     """``appliance fleet add-hub`` as a subprocess (it owns the fleet database and its key)."""
     cmd = [sys.executable, "-m", "appliance.cli", "fleet", "--data-dir", str(fleet_data_dir),
            "add-hub", "--hub-id", hub_id, "--name", hub_name(u), "--district", u.district,
            "--division", u.division, "--upazila", u.name, "--org-unit", u.uid]
+    if https_name:  # the only name the fleet will get a certificate for, for this hub
+        cmd += ["--tls-name", https_name]
     if rotate:
         cmd.append("--rotate")
     res = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
@@ -184,14 +230,20 @@ def write_private(path: Path, text: str) -> None:
 def generate(doc: Mapping[str, Any], out_dir: Path, *, national_url: str,
              national_tokens: Mapping[str, str] | None = None, fleet_url: str = "",
              fleet_data_dir: Path | None = None, rotate_fleet_tokens: bool = False,
-             replica_template: str = "", level: int = UPAZILA_LEVEL) -> list[Row]:
+             replica_template: str = "", level: int = UPAZILA_LEVEL, hub_domain: str = "",
+             lan: str = "router") -> list[Row]:
     """Write every upazila's file and ``index.csv`` into ``out_dir``; returns the index rows.
 
     ``national_tokens``: {org unit uid: PAT} known already (the demo's); others get the
     placeholder. ``replica_template``: e.g. ``sftp://backup@host/hubs/{hub_id}``.
+    ``hub_domain``: national's hub domain (``hub.dghs.gov.bd``): each hub gets its HTTPS
+    name under it, registered with the fleet, and runs dnsmasq on its ``lan`` side.
     """
+    if lan not in LAN_INTERFACE:
+        raise ConfigError(f"--lan must be one of {', '.join(LAN_INTERFACE)}, not {lan!r}")
     items = upazilas(doc, level)
     ids = hub_ids(items)
+    names = https_names(items, ids, hub_domain) if hub_domain else {}
     out_dir.mkdir(parents=True, exist_ok=True)
     out_dir.chmod(0o700)
     heartbeat_url = fleet_url.rstrip("/") + "/api/heartbeats" if fleet_url else ""
@@ -200,7 +252,8 @@ def generate(doc: Mapping[str, Any], out_dir: Path, *, national_url: str,
         # one interpreter start per hub: a few in parallel (the fleet DB serialises writes)
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
             futures = {u.uid: pool.submit(enrol, ids[u.uid], u, fleet_data_dir,
-                                          rotate=rotate_fleet_tokens) for u in items}
+                                          rotate=rotate_fleet_tokens,
+                                          https_name=names.get(u.uid, "")) for u in items}
             fleet_tokens = {uid: f.result() for uid, f in futures.items()}
     rows: list[Row] = []
     for u in items:
@@ -212,11 +265,12 @@ def generate(doc: Mapping[str, Any], out_dir: Path, *, national_url: str,
         body = hub_document(u, hub_id, national_url=national_url,
                             national_token=pat or PAT_PLACEHOLDER,
                             heartbeat_url=heartbeat_url, fleet_token=fleet_token,
-                            replica=replica)
+                            replica=replica, https_name=names.get(u.uid, ""), lan=lan)
         path = out_dir / f"{hub_id}.toml"
         write_private(path, tomlout.dumps(body, COMMENTS, header(u, hub_id)))
         load(path)  # what we wrote must be what apply accepts (keys, types, mode)
-        rows.append(Row(path, hub_id, u, bool(pat), bool(fleet_token), bool(replica)))
+        rows.append(Row(path, hub_id, u, bool(pat), bool(fleet_token), bool(replica),
+                        names.get(u.uid, "")))
     index = out_dir / "index.csv"
     with index.open("w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=INDEX_COLUMNS)

@@ -125,3 +125,34 @@ def test_fleet_tokens_from_add_hub(tmp_path: Path, capsys: pytest.CaptureFixture
     assert rc == 0, capsys.readouterr().err
     assert config.load(out / "coxs-bazar-ramu.toml").get("health", "token") != \
         tokens["coxs-bazar-ramu"]
+
+
+def test_https_names_under_the_hub_domain(tmp_path: Path) -> None:
+    from appliance.provisioning.generate import Upazila, generate, https_names
+
+    items = [Upazila("a", "Ramu", "", "Cox's Bazar", "Chattogram"),
+             Upazila("b", "Sadar", "", "Cox's Bazar", "Chattogram"),
+             Upazila("c", "Sadar", "", "Bandarban", "Chattogram")]
+    names = https_names(items, hub_ids(items), "Hub.DGHS.gov.bd.")
+    # tablets type <upazila>.hub.<domain>; the country's many "Sadar"s get their hub id
+    assert names == {"a": "ramu.hub.dghs.gov.bd", "b": "coxs-bazar-sadar.hub.dghs.gov.bd",
+                     "c": "bandarban-sadar.hub.dghs.gov.bd"}
+    for bad in ("", "hub..bd", "hub_x.bd", "-hub.bd"):
+        with pytest.raises(config.ConfigError, match="not a DNS domain"):
+            https_names(items, hub_ids(items), bad)
+
+    rows = generate(demo.national(), tmp_path / "out", national_url="http://n",
+                    hub_domain="hub.dghs.gov.bd", lan="access-point")
+    ramu = next(r for r in rows if r.upazila.uid == demo.RAMU_UID)
+    assert ramu.https_name == "ramu.hub.dghs.gov.bd"
+    cfg = config.load(ramu.file)
+    assert cfg.get("tls", "name") == "ramu.hub.dghs.gov.bd"
+    assert cfg.get("tls", "listen") == "0.0.0.0:443"
+    # the hub as the UHC's access point: it answers DNS and hands out leases on wlan0
+    assert cfg.get("dns", "enabled") is True and cfg.get("dns", "interface") == "wlan0"
+    assert cfg.get("dns", "dhcp_range") and cfg.get("dns", "address") == "192.168.50.1"
+    with (tmp_path / "out" / "index.csv").open(newline="") as f:
+        assert {r["https_name"] for r in csv.DictReader(f)} >= {"ramu.hub.dghs.gov.bd"}
+    with pytest.raises(config.ConfigError, match="--lan"):
+        generate(demo.national(), tmp_path / "x", national_url="http://n",
+                 hub_domain="hub.dghs.gov.bd", lan="mesh")
