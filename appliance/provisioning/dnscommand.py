@@ -21,6 +21,7 @@ import logging
 import os
 import pwd
 import sys
+import tempfile
 from pathlib import Path
 
 from ..config import Config
@@ -123,15 +124,24 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if not args.check and not config.get("dns", "enabled"):
         raise ConfigError(f"[dns] enabled is false in {config.source or 'the defaults'}: "
                           "this hub runs no resolver (see docs/lan.md)")
-    conf = args.conf or args.run_dir / dm.CONF_NAME
     user = args.user if args.user is not None else default_user()
-    argv = prepare(config, conf.resolve(), dnsmasq=args.dnsmasq, user=user)
+    if args.check and args.conf is None:
+        # a check by hand must not rewrite the running dnsmasq's file
+        with tempfile.TemporaryDirectory(prefix="appliance-dns-") as tmp:
+            return _check(config, Path(tmp) / dm.CONF_NAME, args, user)
+    conf = args.conf or args.run_dir / dm.CONF_NAME
     if args.check:
-        sys.stdout.write(conf.read_text())
-        print(f"# {conf}: dnsmasq syntax check OK", file=sys.stderr)
-        return 0
+        return _check(config, conf, args, user)
+    argv = prepare(config, conf.resolve(), dnsmasq=args.dnsmasq, user=user)
     log.info("starting %s", " ".join(argv))
     for h in logging.getLogger().handlers:
         h.flush()
     os.execv(argv[0], argv)  # no return: supervisord now supervises dnsmasq itself
     return 1  # pragma: no cover
+
+
+def _check(config: Config, conf: Path, args: argparse.Namespace, user: str | None) -> int:
+    prepare(config, conf.resolve(), dnsmasq=args.dnsmasq, user=user)
+    sys.stdout.write(conf.read_text())
+    print("# dnsmasq: syntax check OK (--check: not started)", file=sys.stderr)
+    return 0

@@ -167,6 +167,10 @@ def test_the_command_checks_and_refuses(tmp_path: Path, capsys: pytest.CaptureFi
     out = capsys.readouterr()
     assert "host-record=ramu.hub.dghs.gov.bd,10.77.0.1" in out.out and conf.read_text() == out.out
     assert "syntax check OK" in out.err
+    # by hand, without --conf: the running dnsmasq's file is left alone
+    assert appliance("dns", "--config", str(good), "--run-dir", str(tmp_path / "run"),
+                     "--check") == 0
+    assert "host-record=" in capsys.readouterr().out and not (tmp_path / "run").exists()
 
     bad = write_toml(tmp_path / "bad.toml", "[tls]", 'name = "ramu.hub.dghs.gov.bd"', "[dns]",
                      "enabled = true", 'interface = "eth0; rm -rf /"')
