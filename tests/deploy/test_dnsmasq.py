@@ -219,3 +219,24 @@ def test_lan_address(tmp_path: Path) -> None:
     assert dnsmasq.lan_address(cfg(tmp_path, interface="", address="10.77.0.1")) == "10.77.0.1"
     assert dnsmasq.lan_address(cfg(tmp_path, interface="no-such-if0")) is None
     assert dnsmasq.lan_address(cfg(tmp_path, interface="lo")) == "127.0.0.1"  # read, not checked
+
+
+def test_provisioning_refuses_a_bad_dns_section(tmp_path: Path, demo_files: Path) -> None:
+    import tomllib
+
+    from appliance.provisioning import tomlout
+    from appliance.provisioning.apply import validate
+
+    doc = tomllib.loads(next(demo_files.glob("*ramu*.toml")).read_text())
+    doc.setdefault("tls", {})["name"] = "ramu.hub.dghs.gov.bd"
+    doc["dns"] = {"enabled": True, "interface": "wlan0"}
+    good = tmp_path / "upazila-hub.toml"
+    good.write_text(tomlout.dumps(doc))
+    good.chmod(0o600)
+    validate(good)
+    doc["dns"]["interface"] = "wlan 0"
+    bad = tmp_path / "bad.toml"
+    bad.write_text(tomlout.dumps(doc))
+    bad.chmod(0o600)
+    with pytest.raises(ConfigError, match=r"bad.toml: \[dns\] interface = 'wlan 0' is not"):
+        validate(bad)

@@ -291,3 +291,22 @@ def test_dhcp_as_the_service_user_with_the_images_dnsmasq(tmp_path: Path) -> Non
         assert stat.S_IMODE(leases.stat().st_mode) & 0o002 == 0
     finally:
         shutil.rmtree(base)
+
+
+def test_lan_on_a_netns_link_hub(tmp_path: Path) -> None:
+    """What the end-to-end tests do: the hub namespace is a NetnsLink's (national in the
+    root namespace), the LAN and a tablet are added to it, and removed again after."""
+    from .harness import NetnsLink
+
+    data, run = _dirs(tmp_path)
+    with NetnsLink(10_000) as link:
+        with Lan({"tablet": "10.77.0.10"}, hub_ns=link.ns, upstream=False) as lan:
+            toml = hub_toml(tmp_path / "hub.toml", upstream=[link.national_addr])
+            start_hub_dns(lan, toml, data, run, tmp_path / "dns.log", name=NAME)
+            assert lan.getent("tablet", NAME) == [HUB_ADDR]
+            tablet = lan.ns("tablet")
+        left = subprocess.run(["ip", "-n", link.ns, "-o", "link"], capture_output=True,
+                              text=True, check=True).stdout
+        assert "br0" not in left and "lan0" not in left  # the link's namespace is as it was
+        assert tablet not in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                            text=True).stdout
