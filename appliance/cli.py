@@ -21,6 +21,8 @@ COMMANDS = {
     "fleet": ("appliance.fleet.command", "national fleet service (dashboard, alerts, /metrics)"),
     "provision": ("appliance.provisioning.command",
                   "per-upazila provisioning files from the national org-unit tree"),
+    "dns": ("appliance.provisioning.dnscommand",
+            "the hub's LAN resolver: dnsmasq answering [tls] name (and DHCP)"),
     "demo": ("appliance.demo.command", "national stand-in + hub + fleet on loopback"),
     "config": ("appliance.configcmd", "show the configuration reference or resolved values"),
 }

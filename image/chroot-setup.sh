@@ -8,10 +8,13 @@ DATA_DIR=/var/lib/upazila-hub
 VENV=/opt/upazila-hub/venv
 
 # packages: venv for the appliance; lgpio for gpiozero (LEDs, button) from Raspberry Pi
-# OS rather than compiled in the venv; overlayroot for the read-only root; growpart
+# OS rather than compiled in the venv; overlayroot for the read-only root; growpart;
+# dnsmasq (the hub's LAN resolver, `appliance dns`) and hostapd for hubs provisioned as
+# the UHC's access point (docs/lan.md); setcap from libcap2-bin
 apt-get update
 apt-get install -y --no-install-recommends \
-  python3-venv python3-lgpio overlayroot cloud-guest-utils initramfs-tools
+  python3-venv python3-lgpio overlayroot cloud-guest-utils initramfs-tools \
+  dnsmasq-base hostapd libcap2-bin
 # a swap file and a syslog daemon would write to the SD card all day; journald keeps
 # the logs in RAM (systemd/journald.conf.d/upazila-hub.conf)
 apt-get purge -y dphys-swapfile rsyslog || true
@@ -32,6 +35,16 @@ python3 -m venv --system-site-packages "$VENV"
 "$VENV/bin/appliance" --version
 "$VENV/bin/supervisord" --version
 "$VENV/bin/litestream" version
+
+# the LAN resolver runs as hub under supervisord. Port 53 needs only the unit's ambient
+# CAP_NET_BIND_SERVICE; DHCP (access-point hubs) also needs CAP_NET_ADMIN and CAP_NET_RAW.
+# Only this copy of dnsmasq holds them, as file capabilities, and only the hub group may
+# run it: the Python programs never hold them. hostapd stays off until a hub is set up
+# as the access point.
+install -d -m 0755 /opt/upazila-hub/bin
+install -o root -g hub -m 0750 /usr/sbin/dnsmasq /opt/upazila-hub/bin/dnsmasq
+setcap cap_net_bind_service,cap_net_admin,cap_net_raw+ep /opt/upazila-hub/bin/dnsmasq
+systemctl disable hostapd.service || true
 
 # the data partition (mounted here now): the database, state, and the configuration.
 # /etc is on the read-only root, so /etc/upazila-hub points into the data partition.

@@ -38,7 +38,7 @@ from ..errors import ConfigError
 from ..fsutil import fsync_dir
 from ..store import Store
 from ..sync.identity import take_new_identity
-from . import tomlout
+from . import dnsmasq, tomlout
 from .generate import PAT_PLACEHOLDER, write_private
 from .supervisord import Layout, litestream_yaml, render
 
@@ -112,6 +112,11 @@ def validate(path: Path, shown_as: Path | None = None) -> Config:
         raise bad("[backup] replica", f"= {replica!r} is not a URL (sftp://... or s3://...)")
     if g("backup", "sftp_key") and not replica.startswith("sftp://"):
         raise bad("[backup] sftp_key", "is set but [backup] replica is not sftp://")
+    if g("dns", "enabled"):
+        try:
+            dnsmasq.settings(cfg)  # the LAN resolver's keys, as `appliance dns` checks them
+        except ConfigError as e:
+            raise ConfigError(f"{shown}: {e.message}") from None
     return cfg
 
 

@@ -83,7 +83,7 @@ def _layout_args(p: argparse.ArgumentParser) -> None:
                    help=f"supervisord socket and pid file (tmpfs; {RUN_DIR})")
     p.add_argument("--log-dir", type=Path,
                    help="also log each program to <dir>/<program>.log (default: syslog only)")
-    p.add_argument("--without", action="append", default=[], choices=("sync", "health"),
+    p.add_argument("--without", action="append", default=[], choices=("sync", "health", "dns"),
                    help="leave a program out")
 
 

@@ -7,6 +7,9 @@ never blocks the LAN server (DESIGN.md section 3):
 ========== ======== ==================================================================
 program    priority why
 ========== ======== ==================================================================
+dns        3        only with ``[dns] enabled``: dnsmasq, answering ``[tls] name`` with the
+                    hub's LAN address (and DHCP in access-point mode); ``appliance dns``
+                    execs it. Up before the hub: a tablet looks the name up first.
 litestream 5        only with ``[backup] replica``. Starts a moment before the hub and,
                     since supervisord stops in reverse priority, stops after every
                     writer: the hub's last commits are shipped, and the hub's final
@@ -39,10 +42,10 @@ from ..config import Config
 
 # seconds supervisord waits after SIGTERM before SIGKILL, per program. The systemd unit's
 # TimeoutStopSec must exceed their sum: supervisord stops programs one after another.
-STOP_WAIT = {"watchdog": 5, "health": 15, "sync": 30, "hub": 45, "litestream": 30}
-PRIORITY = {"litestream": 5, "hub": 10, "sync": 20, "health": 30, "watchdog": 40}
+STOP_WAIT = {"dns": 5, "watchdog": 5, "health": 15, "sync": 30, "hub": 45, "litestream": 30}
+PRIORITY = {"dns": 3, "litestream": 5, "hub": 10, "sync": 20, "health": 30, "watchdog": 40}
 # a program that dies sooner than this after a start counts as a failed start
-START_SECS = {"litestream": 3, "hub": 3, "sync": 5, "health": 5, "watchdog": 1}
+START_SECS = {"dns": 2, "litestream": 3, "hub": 3, "sync": 5, "health": 5, "watchdog": 1}
 # no "give up" on an unattended box: supervisord waits one more second after each
 # failed start; the watchdog restarts the whole unit when the hub stays down anyway
 START_RETRIES = 1000
@@ -76,8 +79,10 @@ def default_litestream() -> str:
 
 def available_programs() -> dict[str, bool]:
     """Which appliance programs this build has (sync and health land separately)."""
-    return {name: importlib.util.find_spec(f"appliance.{name}.command") is not None
-            for name in ("sync", "health")}
+    out = {name: importlib.util.find_spec(f"appliance.{name}.command") is not None
+           for name in ("sync", "health")}
+    out["dns"] = importlib.util.find_spec("appliance.provisioning.dnscommand") is not None
+    return out
 
 
 def hub_ping_url(config: Config) -> str:
@@ -94,6 +99,12 @@ def programs(config: Config, layout: Layout,
     available = available_programs() if available is None else available
     common = ["--config", str(layout.config), "--data-dir", str(layout.data_dir)]
     out: dict[str, list[str]] = {}
+    if config.get("dns", "enabled") and available.get("dns", True):
+        # as the service user: CAP_NET_BIND_SERVICE (the unit's) binds port 53; DHCP's
+        # CAP_NET_ADMIN comes from the image's dnsmasq copy (see appliance/provisioning/
+        # dnscommand.py). A root supervisord (tests) starts it as root: dnsmasq drops
+        # to its own user.
+        out["dns"] = [*layout.appliance, "dns", *common, "--run-dir", str(layout.run_dir)]
     if config.get("backup", "replica"):
         # -no-expand-env: a '$' in a password must stay a '$'
         out["litestream"] = [layout.litestream, "replicate", "-no-expand-env",
