@@ -43,7 +43,7 @@ from .routes_hub import read_status
 from .web import CONFIG, ROLE, STATE, STORE, USER_KEY
 
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}
-STATIC_FILES = ("hub.js", "hub.css", "dom.js", "people.js", "people.css")
+STATIC_FILES = ("hub.js", "hub.css", "dom.js", "people.js", "people.css", "https.js")
 # The register pages (people.js, people.css): page name -> (title, path)
 REGISTER_PAGES = {"people": ("People", "/hub/people"), "record": ("Person", "/hub/people"),
                   "lists": ("Weekly lists", "/hub/lists")}
@@ -105,8 +105,9 @@ def shell(page: str, title: str, hub_name: str, assets: dict[str, Asset], main: 
                  f'<script src="{v("people.js")}" type="module"></script>\n')
     refresh = ('<noscript><meta http-equiv="refresh" content="30"></noscript>\n'
                if page == "status" else "")
-    if https:
-        refresh += f'<meta name="hub-https" content="{escape(https)}">\n'
+    if https:  # the offer to switch to HTTPS (https.js probes the address first)
+        refresh += (f'<meta name="hub-https" content="{escape(https)}">\n'
+                    f'<script src="{v("https.js")}" type="module"></script>\n')
     return f"""<!doctype html>
 <html lang="en">
 <head>

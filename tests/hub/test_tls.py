@@ -332,7 +332,8 @@ async def test_https_starts_when_the_first_certificate_appears(
         assert tls["state"] == "none" and tls["not_after"] is None
         assert tls["url"] == f"https://{HUB_NAME}:{hub.https_port}"
         async with http.get(hub.http_url + "/hub") as r:
-            assert 'name="hub-https"' not in await r.text()  # nothing to offer yet
+            html = await r.text()
+            assert 'name="hub-https"' not in html and "https.js" not in html  # nothing yet
         assert hub.lines == []
         cert, key = ca.pair()
         tlscert.install(hub.tls_dir, cert, key, HUB_NAME)
@@ -364,6 +365,7 @@ async def test_status_api_and_pages_show_the_certificate(ca: TestCA, store: Stor
                 html = await r.text()
                 csp = r.headers["Content-Security-Policy"]
             assert f'<meta name="hub-https" content="{host}">' in html
+            assert '<script src="/hub/static/https.js?v=' in html
             assert f"connect-src 'self' https://{host};" in csp
             assert "<script>" not in html
             if path != "/hub/status":  # the shells' bodies still name nothing elsewhere
@@ -376,7 +378,7 @@ async def test_status_api_and_pages_show_the_certificate(ca: TestCA, store: Stor
 
 
 def test_the_page_script_probes_before_offering() -> None:
-    js = (Path(__file__).parents[2] / "appliance/hub/static/hub.js").read_text()
+    js = (Path(__file__).parents[2] / "appliance/hub/static/https.js").read_text()
     probe = js[js.index("async function offerHttps"):]
     probe = probe[:probe.index("\n}\n")]
     assert "location.protocol !== 'http:'" in probe  # only offered to plain-HTTP pages

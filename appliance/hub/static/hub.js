@@ -512,24 +512,6 @@ document.addEventListener('wheel', e => { // scrolling must not change a number
   if (e.target.type === 'number' && document.activeElement === e.target) e.target.blur();
 }, {passive: true});
 
-// -- the HTTPS address: offered to a laptop on http:// once it answers, never forced (a
-// laptop with a wrong clock fails TLS and must keep plain HTTP on the LAN)
-async function offerHttps() {
-  const meta = document.querySelector('meta[name="hub-https"]');
-  if (!meta || location.protocol !== 'http:') return;
-  const base = 'https://' + meta.content, seen = 'hub-https-ok:' + base;
-  if (!sessionStorage.getItem(seen)) {
-    const ctl = new AbortController(), timer = setTimeout(() => ctl.abort(), 3000);
-    try { // opaque reply: it resolves only if the name resolved and TLS was trusted
-      await fetch(base + '/api/system/ping', {mode: 'no-cors', cache: 'no-store', signal: ctl.signal});
-      sessionStorage.setItem(seen, '1');
-    } catch (e) { return; } finally { clearTimeout(timer); }
-  }
-  const to = base + location.pathname + location.search + location.hash;
-  document.querySelector('header.bar').after(h('p', {class: 'banner', id: 'https-offer', role: 'status'},
-    'Secure address available: ', h('a', {href: to}, base), ' — ', h('a', {href: to}, 'switch')));
-}
-
 // -- start
 if (PAGE === 'status') { // rendered by the hub; reloaded unless someone is typing
   document.querySelectorAll('time[datetime]').forEach(t => { t.textContent = fmtTime(t.dateTime); });
@@ -539,6 +521,5 @@ if (PAGE === 'status') { // rendered by the hub; reloaded unless someone is typi
 }
 refreshLink();
 setInterval(() => { if (!document.hidden) refreshLink(); }, REFRESH);
-offerHttps();
 api('GET', '/hub/session').then(r => r.body.loggedIn ? afterLogin() : showLogin(''))
   .catch(() => showError('Cannot reach the hub. Check the Wi-Fi, then reload the page.'));
