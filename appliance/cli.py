@@ -18,6 +18,8 @@ COMMANDS = {
                  "the national DHIS2 stand-in hubs sync with (demo and tests)"),
     "sync": ("appliance.sync.command", "replicate with the national DHIS2"),
     "health": ("appliance.health.command", "hardware health agent, LEDs, button, heartbeats"),
+    "tls": ("appliance.health.tlscommand",
+            "the hub's HTTPS certificate: status, renew (a CSR to the fleet)"),
     "fleet": ("appliance.fleet.command", "national fleet service (dashboard, alerts, /metrics)"),
     "provision": ("appliance.provisioning.command",
                   "per-upazila provisioning files from the national org-unit tree"),

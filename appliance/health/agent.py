@@ -25,6 +25,7 @@ from ..errors import ConfigError
 from ..store import Store
 from . import state
 from .button import ButtonHandler, poweroff
+from .certrenew import CertRenewer, LanAddress, RenewSettings, heartbeat_tls
 from .heartbeat import HeartbeatClient, HubIdentity, SendResult
 from .leds import LedContext, LedDriver, LedState, led_state
 from .power import RunMarker, StartReport
@@ -56,6 +57,8 @@ class Settings:
     hub_ping_url: str | None = None   # the LAN server's ping; None: not checked
     sync_socket: str = ""
     disk_device: str | None = None    # None: the disk holding the data dir
+    tls: RenewSettings | None = None  # None: no [tls] name, no renewal
+    lan: LanAddress | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> Settings:
@@ -74,7 +77,10 @@ class Settings:
             button=g("gpio", "button"), hold_s=float(g("gpio", "hold_s")),
             hub_ping_url=f"http://{host}:{port or 8080}/api/system/ping",
             sync_socket=g("sync", "socket"),
-            disk_device=_optional(config, "health", "disk_device") or None)
+            disk_device=_optional(config, "health", "disk_device") or None,
+            tls=RenewSettings.from_config(config) if g("tls", "name") else None,
+            lan=LanAddress(g("dns", "address"), g("dns", "interface"),
+                           g("health", "heartbeat_url")))
 
 
 def _optional(config: Config, section: str, key: str) -> Any:
@@ -116,7 +122,9 @@ class HealthAgent:
             identity=HubIdentity(settings.hub_id, settings.hub_name, settings.org_unit,
                                  __version__),
             queue_max=settings.queue_max, boot_id_path=self.paths.boot_id,
-            uptime_path=self.paths.uptime)
+            uptime_path=self.paths.uptime, extra=self._heartbeat_extra)
+        self.renewer = None if settings.tls is None else CertRenewer(
+            settings.tls, store, clock_offset=lambda: self.heartbeats.fleet_offset_s)
         self.latest: Sample | None = None
         self.leds: LedDriver | None = None
         self.button: ButtonHandler | None = None
@@ -181,6 +189,11 @@ class HealthAgent:
             await asyncio.gather(*self._pending_writes, return_exceptions=True)
         await self.heartbeats.close()
 
+    def _heartbeat_extra(self) -> dict[str, Any]:
+        """The heartbeat's ``tls`` and ``lan_ip`` (run in a worker thread)."""
+        return {"tls": heartbeat_tls(self.s.tls.directory) if self.s.tls else None,
+                "lan_ip": self.s.lan.get() if self.s.lan else None}
+
     # -- work -----------------------------------------------------------------------------------
     async def take_sample(self, cpu_interval: float | None = None) -> Sample:
         sample = await asyncio.to_thread(self.sampler.take, cpu_interval)
@@ -229,6 +242,8 @@ class HealthAgent:
         self._start_udev_monitor()
         tasks = [asyncio.create_task(self._sample_loop(stop), name="health-sample"),
                  asyncio.create_task(self._led_loop(stop), name="health-leds")]
+        if self.renewer is not None:
+            tasks.append(asyncio.create_task(self.renewer.run(stop), name="health-tls"))
         try:
             await stop.wait()
         finally:

@@ -7,7 +7,12 @@ Contract (the fleet side is built to it)::
     X-Hub-Id: <hub id>                     Authorization: Bearer <token>
     X-Hub-Signature: sha256=<hex HMAC-SHA256(key=token, msg=the gzip body as sent)>
     body = gzip(JSON {"hub_id", "seq", "sent_at", "version", "name", "org_unit",
-                      "boot_id", "uptime_s", "samples": [...], "summary": null | {...}})
+                      "boot_id", "uptime_s", "samples": [...], "summary": null | {...},
+                      "tls": null | {"name", "not_after", "issuer", "fingerprint"},
+                      "lan_ip": null | "10.77.0.1"})
+
+``tls`` is the certificate the hub serves now, ``lan_ip`` the LAN address its name
+resolves to (``certrenew``); both are optional for the fleet (older hubs omit them).
 
 Each heartbeat adds the current sample to ``heartbeat_queue``; a flush POSTs every
 queued sample in one batch. ``seq`` is allocated in the same transaction that freezes
@@ -40,6 +45,7 @@ import logging
 import sqlite3
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -92,10 +98,16 @@ def encode(body: dict[str, Any]) -> bytes:
     return gzip.compress(raw, compresslevel=9, mtime=0)
 
 
-def request_headers(hub_id: str, token: str, data: bytes) -> dict[str, str]:
-    return {"Content-Type": "application/json", "Content-Encoding": "gzip",
-            "X-Hub-Id": hub_id, "X-Hub-Signature": signing.sign(token, data),
-            "Authorization": f"Bearer {token}"}
+def request_headers(hub_id: str, token: str, data: bytes, *,
+                    gzipped: bool = True) -> dict[str, str]:
+    """The fleet's authentication for ``data`` as sent (heartbeats are gzipped; the
+    certificate requests of ``certrenew`` are not)."""
+    headers = {"Content-Type": "application/json",
+               "X-Hub-Id": hub_id, "X-Hub-Signature": signing.sign(token, data),
+               "Authorization": f"Bearer {token}"}
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    return headers
 
 
 def org_unit_info(conn: sqlite3.Connection, uid: str) -> dict[str, Any]:
@@ -230,11 +242,14 @@ class HttpOutcome:
     date: str | None = None
     connected: bool = True   # False: no connection was made, so nothing can have arrived
     error: str | None = None
+    retry_after: str | None = None
 
 
-def post(url: str, data: bytes, headers: dict[str, str], timeout_s: float) -> HttpOutcome:
+def post(url: str, data: bytes, headers: dict[str, str], timeout_s: float, *,
+         read_ok: int = 0) -> HttpOutcome:
     """One blocking POST with the stdlib (aiohttp would cost the agent ~20 MB of RSS for a
-    request every few minutes). Connecting and sending are told apart on purpose."""
+    request every few minutes). Connecting and sending are told apart on purpose. The
+    body of an error is read (4 KiB); of a success, up to ``read_ok`` bytes."""
     u = urllib.parse.urlsplit(url)
     conn_cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
     conn = conn_cls(u.hostname or "", u.port, timeout=timeout_s)
@@ -247,8 +262,10 @@ def post(url: str, data: bytes, headers: dict[str, str], timeout_s: float) -> Ht
             path = (u.path or "/") + (f"?{u.query}" if u.query else "")
             conn.request("POST", path, body=data, headers=headers)
             resp = conn.getresponse()
-            text = resp.read(4096).decode("utf-8", "replace") if resp.status >= 300 else ""
-            return HttpOutcome(resp.status, text, resp.getheader("Date"))
+            limit = 4096 if resp.status >= 300 else read_ok
+            text = resp.read(limit).decode("utf-8", "replace") if limit else ""
+            return HttpOutcome(resp.status, text, resp.getheader("Date"),
+                               retry_after=resp.getheader("Retry-After"))
         except (OSError, http.client.HTTPException) as e:
             return HttpOutcome(None, error=f"heartbeat failed: {type(e).__name__} {e}".strip())
     finally:
@@ -258,7 +275,8 @@ def post(url: str, data: bytes, headers: dict[str, str], timeout_s: float) -> Ht
 class HeartbeatClient:
     def __init__(self, store: Store, *, url: str, token: str, identity: HubIdentity,
                  queue_max: int, boot_id_path: str = BOOT_ID_PATH,
-                 uptime_path: str = UPTIME_PATH, timeout_s: float = 30.0) -> None:
+                 uptime_path: str = UPTIME_PATH, timeout_s: float = 30.0,
+                 extra: Callable[[], dict[str, Any]] | None = None) -> None:
         self.store = store
         self.url = url
         self.token = token
@@ -268,6 +286,7 @@ class HeartbeatClient:
         self.uptime_path = uptime_path
         self.timeout_s = timeout_s
         self.fleet_offset_s = 0.0  # fleet clock minus ours, from response Date headers
+        self.extra = extra  # more top-level fields, read when a heartbeat is sent (tls, lan_ip)
 
     async def close(self) -> None:
         """Nothing to release (one connection per POST); kept for symmetry."""
@@ -344,11 +363,17 @@ class HeartbeatClient:
         # stamp in the fleet's time when we know ours is off (no RTC after a power cut)
         if abs(self.fleet_offset_s) > 30:
             now += self.fleet_offset_s
-        return {"hub_id": self.identity.hub_id, "seq": batch.seq, "sent_at": iso_z(now),
+        body = {"hub_id": self.identity.hub_id, "seq": batch.seq, "sent_at": iso_z(now),
                 "version": self.identity.version, "name": self.identity.name,
                 "org_unit": org, "boot_id": read_boot_id(self.boot_id_path),
                 "uptime_s": read_uptime(self.uptime_path),
                 "samples": batch.samples, "summary": batch.summary}
+        if self.extra is not None:
+            try:
+                body.update(await asyncio.to_thread(self.extra))
+            except Exception:  # noqa: BLE001 - the heartbeat goes without them
+                log.exception("heartbeat: cannot read the tls/lan_ip fields")
+        return body
 
     async def _record(self, res: SendResult) -> SendResult:
         if res.error:

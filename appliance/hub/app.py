@@ -31,6 +31,7 @@ from . import (
     routes_sync,
     routes_system,
     routes_tracker,
+    tls,
 )
 from .auth import Authenticator, UpstreamVerify
 from .discovery import advertiser
@@ -88,9 +89,11 @@ def dhis2_app(config: Config, store: Store, *, state: HubState, writes: Provenan
 
 
 def create_app(config: Config, store: Store, *, upstream: UpstreamVerify | None = None,
-               zeroconf: bool = False, port: int = 0, host: str | None = None
-               ) -> web.Application:
-    """The upazila hub's LAN server: the DHIS2 API, its sync endpoints, its pages."""
+               zeroconf: bool = False, port: int = 0, host: str | None = None,
+               https: tls.HttpsListener | None = None) -> web.Application:
+    """The upazila hub's LAN server: the DHIS2 API, its sync endpoints, its pages.
+    ``https`` is the HTTPS listener serving this app too (its certificate is shown on the
+    status page and offered to laptops); without one, the certificate is read from disk."""
     if upstream is None and config.get("national", "url"):
         upstream = Upstream(config, store)  # first logins are checked against national
     state = HubState(upstream=upstream, request_sync=functools.partial(
@@ -98,6 +101,7 @@ def create_app(config: Config, store: Store, *, upstream: UpstreamVerify | None 
     app = dhis2_app(config, store, state=state, writes=LOCAL_EDIT, label="hub",
                     system_name=config.get("hub", "name"),
                     before_catch_all=routes_sync.setup)  # conflicts, rejections, sync now
+    tls.setup(app, https.s if https is not None else tls.TlsSettings.from_config(config), https)
     if zeroconf:
         # advertise on the interfaces of the address actually bound (--host), not [hub] listen
         host = host or config.get("hub", "listen").rsplit(":", 1)[0]

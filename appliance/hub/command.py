@@ -18,6 +18,7 @@ from ..httpserver import make_runner
 from ..store import Store
 from ..store.metadata import is_empty
 from .app import create_app
+from .tls import HttpsListener, TlsSettings
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +34,20 @@ DEMO_LOGINS = "admin/district (whole upazila), chcp/district (one community clin
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    tls = TlsSettings.from_config(config)
+    https = HttpsListener(tls) if tls is not None else None  # [tls] name set: HTTPS too
     return serve_store(args, config, demo_data="hub", name="hub", demo_logins=DEMO_LOGINS,
                        make_app=lambda store, host, port, zc: create_app(
-                           config, store, zeroconf=zc, port=port, host=host))
+                           config, store, zeroconf=zc, port=port, host=host, https=https),
+                       https=https)
 
 
 AppFactory = Callable[[Store, str, int, bool], web.Application]
 
 
 def serve_store(args: argparse.Namespace, config: Config, *, demo_data: str, name: str,
-                demo_logins: str, make_app: AppFactory) -> int:
+                demo_logins: str, make_app: AppFactory,
+                https: HttpsListener | None = None) -> int:
     """Open the store (seeding the demo into an empty one with --demo) and serve the app
     ``make_app`` builds over it until SIGINT/SIGTERM: the hub's and the stand-in's CLI."""
     # the writer thread hands the GIL back after every SQLite step; with the default 5 ms
@@ -61,14 +66,17 @@ def serve_store(args: argparse.Namespace, config: Config, *, demo_data: str, nam
     try:
         zeroconf = bool(config.get("hub", "zeroconf")) and not getattr(args, "no_zeroconf", True)
         asyncio.run(serve(lambda: make_app(store, host, port_n, zeroconf), host, port_n,
-                          name=name, demo_logins=demo_logins if args.demo else None))
+                          name=name, demo_logins=demo_logins if args.demo else None,
+                          https=https))
     finally:
         store.close()
     return 0
 
 
 async def serve(make_app: Callable[[], web.Application], host: str, port: int, *, name: str,
-                demo_logins: str | None) -> None:
+                demo_logins: str | None, https: HttpsListener | None = None) -> None:
+    """Serve until SIGINT/SIGTERM on HTTP, and on HTTPS too when ``https`` is given (the
+    same app and runner: a second site, started once a certificate is installed)."""
     runner = make_runner(make_app())
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
@@ -77,9 +85,13 @@ async def serve(make_app: Callable[[], web.Application], host: str, port: int, *
     print(f"{name} ready: http://{shown}:{port}/api/system/info", flush=True)
     if demo_logins:
         print(f"demo logins: {demo_logins}", flush=True)
+    if https is not None:
+        await https.start(runner)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    if https is not None:
+        await https.stop()
     await runner.cleanup()

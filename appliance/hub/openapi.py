@@ -43,6 +43,24 @@ ANY: S = {}  # any JSON value
 UID: S = {"type": "string", "pattern": "^[a-zA-Z][a-zA-Z0-9]{10}$"}
 
 
+# /api/hub/status's "tls": the HTTPS certificate tablets see (null: no [tls] name)
+TLS_STATUS: S = {
+    "type": "object", "nullable": True,
+    "description": "The HTTPS certificate tablets use (issue 12); null when the hub has no "
+                   "[tls] name. state: ok, renewing (due or a renewal under way), none (no "
+                   "certificate installed yet) or expired. last_error: why the last renewal "
+                   "attempt failed.",
+    "required": ["name", "url", "state"],
+    "properties": {
+        "name": STR, "url": STR,
+        "state": {"type": "string", "enum": ["ok", "renewing", "none", "expired"]},
+        "not_after": {"type": "string", "nullable": True},
+        "days_left": {"type": "number", "nullable": True},
+        "issuer": {"type": "string", "nullable": True},
+        "fingerprint": {"type": "string", "nullable": True},
+        "last_error": {"type": "string", "nullable": True}}}
+
+
 def nullable(schema: S) -> S:
     return {**schema, "nullable": True}
 
@@ -421,8 +439,8 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             required=True),)),
     # -- hub status, conflicts and rejections (routes_hub, sync.api)
     ("GET", "/api/hub/status"): Op("Hub and sync status", {200: obj(
-        {"hub": obj(), "sync": obj(), "events": arr(obj()), "metadataVersion": ANY},
-        ("hub", "sync"))}, public=True),
+        {"hub": obj(), "sync": obj(), "events": arr(obj()), "metadataVersion": ANY,
+         "tls": TLS_STATUS}, ("hub", "sync"))}, public=True),
     ("GET", "/api/hub/health"): Op("Hardware health", {200: obj(
         {"sample": nullable(obj()), "events": arr(obj())})}),
     ("GET", "/api/hub/conflicts"): Op(

@@ -38,11 +38,12 @@ from ..health.api import health_payload
 from ..store import synclog
 from ..store.metadata import MetadataIndex
 from ..store.users import User
+from . import tls
 from .routes_hub import read_status
 from .web import CONFIG, ROLE, STATE, STORE, USER_KEY
 
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}
-STATIC_FILES = ("hub.js", "hub.css", "dom.js", "people.js", "people.css")
+STATIC_FILES = ("hub.js", "hub.css", "dom.js", "people.js", "people.css", "https.js")
 # The register pages (people.js, people.css): page name -> (title, path)
 REGISTER_PAGES = {"people": ("People", "/hub/people"), "record": ("Person", "/hub/people"),
                   "lists": ("Weekly lists", "/hub/lists")}
@@ -59,6 +60,16 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
+
+
+def security_headers(https: str | None = None) -> dict[str, str]:
+    """The pages' headers; with ``https`` (the hub's HTTPS host) the page may also probe
+    ``https://<https>/api/system/ping`` before offering laptops the secure address."""
+    if not https:
+        return SECURITY_HEADERS
+    csp = SECURITY_HEADERS["Content-Security-Policy"].replace(
+        "connect-src 'self'", f"connect-src 'self' https://{https}")
+    return {**SECURITY_HEADERS, "Content-Security-Policy": csp}
 
 
 @dataclass(frozen=True)
@@ -80,8 +91,10 @@ def load_static() -> dict[str, Asset]:
             for name in STATIC_FILES}
 
 
-def shell(page: str, title: str, hub_name: str, assets: dict[str, Asset], main: str = "") -> str:
-    """The HTML both pages share: header bar, login form, and the main part."""
+def shell(page: str, title: str, hub_name: str, assets: dict[str, Asset], main: str = "",
+          https: str | None = None) -> str:
+    """The HTML both pages share: header bar, login form, and the main part. ``https``: the
+    hub's HTTPS host, offered (after a probe) to a laptop on plain HTTP."""
     def v(name: str) -> str:
         return f"/hub/static/{name}?v={assets[name].etag.strip(chr(34))}"
     other = " ".join(f'<a href="{href}"' + (' aria-current="page"' if p == page else "") +
@@ -92,6 +105,9 @@ def shell(page: str, title: str, hub_name: str, assets: dict[str, Asset], main: 
                  f'<script src="{v("people.js")}" type="module"></script>\n')
     refresh = ('<noscript><meta http-equiv="refresh" content="30"></noscript>\n'
                if page == "status" else "")
+    if https:  # the offer to switch to HTTPS (https.js probes the address first)
+        refresh += (f'<meta name="hub-https" content="{escape(https)}">\n'
+                    f'<script src="{v("https.js")}" type="module"></script>\n')
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -135,9 +151,10 @@ or Edge.</p></noscript>
 """
 
 
-def _reply(request: web.Request, asset: Asset, cache: str) -> web.Response:
+def _reply(request: web.Request, asset: Asset, cache: str,
+           https: str | None = None) -> web.Response:
     headers = {"ETag": asset.etag, "Cache-Control": cache, "Vary": "Accept-Encoding",
-               **SECURITY_HEADERS}
+               **security_headers(https)}
     if request.headers.get("If-None-Match") == asset.etag:
         return web.Response(status=304, headers=headers)
     body = asset.body
@@ -258,6 +275,28 @@ def _hardware(h: dict[str, Any]) -> str:
     ])
 
 
+TLS_STATE = {
+    "ok": "serving a valid certificate",
+    "renewing": "serving; a new certificate is being obtained from national",
+    "none": "NO CERTIFICATE YET: tablets cannot connect until national issues one",
+    "expired": "CERTIFICATE EXPIRED: tablets cannot connect until it is renewed",
+}
+
+
+def _https(t: dict[str, Any]) -> str:
+    """The certificate tablets see, as the IT focal point checks it."""
+    days = t.get("days_left")
+    return _kv([
+        ("Tablet server URL", f"<code>{_e(t.get('url'))}</code>"),
+        ("Certificate", escape(TLS_STATE.get(str(t.get("state")), str(t.get("state"))))),
+        ("Valid until", when(t.get("not_after")) + (
+            f" ({days:.0f} days left)" if isinstance(days, (int, float)) and days > 0 else "")),
+        ("Issued by", _e(t.get("issuer"))),
+        ("Fingerprint (SHA-256)", f"<code>{_e(t.get('fingerprint'))}</code>"),
+        ("Last renewal error", _e(t.get("last_error") or "none")),
+    ])
+
+
 def _scoped_lists(conn: Any, index: MetadataIndex, user: User
                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Conflicts (open first) and rejections the user may see, as the /api/hub views scope
@@ -328,6 +367,8 @@ def status_main(request: web.Request, raw: dict[str, Any], health: dict[str, Any
         f'<div class="card" id="hub"><h2>Hub</h2>{hub}</div>',
         f'<div class="card" id="sync"><h2>Sync with national</h2>{sync}</div>',
         f'<div class="card" id="hardware"><h2>Hardware</h2>{_hardware(health)}</div>',
+        *([f'<div class="card" id="https"><h2>HTTPS for tablets</h2>{_https(raw["tls"])}</div>']
+          if raw.get("tls") else []),
         "</div>", '<h2 class="big">Recent sync events</h2>',
         _table("events", [("When", lambda e: when(e["at"])), ("Level", lambda e: _e(e["level"])),
                           ("Kind", lambda e: _e(e["kind"])),
@@ -377,22 +418,38 @@ def setup(app: web.Application) -> None:
     (``/hub/people``, ``/hub/people/{uid}``, ``/hub/lists``) and ``/hub/static/{name}``."""
     assets = load_static()
     hub_name = str(app[CONFIG].get("hub", "name"))
-    entry_page = _asset(shell("entry", "Monthly forms", hub_name, assets).encode(), "text/html")
+    # the shells, built once per HTTPS offer (none, or the hub's name once its certificate
+    # is served): (title, page) -> Asset
+    shells: dict[str | None, dict[str, Asset]] = {}
+
+    def page_shell(request: web.Request, name: str) -> tuple[Asset, str | None]:
+        offer = tls.https_offer(request.app)
+        built = shells.get(offer)
+        if built is None:
+            titles = {"entry": "Monthly forms",
+                      **{n: title for n, (title, _path) in REGISTER_PAGES.items()}}
+            built = shells[offer] = {
+                n: _asset(shell(n, t, hub_name, assets, https=offer).encode(), "text/html")
+                for n, t in titles.items()}
+        return built[name], offer
 
     async def entry(request: web.Request) -> web.Response:
-        return _reply(request, entry_page, "no-cache")
+        page, offer = page_shell(request, "entry")
+        return _reply(request, page, "no-cache", offer)
 
     async def status(request: web.Request) -> web.Response:
         store, index = request.app[STORE], request.app[STATE].index
         user: User | None = request.get(USER_KEY)
         raw = await store.read(read_status)
+        raw["tls"] = await tls.status(request.app)
         health = await health_payload(store)
         lists = None if user is None else await store.read(
             lambda c: _scoped_lists(c, index, user))
+        offer = tls.https_offer(request.app)
         html = shell("status", "Hub status", hub_name, assets,
-                     status_main(request, raw, health, lists))
+                     status_main(request, raw, health, lists), https=offer)
         resp = web.Response(text=html, content_type="text/html", charset="utf-8",
-                            headers={"Cache-Control": "no-store", **SECURITY_HEADERS})
+                            headers={"Cache-Control": "no-store", **security_headers(offer)})
         resp.enable_compression()
         return resp
 
@@ -413,14 +470,11 @@ def setup(app: web.Application) -> None:
         cache = "public, max-age=31536000, immutable" if request.query.get("v") else "no-cache"
         return _reply(request, asset, cache)
 
-    register_pages = {
-        name: _asset(shell(name, title, hub_name, assets).encode(), "text/html")
-        for name, (title, _path) in REGISTER_PAGES.items()}
-
     def register_page(name: str) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.Response:
             # the shell holds no data: the page's JS reads it with the user's session
-            return _reply(request, register_pages[name], "no-cache")
+            page, offer = page_shell(request, name)
+            return _reply(request, page, "no-cache", offer)
         return handler
 
     app.router.add_get("/hub/people", register_page("people"))

@@ -11,6 +11,7 @@ from .. import __version__
 from ..health.api import health_payload
 from ..store import backlog, synclog
 from ..store import datavalues as dv
+from . import tls
 from .web import CONFIG, ROLE, STATE, STORE, json_response
 
 
@@ -59,6 +60,7 @@ async def status(request: web.Request) -> web.Response:
         },
         "events": raw["events"],
         "metadataVersion": request.app[STATE].index.version,
+        "tls": await tls.status(request.app),  # null: no [tls] name, no HTTPS
     })
 
 
