@@ -30,10 +30,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
 import dns.rdatatype
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -330,3 +332,22 @@ def run_pebble(tmp_path: Path, *, dns_server: str, listen: str = "127.0.0.1",
         yield peb
     finally:
         _stop(peb.proc)
+
+
+# ---------------------------------------------------------------------------- fixtures
+# Import them into a conftest.py (``from tests.tlsinfra import national_dns, pebble``).
+ZONE = "hub.example.test"
+
+
+@pytest.fixture
+def national_dns(tmp_path: Path) -> Iterator[Bind]:
+    """BIND on 127.0.0.1 serving ``ZONE``, updatable with its TSIG key."""
+    with run_bind(tmp_path, zone=ZONE, port=free_port()) as bind:
+        yield bind
+
+
+@pytest.fixture
+def pebble(tmp_path: Path, national_dns: Bind) -> Iterator[Pebble]:
+    """pebble on 127.0.0.1 validating DNS-01 against ``national_dns``."""
+    with run_pebble(tmp_path, dns_server=national_dns.server) as peb:
+        yield peb

@@ -296,6 +296,10 @@ class Certificates:
                 raise AcmeError(f"The CA returned a certificate for {leaf.names} with another "
                                 f"key than the CSR for {name}; it was not handed out.",
                                 error_code="acme")
+            if leaf.not_after <= self.clock():
+                raise AcmeError(f"The CA returned a certificate for {name} that expired on "
+                                f"{iso(leaf.not_after)}: check the fleet server's clock.",
+                                error_code="acme")
         except ApplianceError as e:
             await self._failed(row, e.message)
             return

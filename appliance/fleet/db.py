@@ -627,7 +627,7 @@ def set_tls_name_tx(conn: sqlite3.Connection, hub_id: str, tls_name: str) -> Non
                          (name, hub_id)).fetchone() if name else None
     if other is not None:
         raise Conflict(f"the name {name} already belongs to hub {other['id']}; a name "
-                       "points at one hub's LAN address", error_code="exists")
+                       "points at one hub's LAN address", error_code="name_taken")
     conn.execute("UPDATE hubs SET tls_name=?, published_ip=CASE WHEN tls_name IS ? "
                  "THEN published_ip END, published_at=CASE WHEN tls_name IS ? "
                  "THEN published_at END WHERE id=?", (name, name, name, hub_id))

@@ -419,7 +419,9 @@ async def post_hub(request: web.Request) -> web.Response:
         token = await fleet.db.enrol(hub, now=now, then=lambda c: audit_tx(
             c, at=now, username=account.username, client=request.remote, action="enrol-hub",
             detail=detail))
-    except Conflict:
+    except Conflict as e:
+        if e.error_code != "exists":
+            raise
         raise Conflict(f"Hub {hub.hub_id} is already enrolled. To give it a new token, run "
                        f"'appliance fleet add-hub --hub-id {hub.hub_id} --rotate' on the fleet "
                        "server.", error_code="exists") from None
