@@ -270,7 +270,7 @@ def parse_tls(obj: Any) -> TlsInfo | None:
     if "not_after" not in obj:
         raise BadRequest("tls.not_after is required")
     not_after = parse_time(obj["not_after"], "tls.not_after")
-    issuer = _str(obj, "issuer", "tls.issuer", required=True, max_len=500) or ""
+    issuer = _str(obj, "issuer", "tls.issuer", required=True, max_len=1000) or ""
     fp = _str(obj, "fingerprint", "tls.fingerprint", required=True, max_len=64) or ""
     if not _SHA256_HEX.match(fp):
         raise BadRequest("tls.fingerprint must be the SHA-256 of the certificate, 64 hex "
