@@ -79,6 +79,12 @@ class FleetError(ApplianceError):
     """The fleet service refused a request."""
 
 
+class ServiceUnavailable(FleetError):
+    """The fleet service does not offer this (e.g. no ACME CA configured)."""
+
+    http_status = 503
+
+
 class CertificateError(ApplianceError):
     """A certificate, key or CSR that will not be used: malformed, for another name or key,
     or expired. Whatever was installed before stays in place."""

@@ -12,7 +12,10 @@ Modules, from the wire inwards:
 * ``metrics``   Prometheus text exposition
 * ``charts``, ``pages``  server-rendered HTML with inline SVG
 * ``auth``      fleet users (viewer/admin), logins with throttling and audit, sessions
+* ``certs``     hub certificates (#12): CSR checks, background ACME orders, A records
+* ``acme_issuer``  DNS-01 orders through certbot's ``acme`` library
+* ``dns``       national's DNS: RFC 2136 updates with TSIG, or a command hook
 * ``web``       the aiohttp app (``create_app``, ``start``); who may call what (``ROUTES``)
 * ``simulator``, ``geography``  realistic simulated fleets across Bangladesh
-* ``command``   ``appliance fleet`` (serve, add-hub, add-user, simulate)
+* ``command``   ``appliance fleet`` (serve, add-hub, set-tls-name, add-user, simulate)
 """

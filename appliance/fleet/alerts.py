@@ -11,7 +11,9 @@ States, worst first:
   remounted read-only), ``disk`` over ``disk_pct``, ``temp`` over ``temp_c``;
 * **amber**: degraded, act this week: ``undervoltage`` (seen in the last day),
   ``sync_lag`` over ``sync_lag_h``, ``conflicts`` (unresolved > 0), ``clock`` offset
-  over ``clock_offset_s``;
+  over ``clock_offset_s``, ``cert_expiry`` (the HTTPS certificate the hub serves has
+  fewer than ``cert_expiry_days`` left: its renewal keeps failing);
+* ``cert_expiry`` turns **red** once that certificate has expired (tablets cannot connect);
 * **green**: no alert.
 """
 
@@ -31,8 +33,9 @@ RED, AMBER, GREEN = "red", "amber", "green"
 STATE_RANK = {RED: 0, AMBER: 1, GREEN: 2}
 RED_CODES = frozenset({"silent", "integrity", "disk", "temp"})
 AMBER_CODES = frozenset({"undervoltage", "sync_lag", "conflicts", "clock"})
+AMBER_OR_RED_CODES = frozenset({"cert_expiry"})  # amber before expiry, red after
 ALL_CODES = ("silent", "integrity", "disk", "temp", "undervoltage", "sync_lag",
-             "conflicts", "clock")
+             "conflicts", "clock", "cert_expiry")
 UNDERVOLTAGE_WINDOW_S = 86400.0
 
 
@@ -43,13 +46,15 @@ class Thresholds:
     temp_c: float = 80.0
     sync_lag_h: float = 48.0
     clock_offset_s: float = 300.0
+    cert_expiry_days: float = 14.0
 
     @classmethod
     def from_config(cls, config: Config) -> Thresholds:
         f = config.section("fleet")
         return cls(silent_after_s=float(f["silent_after_s"]), disk_pct=float(f["disk_pct"]),
                    temp_c=float(f["temp_c"]), sync_lag_h=float(f["sync_lag_h"]),
-                   clock_offset_s=float(f["clock_offset_s"]))
+                   clock_offset_s=float(f["clock_offset_s"]),
+                   cert_expiry_days=float(f["cert_expiry_days"]))
 
     def overlay(self, overrides: Mapping[str, float]) -> Thresholds:
         """These thresholds with the admins' changes (``alert_rules`` in the fleet DB)."""
@@ -79,6 +84,8 @@ RULE_LIMITS: dict[str, RuleLimit] = {
                                              "than this is amber"),
     "clock_offset_s": RuleLimit(1, 86400, "s", "a hub whose clock is off by more than this "
                                                "is amber"),
+    "cert_expiry_days": RuleLimit(1, 90, "days", "a hub whose HTTPS certificate expires within "
+                                                 "this many days is amber (red once expired)"),
 }
 
 
@@ -112,6 +119,7 @@ class HubStatus:
     lag_s: float | None = None
     conflicts: int | None = None
     clock_offset_s: float | None = None  # the hub's clock error, see effective_offset
+    cert_not_after: float | None = None  # the served certificate's expiry (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -168,6 +176,15 @@ def evaluate(h: HubStatus, now: float, th: Thresholds) -> list[Alert]:
         way = "behind" if off > 0 else "ahead"
         out.append(Alert("clock", AMBER, f"clock {age(abs(off))} {way} "
                                          f"(over {th.clock_offset_s:g} s)"))
+    exp = h.cert_not_after
+    if exp is not None and exp <= now:
+        out.append(Alert("cert_expiry", RED, f"HTTPS certificate expired on {when(exp)}: "
+                                             "tablets cannot connect; its renewal failed"))
+    elif exp is not None and exp - now < th.cert_expiry_days * 86400:
+        out.append(Alert("cert_expiry", AMBER, f"HTTPS certificate expires on {when(exp)} "
+                                               f"(within {th.cert_expiry_days:g} days): its "
+                                               "renewal keeps failing"))
+    out.sort(key=lambda a: STATE_RANK[a.level])  # red ones first, stable otherwise
     return out
 
 

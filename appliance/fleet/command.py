@@ -2,14 +2,20 @@
 
     appliance fleet [--host H] [--port P]             serve (default: [fleet] listen)
     appliance fleet add-hub --hub-id ID [--name N] [--district D] [--division V] [--upazila U]
-                                                      print a new token (only that, one line)
+                            [--tls-name NAME]         print a new token (only that, one line)
+    appliance fleet set-tls-name --hub-id ID NAME     assign an enrolled hub its HTTPS name
     appliance fleet add-user --username U --role viewer|admin [--password-file F]
                                                       create or update a dashboard user
     appliance fleet simulate --hubs N --url URL       enrol N simulated hubs and post heartbeats
 
 The database is ``<data-dir>/fleet.db`` (and its token key ``fleet.key``); ``add-hub``,
-``add-user`` and ``simulate`` write to it directly, so run them with the server's
-``--data-dir``.
+``add-user``, ``set-tls-name`` and ``simulate`` write to it directly, so run them with the
+server's ``--data-dir``.
+
+``--tls-name``/``set-tls-name``: the hub's public name (``<upazila>.<[acme] domain>``).
+The fleet issues certificates only for that name to that hub, and publishes it in DNS
+as an A record of the LAN address the hub reports. ``set-tls-name --hub-id ID ''``
+removes it.
 
 ``add-user``: a ``viewer`` reads the dashboard, the JSON API and ``/metrics``; an ``admin``
 may also enrol hubs and change alert rules over HTTP. The password (at least 8
@@ -33,6 +39,7 @@ from pathlib import Path
 from ..config import Config
 from ..errors import ApplianceError, FleetError
 from . import auth
+from .certs import check_name
 from .db import HUB_ID, FleetDB, NewHub
 from .web import create_app, start
 
@@ -55,6 +62,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add.add_argument("--rotate", action="store_true",
                      help="the hub exists: issue a new token (the old one stops working) "
                           "and restart its seq (a re-flashed card)")
+    add.add_argument("--tls-name", metavar="NAME",
+                     help="the hub's public HTTPS name, e.g. ramu.hub.example.org: the only "
+                          "name it may get a certificate for")
+    tls = sub.add_parser("set-tls-name", help="assign an enrolled hub its public HTTPS name",
+                         description="Assign an enrolled hub its public HTTPS name (the only "
+                                     "name it may get a certificate for); '' removes it.")
+    tls.add_argument("--hub-id", required=True, help="the hub's [hub] id")
+    tls.add_argument("tls_name", metavar="NAME", help="e.g. ramu.hub.example.org")
     user = sub.add_parser("add-user", help="create or update a fleet dashboard user",
                           description="Create or update a fleet user. The password is read "
                                       "from --password-file, else asked twice on a terminal, "
@@ -73,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sim.add_argument("--history-h", type=float, default=0.0,
                      help="back-fill this many hours of history at enrolment")
     sim.add_argument("--seed", type=int, default=1)
-    for p in (add, user, sim):  # accept the common options after the action too
+    for p in (add, user, sim, tls):  # accept the common options after the action too
         p.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS)
         p.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS)
 
@@ -84,6 +99,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
         return add_hub(args, config)
     if action == "add-user":
         return add_user(args, config)
+    if action == "set-tls-name":
+        return set_tls_name(args, config)
     if action == "simulate":
         return simulate(args, config)
     host, _, port = str(config.get("fleet", "listen")).rpartition(":")
@@ -112,11 +129,28 @@ def add_hub(args: argparse.Namespace, config: Config) -> int:
     if not HUB_ID.match(args.hub_id):
         raise FleetError(f"hub id {args.hub_id!r} must be 1-100 letters, digits, '.', '_' or "
                          "'-', starting with a letter or digit")
+    tls_name = check_name(args.tls_name) if args.tls_name else None
     with FleetDB(config.data_dir / "fleet.db") as db:
         token = db.add_hubs([NewHub(args.hub_id, args.name, args.district, args.division,
-                                    args.upazila, args.org_unit)], rotate=args.rotate)
+                                    args.upazila, args.org_unit, tls_name)], rotate=args.rotate)
     print(token[args.hub_id], flush=True)
     return 0
+
+
+def set_tls_name(args: argparse.Namespace, config: Config) -> int:
+    name = check_name(args.tls_name) if args.tls_name.strip() else ""
+    with FleetDB(config.data_dir / "fleet.db") as db:
+        before = db.set_tls_name(args.hub_id, name, by=_cli_user())
+    what = f"is now {name}" if name else "removed"
+    print(f"hub {args.hub_id}: HTTPS name {what} (was {before or 'none'})", flush=True)
+    return 0
+
+
+def _cli_user() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # a container without a passwd entry
+        return "cli"
 
 
 def read_password(password_file: str | None) -> str:
@@ -140,10 +174,7 @@ def read_password(password_file: str | None) -> str:
 def add_user(args: argparse.Namespace, config: Config) -> int:
     name = auth.check_username(args.username)
     password = auth.check_password(read_password(args.password_file))
-    try:
-        by = f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # a container without a passwd entry
-        by = "cli"
+    by = _cli_user()
     with FleetDB(config.data_dir / "fleet.db") as db:
         print(auth.set_user(db, name, args.role, password, by=by), flush=True)
     return 0

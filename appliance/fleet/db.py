@@ -27,6 +27,15 @@ People (``AUTH_SCHEMA``, a second migration so that existing fleet DBs gain it; 
 * ``login_audit``: every login attempt; ``admin_audit``: every admin change (who, when,
   what; never a token or a password).
 * ``alert_rules``: thresholds an admin changed over HTTP, overlaid on ``[fleet]``.
+
+HTTPS for tablets (``TLS_SCHEMA``, #12):
+
+* ``hubs`` gains ``tls_name`` (the public name national assigned, ``add-hub --tls-name``),
+  what the hub's heartbeats say it serves (``tls_cert_name``, ``tls_not_after``,
+  ``tls_issuer``, ``tls_fingerprint``), its ``lan_ip`` and the address last published in
+  DNS for its name (``published_ip``).
+* ``certificates``: one row per (hub, name, public key) a hub sent a CSR for; the CSR
+  (public), the state of its issuance and, once issued, the chain. Never a private key.
 """
 
 from __future__ import annotations
@@ -43,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import Conflict, Unauthorized
+from ..errors import Conflict, NotFound, Unauthorized
 from ..store import Store
 from . import alerts as al
 from . import tokens
@@ -147,7 +156,39 @@ CREATE TABLE IF NOT EXISTS alert_rules (
   name TEXT PRIMARY KEY, value REAL NOT NULL, updated_at REAL NOT NULL, updated_by TEXT NOT NULL
 );
 """
-MIGRATIONS = [("0001_fleet.sql", SCHEMA), ("0002_fleet_auth.sql", AUTH_SCHEMA)]
+TLS_SCHEMA = """
+ALTER TABLE hubs ADD COLUMN tls_name TEXT;
+ALTER TABLE hubs ADD COLUMN tls_cert_name TEXT;
+ALTER TABLE hubs ADD COLUMN tls_not_after REAL;
+ALTER TABLE hubs ADD COLUMN tls_issuer TEXT;
+ALTER TABLE hubs ADD COLUMN tls_fingerprint TEXT;
+ALTER TABLE hubs ADD COLUMN tls_reported_at REAL;
+ALTER TABLE hubs ADD COLUMN lan_ip TEXT;
+ALTER TABLE hubs ADD COLUMN published_ip TEXT;
+ALTER TABLE hubs ADD COLUMN published_at REAL;
+CREATE UNIQUE INDEX IF NOT EXISTS hubs_tls_name ON hubs(tls_name) WHERE tls_name IS NOT NULL;
+CREATE INDEX IF NOT EXISTS hubs_tls_expiry ON hubs(tls_not_after) WHERE tls_not_after IS NOT NULL;
+CREATE TABLE IF NOT EXISTS certificates (
+  id INTEGER PRIMARY KEY,
+  hub_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  pubkey_sha256 TEXT NOT NULL,
+  csr TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'issued', 'failed')),
+  certificate TEXT,
+  not_after REAL,
+  fingerprint TEXT,
+  last_error TEXT,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at REAL NOT NULL DEFAULT 0,
+  created_at REAL NOT NULL,
+  updated_at REAL NOT NULL,
+  UNIQUE (hub_id, name, pubkey_sha256)
+);
+CREATE INDEX IF NOT EXISTS certificates_todo ON certificates(state) WHERE state != 'issued';
+"""
+MIGRATIONS = [("0001_fleet.sql", SCHEMA), ("0002_fleet_auth.sql", AUTH_SCHEMA),
+              ("0003_fleet_tls.sql", TLS_SCHEMA)]
 AUDIT_DAYS = 400  # login and admin audit: a year and a bit, whatever retention_days says
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -180,6 +221,7 @@ class IngestResult:
     samples: int
     state: str
     clock_offset_s: float
+    publish: tuple[str, str] | None = None  # (tls_name, lan_ip) to publish as an A record
 
 
 @dataclass(frozen=True)
@@ -190,8 +232,7 @@ class NewHub:
     division: str | None = None
     upazila: str | None = None
     org_unit_id: str | None = None
-
-
+    tls_name: str | None = None
 
 
 class FleetDB:
@@ -279,6 +320,24 @@ class FleetDB:
                     "token_hash, token_secret, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
                     (h.hub_id, h.name, h.district, h.division, h.upazila, h.org_unit_id,
                      tokens.hash_token(token), secret, stamp))
+            if h.tls_name is not None:
+                set_tls_name_tx(conn, h.hub_id, h.tls_name)
+
+    def set_tls_name(self, hub_id: str, tls_name: str, *, by: str, now: float | None = None
+                     ) -> str | None:
+        """Assign a hub its public HTTPS name (empty: none); returns the previous one."""
+        stamp = time.time() if now is None else now
+
+        def tx(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT tls_name FROM hubs WHERE id=?", (hub_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no hub {hub_id!r} is enrolled; enrol it with 'appliance fleet "
+                               f"add-hub --hub-id {hub_id} --tls-name NAME'")
+            set_tls_name_tx(conn, hub_id, tls_name)
+            audit_tx(conn, at=stamp, username=by, client=None, action="set-tls-name",
+                     detail={"hub_id": hub_id, "tls_name": [row[0], tls_name or None]})
+            return str(row[0]) if row[0] else None
+        return self.write_sync(tx)
 
     # -- alert rules ---------------------------------------------------------------------------
     def thresholds(self, base: al.Thresholds) -> al.Thresholds:
@@ -461,6 +520,15 @@ def ingest_tx(conn: sqlite3.Connection, hb: Heartbeat, received: float, max_skew
         conn.execute("UPDATE hubs SET " + ", ".join(f"{c}=:{c}" for c in keep) +
                      ", heartbeats=heartbeats+1, samples=samples+:n_samples WHERE id=:id",
                      params)
+    if hb.tls_reported:  # what the hub serves now; null: none installed
+        cert = hb.tls
+        conn.execute("UPDATE hubs SET tls_cert_name=?, tls_not_after=?, tls_issuer=?, "
+                     "tls_fingerprint=?, tls_reported_at=? WHERE id=?",
+                     (cert.name if cert else None, cert.not_after if cert else None,
+                      cert.issuer if cert else None, cert.fingerprint if cert else None,
+                      received, hb.hub_id))
+    if hb.lan_ip_reported:
+        conn.execute("UPDATE hubs SET lan_ip=? WHERE id=?", (hb.lan_ip, hb.hub_id))
     conn.execute(
         "INSERT INTO heartbeats (hub_id, seq, received, sent_at, boot_id, version, uptime_s, "
         "n_samples, summary) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -468,7 +536,15 @@ def ingest_tx(conn: sqlite3.Connection, hb: Heartbeat, received: float, max_skew
          len(hb.samples), params["summary"]))
     hub = conn.execute("SELECT * FROM hubs WHERE id=?", (hb.hub_id,)).fetchone()
     state = apply_alerts(conn, hub, received, th)
-    return IngestResult(hb.hub_id, hb.seq, len(hb.samples), state, offset)
+    return IngestResult(hb.hub_id, hb.seq, len(hb.samples), state, offset,
+                        publish=to_publish(hub))
+
+
+def to_publish(hub: sqlite3.Row) -> tuple[str, str] | None:
+    """(name, address) when the hub's name should point at a LAN address DNS lacks."""
+    if hub["tls_name"] and hub["lan_ip"] and hub["lan_ip"] != hub["published_ip"]:
+        return hub["tls_name"], hub["lan_ip"]
+    return None
 
 
 def status_of(row: sqlite3.Row | dict[str, Any]) -> al.HubStatus:
@@ -478,7 +554,8 @@ def status_of(row: sqlite3.Row | dict[str, Any]) -> al.HubStatus:
         created_at=row["created_at"], last_seen=row["last_seen"], disk_pct=row["disk_pct"],
         temp_c=row["temp_c"], integrity_ok=b(row["integrity_ok"]),
         ro_remount=b(row["ro_remount"]), undervoltage_at=row["undervoltage_at"],
-        lag_s=row["lag_s"], conflicts=row["conflicts"], clock_offset_s=row["clock_offset_s"])
+        lag_s=row["lag_s"], conflicts=row["conflicts"], clock_offset_s=row["clock_offset_s"],
+        cert_not_after=row["tls_not_after"])
 
 
 def apply_alerts(conn: sqlite3.Connection, hub: sqlite3.Row, now: float,
@@ -508,7 +585,8 @@ def apply_alerts(conn: sqlite3.Connection, hub: sqlite3.Row, now: float,
 
 
 def sweep_tx(conn: sqlite3.Connection, now: float, th: al.Thresholds) -> int:
-    """Re-evaluate hubs whose alerts changed with time alone (went silent, undervoltage aged).
+    """Re-evaluate hubs whose alerts changed with time alone (went silent, undervoltage aged,
+    a certificate came near its expiry or passed it).
 
     Only rows where the stored flag disagrees with the clock are touched, so a sweep over
     10,000 quiet hubs is one scan and no writes.
@@ -517,9 +595,15 @@ def sweep_tx(conn: sqlite3.Connection, now: float, th: al.Thresholds) -> int:
         "SELECT * FROM hubs WHERE "
         "(COALESCE(last_seen, created_at) < :silent_cut) != (instr(alert_codes, ',silent,') > 0) "
         "OR (undervoltage_at IS NOT NULL AND undervoltage_at > :uv_cut) "
-        "   != (instr(alert_codes, ',undervoltage,') > 0)",
-        {"silent_cut": now - th.silent_after_s,
-         "uv_cut": now - al.UNDERVOLTAGE_WINDOW_S}).fetchall()
+        "   != (instr(alert_codes, ',undervoltage,') > 0) "
+        "OR (tls_not_after IS NOT NULL AND tls_not_after < :cert_cut) "
+        "   != (instr(alert_codes, ',cert_expiry,') > 0) "
+        # amber -> red at expiry: the level is only in the alerts table
+        "OR (tls_not_after <= :now AND instr(alert_codes, ',cert_expiry,') > 0 AND EXISTS ("
+        "   SELECT 1 FROM alerts a WHERE a.hub_id = hubs.id AND a.code = 'cert_expiry' "
+        "   AND a.resolved_at IS NULL AND a.level != 'red'))",
+        {"silent_cut": now - th.silent_after_s, "uv_cut": now - al.UNDERVOLTAGE_WINDOW_S,
+         "cert_cut": now + th.cert_expiry_days * DAY, "now": now}).fetchall()
     for hub in rows:
         apply_alerts(conn, hub, now, th)
     return len(rows)
@@ -531,6 +615,36 @@ def reevaluate_all(conn: sqlite3.Connection, now: float, th: al.Thresholds) -> i
     for hub in rows:
         apply_alerts(conn, hub, now, th)
     return len(rows)
+
+
+# ------------------------------------------------------------------------- hub names
+def set_tls_name_tx(conn: sqlite3.Connection, hub_id: str, tls_name: str) -> None:
+    """Assign ``tls_name`` (normalised, see ``certs.check_name``; empty: none) to a hub.
+
+    A new name forgets what was published for the old one; one name, one hub."""
+    name = tls_name or None
+    other = conn.execute("SELECT id FROM hubs WHERE tls_name=? AND id!=?",
+                         (name, hub_id)).fetchone() if name else None
+    if other is not None:
+        raise Conflict(f"the name {name} already belongs to hub {other['id']}; a name "
+                       "points at one hub's LAN address", error_code="name_taken")
+    conn.execute("UPDATE hubs SET tls_name=?, published_ip=CASE WHEN tls_name IS ? "
+                 "THEN published_ip END, published_at=CASE WHEN tls_name IS ? "
+                 "THEN published_at END WHERE id=?", (name, name, name, hub_id))
+
+
+def mark_published_tx(conn: sqlite3.Connection, hub_id: str, name: str, ip: str,
+                      now: float) -> None:
+    """``name A ip`` is in DNS (if the hub still has that name)."""
+    conn.execute("UPDATE hubs SET published_ip=?, published_at=? WHERE id=? AND tls_name=?",
+                 (ip, now, hub_id, name))
+
+
+def unpublished(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    """(hub_id, name, lan_ip) of every hub whose DNS record is missing or stale."""
+    return [(r[0], r[1], r[2]) for r in conn.execute(
+        "SELECT id, tls_name, lan_ip FROM hubs WHERE tls_name IS NOT NULL AND lan_ip IS NOT NULL "
+        "AND published_ip IS NOT lan_ip")]
 
 
 # --------------------------------------------------------------- alert rules and audit

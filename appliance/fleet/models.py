@@ -12,7 +12,9 @@ authenticate, order and place a heartbeat are required.
 
 from __future__ import annotations
 
+import ipaddress
 import math
+import re
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -86,6 +88,16 @@ class Summary:
 
 
 @dataclass(frozen=True)
+class TlsInfo:
+    """The certificate a hub serves now, as its heartbeat reports it (#12)."""
+
+    name: str
+    not_after: float  # epoch seconds
+    issuer: str
+    fingerprint: str  # SHA-256 of the leaf's DER, lower-case hex
+
+
+@dataclass(frozen=True)
 class Heartbeat:
     hub_id: str
     seq: int
@@ -97,6 +109,11 @@ class Heartbeat:
     org_unit: OrgUnit = OrgUnit()
     uptime_s: float | None = None
     summary: Summary | None = None
+    # optional (#12): "reported" tells an older hub that omits them from one sending null
+    tls_reported: bool = False
+    tls: TlsInfo | None = None
+    lan_ip_reported: bool = False
+    lan_ip: str | None = None
 
 
 # ------------------------------------------------------------------------- decoding
@@ -236,6 +253,48 @@ def parse_summary(obj: Any) -> Summary | None:
     )
 
 
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*"
+                       r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$")
+_SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def parse_tls(obj: Any) -> TlsInfo | None:
+    """``tls``: null (no certificate installed) or name, not_after, issuer, fingerprint."""
+    if obj is None:
+        return None
+    obj = _obj(obj, "tls")
+    name = _str(obj, "name", "tls.name", required=True, max_len=253) or ""
+    if not _HOSTNAME.match(name):
+        raise BadRequest(f"tls.name must be a DNS name like ramu.hub.example.org; got "
+                         f"{name[:60]!r}")
+    if "not_after" not in obj:
+        raise BadRequest("tls.not_after is required")
+    not_after = parse_time(obj["not_after"], "tls.not_after")
+    issuer = _str(obj, "issuer", "tls.issuer", required=True, max_len=1000) or ""
+    fp = _str(obj, "fingerprint", "tls.fingerprint", required=True, max_len=64) or ""
+    if not _SHA256_HEX.match(fp):
+        raise BadRequest("tls.fingerprint must be the SHA-256 of the certificate, 64 hex "
+                         "digits")
+    return TlsInfo(name.rstrip(".").lower(), not_after, issuer, fp.lower())
+
+
+def parse_lan_ip(value: Any) -> str | None:
+    """``lan_ip``: null or the IPv4 address the hub answers its name with on the LAN."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 15:
+        raise BadRequest("lan_ip must be an IPv4 address string like \"10.77.0.1\", or null")
+    try:
+        ip = ipaddress.IPv4Address(value)
+    except ValueError:
+        raise BadRequest(f"lan_ip must be an IPv4 address like \"10.77.0.1\"; got "
+                         f"{value[:20]!r}") from None
+    if ip.is_unspecified or ip.is_multicast or ip.is_loopback:
+        raise BadRequest(f"lan_ip {value} cannot be a hub's LAN address (unspecified, "
+                         "loopback or multicast)")
+    return str(ip)
+
+
 def parse_heartbeat(obj: Any) -> Heartbeat:
     obj = _obj(obj, "body")
     hub_id = _str(obj, "hub_id", "hub_id", required=True, max_len=100)
@@ -273,4 +332,6 @@ def parse_heartbeat(obj: Any) -> Heartbeat:
         boot_id=boot_id or "", samples=samples, name=name, org_unit=org_unit,
         uptime_s=_check(obj.get("uptime_s"), "num", "uptime_s"),
         summary=parse_summary(obj.get("summary")),
+        tls_reported="tls" in obj, tls=parse_tls(obj.get("tls")),
+        lan_ip_reported="lan_ip" in obj, lan_ip=parse_lan_ip(obj.get("lan_ip")),
     )

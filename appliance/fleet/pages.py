@@ -239,7 +239,7 @@ RANGES = ((6, "6 h"), (24, "24 h"), (24 * 7, "7 days"), (24 * 30, "30 days"))
 
 def hub_page(hub: sqlite3.Row, alerts: list[sqlite3.Row], hist: list[sqlite3.Row],
              beats: list[sqlite3.Row], *, hours: int, now: float, th: Thresholds,
-             account: Account | None = None) -> str:
+             account: Account | None = None, tls: dict[str, Any] | None = None) -> str:
     title = hub["name"] or hub["id"]
     seen = hub["last_seen"]
     place = ", ".join(x for x in (hub["upazila"], hub["district"], hub["division"]) if x)
@@ -286,7 +286,7 @@ def hub_page(hub: sqlite3.Row, alerts: list[sqlite3.Row], hist: list[sqlite3.Row
         f"<td class=\"n\">{_offset(b['received'] - b['sent_at'])}</td>"
         f"<td class=\"n\">{esc(b['n_samples'])}</td><td>{esc(b['version'])}</td>"
         f"<td>{'yes' if b['summary'] else ''}</td></tr>" for b in beats)
-    body = (f"<h1>{esc(title)}</h1>{meta}{alert_html}"
+    body = (f"<h1>{esc(title)}</h1>{meta}{alert_html}{_tls_html(tls)}"
             f"<h2>History</h2><p>{ranges} <small>({len(hist)} samples)</small></p>"
             f'<div class="charts">{chart_html}</div>'
             f"<h2>Latest sample</h2>{latest}{summary}"
@@ -295,6 +295,31 @@ def hub_page(hub: sqlite3.Row, alerts: list[sqlite3.Row], hist: list[sqlite3.Row
             '<th class="n">Samples</th><th>Version</th><th>Offline summary</th></tr></thead>'
             f"<tbody>{beat_rows}</tbody></table></div>")
     return layout(f"Fleet: {title}", body, account=account)
+
+
+def _tls_html(tls: dict[str, Any] | None) -> str:
+    """The hub's HTTPS name and the certificate it serves (#12)."""
+    if not tls or not (tls["name"] or tls["not_after"] or tls["issuance"]):
+        return ""
+    items: list[tuple[str, Any]] = [("name", tls["name"] or "none assigned")]
+    if tls["not_after"]:
+        left = tls["days_left"]
+        items += [("serves", tls["cert_name"]),
+                  ("expires", f"{tls['not_after']} ({left:g} days left)" if left is not None
+                   and left >= 0 else f"{tls['not_after']} (expired)"),
+                  ("issuer", tls["issuer"]), ("fingerprint (SHA-256)", tls["fingerprint"])]
+    else:
+        items.append(("serves", "no certificate reported"))
+    items += [("LAN address", tls["lan_ip"]), ("in public DNS", tls["published_ip"])]
+    iss = tls["issuance"]
+    if iss:
+        state = iss["state"] + (f" until {iss['not_after']}" if iss["state"] == "issued" else "")
+        items.append(("last issuance", f"{state}, {iss['updated_at']}"))
+        if iss["last_error"] and iss["state"] != "issued":
+            items.append(("last error", iss["last_error"]))
+    return ('<h2>HTTPS certificate</h2><dl class="kv">' + "".join(
+        f"<dt>{esc(k)}</dt><dd>{esc('–' if v is None else v)}</dd>" for k, v in items)
+        + "</dl>")
 
 
 def _latest_table(hub: sqlite3.Row) -> str:

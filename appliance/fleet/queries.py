@@ -182,6 +182,28 @@ def hub_json(row: sqlite3.Row, now: float) -> dict[str, Any]:
     return out
 
 
+def tls_json(hub: sqlite3.Row, issuance: sqlite3.Row | None, now: float) -> dict[str, Any]:
+    """A hub's HTTPS name and certificate (#12): ``name`` as national assigned it, the
+    certificate its heartbeats say it serves (``cert_name`` ... ``fingerprint``; null when
+    it reports none), its LAN address and what DNS holds, and national's latest issuance."""
+    na = hub["tls_not_after"]
+    out: dict[str, Any] = {
+        "name": hub["tls_name"], "url": f"https://{hub['tls_name']}" if hub["tls_name"] else None,
+        "cert_name": hub["tls_cert_name"], "not_after": iso(na),
+        "days_left": None if na is None else round((na - now) / 86400, 1),
+        "issuer": hub["tls_issuer"], "fingerprint": hub["tls_fingerprint"],
+        "reported_at": iso(hub["tls_reported_at"]),
+        "lan_ip": hub["lan_ip"], "published_ip": hub["published_ip"],
+        "published_at": iso(hub["published_at"]), "issuance": None}
+    if issuance is not None:
+        out["issuance"] = {
+            "name": issuance["name"], "state": issuance["state"],
+            "not_after": iso(issuance["not_after"]), "fingerprint": issuance["fingerprint"],
+            "attempts": issuance["attempts"], "last_error": issuance["last_error"],
+            "requested_at": iso(issuance["created_at"]), "updated_at": iso(issuance["updated_at"])}
+    return out
+
+
 def alert_json(row: sqlite3.Row) -> dict[str, Any]:
     return {"hub": row["hub_id"], "hub_name": row["name"], "upazila": row["upazila"],
             "district": row["district"], "division": row["division"], "code": row["code"],

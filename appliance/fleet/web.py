@@ -7,7 +7,8 @@ app refuses to start otherwise rather than reject every hub with 401.
 Who may do what (``ROUTES``; the ``guard`` middleware enforces it, and a route not listed
 there needs a logged-in viewer, so a new route is never open by mistake):
 
-* ``POST /api/heartbeats``: hubs, with their bearer token and HMAC signature (``tokens``).
+* ``POST /api/heartbeats``, ``POST /api/certificates``: hubs, with their bearer token and
+  HMAC signature (``tokens``), checked by one function (``authenticate_hub``).
 * ``GET/POST /login``: anyone (the login form); ``POST /logout``: a logged-in user.
 * pages, the JSON API: a fleet user's session (``auth``). Without one, pages redirect to
   ``/login?next=...`` and the API answers 401.
@@ -43,21 +44,35 @@ from ..dhis2.webmessage import web_message
 from ..errors import (
     ApplianceError,
     BadRequest,
+    ConfigError,
     Conflict,
     FleetError,
     Forbidden,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
     UnsupportedMediaType,
 )
 from ..webguard import check_same_origin, parse_json
 from . import auth, metrics, pages, queries
+from .acme_issuer import Issuer
 from .alerts import RULE_LIMITS, STATE_RANK, Thresholds, check_rule
 from .auth import ADMIN, VIEWER, Account, Accounts
-from .db import HUB_ID, FleetDB, NewHub, audit_tx, reevaluate_all, rule_overrides, set_rules_tx
-from .models import decode_body, parse_heartbeat
+from .certs import Certificates, check_name, latest_certificate, parse_csr
+from .db import (
+    HUB_ID,
+    FleetDB,
+    HubAuth,
+    NewHub,
+    audit_tx,
+    reevaluate_all,
+    rule_overrides,
+    set_rules_tx,
+)
+from .dns import provider_from_config
+from .models import decode_body, parse_heartbeat, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +105,7 @@ class Fleet:
     sweep_s: float = 15.0
     prune_s: float = 3600.0
     rules_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    certs: Certificates | None = None  # set by create_app
 
 
 FLEET = web.AppKey("fleet", Fleet)
@@ -110,6 +126,7 @@ def create_app(config: Config, db: FleetDB | None = None, *,
                   max_skew_s=float(f["max_skew_s"]), retention_days=float(f["retention_days"]),
                   accounts=Accounts(db, clock), metrics_token=str(f["metrics_token"]).strip(),
                   clock=clock, own_db=own)
+    fleet.certs = _certificates(config, db, clock)
     app = web.Application(client_max_size=MAX_BODY, middlewares=[errors, guard])
     app[FLEET] = fleet
     for method, path, handler, _access in ROUTES:
@@ -119,6 +136,18 @@ def create_app(config: Config, db: FleetDB | None = None, *,
             app.router.add_route(method, path, handler)
     app.cleanup_ctx.append(_background)
     return app
+
+
+def _certificates(config: Config, db: FleetDB, clock: Callable[[], float]) -> Certificates:
+    """Issuance when ``[acme] directory`` is set; DNS publishing when a provider is."""
+    dns = provider_from_config(config)
+    directory = str(config.get("acme", "directory")).strip()
+    if directory and dns is None:
+        raise ConfigError("[acme] directory is set but the fleet has no way to publish the "
+                          "DNS-01 challenge: set [acme] dns_server (RFC 2136, with tsig_name "
+                          "and tsig_secret) or [acme] dns_hook")
+    issuer = Issuer.from_config(config, dns) if directory and dns is not None else None
+    return Certificates(db, issuer, dns, clock)
 
 
 def make_runner(app: web.Application) -> web.AppRunner:
@@ -156,8 +185,15 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     if not fleet.metrics_token:
         log.info("fleet: [fleet] metrics_token is not set: Prometheus cannot scrape /metrics")
 
+    certs = fleet.certs
+    assert certs is not None
+    resumed = await certs.resume()
+    if resumed:
+        log.info("fleet: resuming certificate orders for %d hubs", resumed)
+
     async def sweep() -> None:
         await fleet.db.sweep(fleet.clock(), fleet.thresholds)
+        await certs.publish_due()  # DNS records whose update failed or never ran
 
     async def prune() -> None:
         deleted = await fleet.db.prune(fleet.clock(), fleet.retention_days)
@@ -173,6 +209,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     for t in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await t
+    await certs.close()
     fleet.accounts.close()
     if fleet.own_db:
         fleet.db.close()
@@ -339,7 +376,7 @@ async def _json_body(request: web.Request) -> Any:
     return parse_json(await request.read())
 
 
-_HUB_FIELDS = {"hub_id", "name", "district", "division", "upazila", "org_unit"}
+_HUB_FIELDS = {"hub_id", "name", "district", "division", "upazila", "org_unit", "tls_name"}
 
 
 def _new_hub(body: Any) -> NewHub:
@@ -363,8 +400,9 @@ def _new_hub(body: Any) -> NewHub:
         if not isinstance(v, str) or len(v) > 200:
             raise BadRequest(f"{key} must be text of at most 200 characters, or null.")
         return v.strip() or None
+    tls_name = text("tls_name")
     return NewHub(hub_id, text("name"), text("district"), text("division"), text("upazila"),
-                  text("org_unit"))
+                  text("org_unit"), check_name(tls_name) if tls_name else None)
 
 
 async def post_hub(request: web.Request) -> web.Response:
@@ -375,12 +413,15 @@ async def post_hub(request: web.Request) -> web.Response:
     now = fleet.clock()
     detail = {k: v for k, v in (("hub_id", hub.hub_id), ("name", hub.name),
                                 ("district", hub.district), ("division", hub.division),
-                                ("upazila", hub.upazila), ("org_unit", hub.org_unit_id)) if v}
+                                ("upazila", hub.upazila), ("org_unit", hub.org_unit_id),
+                                ("tls_name", hub.tls_name)) if v}
     try:
         token = await fleet.db.enrol(hub, now=now, then=lambda c: audit_tx(
             c, at=now, username=account.username, client=request.remote, action="enrol-hub",
             detail=detail))
-    except Conflict:
+    except Conflict as e:
+        if e.error_code != "exists":
+            raise
         raise Conflict(f"Hub {hub.hub_id} is already enrolled. To give it a new token, run "
                        f"'appliance fleet add-hub --hub-id {hub.hub_id} --rotate' on the fleet "
                        "server.", error_code="exists") from None
@@ -466,7 +507,10 @@ def _bearer(header: str) -> str:
     return value.strip() if scheme.lower() == "bearer" else ""
 
 
-async def _accept(request: web.Request, fleet: Fleet) -> dict[str, Any]:
+async def authenticate_hub(request: web.Request, fleet: Fleet, what: str = "heartbeat"
+                           ) -> tuple[HubAuth, bytes]:
+    """A hub's request: its bearer token and the body's HMAC signature (``signing``), the
+    same for every hub route. Returns its credentials and the raw body as signed."""
     if not fleet.raw_bodies:  # pragma: no cover - guarded at start-up as well
         raise FleetError("fleet app runs with auto_decompress; use make_runner()")
     if request.content_type != "application/json":
@@ -474,7 +518,7 @@ async def _accept(request: web.Request, fleet: Fleet) -> dict[str, Any]:
             f"Content-Type must be application/json, not {request.content_type!r}",
             error_code="content_type")
     if request.content_length is not None and request.content_length > MAX_BODY:
-        raise PayloadTooLarge(f"heartbeat body is {request.content_length} bytes; the limit is "
+        raise PayloadTooLarge(f"{what} body is {request.content_length} bytes; the limit is "
                               f"{MAX_BODY} (compressed)", error_code="too_large")
     hub_id = request.headers.get("X-Hub-Id", "").strip()
     token = _bearer(request.headers.get("Authorization", ""))
@@ -487,26 +531,80 @@ async def _accept(request: web.Request, fleet: Fleet) -> dict[str, Any]:
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"heartbeat body is over the limit of {MAX_BODY} bytes "
+        raise PayloadTooLarge(f"{what} body is over the limit of {MAX_BODY} bytes "
                               "(compressed)", error_code="too_large") from None
     sig = request.headers.get("X-Hub-Signature", "")
     if not sig or not signing.verify(auth.token, raw, sig):
         raise Unauthorized("X-Hub-Signature is missing or does not match the body",
                            error_code="signature")
-    received = fleet.clock()
-    obj = decode_body(raw, request.headers.get("Content-Encoding", ""))
+    return auth, raw
+
+
+def _same_hub(obj: Any, hub_id: str, what: str) -> None:
     # a hub with a valid token speaking for another hub: authenticated but not allowed
     if isinstance(obj, dict) and isinstance(obj.get("hub_id"), str) and obj["hub_id"] != hub_id:
-        raise Forbidden(f"hub {hub_id} may not send heartbeats for {obj['hub_id']}",
+        raise Forbidden(f"hub {hub_id} may not send {what}s for {obj['hub_id']}",
                         error_code="hub_mismatch")
+
+
+async def _accept(request: web.Request, fleet: Fleet) -> dict[str, Any]:
+    auth, raw = await authenticate_hub(request, fleet)
+    hub_id = auth.hub_id
+    received = fleet.clock()
+    obj = decode_body(raw, request.headers.get("Content-Encoding", ""))
+    _same_hub(obj, hub_id, "heartbeat")
     hb = parse_heartbeat(obj)
     res = await fleet.db.ingest(hb, received, max_skew_s=fleet.max_skew_s, th=fleet.thresholds,
                                 token_hash=auth.token_hash)
+    if res.publish is not None and fleet.certs is not None:  # its LAN address changed
+        fleet.certs.publish_soon(hub_id, *res.publish)
     fleet.stats.accepted += 1
     fleet.stats.samples += res.samples
     return web_message(200, f"heartbeat {res.seq} from {res.hub_id} accepted", response={
         "hub_id": res.hub_id, "seq": res.seq, "samples": res.samples, "state": res.state,
         "clock_offset_s": round(res.clock_offset_s, 3), "server_time": iso(received)})
+
+
+# ------------------------------------------------------------------------ certificates
+_NO_ACME = ("This fleet service does not issue certificates: [acme] directory is not set in "
+            "its configuration. Ask the national team to configure ACME on the fleet server.")
+
+
+async def post_certificate(request: web.Request) -> web.Response:
+    """A hub's CSR in, its certificate out (200), or 202 while it is being ordered."""
+    fleet = request.app[FLEET]
+    certs = fleet.certs
+    assert certs is not None
+    auth, raw = await authenticate_hub(request, fleet, "certificate request")
+    if request.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+        raise UnsupportedMediaType("send the certificate request uncompressed (no "
+                                   "Content-Encoding)", error_code="content_type")
+    if not certs.enabled:
+        raise ServiceUnavailable(_NO_ACME, error_code="no_acme")
+    obj = parse_json(raw)
+    _same_hub(obj, auth.hub_id, "certificate request")
+    if not isinstance(obj, dict):
+        raise BadRequest("body must be a JSON object with hub_id, csr and sent_at")
+    if obj.get("hub_id") != auth.hub_id:
+        raise BadRequest("hub_id is required and must be this hub's id (X-Hub-Id)")
+    if "sent_at" not in obj:
+        raise BadRequest("sent_at is required")
+    sent_at = parse_time(obj["sent_at"], "sent_at")
+    skew = fleet.clock() - sent_at
+    if abs(skew) > fleet.max_skew_s:
+        raise Conflict(f"sent_at is {skew:.0f} s from fleet time (at most {fleet.max_skew_s:g} s "
+                       "allowed): a stale or replayed request, or the hub's clock is wrong",
+                       error_code="skew")
+    if "csr" not in obj:
+        raise BadRequest("csr is required: the hub's PEM certificate request")
+    csr = parse_csr(obj["csr"])
+    reply = await certs.request(auth.hub_id, csr)
+    resp = json_response(web_message(reply.status, reply.message, response=reply.response),
+                         reply.status)
+    if reply.retry_after_s is not None:
+        resp.headers["Retry-After"] = str(reply.retry_after_s)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 # -------------------------------------------------------------------------------- API
@@ -564,7 +662,8 @@ def _hub_detail(c: sqlite3.Connection, hub_id: str, since: float) -> tuple[Any, 
     if hub is None:
         return (None,)
     return (hub, queries.alerts(c, queries.HubFilter(), hub_id=hub_id),
-            queries.history(c, hub_id, since), queries.recent_heartbeats(c, hub_id))
+            queries.history(c, hub_id, since), queries.recent_heartbeats(c, hub_id),
+            latest_certificate(c, hub_id))
 
 
 async def api_hub(request: web.Request) -> web.Response:
@@ -575,8 +674,9 @@ async def api_hub(request: web.Request) -> web.Response:
     res = await fleet.db.read(lambda c: _hub_detail(c, hub_id, now - hours * 3600))
     if res[0] is None:
         raise NotFound(f"no hub {hub_id!r}")
-    hub, alerts, hist, beats = res
+    hub, alerts, hist, beats, issuance = res
     out = queries.hub_json(hub, now)
+    out["tls"] = queries.tls_json(hub, issuance, now)
     out["open_alerts"] = [queries.alert_json(a) for a in alerts]
     out["history"] = [{k: (iso(r[k]) if k == "t" else r[k]) for k in queries.HISTORY_COLUMNS}
                       for r in hist]
@@ -642,9 +742,10 @@ async def hub_page(request: web.Request) -> web.Response:
     res = await fleet.db.read(lambda c: _hub_detail(c, hub_id, now - hours * 3600))
     if res[0] is None:
         raise NotFound(f"No hub {hub_id!r} is enrolled")
-    hub, alerts, hist, beats = res
+    hub, alerts, hist, beats, issuance = res
     return _html(request, pages.hub_page(hub, alerts, hist, beats, hours=hours, now=now,
-                                         th=fleet.thresholds, account=_account(request)),
+                                         th=fleet.thresholds, account=_account(request),
+                                         tls=queries.tls_json(hub, issuance, now)),
                  started)
 
 
@@ -664,6 +765,7 @@ async def alerts_page(request: web.Request) -> web.Response:
 # --------------------------------------------------------------------------- routes
 ROUTES: list[tuple[str, str, Handler, str]] = [
     ("POST", "/api/heartbeats", post_heartbeat, HUB),
+    ("POST", "/api/certificates", post_certificate, HUB),
     ("GET", "/login", login_form, PUBLIC),
     ("POST", "/login", login, PUBLIC),
     ("POST", "/logout", logout, VIEWER),

@@ -7,6 +7,8 @@ full-cost KDF, except where a test measures login timing."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gzip
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +20,10 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from appliance import config as config_mod
 from appliance.config import Config
@@ -27,10 +33,16 @@ from appliance.fleet.db import FleetDB, NewHub
 from appliance.fleet.web import FLEET, Fleet, create_app, start
 from appliance.signing import sign
 from appliance.store.users import make_verifier
+from tests import tlsinfra
+from tests.tlsinfra import ZONE, Bind, Pebble
 
 ADMIN = ("national", "national-admin-pw")
 VIEWER = ("dghs", "dghs-viewer-pw")
 FAST_N = 2**10  # scrypt cost for test users: the verifier records it, check_verifier follows
+
+# real BIND and pebble (tests/tlsinfra.py), as fixtures of this directory
+national_dns = tlsinfra.national_dns
+pebble = tlsinfra.pebble
 
 
 @dataclass
@@ -170,22 +182,116 @@ def fleet_config(tmp_path: Path) -> Config:
     return make_config(tmp_path / "data")
 
 
-@pytest.fixture
-async def server(fleet_config: Config) -> AsyncIterator[FleetServer]:
-    clock = Clock()
-    db = FleetDB(fleet_config.data_dir / "fleet.db")
-    app = create_app(fleet_config, db, clock=clock)
+@contextlib.asynccontextmanager
+async def serve_fleet(config: Config, clock: Clock | None = None
+                      ) -> AsyncIterator[FleetServer]:
+    """The fleet service on a loopback port, the admin logged in."""
+    clock = clock or Clock()
+    db = FleetDB(config.data_dir / "fleet.db")
+    app = create_app(config, db, clock=clock)
     runner, url = await start(app)
     session = client_session()
     add_user(db, *ADMIN[:1], "admin", ADMIN[1])
     try:
         r = await login(session, url, *ADMIN)
         assert r.status == 303, r.status
-        yield FleetServer(url, db, app, clock, fleet_config, session)
+        yield FleetServer(url, db, app, clock, config, session)
     finally:
         await session.close()
         await runner.cleanup()
         db.close()
+
+
+@pytest.fixture
+async def server(fleet_config: Config) -> AsyncIterator[FleetServer]:
+    async with serve_fleet(fleet_config) as s:
+        yield s
+
+
+# ------------------------------------------------------------------ HTTPS for tablets (#12)
+def acme_config(data_dir: Path, bind: Bind | None, peb: Pebble | None, **acme: Any) -> Config:
+    """A fleet config whose [acme] points at real BIND and pebble (either may be None)."""
+    cfg = make_config(data_dir)
+    cfg.set("acme", "domain", ZONE)
+    for k, v in {**(bind.config() if bind else {}), **(peb.config() if peb else {}),
+                 **acme}.items():
+        cfg.set("acme", k, v)
+    return cfg
+
+
+@pytest.fixture
+async def acme_server(tmp_path: Path, national_dns: Bind, pebble: Pebble
+                      ) -> AsyncIterator[FleetServer]:
+    """The fleet service issuing certificates from pebble, DNS-01 through BIND."""
+    async with serve_fleet(acme_config(tmp_path / "data", national_dns, pebble)) as s:
+        yield s
+
+
+@dataclass
+class HubKey:
+    """What a hub makes (its key never leaves it) and the CSR it sends."""
+
+    name: str
+    key: ec.EllipticCurvePrivateKey
+    csr_pem: str
+
+    @classmethod
+    def make(cls, name: str) -> HubKey:
+        key = ec.generate_private_key(ec.SECP256R1())
+        return cls(name, key, make_csr(key, [name]))
+
+    def public_der(self) -> bytes:
+        return self.key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def make_csr(key: Any, names: list[str], cn: str | None = None) -> str:
+    b = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)] if cn else []))
+    if names:
+        b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
+                            critical=False)
+    return b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
+
+
+def cert_request(hub_id: str, token: str, csr: str, *, sent_at: float | None = None,
+                 **over: Any) -> tuple[bytes, dict[str, str]]:
+    """A ``POST /api/certificates`` exactly as the contract has it: uncompressed JSON,
+    signed like a heartbeat."""
+    payload: dict[str, Any] = {"hub_id": hub_id, "csr": csr,
+                               "sent_at": iso(time.time() if sent_at is None else sent_at)}
+    payload.update(over)
+    body = orjson.dumps(payload)
+    return body, {"Content-Type": "application/json", "X-Hub-Id": hub_id,
+                  "X-Hub-Signature": sign(token, body), "Authorization": f"Bearer {token}"}
+
+
+async def post_csr(server: FleetServer, hub_id: str, csr: str, *, token: str | None = None,
+                   body: bytes | None = None, headers: dict[str, str] | None = None,
+                   **kw: Any) -> tuple[int, dict[str, Any], Any]:
+    token = token or server.tokens[hub_id]
+    b, h = cert_request(hub_id, token, csr, **kw)
+    async with server.session.post(server.url + "/api/certificates", data=body or b,
+                                   headers=headers or h) as r:
+        return r.status, orjson.loads(await r.read()), r.headers
+
+
+async def fetch_certificate(server: FleetServer, hub_id: str, csr: str, *,
+                            timeout: float = 60.0) -> tuple[dict[str, Any], int]:
+    """Ask, as a hub does, until the certificate is issued; returns it and the number of
+    202 answers on the way."""
+    deadline = time.monotonic() + timeout
+    pending = 0
+    while True:
+        status, body, headers = await post_csr(server, hub_id, csr)
+        if status == 200:
+            return body["response"], pending
+        assert status == 202, body
+        assert int(headers["Retry-After"]) == body["response"]["retry_after_s"]
+        assert body["response"]["last_error"] is None, body
+        pending += 1
+        assert time.monotonic() < deadline, "no certificate in time"
+        await asyncio.sleep(0.2)  # a hub waits Retry-After; the test need not
 
 
 class ThreadedServer:

@@ -121,7 +121,8 @@ async def test_every_route_refuses_anonymous_access(server: FleetServer) -> None
 def test_routes_table_names_every_access_level() -> None:
     assert {access for *_, access in ROUTES} == {"hub", "public", "viewer", "admin", "metrics"}
     assert {(m, p) for m, p, _h, a in ROUTES if a in ("public", "hub")} == \
-        {("GET", "/login"), ("POST", "/login"), ("POST", "/api/heartbeats")}
+        {("GET", "/login"), ("POST", "/login"), ("POST", "/api/heartbeats"),
+         ("POST", "/api/certificates")}
 
 
 async def test_login_form_and_redirect_back(server: FleetServer) -> None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from appliance.fleet import command
 from appliance.fleet.db import FleetDB
@@ -144,3 +145,44 @@ def test_serve_and_simulate_from_the_cli(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(30) == 0
+
+
+@pytest.mark.slow
+def test_tls_names(tmp_path: Path) -> None:
+    """add-hub --tls-name and set-tls-name (#12): one name per hub, normalised, audited."""
+    data = tmp_path / "data"
+    out = fleet_cli("--data-dir", str(data), "add-hub", "--hub-id", "ramu", "--tls-name",
+                    "Ramu.Hub.Example.Test.")
+    assert out.returncode == 0, out.stderr
+    out = fleet_cli("--data-dir", str(data), "add-hub", "--hub-id", "cox")
+    assert out.returncode == 0, out.stderr
+    # another hub may not take ramu's name; a bad name is refused with the reason
+    out = fleet_cli("--data-dir", str(data), "set-tls-name", "--hub-id", "cox",
+                    "ramu.hub.example.test")
+    assert out.returncode == 1 and "already belongs to hub ramu" in out.stderr
+    out = fleet_cli("--data-dir", str(data), "set-tls-name", "--hub-id", "cox", "cox hub")
+    assert out.returncode == 1 and "is not a DNS name" in out.stderr
+    out = fleet_cli("--data-dir", str(data), "set-tls-name", "--hub-id", "nobody",
+                    "x.hub.example.test")
+    assert out.returncode == 1 and "no hub 'nobody'" in out.stderr
+    out = fleet_cli("--data-dir", str(data), "set-tls-name", "--hub-id", "cox",
+                    "cox.hub.example.test")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "hub cox: HTTPS name is now cox.hub.example.test (was none)"
+    with FleetDB(data / "fleet.db") as db:
+        db.write_sync(lambda c: c.execute(
+            "UPDATE hubs SET lan_ip='10.77.0.1', published_ip='10.77.0.1' WHERE id='cox'"))
+    # renaming forgets what was published for the old name, so the new one gets published
+    out = fleet_cli("--data-dir", str(data), "set-tls-name", "--hub-id", "cox",
+                    "coxsbazar.hub.example.test")
+    assert out.returncode == 0, out.stderr
+    with FleetDB(data / "fleet.db") as db:
+        rows = {r["id"]: (r["tls_name"], r["published_ip"]) for r in db.read_sync(
+            lambda c: c.execute("SELECT id, tls_name, published_ip FROM hubs").fetchall())}
+        audit = db.read_sync(lambda c: c.execute(
+            "SELECT action FROM admin_audit WHERE action='set-tls-name'").fetchall())
+    assert rows == {"ramu": ("ramu.hub.example.test", None),
+                    "cox": ("coxsbazar.hub.example.test", None)}
+    assert len(audit) == 2
+    out = fleet_cli("--data-dir", str(data), "set-tls-name", "--hub-id", "cox", "")
+    assert out.returncode == 0 and "removed" in out.stdout
