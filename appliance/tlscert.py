@@ -189,12 +189,14 @@ def check_pair(cert_pem: Pem, key_pem: Pem, name: str,
 
 def renewal_due(info: CertInfo | None, renew_days: float,
                 now: datetime | float | None = None) -> bool:
-    """Missing, expired, fewer than ``renew_days`` days left, or less than a third of its
-    lifetime left (short-lived certificates)."""
+    """Missing, expired, or fewer than ``renew_days`` days left; for a certificate that
+    lives less than twice that (Let's Encrypt's coming 45-day ones, a test CA's minutes),
+    once half its life is gone, so that a fresh certificate is never already due and the
+    hub does not order one after another."""
     if info is None:
         return True
     left = info.days_left(now)
-    return left <= 0 or left < renew_days or left < info.lifetime_days() / 3
+    return left <= 0 or left < min(renew_days, info.lifetime_days() / 2)
 
 
 # -- files -------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import socket
@@ -349,9 +350,12 @@ class LanAddress:
     def get(self) -> str | None:
         if self.address:
             return self.address
-        if self.interface:
-            return self._interface_ipv4()
-        return route_source(self.fleet_url)
+        found = self._interface_ipv4() if self.interface else route_source(self.fleet_url)
+        # a fleet on this very machine (a test rig, a bench) is reached over loopback: no
+        # address a tablet could use, and not one to publish for the hub's name
+        if found is None or ipaddress.ip_address(found).is_loopback:
+            return None
+        return found
 
     def _interface_ipv4(self) -> str | None:
         if self._ifaddrs is None:

@@ -115,8 +115,14 @@ def test_renewal_due() -> None:
     assert tlscert.renewal_due(None, 30)
     assert not tlscert.renewal_due(info(90, 60), 30)
     assert tlscert.renewal_due(info(90, 29), 30)          # fewer than renew_days left
-    assert tlscert.renewal_due(info(6 / 24, 1.5 / 24), 0)  # short-lived: under a third left
-    assert not tlscert.renewal_due(info(6 / 24, 5 / 24), 0)
+    assert not tlscert.renewal_due(info(90, 31), 30)
+    # Let's Encrypt's 45-day certificates: at half their life, not the day they arrive
+    assert not tlscert.renewal_due(info(45, 44), 30)
+    assert not tlscert.renewal_due(info(45, 23), 30)
+    assert tlscert.renewal_due(info(45, 22), 30)
+    # a test CA's minutes: a fresh one is never already due (no order after order)
+    assert not tlscert.renewal_due(info(60 / 86400, 59 / 86400), 30)
+    assert tlscert.renewal_due(info(60 / 86400, 29 / 86400), 30)
     assert tlscert.renewal_due(info(90, -1), 0)           # expired
 
 

@@ -20,66 +20,25 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
-import time
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from appliance import tlscert
 from appliance.provisioning import tomlout
+from tests.tls.rig import APPLIANCE, REPO, fleet_service, process, run, wait
 from tests.tls.uhc import HUB_LAN, INTERNET, Uhc, uhc
 from tests.tlsinfra import Bind, free_port, run_bind, run_pebble
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-REPO = Path(__file__).resolve().parents[2]
 DOMAIN = "hub.dghs.test"
 NAME = f"ramu.{DOMAIN}"
-APPLIANCE = [sys.executable, "-m", "appliance.cli"]
-
-
-def _run(cmd: list[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
-    assert res.returncode == 0, (cmd, res.stdout[-2000:], res.stderr[-3000:])
-    return res
-
-
-@contextlib.contextmanager
-def _process(cmd: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-                                stdin=subprocess.DEVNULL)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _wait(what: str, check: object, timeout: float, log: Path | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if check():  # type: ignore[operator]
-                return
-        except Exception:  # noqa: BLE001 - not ready yet; the deadline says when to give up
-            pass
-        if time.monotonic() > deadline:
-            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
-            raise AssertionError(f"{what}: not within {timeout} s\n{tail}")
-        time.sleep(0.2)
 
 
 def _tablet(net: Uhc, root_pem: Path) -> dict[str, object]:
-    res = _run(net.in_tablet([*APPLIANCE[:2], "tests.tls.tablet", "--url", f"https://{NAME}",
+    res = run(net.in_tablet([*APPLIANCE[:2], "tests.tls.tablet", "--url", f"https://{NAME}",
                               "--ca", str(root_pem)]), timeout=180)
     out: dict[str, object] = json.loads(res.stdout.strip().splitlines()[-1])
     return out
@@ -105,39 +64,22 @@ def test_tablet_logs_in_over_https_with_the_internet_up_and_down(tmp_path: Path)
         peb = stack.enter_context(run_pebble(tmp_path, dns_server=bind.server,
                                              listen=INTERNET))
         # national's fleet service, ordering certificates from pebble with DNS-01 via BIND
-        fleet_dir = tmp_path / "fleet"
-        fleet_dir.mkdir()
-        fleet_port = free_port(INTERNET)
-        fleet_toml = tmp_path / "fleet.toml"
-        fleet_toml.write_text(tomlout.dumps({
-            "fleet": {"listen": f"{INTERNET}:{fleet_port}"},
-            "acme": {"domain": DOMAIN, **peb.config(), **bind.config()}}))
-        fleet_toml.chmod(0o600)
-        fleet_log = tmp_path / "fleet.log"
-        fleet = stack.enter_context(_process(
-            [*APPLIANCE, "fleet", "--config", str(fleet_toml), "--data-dir", str(fleet_dir)],
-            fleet_log))
-        fleet_url = f"http://{INTERNET}:{fleet_port}"
-
-        def fleet_up() -> bool:
-            import urllib.request
-            assert fleet.poll() is None
-            with urllib.request.urlopen(fleet_url + "/login", timeout=1) as r:
-                return bool(r.status == 200)
-        _wait("the fleet service answers", fleet_up, 30, fleet_log)
+        fleet = stack.enter_context(fleet_service(tmp_path, listen=INTERNET, domain=DOMAIN,
+                                                  bind=bind, peb=peb))
+        fleet_url, fleet_dir, fleet_log = fleet.url, fleet.data_dir, fleet.log
 
         # 1. national provisions Ramu's hub; the hub applies it, makes its key and CSR
         prov = tmp_path / "provisioning"
-        _run([*APPLIANCE, "provision", "generate", "--demo", "--out", str(prov),
+        run([*APPLIANCE, "provision", "generate", "--demo", "--out", str(prov),
               "--fleet-url", fleet_url, "--fleet-data-dir", str(fleet_dir),
               "--hub-domain", DOMAIN])
         source = prov / "coxs-bazar-ramu.toml"
         assert tomllib.loads(source.read_text())["tls"]["name"] == NAME
         _hub_toml(source, bind)
-        etc, data, run = tmp_path / "etc", tmp_path / "data", tmp_path / "run"
-        applied = _run(net.in_hub([*APPLIANCE, "provision", "apply", str(source),
+        etc, data, run_dir = tmp_path / "etc", tmp_path / "data", tmp_path / "run"
+        applied = run(net.in_hub([*APPLIANCE, "provision", "apply", str(source),
                                    "--etc", str(etc), "--data-dir", str(data),
-                                   "--user", "root", "--run-dir", str(run),
+                                   "--user", "root", "--run-dir", str(run_dir),
                                    "--log-dir", str(tmp_path / "logs"),
                                    "--certificate-wait", "120"]))
         assert "HTTPS:" in applied.stdout and "no certificate" not in applied.stdout, \
@@ -153,15 +95,15 @@ def test_tablet_logs_in_over_https_with_the_internet_up_and_down(tmp_path: Path)
         hub_toml = etc / "hub.toml"
         common = ["--config", str(hub_toml), "--data-dir", str(data)]
         hub_log, dns_log, health_log = (tmp_path / f"{n}.log" for n in ("hub", "dns", "health"))
-        hub = stack.enter_context(_process(
+        hub = stack.enter_context(process(
             net.in_hub([*APPLIANCE, "hub", *common, "--demo", "--no-zeroconf"]), hub_log))
-        stack.enter_context(_process(
-            net.in_hub([*APPLIANCE, "dns", *common, "--run-dir", str(run)]), dns_log))
-        stack.enter_context(_process(net.in_hub([*APPLIANCE, "health", *common]), health_log))
-        _wait("the hub serves HTTPS", lambda: hub.poll() is None
+        stack.enter_context(process(
+            net.in_hub([*APPLIANCE, "dns", *common, "--run-dir", str(run_dir)]), dns_log))
+        stack.enter_context(process(net.in_hub([*APPLIANCE, "health", *common]), health_log))
+        wait("the hub serves HTTPS", lambda: hub.poll() is None
               and "https://" in hub_log.read_text(), 120, hub_log)
         # national publishes the name's public A record from the hub's heartbeats
-        _wait("the A record follows the hub's heartbeats",
+        wait("the A record follows the hub's heartbeats",
               lambda: bind.query(NAME, "A") == [HUB_LAN], 60, health_log)
 
         # 3. the tablet: resolves through the hub, trusts only pebble's root, logs in
