@@ -12,7 +12,7 @@ Layout of ``[tls] dir`` (default ``<data-dir>/tls``)::
 A pair is written whole into a new generation before ``live`` points at it, so a reader
 never sees a key with a certificate that is not its own; the two newest generations are
 kept. Private keys are created 0600 from their first byte and never logged. Imports
-nothing of the appliance but ``errors`` (a shared top-level module).
+nothing of the appliance but ``errors`` and ``fsutil`` (a shared top-level module).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from .errors import CertificateError
+from .fsutil import fsync_dir
 
 LIVE = "live"
 KEY_FILE = "key.pem"
@@ -53,6 +54,7 @@ class CertInfo:
     issuer: str              # the issuer's CN (its RFC 4514 name if it has none)
     fingerprint: str         # SHA-256 of the leaf's DER, lower-case hex
     serial: str              # lower-case hex
+    pubkey_sha256: str = ""  # SHA-256 of the leaf's SubjectPublicKeyInfo DER (its key's id)
 
     def days_left(self, now: datetime | float | None = None) -> float:
         return (self.not_after - _now(now)).total_seconds() / 86400
@@ -150,7 +152,10 @@ def cert_info(cert_pem: Pem) -> CertInfo:
         names=_names(cert), not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc, issuer=issuer,
         fingerprint=hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest(),
-        serial=format(cert.serial_number, "x"))
+        serial=format(cert.serial_number, "x"),
+        pubkey_sha256=hashlib.sha256(cert.public_key().public_bytes(
+            serialization.Encoding.DER,
+            serialization.PublicFormat.SubjectPublicKeyInfo)).hexdigest())
 
 
 def _name_matches(pattern: str, name: str) -> bool:
@@ -213,7 +218,7 @@ def write_secret(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _write_public(path: Path, data: bytes) -> None:
@@ -222,18 +227,6 @@ def _write_public(path: Path, data: bytes) -> None:
         os.fchmod(fd, 0o644)
         os.write(fd, data)
         os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
     finally:
         os.close(fd)
 
@@ -269,14 +262,14 @@ def install(directory: str | os.PathLike[str], cert_pem: Pem, key_pem: Pem, name
     staging.mkdir(mode=0o755)
     write_secret(staging / KEY_FILE, _b(key_pem))
     _write_public(staging / CERT_FILE, _b(cert_pem))
-    _fsync_dir(staging)
+    fsync_dir(staging)
     os.rename(staging, gen)
     link = d / f".{LIVE}.{os.getpid()}.tmp"
     with contextlib.suppress(FileNotFoundError):
         link.unlink()
     os.symlink(gen.name, link)
     os.replace(link, d / LIVE)
-    _fsync_dir(d)
+    fsync_dir(d)
     for _, old in _generations(d)[:-KEEP_GENERATIONS]:
         shutil.rmtree(old, ignore_errors=True)
     return info
@@ -339,4 +332,4 @@ def next_key(directory: str | os.PathLike[str]) -> bytes:
 def drop_next_key(directory: str | os.PathLike[str]) -> None:
     with contextlib.suppress(FileNotFoundError):
         next_key_path(directory).unlink()
-    _fsync_dir(Path(directory))
+    fsync_dir(Path(directory))

@@ -31,10 +31,11 @@ from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from .. import tlscert
 from ..dhis2.timefmt import iso_z as iso
 from ..errors import AcmeError, ApplianceError, BadRequest, CertificateError, Forbidden
 from .db import FleetDB, audit_tx, mark_published_tx, unpublished
@@ -136,23 +137,15 @@ class Leaf:
 
 
 def leaf_of(chain_pem: str) -> Leaf:
-    """The first certificate of a PEM chain."""
+    """The first certificate of a PEM chain, read as the hub reads it (``tlscert``)."""
     try:
-        certs = x509.load_pem_x509_certificates(chain_pem.encode())
-    except ValueError as e:
-        raise CertificateError(f"the CA's chain cannot be read: {e}") from None
-    if not certs:
-        raise CertificateError("the CA's chain holds no certificate")
-    leaf = certs[0]
-    try:
-        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = [normalise_name(n) for n in san.get_values_for_type(x509.DNSName)]
-    except x509.ExtensionNotFound:
-        names = []
-    return Leaf(not_after=leaf.not_valid_after_utc.timestamp(),
-                fingerprint=leaf.fingerprint(hashes.SHA256()).hex(),
-                serial=format(leaf.serial_number, "x"), issuer=leaf.issuer.rfc4514_string(),
-                names=names, pubkey_sha256=pubkey_sha256(leaf.public_key()))
+        info = tlscert.cert_info(chain_pem)
+    except CertificateError as e:
+        raise CertificateError(f"the CA's chain cannot be read: {e.message}") from None
+    return Leaf(not_after=info.not_after.timestamp(), fingerprint=info.fingerprint,
+                serial=info.serial, issuer=info.issuer,
+                names=[normalise_name(n) for n in info.names],
+                pubkey_sha256=info.pubkey_sha256)
 
 
 def check_name(name: str) -> str:

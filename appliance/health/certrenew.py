@@ -33,7 +33,6 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,7 @@ from ..dhis2.timefmt import iso_z
 from ..errors import CertificateError
 from ..store import Store
 from . import state
-from .heartbeat import HttpOutcome, post, request_headers
+from .heartbeat import HttpOutcome, date_header_time, post, request_headers
 
 log = logging.getLogger(__name__)
 
@@ -207,11 +206,8 @@ class CertRenewer:
                                        read_ok=MAX_CERT_BYTES)
 
     def _observe_date(self, header: str | None) -> bool:
-        if not header:
-            return False
-        try:
-            fleet_now = parsedate_to_datetime(header).timestamp()
-        except (TypeError, ValueError):
+        fleet_now = date_header_time(header)
+        if fleet_now is None:
             return False
         self.fleet_offset_s = fleet_now - time.time()
         return abs(self.fleet_offset_s) > 30

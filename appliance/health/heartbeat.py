@@ -98,6 +98,16 @@ def encode(body: dict[str, Any]) -> bytes:
     return gzip.compress(raw, compresslevel=9, mtime=0)
 
 
+def date_header_time(header: str | None) -> float | None:
+    """The fleet's clock from its HTTP ``Date`` header (epoch seconds), if it sent one."""
+    if not header:
+        return None
+    try:
+        return parsedate_to_datetime(header).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
 def request_headers(hub_id: str, token: str, data: bytes, *,
                     gzipped: bool = True) -> dict[str, str]:
     """The fleet's authentication for ``data`` as sent (heartbeats are gzipped; the
@@ -347,11 +357,8 @@ class HeartbeatClient:
 
     def _observe_date(self, header: str | None, sent_at: str) -> bool:
         """Track the fleet's clock; True if our sent_at was off by more than SKEW_SUSPECT_S."""
-        if not header:
-            return False
-        try:
-            fleet_now = parsedate_to_datetime(header).timestamp()
-        except (TypeError, ValueError):
+        fleet_now = date_header_time(header)
+        if fleet_now is None:
             return False
         self.fleet_offset_s = fleet_now - time.time()
         sent = parse_iso(sent_at)

@@ -13,6 +13,7 @@ import stat
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -188,8 +189,10 @@ async def test_pending_past_the_wait_keeps_the_key_for_the_next_check(
 
 async def test_a_refused_certificate_is_not_installed(ca: TestCA, fleet: CertFleet,
                                                       store: Store, tmp_path: Path) -> None:
-    # the installed certificate is due: 10 days left
-    old_cert, old_key = ca.pair(days=10)
+    # the installed 90-day certificate is due: 10 days left
+    now = datetime.now(UTC)
+    old_cert, old_key = ca.pair(not_before=now - timedelta(days=80),
+                                not_after=now + timedelta(days=10))
     tlscert.install(tmp_path / "tls", old_cert, old_key, HUB_NAME)
     fleet.names = ["dhaka.hub.example.test"]
     renewer = CertRenewer(renew_settings(tmp_path, fleet.url), store)

@@ -60,6 +60,23 @@ class NetlinkError(RuntimeError):
     """An ``ip``/``tc`` step failed; the message carries the command and its stderr."""
 
 
+@contextlib.contextmanager
+def enter_netns(ns: str) -> Iterator[None]:
+    """Move the *calling thread* into the named namespace ``ns`` for the block (sockets
+    made there stay in it); other threads are unaffected."""
+    own = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+    try:
+        _libc_setns(target)
+        try:
+            yield
+        finally:
+            _libc_setns(own)
+    finally:
+        os.close(target)
+        os.close(own)
+
+
 class NetnsUnavailable(NetlinkError):
     """Namespaces cannot be used here (not root, no iproute2, or forbidden by the sandbox).
 
@@ -565,17 +582,8 @@ class NetnsLink:
         make hub-side sockets (or run an asyncio client whose connections are all opened
         inside the block) without a subprocess. Other threads are unaffected.
         """
-        own = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
-        target = os.open(f"/run/netns/{self.ns}", os.O_RDONLY)
-        try:
-            _libc_setns(target)
-            try:
-                yield
-            finally:
-                _libc_setns(own)
-        finally:
-            os.close(target)
-            os.close(own)
+        with enter_netns(self.ns):
+            yield
 
     def bytes_counters(self) -> LinkCounters:
         """Bytes/packets that crossed the veth so far (root-side sysfs counters)."""

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .harness import NetlinkError, _libc_setns, _pid_alive, _run_ip
+from .harness import NetlinkError, _pid_alive, _run_ip, enter_netns
 
 NS_PREFIX = "hubdns-"  # hubdns-<pid>-<n>-<role>
 HUB_ADDR = "10.77.0.1"
@@ -176,17 +176,8 @@ class Lan:
     @contextlib.contextmanager
     def enter(self, ns: str) -> Iterator[None]:
         """Move the calling thread into ``ns`` for the block (sockets made there stay)."""
-        own = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
-        target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-        try:
-            _libc_setns(target)
-            try:
-                yield
-            finally:
-                _libc_setns(own)
-        finally:
-            os.close(target)
-            os.close(own)
+        with enter_netns(ns):
+            yield
 
     def start_upstream_dns(self, records: dict[str, str], log: Path) -> subprocess.Popen[Any]:
         """A real DNS server on the "internet" side: dnsmasq answering ``records`` (name ->
