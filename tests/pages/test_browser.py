@@ -14,7 +14,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.common.exceptions import (
+    StaleElementReferenceException,
+    TimeoutException,
+    WebDriverException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
@@ -45,11 +49,21 @@ T = TypeVar("T")
 
 
 def wait(driver: webdriver.Chrome, what: str, fn: Callable[[], T], timeout: float = 10) -> T:
+    def attempt(_d: webdriver.Chrome) -> T | bool:
+        try:
+            return fn()
+        except WebDriverException as e:
+            # a node detached while chromedriver read it: Chrome reports this as an inspector
+            # error rather than a stale element (seen in CI after a logout re-rendered the page)
+            if "does not belong to the document" in (e.msg or ""):
+                return False
+            raise
+
     try:
         # the pages refresh themselves every 10 s: an element can go stale between polls
         return WebDriverWait(driver, timeout, poll_frequency=0.1,
                              ignored_exceptions=[StaleElementReferenceException]).until(
-            lambda _d: fn())
+            attempt)  # type: ignore[return-value]
     except TimeoutException:
         raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
 
