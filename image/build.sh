@@ -1,167 +1,282 @@
 #!/bin/bash
-# Build the upazila hub SD image from the official Raspberry Pi OS Lite (arm64, bookworm)
-# image: loop-mount it, add a data partition, install the appliance in a chroot (through
-# qemu-user-static on an x86 host), enable the units, make the root read-only (overlayroot).
+# Build the upazila hub SD image from Debian's archive alone: no Raspberry Pi OS download,
+# no loop devices, no vfat driver on the build host (the kernels of CI and of many build
+# servers have neither an MBR partition reader nor vfat).
 #
-#   sudo image/build.sh BASE_IMAGE [OUT]
-#     BASE_IMAGE  e.g. 2024-11-19-raspios-bookworm-arm64-lite.img.xz (.img or .img.xz)
-#     OUT         default: image/out/upazila-hub-<version>-arm64.img (then .img.xz)
-#   environment:
-#     BASE_SHA256       refuse a base image with another SHA-256 (recommended)
-#     WHEEL             the appliance wheel (default: built from this checkout)
-#     ADMIN_SSH_PUBKEY  file with the national team's SSH public key: creates `hubadmin`
-#                       (key only, sudo) and enables sshd; without it there is no login
-#     ROOT_EXTRA_MB     room added to the root file system (default 1024)
-#     DATA_MB           initial data partition (default 512; grown to fill the card at
-#                       first boot by upazila-growdata.service)
-#     COMPRESS          1 (default): xz the result
+#   image/build.sh [--arch arm64|amd64] [--out DIR] [--no-compress]      (make image)
 #
-# Needs, on a Debian/Ubuntu build host, as root: util-linux (losetup, sfdisk, partx),
-# e2fsprogs, dosfstools, xz-utils, python3 (+ pip, to build the wheel), and on a non-arm64
-# host qemu-user-static + binfmt-support. The chroot downloads packages (Raspberry Pi OS
-# apt repositories, PyPI): the build host needs the internet. See image/README.md.
+# 1. the appliance wheel, built from this checkout, and its locked dependencies
+#    (image/requirements.lock) as wheels for the target from PyPI;
+# 2. the Debian root (mmdebstrap, image/packages.txt): cached as a tarball keyed by its
+#    inputs, so a second build with the same inputs downloads nothing;
+# 3. our layer, in a chroot (arm64 through qemu-user-static and binfmt): image/setup.sh;
+# 4. the file systems made from directories (mkfs.ext4 -d, mkfs.fat + mtools) and laid out
+#    with sfdisk into one card image: boot, root A, root B, data (image/README.md);
+# 5. a manifest (git commit, Debian packages and Python wheels with versions, the archive's
+#    date), the image's sha256, the root slot as an ext4 file for `make bundle`, and xz.
+#
+# Environment:
+#   MIRROR            Debian mirror (default http://deb.debian.org/debian)
+#   SNAPSHOT          e.g. 20261201T000000Z: build from snapshot.debian.org at that time,
+#                     the way to rebuild the same image later (reproducible builds)
+#   SOURCE_DATE_EPOCH every timestamp in the image (default: the git commit's time)
+#   ADMIN_SSH_PUBKEY  national's SSH public key for `hubadmin` (key only, sudo); without
+#                     it the image has no login at all and sshd stays off
+#   UPDATE_KEYRING    the CA certificate (PEM) update bundles must be signed under
+#                     (default: the development CA image/sign-dev.sh makes, with a warning)
+#   IMAGE_CACHE       where base tarballs and wheels are kept (default /var/cache/upazila-image)
+#   ROOT_MB DATA_MB BOOT_MB   slot, initial data and boot partition sizes
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-base=${1:?usage: build.sh BASE_IMAGE [OUT]}
+arch=arm64
+outdir=$here/out
+compress=1
+while (($#)); do
+  case $1 in
+    --arch) arch=$2; shift 2 ;;
+    --out) outdir=$2; shift 2 ;;
+    --no-compress) compress=0; shift ;;
+    *) echo "usage: $0 [--arch arm64|amd64] [--out DIR] [--no-compress]" >&2; exit 2 ;;
+  esac
+done
+case $arch in
+  amd64) pyarch=x86_64 ;;
+  arm64) pyarch=aarch64 ;;
+  *) echo "build.sh: --arch must be arm64 or amd64, not $arch" >&2; exit 2 ;;
+esac
+
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+SUITE=bookworm
+ROOT_MB=${ROOT_MB:-1536}
+DATA_MB=${DATA_MB:-256}
+BOOT_MB=${BOOT_MB:-256}
+IMAGE_CACHE=${IMAGE_CACHE:-/var/cache/upazila-image}
+# the card's MBR disk id: partitions are PARTUUID=7570617a-0N ("upaz"), the same on every
+# card, so the boot loader, fstab and RAUC name slots without probing
+DISK_ID=0x7570617a
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/pyproject.toml")
-out=${2:-$here/out/upazila-hub-$version-arm64.img}
-ROOT_EXTRA_MB=${ROOT_EXTRA_MB:-1024}
-DATA_MB=${DATA_MB:-512}
-COMPRESS=${COMPRESS:-1}
-DATA_LABEL=hubdata                 # systemd/var-lib-upazila\x2dhub.mount mounts this label
-DATA_DIR=/var/lib/upazila-hub      # and here
-SECTOR=512
-ALIGN=8192                         # 4 MiB: SD erase blocks
+commit=$(git -C "$repo" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+  commit="$commit-dirty"
+fi
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$repo" log -1 --format=%ct 2>/dev/null || date +%s)}
+name=upazila-hub-$version-$arch
 
 die() { echo "build.sh: $*" >&2; exit 1; }
-log() { echo "build.sh: $*" >&2; }
+log() { echo "build.sh: [$(date +%T)] $*" >&2; }
 
-[[ $(id -u) -eq 0 ]] || die "run as root (loop devices, mounts, chroot)"
-for tool in losetup sfdisk partx e2fsck resize2fs mkfs.ext4 xz python3 findmnt; do
-  command -v "$tool" >/dev/null || die "missing $tool"
+[[ $(id -u) -eq 0 ]] || die "run as root (mmdebstrap and the chroot need it; no loop devices are used)"
+for tool in mmdebstrap mkfs.ext4 mkfs.fat mcopy mmd sfdisk xz python3 sha256sum; do
+  command -v "$tool" >/dev/null || die "missing $tool: run scripts/install-system-deps image"
 done
-[[ -f $base ]] || die "no base image $base"
-if [[ -n ${BASE_SHA256:-} ]]; then
-  echo "$BASE_SHA256  $base" | sha256sum -c --quiet - || die "$base: SHA-256 mismatch"
-fi
-if [[ $(uname -m) != aarch64 ]]; then
-  [[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]] ||
-    die "no binfmt handler for arm64: apt-get install qemu-user-static binfmt-support"
+
+# arm64 on another machine: the chroot runs arm64 programs through qemu-user-static, which
+# binfmt_misc must know with the F flag (the interpreter opened at registration, so it
+# works inside the chroot without a copy there)
+if [[ $arch == arm64 && $(uname -m) != aarch64 ]]; then
+  mountpoint -q /proc/sys/fs/binfmt_misc ||
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc ||
+    die "cannot mount binfmt_misc (needed to run arm64 programs in the chroot)"
+  if [[ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]]; then
+    update-binfmts --enable qemu-aarch64 2>/dev/null ||
+      update-binfmts --import qemu-aarch64 2>/dev/null || true
+  fi
+  grep -q '^flags:.*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null ||
+    die "no binfmt handler with the F flag for arm64: apt-get install qemu-user-static binfmt-support"
 fi
 
 work=$(mktemp -d /tmp/upazila-image.XXXXXX)
-mnt=$work/root
-loop=
+root=$work/root
 cleanup() {
   set +e
-  for m in "$mnt/dev/pts" "$mnt/dev" "$mnt/proc" "$mnt/sys" "$mnt$DATA_DIR" \
-           "$mnt/boot/firmware" "$mnt"; do
-    mountpoint -q "$m" && umount "$m"
+  for m in "$root/dev/pts" "$root/dev" "$root/proc" "$root/sys"; do
+    mountpoint -q "$m" && umount -l "$m"
   done
-  [[ -n $loop ]] && losetup -d "$loop"
-  rm -rf "$work"
+  # never rm -rf through a mount that is still there (the host's /dev or /proc)
+  if findmnt -rn -o TARGET | grep -q "^$work/"; then
+    echo "build.sh: $work still has mounts; not removing it" >&2
+  else
+    rm -rf "$work"
+  fi
 }
 trap cleanup EXIT
+mkdir -p "$outdir" "$IMAGE_CACHE"
 
-# 1. the appliance wheel -----------------------------------------------------------------
-mkdir -p "$work/wheels"
-if [[ -n ${WHEEL:-} ]]; then
-  cp "$WHEEL" "$work/wheels/"
+# 1. wheels -------------------------------------------------------------------------------
+log "wheels: the appliance ($commit) and image/requirements.lock for $pyarch"
+wheels=$work/wheels
+mkdir -p "$wheels"
+python3 -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir "$wheels" "$repo" 2>/dev/null ||
+  python3 -m pip wheel --quiet --no-deps --wheel-dir "$wheels" "$repo"
+platforms=(--platform "manylinux2014_$pyarch" --platform "linux_$pyarch")
+for v in $(seq 17 36); do platforms+=(--platform "manylinux_2_${v}_$pyarch"); done  # glibc 2.36
+wcache=$IMAGE_CACHE/wheels-$pyarch
+mkdir -p "$wcache"
+python3 -m pip download --quiet --no-deps --only-binary=:all: "${platforms[@]}" \
+  --python-version 3.11 --implementation cp --dest "$wcache" \
+  -r "$here/requirements.lock" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+cp "$wcache"/*.whl "$wheels/"
+# every locked package must have its wheel (pip download's own errors went by above)
+while read -r req; do
+  [[ -z $req || $req == \#* ]] && continue
+  pkg=${req%%==*}; ver=${req#*==}
+  norm=$(tr '[:upper:]-.' '[:lower:]__' <<<"$pkg")
+  find "$wheels" -maxdepth 1 -iname "${norm}-${ver}-*.whl" | grep -q . ||
+    die "no $pyarch wheel for $req (image/requirements.lock)"
+done <"$here/requirements.lock"
+
+# 2. the Debian root, cached by its inputs -----------------------------------------------
+packages=$(awk -v a="$arch" '/^# arch:/ {sec=$3; next} /^#/ || NF==0 {next}
+  sec=="" || sec==a {print $1}' "$here/packages.txt" | paste -sd, -)
+if [[ -n ${SNAPSHOT:-} ]]; then
+  MIRROR=http://snapshot.debian.org/archive/debian/$SNAPSHOT
+fi
+key=$(printf '%s\n' "$SUITE" "$arch" "$MIRROR" "$packages" "$(mmdebstrap --version)" \
+      "$(sha256sum "$here/build.sh" | cut -c1-64)" | sha256sum | cut -c1-16)
+base=$IMAGE_CACHE/base-$arch-$key.tar
+if [[ ! -s $base ]]; then
+  log "mmdebstrap $SUITE $arch from $MIRROR (cached afterwards as $(basename "$base"))"
+  # shellcheck disable=SC2016  # $1 is mmdebstrap's, expanded in its hooks
+  mmdebstrap --mode=root --format=tar --variant=apt --arch="$arch" \
+    --components=main,non-free-firmware \
+    --aptopt='Acquire::Retries "5"' --aptopt='APT::Install-Recommends "false"' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+    --dpkgopt='path-include=/usr/share/locale/bn*' \
+    --essential-hook='mkdir -p "$1/boot/firmware"' \
+    --include="$packages" \
+    --customize-hook='sed -n "s/^Date: //p" "$1"/var/lib/apt/lists/*_InRelease | head -n1 >"$1/etc/upazila-archive-date"' \
+    "$SUITE" "$work/base.tar" "$MIRROR"
+  mv "$work/base.tar" "$base"
 else
-  log "building the appliance wheel from $repo"
-  python3 -m pip wheel --quiet --no-deps --wheel-dir "$work/wheels" "$repo"
+  log "base root from the cache: $(basename "$base")"
 fi
 
-# 2. the image file: base + room for root + a data partition --------------------------------
-mkdir -p "$(dirname "$out")"
-log "unpacking $base"
-case $base in
-  *.xz) xz -dc "$base" >"$out" ;;
-  *) cp --sparse=always "$base" "$out" ;;
-esac
-truncate -s "+$((ROOT_EXTRA_MB + DATA_MB + 8))M" "$out"
-
-# partx: "NR START SECTORS" of each partition; the official image has 1 boot, 2 root
-read -r _ root_start root_sectors < <(partx -g -o NR,START,SECTORS -n 2 "$out")
-[[ -n ${root_sectors:-} ]] || die "$base has no partition 2 (root)"
-[[ -z $(partx -g -o NR -n 3 "$out" 2>/dev/null) ]] || die "$base already has a partition 3"
-root_sectors=$((root_sectors + ROOT_EXTRA_MB * 1024 * 1024 / SECTOR))
-data_start=$(((root_start + root_sectors + ALIGN - 1) / ALIGN * ALIGN))
-root_sectors=$((data_start - root_start))
-echo "$root_start,$root_sectors" | sfdisk --quiet --no-reread --no-tell-kernel -N 2 "$out"
-echo "$data_start,+,L" | sfdisk --quiet --no-reread --no-tell-kernel --append "$out"
-
-loop=$(losetup --find --show --partscan "$out")
-for p in 1 2 3; do
-  for _ in $(seq 50); do [[ -b ${loop}p$p ]] && break; sleep 0.1; done
-  [[ -b ${loop}p$p ]] || die "${loop}p$p did not appear"
-done
-e2fsck -fy "${loop}p2" >/dev/null || [[ $? -le 1 ]] || die "e2fsck of the root failed"
-resize2fs "${loop}p2"
-# a 64 MiB journal: with data=journal every write passes through it
-mkfs.ext4 -q -F -L "$DATA_LABEL" -m 1 -J size=64 "${loop}p3"
-
-# 3. mount and prepare the chroot -------------------------------------------------------------
-mkdir -p "$mnt"
-mount "${loop}p2" "$mnt"
-mount "${loop}p1" "$mnt/boot/firmware"
-mkdir -p "$mnt$DATA_DIR"
-mount -o data=journal,commit=5 "${loop}p3" "$mnt$DATA_DIR"
-mount -t proc proc "$mnt/proc"
-mount -t sysfs sys "$mnt/sys"
-mount --bind /dev "$mnt/dev"
-mount --bind /dev/pts "$mnt/dev/pts"
-if [[ $(uname -m) != aarch64 ]] &&
-   ! grep -q '^flags:.*F' /proc/sys/fs/binfmt_misc/qemu-aarch64; then
-  cp /usr/bin/qemu-aarch64-static "$mnt/usr/bin/"   # old binfmt without the F flag
+# 3. our layer ---------------------------------------------------------------------------
+log "unpacking the base and adding the appliance"
+mkdir -p "$root"
+tar --numeric-owner --xattrs --xattrs-include='*' -xpf "$base" -C "$root"
+install -d "$root/tmp/upazila"
+cp "$wheels"/*.whl "$root/tmp/upazila/"
+install -m 0755 "$here/setup.sh" "$root/tmp/upazila/setup.sh"
+install -m 0644 "$here/grub.cfg.in" "$root/tmp/upazila/grub.cfg.in"
+cp -r --preserve=mode "$here/rootfs/." "$root/"
+install -m 0644 "$repo"/systemd/*.service "$root/etc/systemd/system/"
+install -d "$root/etc/systemd/journald.conf.d" "$root/etc/systemd/system.conf.d"
+install -m 0644 "$repo"/systemd/journald.conf.d/*.conf "$root/etc/systemd/journald.conf.d/"
+install -m 0644 "$repo"/systemd/system.conf.d/*.conf "$root/etc/systemd/system.conf.d/"
+install -d "$root/opt/upazila-hub/provisioning" "$root/opt/upazila-hub/image"
+install -m 0644 "$repo/README.md" "$root/opt/upazila-hub/README.md"
+install -m 0644 "$repo/provisioning/README.md" "$root/opt/upazila-hub/provisioning/README.md"
+install -m 0644 "$here/README.md" "$root/opt/upazila-hub/image/README.md"
+[[ -n ${ADMIN_SSH_PUBKEY:-} ]] && install -m 0644 "$ADMIN_SSH_PUBKEY" "$root/tmp/upazila/admin.pub"
+keyring=${UPDATE_KEYRING:-}
+if [[ -z $keyring ]]; then
+  "$here/sign-dev.sh" "$IMAGE_CACHE/dev-signing" >/dev/null
+  keyring=$IMAGE_CACHE/dev-signing/ca.cert.pem
+  log "WARNING: update bundles are trusted under the development CA ($keyring);" \
+      "set UPDATE_KEYRING to national's for hubs in the field"
 fi
-cp --remove-destination /etc/resolv.conf "$mnt/etc/resolv.conf"
-printf '#!/bin/sh\nexit 101\n' >"$mnt/usr/sbin/policy-rc.d"   # start no service in here
-chmod +x "$mnt/usr/sbin/policy-rc.d"
-
-# 4. our files ---------------------------------------------------------------------------------
-install -d "$mnt/tmp/upazila"
-cp "$work"/wheels/*.whl "$mnt/tmp/upazila/"
-install -m 0755 "$here/chroot-setup.sh" "$mnt/tmp/upazila/"
-cp -r --preserve=mode "$here/rootfs/." "$mnt/"   # owned by root, whoever checked out
-install -m 0644 "$repo"/systemd/*.service "$repo"/systemd/*.mount "$mnt/etc/systemd/system/"
-install -d "$mnt/etc/systemd/journald.conf.d" "$mnt/etc/systemd/system.conf.d"
-install -m 0644 "$repo"/systemd/journald.conf.d/*.conf "$mnt/etc/systemd/journald.conf.d/"
-install -m 0644 "$repo"/systemd/system.conf.d/*.conf "$mnt/etc/systemd/system.conf.d/"
-install -d "$mnt/opt/upazila-hub/provisioning" "$mnt/opt/upazila-hub/image"
-install -m 0644 "$repo/README.md" "$mnt/opt/upazila-hub/README.md"
-install -m 0644 "$repo/provisioning/README.md" "$mnt/opt/upazila-hub/provisioning/README.md"
-install -m 0644 "$here/README.md" "$mnt/opt/upazila-hub/image/README.md"
-if [[ -n ${ADMIN_SSH_PUBKEY:-} ]]; then
-  install -m 0644 "$ADMIN_SSH_PUBKEY" "$mnt/tmp/upazila/admin.pub"
-fi
-
-# 5. inside the image ----------------------------------------------------------------------
-log "configuring the image (chroot; slow under qemu)"
-chroot "$mnt" /tmp/upazila/chroot-setup.sh
-rm -rf "$mnt/tmp/upazila" "$mnt/usr/sbin/policy-rc.d" "$mnt/usr/bin/qemu-aarch64-static"
-
-# 6. the boot partition -----------------------------------------------------------------------
-cmdline="$mnt/boot/firmware/cmdline.txt"
-# raspberrypi-sys-mods' first boot grows the root to the end of the card; ours grows the
-# data partition instead (upazila-growdata.service), so that script must not run
-sed -i -e 's# init=/usr/lib/raspberrypi-sys-mods/firstboot##' \
-       -e 's# overlayroot=[^ ]*##' -e 's#$# overlayroot=tmpfs:recurse=0#' "$cmdline"
-# the drop point the IT focal points look for when they open the card on a laptop
-cat >"$mnt/boot/firmware/upazila-hub-README.txt" <<'EOF'
-Upazila hub: put this upazila's provisioning file here, named  upazila-hub.toml ,
-then put the card in the hub and switch it on. The hub installs the file, then renames
-it upazila-hub.toml.applied (secrets removed). If the hub refuses the file, it writes
-upazila-hub-ERROR.txt here saying why.
+install -D -m 0644 "$keyring" "$root/etc/rauc/keyring.pem"
+cat >"$root/etc/upazila-hub-release" <<EOF
+VERSION=$version
+COMMIT=$commit
+ARCH=$arch
+BUILT=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
 EOF
 
-sync
-log "image ready: $out"
-trap - EXIT
-cleanup
-if [[ $COMPRESS == 1 ]]; then
-  xz -T0 -f "$out"
-  log "compressed: $out.xz"
+mount -t proc proc "$root/proc"
+mount -t sysfs sys "$root/sys"
+mount --bind /dev "$root/dev"
+mount --bind /dev/pts "$root/dev/pts"
+log "configuring the root in a chroot (image/setup.sh)"
+chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C.UTF-8 \
+  ARCH="$arch" VERSION="$version" COMMIT="$commit" DISK_ID="$DISK_ID" \
+  SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH" /tmp/upazila/setup.sh
+# shellcheck disable=SC2016  # dpkg-query's format, not the shell's
+chroot "$root" dpkg-query -W -f '${Package}\t${Version}\t${Architecture}\n' >"$work/packages.tsv"
+chroot "$root" /opt/upazila-hub/venv/bin/python -m pip list --format=freeze \
+  --disable-pip-version-check >"$work/wheels.txt" 2>/dev/null
+for m in "$root/dev/pts" "$root/dev" "$root/proc" "$root/sys"; do umount -l "$m"; done
+rm -rf "$root/tmp/upazila" "$root/tmp"/* "$root/var/tmp"/* "$root/var/cache/apt"/*.bin \
+       "$root/var/lib/apt/lists"/* "$root/var/log"/*.log "$root/var/cache/ldconfig/aux-cache"
+
+# the partitions' contents: the boot partition's files and the data partition's first state
+# were staged by setup.sh in /boot/firmware and /var/lib/upazila-hub
+boot=$work/boot data=$work/data
+mv "$root/boot/firmware" "$boot" && install -d "$root/boot/firmware"
+mv "$root/var/lib/upazila-hub" "$data" && install -d -m 0755 "$root/var/lib/upazila-hub"
+
+# 4. file systems and the card -------------------------------------------------------------
+log "file systems (mkfs.ext4 -d, mkfs.fat + mtools) and the card layout (sfdisk)"
+# every timestamp at SOURCE_DATE_EPOCH, fixed UUIDs and hash seeds: the same inputs give
+# the same bytes (image/README.md lists what still differs)
+find "$root" "$boot" "$data" -newermt "@$SOURCE_DATE_EPOCH" -print0 |
+  xargs -0r touch --no-dereference --date="@$SOURCE_DATE_EPOCH"
+uuid() { printf '%s' "$1" | sha256sum | sed -E 's/^(.{8})(.{4})(.{4})(.{4})(.{12}).*/\1-\2-\3-\4-\5/'; }
+export E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH
+mkext4() {  # mkext4 LABEL SIZE_MB DIR FILE
+  rm -f "$4"
+  mkfs.ext4 -q -F -L "$1" -U "$(uuid "$1-$version-$commit")" -T default -m 1 \
+    -E "hash_seed=$(uuid "seed-$1"),root_owner=0:0" -d "$3" "$4" "$2M"
+}
+mkext4 "root-$version" "$ROOT_MB" "$root" "$work/root.ext4"
+mkfs.ext4 -q -F -L hubdata -U "$(uuid "hubdata-$version-$commit")" -m 1 -J size=32 \
+  -E "hash_seed=$(uuid seed-hubdata),root_owner=0:0" -d "$data" "$work/data.ext4" "${DATA_MB}M"
+rm -f "$work/boot.fat"
+mkfs.fat -C -F 32 -n HUBBOOT -i 7570617a --invariant "$work/boot.fat" $((BOOT_MB * 1024)) >/dev/null
+(cd "$boot" && find . -mindepth 1 -type d | sort | sed 's#^\./##' |
+   while read -r d; do MTOOLS_SKIP_CHECK=1 mmd -i "$work/boot.fat" "::$d"; done
+ find . -type f | sort | sed 's#^\./##' |
+   while read -r f; do MTOOLS_SKIP_CHECK=1 mcopy -m -i "$work/boot.fat" "$f" "::$f"; done)
+
+# MBR (the Pi 3B+ boots nothing else): 1 boot FAT, 2 root A, 3 root B (empty until the first
+# update), 4 data; 4 MiB aligned for SD erase blocks
+img=$outdir/$name.img
+boot_start=4 root_a=$((4 + BOOT_MB)) root_b=$((4 + BOOT_MB + ROOT_MB))
+data_start=$((4 + BOOT_MB + 2 * ROOT_MB))
+total=$((data_start + DATA_MB))
+rm -f "$img" && truncate -s "${total}M" "$img"
+boot_type=0c; [[ $arch == amd64 ]] && boot_type=ef   # UEFI firmware looks for an ESP
+sfdisk --quiet "$img" <<EOF
+label: dos
+label-id: $DISK_ID
+unit: sectors
+start=$((boot_start * 2048)), size=$((BOOT_MB * 2048)), type=$boot_type, bootable
+start=$((root_a * 2048)), size=$((ROOT_MB * 2048)), type=83
+start=$((root_b * 2048)), size=$((ROOT_MB * 2048)), type=83
+start=$((data_start * 2048)), type=83
+EOF
+put() { dd if="$1" of="$img" bs=1M seek="$2" conv=notrunc,sparse status=none; }
+put "$work/boot.fat" "$boot_start"
+put "$work/root.ext4" "$root_a"
+put "$work/data.ext4" "$data_start"
+
+# 5. manifest, checksums, compression ---------------------------------------------------------
+{
+  echo "# $name"
+  echo "version: $version"
+  echo "commit: $commit"
+  echo "arch: $arch"
+  echo "source_date_epoch: $SOURCE_DATE_EPOCH"
+  echo "mirror: $MIRROR"
+  echo "suite: $SUITE"
+  echo "archive_date: $(cat "$root/etc/upazila-archive-date" 2>/dev/null)"
+  echo "base: $(basename "$base") $(sha256sum "$base" | cut -c1-64)"
+  echo "layout: boot ${BOOT_MB}M, root A ${ROOT_MB}M, root B ${ROOT_MB}M, data ${DATA_MB}M+ (PARTUUID ${DISK_ID#0x}-01..04)"
+  echo "root_ext4_sha256: $(sha256sum "$work/root.ext4" | cut -c1-64)"
+  echo "## debian packages"
+  cat "$work/packages.tsv"
+  echo "## python wheels (/opt/upazila-hub/venv)"
+  cat "$work/wheels.txt"
+} >"$outdir/$name.manifest"
+cp --sparse=always "$work/root.ext4" "$outdir/$name.rootfs.ext4"
+(cd "$outdir" && sha256sum "$name.img" >"$name.img.sha256")
+if ((compress)); then
+  log "xz"
+  xz -T0 -6 -f "$img"
+  (cd "$outdir" && sha256sum "$name.img.xz" >"$name.img.xz.sha256")
 fi
+log "done: $(find "$outdir" -maxdepth 1 -name "$name.img*" -printf '%f ')"
