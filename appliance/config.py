@@ -87,6 +87,7 @@ KEYS: list[Key] = [
     Key("fleet", "sync_lag_h", 48.0, "Alert when a hub's last successful sync is older than this (hours)."),
     Key("fleet", "clock_offset_s", 300.0, "Alert when a hub's clock is off by more than this (seconds)."),
     Key("fleet", "max_skew_s", 900, "Heartbeats stamped further than this from fleet time are refused (replay)."),
+    Key("fleet", "backup_lag_h", 12.0, "Alert when a hub's backup replica is further behind than this (hours): litestream cannot reach the backup server, or is not running."),
     Key("fleet", "cert_expiry_days", 14.0, "Alert when a hub's served certificate expires within this many days (its renewal keeps failing)."),
     Key("acme", "directory", "", "National side: ACME directory URL hub certificates are ordered from (Let's Encrypt: https://acme-v02.api.letsencrypt.org/directory); empty: no certificates."),
     Key("acme", "email", "", "National side: contact e-mail registered with the ACME account."),
