@@ -99,7 +99,7 @@ def last_sync(sock: Path, db: Path) -> float | None:
     started. OSError: litestream does not answer."""
     doc = control_get(sock, "/list")
     for entry in doc.get("databases") or []:
-        if Path(str(entry.get("path", ""))) == db:
+        if Path(str(entry.get("path", ""))).resolve() == db.resolve():  # symlinks, ..
             at = parse_iso(entry.get("last_sync_at"))
             return at.timestamp() if at is not None else None
     raise OSError(f"litestream does not replicate {db}")

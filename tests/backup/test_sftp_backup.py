@@ -110,6 +110,12 @@ def test_a_server_with_another_host_key_is_refused(tmp_path: Path,
                               "-config", str(card.etc / "litestream.yml")],
                              capture_output=True, text=True, timeout=60)
         assert res.returncode != 0 and "host key mismatch" in res.stdout + res.stderr
+        # what the hub's status and heartbeat would say
+        report = BackupMonitor(BackupSettings(
+            db=card.data / "hub.db", socket=litestream.socket_path(card.data),
+            litestream_config=card.etc / "litestream.yml",
+            litestream=litestream.binary())).check(None)
+        assert "backup server: ssh: handshake failed: ssh: host key mismatch" in report["error"]
         assert not any(server.replica(HUB_ID).parent.iterdir())
         assert "Accepted publickey" not in server.log.read_text()
 
