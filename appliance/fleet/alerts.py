@@ -13,6 +13,9 @@ States, worst first:
   ``sync_lag`` over ``sync_lag_h``, ``conflicts`` (unresolved > 0), ``clock`` offset
   over ``clock_offset_s``, ``cert_expiry`` (the HTTPS certificate the hub serves has
   fewer than ``cert_expiry_days`` left: its renewal keeps failing);
+* amber too: ``backup_lag`` (the hub's litestream replica is further behind than
+  ``backup_lag_h``: a dead SD card would lose that much; the message carries the hub's
+  reason, e.g. the backup server's host key changed);
 * ``cert_expiry`` turns **red** once that certificate has expired (tablets cannot connect);
 * **green**: no alert.
 """
@@ -32,10 +35,10 @@ from ..errors import BadRequest
 RED, AMBER, GREEN = "red", "amber", "green"
 STATE_RANK = {RED: 0, AMBER: 1, GREEN: 2}
 RED_CODES = frozenset({"silent", "integrity", "disk", "temp"})
-AMBER_CODES = frozenset({"undervoltage", "sync_lag", "conflicts", "clock"})
+AMBER_CODES = frozenset({"undervoltage", "sync_lag", "conflicts", "clock", "backup_lag"})
 AMBER_OR_RED_CODES = frozenset({"cert_expiry"})  # amber before expiry, red after
 ALL_CODES = ("silent", "integrity", "disk", "temp", "undervoltage", "sync_lag",
-             "conflicts", "clock", "cert_expiry")
+             "conflicts", "clock", "cert_expiry", "backup_lag")
 UNDERVOLTAGE_WINDOW_S = 86400.0
 
 
@@ -47,6 +50,7 @@ class Thresholds:
     sync_lag_h: float = 48.0
     clock_offset_s: float = 300.0
     cert_expiry_days: float = 14.0
+    backup_lag_h: float = 12.0
 
     @classmethod
     def from_config(cls, config: Config) -> Thresholds:
@@ -54,7 +58,8 @@ class Thresholds:
         return cls(silent_after_s=float(f["silent_after_s"]), disk_pct=float(f["disk_pct"]),
                    temp_c=float(f["temp_c"]), sync_lag_h=float(f["sync_lag_h"]),
                    clock_offset_s=float(f["clock_offset_s"]),
-                   cert_expiry_days=float(f["cert_expiry_days"]))
+                   cert_expiry_days=float(f["cert_expiry_days"]),
+                   backup_lag_h=float(f.get("backup_lag_h", cls.backup_lag_h)))
 
     def overlay(self, overrides: Mapping[str, float]) -> Thresholds:
         """These thresholds with the admins' changes (``alert_rules`` in the fleet DB)."""
@@ -86,6 +91,8 @@ RULE_LIMITS: dict[str, RuleLimit] = {
                                                "is amber"),
     "cert_expiry_days": RuleLimit(1, 90, "days", "a hub whose HTTPS certificate expires within "
                                                  "this many days is amber (red once expired)"),
+    "backup_lag_h": RuleLimit(0.1, 30 * 24, "h", "a hub whose backup replica is further "
+                                                 "behind than this is amber"),
 }
 
 
@@ -120,6 +127,8 @@ class HubStatus:
     conflicts: int | None = None
     clock_offset_s: float | None = None  # the hub's clock error, see effective_offset
     cert_not_after: float | None = None  # the served certificate's expiry (None: unknown)
+    backup_lag_s: float | None = None  # how far the litestream replica is behind
+    backup_error: str | None = None  # the hub's reason, when it has one
 
 
 @dataclass(frozen=True)
@@ -184,6 +193,10 @@ def evaluate(h: HubStatus, now: float, th: Thresholds) -> list[Alert]:
         out.append(Alert("cert_expiry", AMBER, f"HTTPS certificate expires on {when(exp)} "
                                                f"(within {th.cert_expiry_days:g} days): its "
                                                "renewal keeps failing"))
+    if h.backup_lag_s is not None and h.backup_lag_s > th.backup_lag_h * 3600:
+        why = f": {h.backup_error}" if h.backup_error else ""
+        out.append(Alert("backup_lag", AMBER, f"backup replica {age(h.backup_lag_s)} behind "
+                                              f"(over {th.backup_lag_h:g} h){why}"[:500]))
     out.sort(key=lambda a: STATE_RANK[a.level])  # red ones first, stable otherwise
     return out
 

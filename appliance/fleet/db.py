@@ -36,6 +36,10 @@ HTTPS for tablets (``TLS_SCHEMA``, #12):
   DNS for its name (``published_ip``).
 * ``certificates``: one row per (hub, name, public key) a hub sent a CSR for; the CSR
   (public), the state of its issuance and, once issued, the chain. Never a private key.
+
+The litestream backup (``BACKUP_SCHEMA``, #13): ``hubs`` gains what the latest heartbeat
+said of the hub's replica: ``backup_configured``, ``backup_lag_s``, ``backup_last_at``
+(fleet clock), ``backup_error`` and ``backup_reported_at``.
 """
 
 from __future__ import annotations
@@ -187,8 +191,15 @@ CREATE TABLE IF NOT EXISTS certificates (
 );
 CREATE INDEX IF NOT EXISTS certificates_todo ON certificates(state) WHERE state != 'issued';
 """
+BACKUP_SCHEMA = """
+ALTER TABLE hubs ADD COLUMN backup_configured INTEGER;
+ALTER TABLE hubs ADD COLUMN backup_lag_s REAL;
+ALTER TABLE hubs ADD COLUMN backup_last_at REAL;
+ALTER TABLE hubs ADD COLUMN backup_error TEXT;
+ALTER TABLE hubs ADD COLUMN backup_reported_at REAL;
+"""
 MIGRATIONS = [("0001_fleet.sql", SCHEMA), ("0002_fleet_auth.sql", AUTH_SCHEMA),
-              ("0003_fleet_tls.sql", TLS_SCHEMA)]
+              ("0003_fleet_tls.sql", TLS_SCHEMA), ("0004_fleet_backup.sql", BACKUP_SCHEMA)]
 AUDIT_DAYS = 400  # login and admin audit: a year and a bit, whatever retention_days says
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -529,6 +540,14 @@ def ingest_tx(conn: sqlite3.Connection, hb: Heartbeat, received: float, max_skew
                       received, hb.hub_id))
     if hb.lan_ip_reported:
         conn.execute("UPDATE hubs SET lan_ip=? WHERE id=?", (hb.lan_ip, hb.hub_id))
+    if hb.backup_reported:  # null: the hub has no [backup] replica
+        b = hb.backup
+        last = None if b is None or b.last_replicated_at is None else \
+            min(b.last_replicated_at + offset, received)  # hub clock -> fleet clock
+        conn.execute("UPDATE hubs SET backup_configured=?, backup_lag_s=?, backup_last_at=?, "
+                     "backup_error=?, backup_reported_at=? WHERE id=?",
+                     (int(b is not None), b.lag_s if b else None, last,
+                      b.error if b else None, received, hb.hub_id))
     conn.execute(
         "INSERT INTO heartbeats (hub_id, seq, received, sent_at, boot_id, version, uptime_s, "
         "n_samples, summary) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -550,12 +569,16 @@ def to_publish(hub: sqlite3.Row) -> tuple[str, str] | None:
 def status_of(row: sqlite3.Row | dict[str, Any]) -> al.HubStatus:
     def b(v: Any) -> bool | None:
         return None if v is None else bool(v)
+    cols = set(row.keys())
     return al.HubStatus(
         created_at=row["created_at"], last_seen=row["last_seen"], disk_pct=row["disk_pct"],
         temp_c=row["temp_c"], integrity_ok=b(row["integrity_ok"]),
         ro_remount=b(row["ro_remount"]), undervoltage_at=row["undervoltage_at"],
         lag_s=row["lag_s"], conflicts=row["conflicts"], clock_offset_s=row["clock_offset_s"],
-        cert_not_after=row["tls_not_after"])
+        cert_not_after=row["tls_not_after"],
+        # rows without the #13 columns (a dict built by a caller) simply lack them
+        backup_lag_s=row["backup_lag_s"] if "backup_lag_s" in cols else None,
+        backup_error=row["backup_error"] if "backup_error" in cols else None)
 
 
 def apply_alerts(conn: sqlite3.Connection, hub: sqlite3.Row, now: float,

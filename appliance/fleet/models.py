@@ -98,6 +98,15 @@ class TlsInfo:
 
 
 @dataclass(frozen=True)
+class BackupInfo:
+    """The hub's litestream replica, as its heartbeat reports it (#13)."""
+
+    last_replicated_at: float | None  # hub clock; None: not since the hub has been watching
+    lag_s: float | None  # how far the replica is behind (what a dead SD card would lose)
+    error: str | None  # why litestream cannot reach the backup server
+
+
+@dataclass(frozen=True)
 class Heartbeat:
     hub_id: str
     seq: int
@@ -114,6 +123,9 @@ class Heartbeat:
     tls: TlsInfo | None = None
     lan_ip_reported: bool = False
     lan_ip: str | None = None
+    # optional (#13): null when the hub has no [backup] replica
+    backup_reported: bool = False
+    backup: BackupInfo | None = None
 
 
 # ------------------------------------------------------------------------- decoding
@@ -295,6 +307,25 @@ def parse_lan_ip(value: Any) -> str | None:
     return str(ip)
 
 
+MAX_BACKUP_LAG_S = 100 * 365 * 86400.0
+
+
+def parse_backup(obj: Any) -> BackupInfo | None:
+    """``backup``: null (no replica configured) or last_replicated_at, lag_s, error."""
+    if obj is None:
+        return None
+    obj = _obj(obj, "backup")
+    last = obj.get("last_replicated_at")
+    lag = _check(obj.get("lag_s"), "num", "backup.lag_s")
+    if lag is not None and not 0 <= lag <= MAX_BACKUP_LAG_S:
+        raise BadRequest(f"backup.lag_s must be between 0 and {MAX_BACKUP_LAG_S:.0f} seconds")
+    return BackupInfo(
+        last_replicated_at=None if last is None else parse_time(last,
+                                                                "backup.last_replicated_at"),
+        lag_s=None if lag is None else float(lag),
+        error=_str(obj, "error", "backup.error", required=False, max_len=500))
+
+
 def parse_heartbeat(obj: Any) -> Heartbeat:
     obj = _obj(obj, "body")
     hub_id = _str(obj, "hub_id", "hub_id", required=True, max_len=100)
@@ -334,4 +365,5 @@ def parse_heartbeat(obj: Any) -> Heartbeat:
         summary=parse_summary(obj.get("summary")),
         tls_reported="tls" in obj, tls=parse_tls(obj.get("tls")),
         lan_ip_reported="lan_ip" in obj, lan_ip=parse_lan_ip(obj.get("lan_ip")),
+        backup_reported="backup" in obj, backup=parse_backup(obj.get("backup")),
     )

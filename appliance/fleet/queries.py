@@ -179,6 +179,10 @@ def hub_json(row: sqlite3.Row, now: float) -> dict[str, Any]:
                    heartbeats=row["heartbeats"], samples=row["samples"],
                    summary=json.loads(row["summary"]) if row["summary"] else None,
                    summary_received=iso(row["summary_at"]))
+    if "backup_reported_at" in keys:  # the litestream replica (#13), full rows only
+        out["backup"] = None if not row["backup_configured"] else {
+            "lag_s": row["backup_lag_s"], "last_replicated_at": iso(row["backup_last_at"]),
+            "error": row["backup_error"], "reported_at": iso(row["backup_reported_at"])}
     return out
 
 

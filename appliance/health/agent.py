@@ -24,6 +24,7 @@ from ..dhis2.timefmt import iso_z
 from ..errors import ConfigError
 from ..store import Store
 from . import state
+from .backup import BackupMonitor, BackupSettings, heartbeat_backup
 from .button import ButtonHandler, poweroff
 from .certrenew import CertRenewer, LanAddress, RenewSettings, heartbeat_tls
 from .heartbeat import HeartbeatClient, HubIdentity, SendResult
@@ -59,6 +60,7 @@ class Settings:
     disk_device: str | None = None    # None: the disk holding the data dir
     tls: RenewSettings | None = None  # None: no [tls] name, no renewal
     lan: LanAddress | None = None
+    backup: BackupSettings | None = None  # None: no [backup] replica
 
     @classmethod
     def from_config(cls, config: Config) -> Settings:
@@ -80,7 +82,8 @@ class Settings:
             disk_device=_optional(config, "health", "disk_device") or None,
             tls=RenewSettings.from_config(config) if g("tls", "name") else None,
             lan=LanAddress(g("dns", "address"), g("dns", "interface"),
-                           g("health", "heartbeat_url")))
+                           g("health", "heartbeat_url")),
+            backup=BackupSettings.from_config(config))
 
 
 def _optional(config: Config, section: str, key: str) -> Any:
@@ -125,6 +128,8 @@ class HealthAgent:
             uptime_path=self.paths.uptime, extra=self._heartbeat_extra)
         self.renewer = None if settings.tls is None else CertRenewer(
             settings.tls, store, clock_offset=lambda: self.heartbeats.fleet_offset_s)
+        self.backup = None if settings.backup is None else BackupMonitor(settings.backup)
+        self.backup_report: dict[str, Any] | None = None
         self.latest: Sample | None = None
         self.leds: LedDriver | None = None
         self.button: ButtonHandler | None = None
@@ -190,9 +195,13 @@ class HealthAgent:
         await self.heartbeats.close()
 
     def _heartbeat_extra(self) -> dict[str, Any]:
-        """The heartbeat's ``tls`` and ``lan_ip`` (run in a worker thread)."""
+        """The heartbeat's ``tls``, ``lan_ip`` and ``backup`` (run in a worker thread)."""
+        backup = None
+        if self.backup is not None:  # configured: an object even before the first check
+            backup = heartbeat_backup(self.backup_report or {})
         return {"tls": heartbeat_tls(self.s.tls.directory) if self.s.tls else None,
-                "lan_ip": self.s.lan.get() if self.s.lan else None}
+                "lan_ip": self.s.lan.get() if self.s.lan else None,
+                "backup": backup}
 
     # -- work -----------------------------------------------------------------------------------
     async def take_sample(self, cpu_interval: float | None = None) -> Sample:
@@ -203,6 +212,21 @@ class HealthAgent:
         self.latest = sample
         await self.refresh_leds()
         return sample
+
+    async def check_backup(self) -> dict[str, Any] | None:
+        """How far the litestream replica is behind, kept in ``health_state`` ``backup``
+        for ``/api/hub/status`` and sent with the next heartbeat."""
+        if self.backup is None:
+            return None
+        monitor = self.backup
+        if self.backup_report is None:  # after a restart: what the last run saw
+            self.backup_report = await self.store.read(lambda c: state.get_json(c, "backup"))
+        rep = await asyncio.to_thread(monitor.check, self.backup_report)
+        if rep.get("error") and rep.get("error") != (self.backup_report or {}).get("error"):
+            log.warning("backup: %s", rep["error"])
+        self.backup_report = rep
+        await self.store.write(lambda tx: state.put_json(tx, "backup", rep))
+        return rep
 
     async def heartbeat(self, sample: Sample | None = None) -> SendResult:
         sample = sample or self.latest
@@ -244,6 +268,8 @@ class HealthAgent:
                  asyncio.create_task(self._led_loop(stop), name="health-leds")]
         if self.renewer is not None:
             tasks.append(asyncio.create_task(self.renewer.run(stop), name="health-tls"))
+        if self.backup is not None:  # its own task: a probe may wait for a slow uplink
+            tasks.append(asyncio.create_task(self._backup_loop(stop), name="health-backup"))
         try:
             await stop.wait()
         finally:
@@ -277,6 +303,15 @@ class HealthAgent:
                 next_at = now + self.s.interval_s
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=next_at - now)
+
+    async def _backup_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.check_backup()
+            except Exception:  # noqa: BLE001 - a failed look must not end the agent
+                log.exception("backup check failed")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.s.interval_s)
 
     async def _led_loop(self, stop: asyncio.Event) -> None:
         last_ping = -1e9

@@ -38,3 +38,19 @@ def _payload(conn: sqlite3.Connection) -> dict[str, Any]:
 
 async def health_payload(store: Store) -> dict[str, Any]:
     return await store.read(_payload)
+
+
+def backup_status(conn: sqlite3.Connection, configured: bool) -> dict[str, Any]:
+    """``/api/hub/status``'s ``backup``: what the health agent last saw of litestream
+    (``health/backup.py``). The lag counts on from the last replication it saw, so a
+    stopped health agent does not freeze it; ``checkedAt`` says how fresh the rest is."""
+    if not configured:
+        return {"configured": False, "lastReplicatedAt": None, "lagSeconds": None,
+                "error": None, "checkedAt": None}
+    rep = state.get_json(conn, "backup") or {}
+    last = parse_iso(rep.get("last_replicated_at"))
+    lag = rep.get("lag_s")
+    if last is not None:
+        lag = round(max(0.0, time.time() - last.timestamp()), 1)
+    return {"configured": True, "lastReplicatedAt": rep.get("last_replicated_at"),
+            "lagSeconds": lag, "error": rep.get("error"), "checkedAt": rep.get("checked_at")}

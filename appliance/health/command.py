@@ -50,6 +50,11 @@ async def run_once(settings: Settings, store: Store, *, udev: bool = True) -> in
             log.debug("no udev", exc_info=True)
     try:
         sample = await agent.take_sample(cpu_interval=0.5)
+        backup = await agent.check_backup()
+        if backup is not None:
+            print(f"health: backup replica {backup['lag_s']:.0f} s behind (last replicated "
+                  f"{backup['last_replicated_at'] or 'never'})"
+                  + (f"; error: {backup['error']}" if backup["error"] else ""))
         if not settings.heartbeat_url:
             print("health: sample taken; no [health] heartbeat_url configured")
             return 2

@@ -43,6 +43,25 @@ ANY: S = {}  # any JSON value
 UID: S = {"type": "string", "pattern": "^[a-zA-Z][a-zA-Z0-9]{10}$"}
 
 
+# /api/hub/status's "backup": the litestream replica (health/backup.py)
+BACKUP_STATUS: S = {
+    "type": "object",
+    "description": "The disaster-recovery backup (litestream). configured: [backup] replica "
+                   "is set. lastReplicatedAt: when the replica last held everything "
+                   "committed; lagSeconds: how long ago that was (what a dead SD card would "
+                   "lose); error: why litestream cannot reach the backup server; checkedAt: "
+                   "when the health agent last looked.",
+    "required": ["configured", "lastReplicatedAt", "lagSeconds", "error", "checkedAt"],
+    "properties": {
+        "configured": BOOL,
+        "lastReplicatedAt": {"type": "string", "nullable": True},
+        "lagSeconds": {"type": "number", "nullable": True},
+        "error": {"type": "string", "nullable": True},
+        "checkedAt": {"type": "string", "nullable": True},
+    },
+}
+
+
 # /api/hub/status's "tls": the HTTPS certificate tablets see (null: no [tls] name)
 TLS_STATUS: S = {
     "type": "object", "nullable": True,
@@ -440,7 +459,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     # -- hub status, conflicts and rejections (routes_hub, sync.api)
     ("GET", "/api/hub/status"): Op("Hub and sync status", {200: obj(
         {"hub": obj(), "sync": obj(), "events": arr(obj()), "metadataVersion": ANY,
-         "tls": TLS_STATUS}, ("hub", "sync"))}, public=True),
+         "tls": TLS_STATUS, "backup": BACKUP_STATUS}, ("hub", "sync"))}, public=True),
     ("GET", "/api/hub/health"): Op("Hardware health", {200: obj(
         {"sample": nullable(obj()), "events": arr(obj())})}),
     ("GET", "/api/hub/conflicts"): Op(

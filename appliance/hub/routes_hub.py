@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import __version__
-from ..health.api import health_payload
+from ..health.api import backup_status, health_payload
 from ..store import backlog, synclog
 from ..store import datavalues as dv
 from . import tls
@@ -35,6 +35,8 @@ def _num(v: str | None) -> float | None:
 async def status(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG]
     raw = await request.app[STORE].read(read_status)
+    configured = bool(cfg.get("backup", "replica"))
+    backup = await request.app[STORE].read(lambda c: backup_status(c, configured))
     st = raw["state"]
     values = raw["values"]
     tracker = raw["tracker"]
@@ -61,6 +63,7 @@ async def status(request: web.Request) -> web.Response:
         "events": raw["events"],
         "metadataVersion": request.app[STATE].index.version,
         "tls": await tls.status(request.app),  # null: no [tls] name, no HTTPS
+        "backup": backup,  # the litestream replica: how far behind, and why
     })
 
 

@@ -28,6 +28,7 @@ import pwd
 import re
 import subprocess
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -38,7 +39,7 @@ from ..errors import ConfigError
 from ..fsutil import fsync_dir
 from ..store import Store
 from ..sync.identity import take_new_identity
-from . import dnsmasq, tomlout
+from . import dnsmasq, sshkeys, tomlout
 from .generate import PAT_PLACEHOLDER, write_private
 from .supervisord import Layout, litestream_yaml, render
 
@@ -112,12 +113,47 @@ def validate(path: Path, shown_as: Path | None = None) -> Config:
         raise bad("[backup] replica", f"= {replica!r} is not a URL (sftp://... or s3://...)")
     if g("backup", "sftp_key") and not replica.startswith("sftp://"):
         raise bad("[backup] sftp_key", "is set but [backup] replica is not sftp://")
+    if replica.startswith("sftp://"):
+        _check_sftp(cfg, replica, bad)
     if g("dns", "enabled"):
         try:
             dnsmasq.settings(cfg)  # the LAN resolver's keys, as `appliance dns` checks them
         except ConfigError as e:
             raise ConfigError(f"{shown}: {e.message}") from None
     return cfg
+
+
+def _check_sftp(cfg: Config, replica: str, bad: Callable[[str, str], ConfigError]) -> None:
+    """An sftp:// replica: a user, a way to log in, and the server's pinned host key."""
+    u = urlparse(replica)
+    if not u.username or not u.hostname:
+        raise bad("[backup] replica", f"= {_without_password(replica)!r} needs a user and a "
+                                      "host: sftp://backup@<host>/hubs/<hub id>")
+    key = str(cfg.get("backup", "sftp_key"))
+    if key:
+        try:
+            sshkeys.public_of(key)
+        except ConfigError as e:
+            raise bad("[backup] sftp_key", e.message + "; generate the file again") from None
+    elif not u.password:
+        raise bad("[backup] sftp_key", "is empty and the replica URL has no password: the hub "
+                                       "could not log in to the backup server")
+    host_key = str(cfg.get("backup", "host_key"))
+    if not host_key:
+        raise bad("[backup] host_key", "is empty: the hub would send its backup to any server "
+                                       "that answers; generate the file with --backup-host-key")
+    try:
+        sshkeys.pick_host_key(host_key)
+    except ConfigError as e:
+        raise bad("[backup] host_key", e.message) from None
+
+
+def _without_password(url: str) -> str:
+    u = urlparse(url)
+    if not u.password:
+        return url
+    return u._replace(netloc=u.netloc.replace(f":{u.password}@", ":(installed on the hub)@")
+                      ).geturl()
 
 
 def redacted(text: str) -> str:
@@ -130,9 +166,7 @@ def redacted(text: str) -> str:
                 items[name] = REDACTED
             elif isinstance(value, str) and "://" in value and urlparse(value).password:
                 # a replica URL may carry its password: sftp://user:secret@host/...
-                u = urlparse(value)
-                items[name] = u._replace(netloc=u.netloc.replace(
-                    f":{u.password}@", ":(installed on the hub)@")).geturl()
+                items[name] = _without_password(value)
     return tomlout.dumps(doc, header="# applied by the hub; secrets removed")
 
 
@@ -244,7 +278,9 @@ def _backup(cfg: Config, layout: Layout, etc: Path, ids: tuple[int, int] | None,
         _own(key_file, ids)
         key_path = key_file
         written.append(key_file)
-    write_private(layout.litestream_config, litestream_yaml(cfg, layout, key_path))
+    host_key = str(cfg.get("backup", "host_key"))
+    write_private(layout.litestream_config, litestream_yaml(
+        cfg, layout, key_path, sshkeys.pick_host_key(host_key) if host_key else ""))
     _own(layout.litestream_config, ids)
     written.append(layout.litestream_config)
     restored = restore_database(layout, layout.data_dir, ids) if restore else ""

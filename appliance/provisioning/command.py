@@ -44,7 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="hubs already enrolled get new tokens (their old ones stop working)")
     gen.add_argument("--replica-template", default="",
                      help="litestream replica URL per hub, e.g. "
-                          "sftp://backup@host/hubs/{hub_id} ({hub_id}, {org_unit})")
+                          "sftp://backup@host/hubs/{hub_id} ({hub_id}, {org_unit}); with "
+                          "sftp:// each hub gets its own SSH key and the server's public "
+                          "halves go to <out>/backup-authorized_keys")
+    gen.add_argument("--backup-host-key", metavar="FILE", type=Path,
+                     help="the backup server's SSH host keys (ssh-keyscan output or its "
+                          "ssh_host_*_key.pub files), required with an sftp:// template: "
+                          "hubs talk to no other server")
     gen.add_argument("--level", type=int, default=4, help="org unit level of upazilas (4)")
     gen.add_argument("--hub-domain", default="",
                      help="national's domain for hub names (e.g. hub.dghs.gov.bd): each hub "
@@ -128,13 +134,29 @@ def _generate(args: argparse.Namespace) -> int:
         national_url = args.national_url
     if args.fleet_data_dir and not args.fleet_url:
         raise ConfigError("--fleet-data-dir needs --fleet-url (where the hubs send heartbeats)")
+    host_key = ""
+    if args.backup_host_key is not None:
+        from .sshkeys import pick_host_key
+        try:
+            text = args.backup_host_key.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"cannot read --backup-host-key {args.backup_host_key}: {e}") \
+                from None
+        try:
+            host_key = pick_host_key(text)
+        except ConfigError as e:
+            raise ConfigError(f"--backup-host-key {args.backup_host_key}: {e.message}") \
+                from None
     rows = generate(doc, args.out, national_url=national_url, national_tokens=tokens,
                     fleet_url=args.fleet_url, fleet_data_dir=args.fleet_data_dir,
                     rotate_fleet_tokens=args.rotate_fleet_tokens,
                     replica_template=args.replica_template, level=args.level,
-                    hub_domain=args.hub_domain, lan=args.lan)
+                    hub_domain=args.hub_domain, lan=args.lan, backup_host_key=host_key)
     todo = sum(not r.national_token for r in rows)
     print(f"wrote {len(rows)} provisioning files and index.csv to {args.out}")
+    if host_key:
+        print(f"the hubs' SFTP keys for the backup server (pinned to its {host_key.split()[0]} "
+              f"host key): {args.out / 'backup-authorized_keys'}")
     if todo:
         print(f"{todo} of them still need the hub's national personal access token in "
               "[national] token (see index.csv)")

@@ -5,6 +5,12 @@ with ``id,name,code,level,path,parent``). Every org unit at the upazila level (4
 Bangladesh: country, division, district, upazila) gets ``<district>-<upazila>.toml``:
 a complete hub.toml, mode 0600 because it carries the hub's credentials. ``index.csv``
 lists them for the IT focal points, without any secret.
+
+With an ``sftp://`` replica template each hub also gets its own SSH key for the backup
+server (``[backup] sftp_key``; kept when the file is generated again, so a dead card's
+new file still matches the server) and the server's pinned host key (``[backup]
+host_key``); ``backup-authorized_keys`` holds the public halves, one SFTP-only line per
+hub, for the backup server (provisioning/README.md).
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 import unicodedata
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +31,7 @@ from typing import Any
 
 from ..config import KEYS, load
 from ..errors import ConfigError
-from . import tomlout
+from . import sshkeys, tomlout
 
 # What the national team replaces with the hub's personal access token (apply refuses it).
 PAT_PLACEHOLDER = "PASTE-THIS-HUB-PERSONAL-ACCESS-TOKEN-HERE"
@@ -38,6 +46,7 @@ LAN_INTERFACE = {"router": "eth0", "access-point": "wlan0"}
 AP_ADDRESS = "192.168.50.1"
 AP_DHCP_RANGE = "192.168.50.20,192.168.50.250,12h"
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+AUTHORIZED_KEYS = "backup-authorized_keys"
 
 
 @dataclass(frozen=True)
@@ -149,14 +158,16 @@ def _defaults(section: str) -> dict[str, Any]:
 
 def hub_document(u: Upazila, hub_id: str, *, national_url: str, national_token: str,
                  heartbeat_url: str, fleet_token: str, replica: str, https_name: str = "",
-                 lan: str = "router") -> dict[str, dict[str, Any]]:
+                 lan: str = "router", sftp_key: str = "",
+                 host_key: str = "") -> dict[str, dict[str, Any]]:
     gpio = _defaults("gpio")
     doc: dict[str, dict[str, Any]] = {
         "hub": {"id": hub_id, "name": hub_name(u), "org_unit": u.uid, "listen": LISTEN},
         "national": {"url": national_url, "token": national_token},
         "sync": {"interval_s": _defaults("sync")["interval_s"],
                  "policy": _defaults("sync")["policy"]},
-        "backup": {"replica": replica},
+        "backup": {"replica": replica, **({"sftp_key": sftp_key, "host_key": host_key}
+                                          if sftp_key else {})},
         "health": {"heartbeat_url": heartbeat_url, "token": fleet_token},
         "gpio": {k: gpio[k] for k in ("enabled", "led_status", "led_fault", "button", "hold_s")},
     }
@@ -175,6 +186,9 @@ COMMENTS = {
     ("national", "token"): "The hub's personal access token at national (d2pat_...). Until it\n"
                            "is pasted here, the hub refuses this file at first boot.",
     ("backup", "replica"): "litestream replica for disaster recovery (empty: no backup).",
+    ("backup", "sftp_key"): "This hub's own key for the backup server (its public half is in\n"
+                            "backup-authorized_keys). Secret: never share it.",
+    ("backup", "host_key"): "The backup server's host key: the hub talks to no other server.",
     ("health", "token"): "Fleet token from `appliance fleet add-hub` (empty: not enrolled).",
     ("gpio", "enabled"): "LEDs and button on the BCM pins below.",
     ("tls", "name"): "Tablets use https://<this name>. National issues its certificate to the\n"
@@ -227,20 +241,72 @@ def write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def existing_sftp_key(path: Path) -> str:
+    """The SFTP key in a provisioning file generated before (empty: none, or unreadable).
+    Keeping it means a regenerated file still matches the backup server's authorized_keys."""
+    try:
+        key = tomllib.loads(path.read_text(encoding="utf-8")).get("backup", {}).get("sftp_key")
+    except (OSError, ValueError):
+        return ""
+    if not isinstance(key, str) or not key.strip():
+        return ""
+    try:
+        sshkeys.public_of(key)
+    except ConfigError:
+        return ""
+    return key
+
+
+def sftp_template_check(template: str, host_key: str) -> None:
+    """What litestream needs of an sftp:// template, said before any file is written."""
+    u = urllib.parse.urlsplit(template)
+    if not u.username:
+        raise ConfigError(f"--replica-template {template!r} names no user: write "
+                          "sftp://backup@<host>/hubs/{hub_id}")
+    if not u.path.strip("/"):
+        raise ConfigError(f"--replica-template {template!r} names no directory: write "
+                          "sftp://backup@<host>/hubs/{hub_id}")
+    if "{hub_id}" not in template and "{org_unit}" not in template:
+        raise ConfigError("--replica-template must contain {hub_id}: every hub needs its own "
+                          "directory on the backup server")
+    if not host_key:
+        raise ConfigError("an sftp:// --replica-template needs --backup-host-key FILE (the "
+                          "backup server's host keys, e.g. ssh-keyscan <host> > FILE, checked "
+                          "by hand): without it a hub would send its data to any server "
+                          "that answers")
+
+
+def write_authorized_keys(path: Path, lines: list[str]) -> None:
+    header = ["# Public SSH keys of the upazila hubs, one line per hub (comment: hub:<hub id>).",
+              "# Install as the backup user's authorized_keys on the backup server",
+              "# (provisioning/README.md). Each key may only use SFTP. No secrets here."]
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("\n".join(header + lines) + "\n", encoding="utf-8")
+    tmp.chmod(0o644)
+    os.replace(tmp, path)
+
+
 def generate(doc: Mapping[str, Any], out_dir: Path, *, national_url: str,
              national_tokens: Mapping[str, str] | None = None, fleet_url: str = "",
              fleet_data_dir: Path | None = None, rotate_fleet_tokens: bool = False,
              replica_template: str = "", level: int = UPAZILA_LEVEL, hub_domain: str = "",
-             lan: str = "router") -> list[Row]:
+             lan: str = "router", backup_host_key: str = "") -> list[Row]:
     """Write every upazila's file and ``index.csv`` into ``out_dir``; returns the index rows.
 
     ``national_tokens``: {org unit uid: PAT} known already (the demo's); others get the
     placeholder. ``replica_template``: e.g. ``sftp://backup@host/hubs/{hub_id}``.
     ``hub_domain``: national's hub domain (``hub.dghs.gov.bd``): each hub gets its HTTPS
     name under it, registered with the fleet, and runs dnsmasq on its ``lan`` side.
+    ``backup_host_key``: the backup server's host key line (``sshkeys.pick_host_key``),
+    required with an sftp:// template.
     """
     if lan not in LAN_INTERFACE:
         raise ConfigError(f"--lan must be one of {', '.join(LAN_INTERFACE)}, not {lan!r}")
+    sftp = replica_template.startswith("sftp://")
+    if sftp:
+        sftp_template_check(replica_template, backup_host_key)
+    elif backup_host_key:
+        raise ConfigError("--backup-host-key is only for an sftp:// --replica-template")
     items = upazilas(doc, level)
     ids = hub_ids(items)
     names = https_names(items, ids, hub_domain) if hub_domain else {}
@@ -256,17 +322,23 @@ def generate(doc: Mapping[str, Any], out_dir: Path, *, national_url: str,
                                           https_name=names.get(u.uid, "")) for u in items}
             fleet_tokens = {uid: f.result() for uid, f in futures.items()}
     rows: list[Row] = []
+    authorized: list[str] = []
     for u in items:
         hub_id = ids[u.uid]
         pat = (national_tokens or {}).get(u.uid, "")
         fleet_token = fleet_tokens.get(u.uid, "")
         replica = replica_template.format(hub_id=hub_id, org_unit=u.uid) \
             if replica_template else ""
+        path = out_dir / f"{hub_id}.toml"
+        sftp_key = ""
+        if sftp:
+            sftp_key = existing_sftp_key(path) or sshkeys.new_keypair()[0]
+            authorized.append(sshkeys.authorized_line(sshkeys.public_of(sftp_key), hub_id))
         body = hub_document(u, hub_id, national_url=national_url,
                             national_token=pat or PAT_PLACEHOLDER,
                             heartbeat_url=heartbeat_url, fleet_token=fleet_token,
-                            replica=replica, https_name=names.get(u.uid, ""), lan=lan)
-        path = out_dir / f"{hub_id}.toml"
+                            replica=replica, https_name=names.get(u.uid, ""), lan=lan,
+                            sftp_key=sftp_key, host_key=backup_host_key if sftp else "")
         write_private(path, tomlout.dumps(body, COMMENTS, header(u, hub_id)))
         load(path)  # what we wrote must be what apply accepts (keys, types, mode)
         rows.append(Row(path, hub_id, u, bool(pat), bool(fleet_token), bool(replica),
@@ -276,4 +348,6 @@ def generate(doc: Mapping[str, Any], out_dir: Path, *, national_url: str,
         w = csv.DictWriter(f, fieldnames=INDEX_COLUMNS)
         w.writeheader()
         w.writerows(r.csv() for r in rows)
+    if sftp:
+        write_authorized_keys(out_dir / AUTHORIZED_KEYS, authorized)
     return rows

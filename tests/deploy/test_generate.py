@@ -13,7 +13,7 @@ import pytest
 from appliance import config, demo
 from appliance.provisioning.generate import PAT_PLACEHOLDER, hub_ids, slug, upazilas
 
-from .conftest import appliance, has_module
+from .conftest import appliance, has_module, host_key_lines
 
 
 def _level4() -> dict[str, dict]:
@@ -68,9 +68,12 @@ def test_generate_from_a_metadata_file(tmp_path: Path) -> None:
         for o in demo.national()["organisationUnits"]]}
     meta.write_text(json.dumps(doc))
     out = tmp_path / "hubs"
+    keys = tmp_path / "backup-host-keys"
+    keys.write_text(host_key_lines()[0])
     assert appliance("provision", "generate", "--national-metadata", str(meta), "--out",
                      str(out), "--national-url", "https://dhis2.example.org",
-                     "--replica-template", "sftp://backup@backup.example.org/hubs/{hub_id}") == 0
+                     "--replica-template", "sftp://backup@backup.example.org/hubs/{hub_id}",
+                     "--backup-host-key", str(keys)) == 0
     cfg = config.load(out / "coxs-bazar-ramu.toml")
     assert cfg.get("national", "url") == "https://dhis2.example.org"
     assert cfg.get("national", "token") == PAT_PLACEHOLDER
