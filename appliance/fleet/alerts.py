@@ -13,6 +13,9 @@ States, worst first:
   ``sync_lag`` over ``sync_lag_h``, ``conflicts`` (unresolved > 0), ``clock`` offset
   over ``clock_offset_s``, ``cert_expiry`` (the HTTPS certificate the hub serves has
   fewer than ``cert_expiry_days`` left: its renewal keeps failing);
+* ``update_rollback`` (amber): the hub installed a new release and went back to the old one
+  (it was not healthy, or did not boot); ``update_failed`` (amber): it refused an offered
+  release (bad signature or checksum, wrong hardware) or could not install it;
 * ``cert_expiry`` turns **red** once that certificate has expired (tablets cannot connect);
 * **green**: no alert.
 """
@@ -32,10 +35,11 @@ from ..errors import BadRequest
 RED, AMBER, GREEN = "red", "amber", "green"
 STATE_RANK = {RED: 0, AMBER: 1, GREEN: 2}
 RED_CODES = frozenset({"silent", "integrity", "disk", "temp"})
-AMBER_CODES = frozenset({"undervoltage", "sync_lag", "conflicts", "clock"})
+AMBER_CODES = frozenset({"undervoltage", "sync_lag", "conflicts", "clock", "update_rollback",
+                         "update_failed"})
 AMBER_OR_RED_CODES = frozenset({"cert_expiry"})  # amber before expiry, red after
 ALL_CODES = ("silent", "integrity", "disk", "temp", "undervoltage", "sync_lag",
-             "conflicts", "clock", "cert_expiry")
+             "conflicts", "clock", "cert_expiry", "update_rollback", "update_failed")
 UNDERVOLTAGE_WINDOW_S = 86400.0
 
 
@@ -120,6 +124,9 @@ class HubStatus:
     conflicts: int | None = None
     clock_offset_s: float | None = None  # the hub's clock error, see effective_offset
     cert_not_after: float | None = None  # the served certificate's expiry (None: unknown)
+    update_state: str | None = None  # the hub's latest update report (#13)
+    update_target: str | None = None  # the release it was updating to
+    update_reason: str | None = None  # why its last update failed
 
 
 @dataclass(frozen=True)
@@ -184,8 +191,22 @@ def evaluate(h: HubStatus, now: float, th: Thresholds) -> list[Alert]:
         out.append(Alert("cert_expiry", AMBER, f"HTTPS certificate expires on {when(exp)} "
                                                f"(within {th.cert_expiry_days:g} days): its "
                                                "renewal keeps failing"))
+    out.extend(_update_alerts(h))
     out.sort(key=lambda a: STATE_RANK[a.level])  # red ones first, stable otherwise
     return out
+
+
+def _update_alerts(h: HubStatus) -> list[Alert]:
+    """A rolled-back or refused release: the hub still serves, on its old release."""
+    target = h.update_target or "the new release"
+    why = f": {h.update_reason}" if h.update_reason else ""
+    if h.update_state == "rolled_back":
+        return [Alert("update_rollback", AMBER, f"rolled back from {target} to the previous "
+                                                f"release{why}")]
+    if h.update_state in ("refused", "failed"):
+        verb = "refused" if h.update_state == "refused" else "could not install"
+        return [Alert("update_failed", AMBER, f"{verb} {target}{why}")]
+    return []
 
 
 def effective_offset(*estimates: float | None) -> float | None:

@@ -36,6 +36,16 @@ HTTPS for tablets (``TLS_SCHEMA``, #12):
   DNS for its name (``published_ip``).
 * ``certificates``: one row per (hub, name, public key) a hub sent a CSR for; the CSR
   (public), the state of its issuance and, once issued, the chain. Never a private key.
+
+Software updates (``UPDATES_SCHEMA``, #13; see ``releases`` and ``rollouts``):
+
+* ``releases``: signed RAUC bundles national added (version, compatible, SHA-256, size);
+  the file is ``<data-dir>/releases/<sha256>.raucb``.
+* ``rollouts``: a release targeted at one hub, a district, a division or every hub; the
+  most specific active rollout matching a hub's hardware (``compatible``) wins.
+* ``hubs`` gains ``update_*`` (the hub's latest update report: the release it runs, its
+  state, bytes downloaded, the reason of its last failure) and ``offered_*`` (the rollout
+  the fleet last offered it); ``update_events``: each hub's recent state changes.
 """
 
 from __future__ import annotations
@@ -187,8 +197,62 @@ CREATE TABLE IF NOT EXISTS certificates (
 );
 CREATE INDEX IF NOT EXISTS certificates_todo ON certificates(state) WHERE state != 'issued';
 """
+# Software updates (#13): releases (signed RAUC bundles under <data-dir>/releases), rollouts
+# (a release targeted at a hub, a district, a division or every hub) and, on ``hubs``, the
+# latest update report of each hub (``rollouts.record_report_tx``); ``update_events`` keeps
+# each hub's last state changes for its page.
+UPDATES_SCHEMA = """
+ALTER TABLE hubs ADD COLUMN update_seq INTEGER;
+ALTER TABLE hubs ADD COLUMN update_state TEXT;
+ALTER TABLE hubs ADD COLUMN update_version TEXT;
+ALTER TABLE hubs ADD COLUMN update_compatible TEXT;
+ALTER TABLE hubs ADD COLUMN update_slot TEXT;
+ALTER TABLE hubs ADD COLUMN update_rollout INTEGER;
+ALTER TABLE hubs ADD COLUMN update_target TEXT;
+ALTER TABLE hubs ADD COLUMN update_sha256 TEXT;
+ALTER TABLE hubs ADD COLUMN update_bytes INTEGER;
+ALTER TABLE hubs ADD COLUMN update_size INTEGER;
+ALTER TABLE hubs ADD COLUMN update_reason TEXT;
+ALTER TABLE hubs ADD COLUMN update_at REAL;
+ALTER TABLE hubs ADD COLUMN offered_rollout INTEGER;
+ALTER TABLE hubs ADD COLUMN offered_at REAL;
+CREATE TABLE IF NOT EXISTS releases (
+  id INTEGER PRIMARY KEY,
+  version TEXT NOT NULL,
+  compatible TEXT NOT NULL,
+  sha256 TEXT NOT NULL UNIQUE,
+  size INTEGER NOT NULL,
+  signer TEXT,
+  verified INTEGER NOT NULL,
+  added_at REAL NOT NULL,
+  added_by TEXT NOT NULL,
+  UNIQUE (compatible, version)
+);
+CREATE TABLE IF NOT EXISTS rollouts (
+  id INTEGER PRIMARY KEY,
+  release_id INTEGER NOT NULL REFERENCES releases(id),
+  scope TEXT NOT NULL CHECK (scope IN ('hub', 'district', 'division', 'all')),
+  target TEXT,
+  created_at REAL NOT NULL,
+  created_by TEXT NOT NULL,
+  cancelled_at REAL,
+  cancelled_by TEXT
+);
+CREATE INDEX IF NOT EXISTS rollouts_active ON rollouts(scope, target) WHERE cancelled_at IS NULL;
+CREATE TABLE IF NOT EXISTS update_events (
+  id INTEGER PRIMARY KEY,
+  hub_id TEXT NOT NULL,
+  at REAL NOT NULL,
+  state TEXT NOT NULL,
+  version TEXT,
+  target TEXT,
+  rollout_id INTEGER,
+  reason TEXT
+);
+CREATE INDEX IF NOT EXISTS update_events_hub ON update_events(hub_id, id);
+"""
 MIGRATIONS = [("0001_fleet.sql", SCHEMA), ("0002_fleet_auth.sql", AUTH_SCHEMA),
-              ("0003_fleet_tls.sql", TLS_SCHEMA)]
+              ("0003_fleet_tls.sql", TLS_SCHEMA), ("0004_fleet_updates.sql", UPDATES_SCHEMA)]
 AUDIT_DAYS = 400  # login and admin audit: a year and a bit, whatever retention_days says
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -274,8 +338,9 @@ class FleetDB:
         """Enrol hubs; returns {hub_id: token}. An existing hub is ``Conflict`` unless
         ``rotate``.
 
-        Rotating gives a new token and forgets ``last_seq``: a re-flashed card starts its
-        counter again and must not be refused as a replay.
+        Rotating gives a new token and forgets ``last_seq`` (and the update report's
+        ``update_seq``): a re-flashed card starts its counters again and must not be
+        refused as a replay.
         """
         stamp = time.time() if now is None else now
         made: list[tuple[NewHub, str]] = [(h, tokens.new_token()) for h in hubs]
@@ -309,6 +374,7 @@ class FleetDB:
             if exists:
                 conn.execute(
                     "UPDATE hubs SET token_hash=?, token_secret=?, last_seq=NULL, "
+                    "update_seq=NULL, "
                     "name=COALESCE(?, name), district=COALESCE(?, district), "
                     "division=COALESCE(?, division), upazila=COALESCE(?, upazila), "
                     "org_unit_id=COALESCE(?, org_unit_id) WHERE id=?",
@@ -555,7 +621,8 @@ def status_of(row: sqlite3.Row | dict[str, Any]) -> al.HubStatus:
         temp_c=row["temp_c"], integrity_ok=b(row["integrity_ok"]),
         ro_remount=b(row["ro_remount"]), undervoltage_at=row["undervoltage_at"],
         lag_s=row["lag_s"], conflicts=row["conflicts"], clock_offset_s=row["clock_offset_s"],
-        cert_not_after=row["tls_not_after"])
+        cert_not_after=row["tls_not_after"], update_state=row["update_state"],
+        update_target=row["update_target"], update_reason=row["update_reason"])
 
 
 def apply_alerts(conn: sqlite3.Connection, hub: sqlite3.Row, now: float,
