@@ -9,6 +9,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..health.api import health_payload
+from ..health.updater import update_status
 from ..store import backlog, synclog
 from ..store import datavalues as dv
 from . import tls
@@ -61,6 +62,7 @@ async def status(request: web.Request) -> web.Response:
         "events": raw["events"],
         "metadataVersion": request.app[STATE].index.version,
         "tls": await tls.status(request.app),  # null: no [tls] name, no HTTPS
+        "update": await request.app[STORE].read(update_status),  # null: no update agent
     })
 
 
