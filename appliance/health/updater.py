@@ -353,15 +353,22 @@ class Updater:
             await self.start()
         except Exception:  # noqa: BLE001 - never end the health agent over updates
             log.exception("update agent could not start")
-        while not stop.is_set():
-            try:
-                delay = await self.step()
-            except Exception:  # noqa: BLE001
-                log.exception("update step failed")
-                delay = self.s.retry_s
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=max(0.0, delay))
-        self.stop_event.set()
+        async def relay() -> None:  # a download slice in its thread stops at its next chunk
+            await stop.wait()
+            self.stop_event.set()
+        watcher = asyncio.create_task(relay())
+        try:
+            while not stop.is_set():
+                try:
+                    delay = await self.step()
+                except Exception:  # noqa: BLE001
+                    log.exception("update step failed")
+                    delay = self.s.retry_s
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=max(0.0, delay))
+        finally:
+            self.stop_event.set()
+            watcher.cancel()
 
     async def step(self) -> float:
         """One decision; returns seconds until the next."""

@@ -433,3 +433,46 @@ def test_updates_are_off_without_rauc(tmp_path: Path) -> None:
     cfg.set("update", "quiet_hours", "soon")
     with pytest.raises(ConfigError, match="quiet_hours"):
         UpdateSettings.from_config(cfg)
+
+
+async def test_the_loop_installs_and_stops_promptly_mid_download(tmp_path: Path,
+                                                                pki: Pki) -> None:
+    """``run`` as the health agent runs it; a stop during a slow download ends it at once
+    (the slice's thread stops at its next chunk), and the next run resumes the file."""
+    async with fleet_with(tmp_path, pki.national.cert, {"1.2.0": pki.bundles["1.2.0"]},
+                          "1.2.0") as server:
+        host, port = server.url.rsplit("/", 1)[1].split(":")
+        async with FlappingProxy(host, int(port), rate=120_000) as proxy:
+            (tmp_path / "hub").mkdir()
+            store = Store(tmp_path / "hub" / "hub.db")
+            slots = FakeSlots(pki.national.cert)
+            hub = Hub(store, slots, Clocks(), settings(
+                tmp_path / "hub" / "updates", f"http://127.0.0.1:{proxy.port}",
+                server.tokens[HUB], slice_s=60.0), boot_id=lambda: slots.boot_id)
+            try:
+                agent = hub.agent()
+                stop = asyncio.Event()
+                task = asyncio.create_task(agent.run(stop))
+                while int(agent.rec.get("bytes") or 0) == 0 and \
+                        proxy.stats().bytes_down < 60_000:
+                    await asyncio.sleep(0.02)
+                stop.set()
+                await asyncio.wait_for(task, 3)
+                await asyncio.sleep(0.3)  # the slice's thread notices the stop
+                parts = list(hub.settings.directory.glob("*.part"))
+                assert len(parts) == 1 and 0 < parts[0].stat().st_size < 300_000, parts
+                got = parts[0].stat().st_size
+                stop = asyncio.Event()
+                agent = hub.agent()
+                task = asyncio.create_task(agent.run(stop))
+                for _ in range(1000):
+                    if agent.state == "installed":
+                        break
+                    await asyncio.sleep(0.02)
+                stop.set()
+                await asyncio.wait_for(task, 3)
+            finally:
+                store.close()
+            assert agent.state == "installed" and slots.versions["B"] == "1.2.0"
+            size = pki.bundles["1.2.0"].stat().st_size
+            assert proxy.stats().bytes_down < size + got // 2 + 60_000  # resumed, not restarted
