@@ -13,8 +13,8 @@ Contract with the fleet (``appliance.fleet.rollouts``; signed like heartbeats)::
 What happens, each step persisted in ``health_state`` ``update`` (so a restart or a power
 cut picks up where it was):
 
-1. **Check** every ``check_every_s`` while idle (every slice while downloading): the
-   report goes up, the offer comes back. An offer of the release already running, or one
+1. **Check** every ``check_every_s`` while idle and the link is up (as sync last found
+   it), every slice while downloading: the report goes up, the offer comes back. An offer of the release already running, or one
    that failed here before under the same rollout, is left alone.
 2. **Download** to ``[update] dir`` in slices of ``slice_s`` with ``Range`` resumes.
 3. **Verify**: size and SHA-256 against the offer, then RAUC's signature check against
@@ -77,6 +77,7 @@ RESTING = ("idle", "committed") + FAILED
 SKIP_KEPT = 20
 SPACE_MARGIN = 64 * 1024 * 1024  # keep this much free on the data partition after a download
 MAX_SHA_RETRIES = 1  # a wrong download is fetched again once, then refused
+LINK_WAIT_S = 300.0  # while sync says the link is down, look again this often
 
 
 def default_url(heartbeat_url: str) -> str:
@@ -399,6 +400,10 @@ class Updater:
                     return 0.0
             return await self._maybe_reboot()
         if time.monotonic() < self.next_check:
+            return self.next_check - time.monotonic()
+        _syncing, link = await self.store.read(read_flags)
+        if link is False:  # sync found national unreachable: the fleet will be too
+            self.next_check = time.monotonic() + min(self.s.check_every_s, LINK_WAIT_S)
             return self.next_check - time.monotonic()
         ok, offer = await self.check()
         if ok:

@@ -149,6 +149,20 @@ def test_quiet_hours_parse_and_pass_midnight() -> None:
         QuietHours.parse("02:00-05:00", "Asia/Nowhere")
 
 
+async def test_no_check_while_sync_finds_the_link_down(tmp_path: Path, pki: Pki) -> None:
+    async with hub_and_fleet(tmp_path, pki, "1.2.0", rollout="1.2.0") as (hub, server):
+        await hub.store.write(lambda tx: tx.execute(
+            "INSERT INTO sync_state(key, value) VALUES ('link', 'down')"))
+        agent = hub.agent()
+        await agent.start()
+        assert 299 < await agent.step() <= 300 and agent.checks == 0
+        await hub.store.write(lambda tx: tx.execute(
+            "UPDATE sync_state SET value='up' WHERE key='link'"))
+        agent.next_check = 0.0
+        await drive(agent, lambda: agent.state == "installed")
+        assert agent.checks >= 1
+
+
 async def test_withdrawn_before_the_reboot_is_forgotten(tmp_path: Path, pki: Pki) -> None:
     async with hub_and_fleet(tmp_path, pki, "1.2.0", rollout="1.2.0") as (hub, server):
         agent = await to_installed(hub)
