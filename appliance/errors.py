@@ -96,3 +96,8 @@ class AcmeError(FleetError):
     """National could not get a hub's certificate: the ACME CA or the DNS update failed."""
 
     http_status = 502
+
+
+class UpdateError(ApplianceError):
+    """A software update step failed on the hub (RAUC refused or failed, a reboot command
+    failed); the message is RAUC's or the command's reason, for the fleet's dashboard."""

@@ -2,8 +2,9 @@
 
 The health agent signs every heartbeat body with its hub token; the fleet service verifies
 it with the token it holds for that hub. ``body`` is the gzip bytes as sent, not the JSON
-inside. One definition for both sides, so they cannot drift apart. Pure functions, stdlib
-only, importing nothing of the appliance.
+inside. A request without a body (the update download, ``GET``) signs its target
+instead: ``target_message(path)``. One definition for both sides, so they cannot drift
+apart. Pure functions, stdlib only, importing nothing of the appliance.
 """
 
 from __future__ import annotations
@@ -23,3 +24,9 @@ def verify(token: str, body: bytes, header: str | None) -> bool:
     if header is None:
         return False
     return hmac.compare_digest(sign(token, body).encode(), header.strip().lower().encode())
+
+
+def target_message(path_qs: str) -> bytes:
+    """What a bodiless read (``GET``/``HEAD``) signs: its path and query as sent, so a
+    signature for one release's download opens no other."""
+    return b"GET " + path_qs.encode()

@@ -15,7 +15,11 @@ Modules, from the wire inwards:
 * ``certs``     hub certificates (#12): CSR checks, background ACME orders, A records
 * ``acme_issuer``  DNS-01 orders through certbot's ``acme`` library
 * ``dns``       national's DNS: RFC 2136 updates with TSIG, or a command hook
+* ``releases``  signed RAUC bundles national adds (#13): ``rauc info`` checks, storage
+* ``rollouts``  which release each hub should run; hubs' update reports and progress
+* ``updates_pages``  the dashboard's update pages
 * ``web``       the aiohttp app (``create_app``, ``start``); who may call what (``ROUTES``)
 * ``simulator``, ``geography``  realistic simulated fleets across Bangladesh
-* ``command``   ``appliance fleet`` (serve, add-hub, set-tls-name, add-user, simulate)
+* ``command``   ``appliance fleet`` (serve, add-hub, set-tls-name, add-user, simulate,
+                add-release, rollout, stop-rollout)
 """

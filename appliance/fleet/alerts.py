@@ -16,6 +16,9 @@ States, worst first:
 * amber too: ``backup_lag`` (the hub's litestream replica is further behind than
   ``backup_lag_h``: a dead SD card would lose that much; the message carries the hub's
   reason, e.g. the backup server's host key changed);
+* ``update_rollback`` (amber): the hub installed a new release and went back to the old one
+  (it was not healthy, or did not boot); ``update_failed`` (amber): it refused an offered
+  release (bad signature or checksum, wrong hardware) or could not install it;
 * ``cert_expiry`` turns **red** once that certificate has expired (tablets cannot connect);
 * **green**: no alert.
 """
@@ -35,10 +38,12 @@ from ..errors import BadRequest
 RED, AMBER, GREEN = "red", "amber", "green"
 STATE_RANK = {RED: 0, AMBER: 1, GREEN: 2}
 RED_CODES = frozenset({"silent", "integrity", "disk", "temp"})
-AMBER_CODES = frozenset({"undervoltage", "sync_lag", "conflicts", "clock", "backup_lag"})
+AMBER_CODES = frozenset({"undervoltage", "sync_lag", "conflicts", "clock", "backup_lag",
+                         "update_rollback", "update_failed"})
 AMBER_OR_RED_CODES = frozenset({"cert_expiry"})  # amber before expiry, red after
 ALL_CODES = ("silent", "integrity", "disk", "temp", "undervoltage", "sync_lag",
-             "conflicts", "clock", "cert_expiry", "backup_lag")
+             "conflicts", "clock", "cert_expiry", "backup_lag", "update_rollback",
+             "update_failed")
 UNDERVOLTAGE_WINDOW_S = 86400.0
 
 
@@ -129,6 +134,9 @@ class HubStatus:
     cert_not_after: float | None = None  # the served certificate's expiry (None: unknown)
     backup_lag_s: float | None = None  # how far the litestream replica is behind
     backup_error: str | None = None  # the hub's reason, when it has one
+    update_state: str | None = None  # the hub's latest update report (#13)
+    update_target: str | None = None  # the release it was updating to
+    update_reason: str | None = None  # why its last update failed
 
 
 @dataclass(frozen=True)
@@ -197,8 +205,22 @@ def evaluate(h: HubStatus, now: float, th: Thresholds) -> list[Alert]:
         why = f": {h.backup_error}" if h.backup_error else ""
         out.append(Alert("backup_lag", AMBER, f"backup replica {age(h.backup_lag_s)} behind "
                                               f"(over {th.backup_lag_h:g} h){why}"[:500]))
+    out.extend(_update_alerts(h))
     out.sort(key=lambda a: STATE_RANK[a.level])  # red ones first, stable otherwise
     return out
+
+
+def _update_alerts(h: HubStatus) -> list[Alert]:
+    """A rolled-back or refused release: the hub still serves, on its old release."""
+    target = h.update_target or "the new release"
+    why = f": {h.update_reason}" if h.update_reason else ""
+    if h.update_state == "rolled_back":
+        return [Alert("update_rollback", AMBER, f"rolled back from {target} to the previous "
+                                                f"release{why}")]
+    if h.update_state in ("refused", "failed"):
+        verb = "refused" if h.update_state == "refused" else "could not install"
+        return [Alert("update_failed", AMBER, f"{verb} {target}{why}")]
+    return []
 
 
 def effective_offset(*estimates: float | None) -> float | None:

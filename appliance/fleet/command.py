@@ -7,6 +7,17 @@
     appliance fleet add-user --username U --role viewer|admin [--password-file F]
                                                       create or update a dashboard user
     appliance fleet simulate --hubs N --url URL       enrol N simulated hubs and post heartbeats
+    appliance fleet add-release BUNDLE.raucb [--version V --compatible C]
+                                                      check and store a signed RAUC bundle
+    appliance fleet rollout --release VERSION|SHA256 (--hub ID | --district D | --division V
+                            | --all) [--compatible C] target a release (#13)
+    appliance fleet stop-rollout ID                   stop offering a rollout's release
+
+``add-release``: RAUC reads the bundle's version and compatible and checks its signature
+against ``[update] fleet_keyring``; a bundle that does not verify is refused. The bundle
+is copied to ``<data-dir>/releases/<sha256>.raucb``. ``rollout``: hubs ask which release
+to run; the most specific active rollout matching a hub (hub, then district, then
+division, then all) and its hardware wins. See ``rollouts``.
 
 The database is ``<data-dir>/fleet.db`` (and its token key ``fleet.key``); ``add-hub``,
 ``add-user``, ``set-tls-name`` and ``simulate`` write to it directly, so run them with the
@@ -34,11 +45,12 @@ import getpass
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 
 from ..config import Config
 from ..errors import ApplianceError, FleetError
-from . import auth
+from . import auth, releases, rollouts
 from .certs import check_name
 from .db import HUB_ID, FleetDB, NewHub
 from .web import create_app, start
@@ -88,7 +100,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sim.add_argument("--history-h", type=float, default=0.0,
                      help="back-fill this many hours of history at enrolment")
     sim.add_argument("--seed", type=int, default=1)
-    for p in (add, user, sim, tls):  # accept the common options after the action too
+    rel = sub.add_parser("add-release", help="check and store a signed RAUC bundle",
+                         description="Check a RAUC bundle's signature against [update] "
+                                     "fleet_keyring and store it as a release hubs can be "
+                                     "given. Prints the release in one line.")
+    rel.add_argument("bundle", metavar="BUNDLE", help="the .raucb file")
+    rel.add_argument("--version", help="only without RAUC on this server: the bundle's version")
+    rel.add_argument("--compatible", help="only without RAUC on this server: its compatible")
+    ro = sub.add_parser("rollout", help="target a release at a hub, a district, a division "
+                                        "or every hub")
+    ro.add_argument("--release", required=True, metavar="VERSION|SHA256")
+    ro.add_argument("--compatible", help="when the version exists for several kinds of "
+                                         "hardware")
+    who = ro.add_mutually_exclusive_group(required=True)
+    who.add_argument("--hub", metavar="ID")
+    who.add_argument("--district", metavar="NAME")
+    who.add_argument("--division", metavar="NAME")
+    who.add_argument("--all", action="store_true", help="every hub")
+    stop = sub.add_parser("stop-rollout", help="stop offering a rollout's release (hubs "
+                                               "that installed it keep it)")
+    stop.add_argument("rollout_id", metavar="ID", type=int)
+    for p in (add, user, sim, tls, rel, ro, stop):  # accept the common options after it too
         p.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS)
         p.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS)
 
@@ -103,6 +135,12 @@ def run(args: argparse.Namespace, config: Config) -> int:
         return set_tls_name(args, config)
     if action == "simulate":
         return simulate(args, config)
+    if action == "add-release":
+        return add_release(args, config)
+    if action == "rollout":
+        return rollout(args, config)
+    if action == "stop-rollout":
+        return stop_rollout(args, config)
     host, _, port = str(config.get("fleet", "listen")).rpartition(":")
     host = args.host or host or "0.0.0.0"
     port_n = args.port if args.port is not None else int(port or 8090)
@@ -177,6 +215,44 @@ def add_user(args: argparse.Namespace, config: Config) -> int:
     by = _cli_user()
     with FleetDB(config.data_dir / "fleet.db") as db:
         print(auth.set_user(db, name, args.role, password, by=by), flush=True)
+    return 0
+
+
+def add_release(args: argparse.Namespace, config: Config) -> int:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    with FleetDB(config.data_dir / "fleet.db") as db:
+        rel = releases.add_release(db, config, Path(args.bundle), by=_cli_user(),
+                                   version=args.version, compatible=args.compatible,
+                                   now=time.time())
+    what = "added" if rel.created else "already there:"
+    check = "signature verified" if rel.verified else "signature NOT checked here"
+    print(f"{what} release {rel.version} for {rel.compatible}, {rel.size} bytes, sha256 "
+          f"{rel.sha256} ({check})", flush=True)
+    return 0
+
+
+def rollout(args: argparse.Namespace, config: Config) -> int:
+    scope, target = next((s, v) for s, v in (("hub", args.hub), ("district", args.district),
+                                             ("division", args.division),
+                                             ("all", "" if args.all else None))
+                         if v is not None)
+    now = time.time()
+    with FleetDB(config.data_dir / "fleet.db") as db:
+        item = db.write_sync(lambda c: rollouts.create_rollout_tx(
+            c, release=args.release, scope=scope, target=target or None,
+            compatible=args.compatible, by=_cli_user(), client=None, now=now))
+    rel = item["release"]
+    print(f"rollout {item['id']}: {rel['version']} ({rel['compatible']}) to "
+          f"{'all hubs' if scope == 'all' else scope + ' ' + str(item['target'])}", flush=True)
+    return 0
+
+
+def stop_rollout(args: argparse.Namespace, config: Config) -> int:
+    now = time.time()
+    with FleetDB(config.data_dir / "fleet.db") as db:
+        item = db.write_sync(lambda c: rollouts.cancel_rollout_tx(
+            c, args.rollout_id, by=_cli_user(), client=None, now=now))
+    print(f"rollout {item['id']} ({item['release']['version']}) stopped", flush=True)
     return 0
 
 

@@ -40,6 +40,15 @@ HTTPS for tablets (``TLS_SCHEMA``, #12):
 The litestream backup (``BACKUP_SCHEMA``, #13): ``hubs`` gains what the latest heartbeat
 said of the hub's replica: ``backup_configured``, ``backup_lag_s``, ``backup_last_at``
 (fleet clock), ``backup_error`` and ``backup_reported_at``.
+Software updates (``UPDATES_SCHEMA``, #13; see ``releases`` and ``rollouts``):
+
+* ``releases``: signed RAUC bundles national added (version, compatible, SHA-256, size);
+  the file is ``<data-dir>/releases/<sha256>.raucb``.
+* ``rollouts``: a release targeted at one hub, a district, a division or every hub; the
+  most specific active rollout matching a hub's hardware (``compatible``) wins.
+* ``hubs`` gains ``update_*`` (the hub's latest update report: the release it runs, its
+  state, bytes downloaded, the reason of its last failure) and ``offered_*`` (the rollout
+  the fleet last offered it); ``update_events``: each hub's recent state changes.
 """
 
 from __future__ import annotations
@@ -198,8 +207,63 @@ ALTER TABLE hubs ADD COLUMN backup_last_at REAL;
 ALTER TABLE hubs ADD COLUMN backup_error TEXT;
 ALTER TABLE hubs ADD COLUMN backup_reported_at REAL;
 """
+# Software updates (#13): releases (signed RAUC bundles under <data-dir>/releases), rollouts
+# (a release targeted at a hub, a district, a division or every hub) and, on ``hubs``, the
+# latest update report of each hub (``rollouts.record_report_tx``); ``update_events`` keeps
+# each hub's last state changes for its page.
+UPDATES_SCHEMA = """
+ALTER TABLE hubs ADD COLUMN update_seq INTEGER;
+ALTER TABLE hubs ADD COLUMN update_state TEXT;
+ALTER TABLE hubs ADD COLUMN update_version TEXT;
+ALTER TABLE hubs ADD COLUMN update_compatible TEXT;
+ALTER TABLE hubs ADD COLUMN update_slot TEXT;
+ALTER TABLE hubs ADD COLUMN update_rollout INTEGER;
+ALTER TABLE hubs ADD COLUMN update_target TEXT;
+ALTER TABLE hubs ADD COLUMN update_sha256 TEXT;
+ALTER TABLE hubs ADD COLUMN update_bytes INTEGER;
+ALTER TABLE hubs ADD COLUMN update_size INTEGER;
+ALTER TABLE hubs ADD COLUMN update_reason TEXT;
+ALTER TABLE hubs ADD COLUMN update_at REAL;
+ALTER TABLE hubs ADD COLUMN offered_rollout INTEGER;
+ALTER TABLE hubs ADD COLUMN offered_at REAL;
+CREATE TABLE IF NOT EXISTS releases (
+  id INTEGER PRIMARY KEY,
+  version TEXT NOT NULL,
+  compatible TEXT NOT NULL,
+  sha256 TEXT NOT NULL UNIQUE,
+  size INTEGER NOT NULL,
+  signer TEXT,
+  verified INTEGER NOT NULL,
+  added_at REAL NOT NULL,
+  added_by TEXT NOT NULL,
+  UNIQUE (compatible, version)
+);
+CREATE TABLE IF NOT EXISTS rollouts (
+  id INTEGER PRIMARY KEY,
+  release_id INTEGER NOT NULL REFERENCES releases(id),
+  scope TEXT NOT NULL CHECK (scope IN ('hub', 'district', 'division', 'all')),
+  target TEXT,
+  created_at REAL NOT NULL,
+  created_by TEXT NOT NULL,
+  cancelled_at REAL,
+  cancelled_by TEXT
+);
+CREATE INDEX IF NOT EXISTS rollouts_active ON rollouts(scope, target) WHERE cancelled_at IS NULL;
+CREATE TABLE IF NOT EXISTS update_events (
+  id INTEGER PRIMARY KEY,
+  hub_id TEXT NOT NULL,
+  at REAL NOT NULL,
+  state TEXT NOT NULL,
+  version TEXT,
+  target TEXT,
+  rollout_id INTEGER,
+  reason TEXT
+);
+CREATE INDEX IF NOT EXISTS update_events_hub ON update_events(hub_id, id);
+"""
 MIGRATIONS = [("0001_fleet.sql", SCHEMA), ("0002_fleet_auth.sql", AUTH_SCHEMA),
-              ("0003_fleet_tls.sql", TLS_SCHEMA), ("0004_fleet_backup.sql", BACKUP_SCHEMA)]
+              ("0003_fleet_tls.sql", TLS_SCHEMA), ("0004_fleet_backup.sql", BACKUP_SCHEMA),
+              ("0005_fleet_updates.sql", UPDATES_SCHEMA)]
 AUDIT_DAYS = 400  # login and admin audit: a year and a bit, whatever retention_days says
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -285,8 +349,9 @@ class FleetDB:
         """Enrol hubs; returns {hub_id: token}. An existing hub is ``Conflict`` unless
         ``rotate``.
 
-        Rotating gives a new token and forgets ``last_seq``: a re-flashed card starts its
-        counter again and must not be refused as a replay.
+        Rotating gives a new token and forgets ``last_seq`` (and the update report's
+        ``update_seq``): a re-flashed card starts its counters again and must not be
+        refused as a replay.
         """
         stamp = time.time() if now is None else now
         made: list[tuple[NewHub, str]] = [(h, tokens.new_token()) for h in hubs]
@@ -320,6 +385,7 @@ class FleetDB:
             if exists:
                 conn.execute(
                     "UPDATE hubs SET token_hash=?, token_secret=?, last_seq=NULL, "
+                    "update_seq=NULL, "
                     "name=COALESCE(?, name), district=COALESCE(?, district), "
                     "division=COALESCE(?, division), upazila=COALESCE(?, upazila), "
                     "org_unit_id=COALESCE(?, org_unit_id) WHERE id=?",
@@ -578,7 +644,10 @@ def status_of(row: sqlite3.Row | dict[str, Any]) -> al.HubStatus:
         cert_not_after=row["tls_not_after"],
         # rows without the #13 columns (a dict built by a caller) simply lack them
         backup_lag_s=row["backup_lag_s"] if "backup_lag_s" in cols else None,
-        backup_error=row["backup_error"] if "backup_error" in cols else None)
+        backup_error=row["backup_error"] if "backup_error" in cols else None,
+        update_state=row["update_state"] if "update_state" in cols else None,
+        update_target=row["update_target"] if "update_target" in cols else None,
+        update_reason=row["update_reason"] if "update_reason" in cols else None)
 
 
 def apply_alerts(conn: sqlite3.Connection, hub: sqlite3.Row, now: float,

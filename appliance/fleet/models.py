@@ -107,6 +107,25 @@ class BackupInfo:
 
 
 @dataclass(frozen=True)
+class UpdateReport:
+    """Where a hub is with software updates (#13), as its update checks and heartbeats
+    report it. ``seq`` grows with every change on the hub, so an older report (a queued
+    heartbeat) never overwrites a newer one."""
+
+    seq: int
+    state: str
+    version: str | None = None  # the release the hub runs (its booted slot's bundle)
+    compatible: str | None = None  # its hardware, as RAUC's system.conf names it
+    booted_slot: str | None = None
+    rollout_id: int | None = None  # the rollout it is working on, or last worked on
+    target_version: str | None = None
+    sha256: str | None = None
+    bytes: int | None = None  # downloaded so far
+    size: int | None = None
+    reason: str | None = None  # why the last attempt failed (refused, failed, rolled back)
+
+
+@dataclass(frozen=True)
 class Heartbeat:
     hub_id: str
     seq: int
@@ -126,6 +145,7 @@ class Heartbeat:
     # optional (#13): null when the hub has no [backup] replica
     backup_reported: bool = False
     backup: BackupInfo | None = None
+    update: UpdateReport | None = None  # optional (#13)
 
 
 # ------------------------------------------------------------------------- decoding
@@ -326,6 +346,43 @@ def parse_backup(obj: Any) -> BackupInfo | None:
         error=_str(obj, "error", "backup.error", required=False, max_len=500))
 
 
+# what a hub's update agent may report (appliance.health.updater)
+UPDATE_STATES = ("idle", "offered", "downloading", "installing", "installed", "rebooting",
+                 "trial", "committed", "rolling_back", "rolled_back", "refused", "failed")
+
+
+def parse_update(obj: Any, name: str = "update") -> UpdateReport | None:
+    """``update``: null (the hub has no update agent) or its report; see ``UpdateReport``."""
+    if obj is None:
+        return None
+    obj = _obj(obj, name)
+    seq = obj.get("seq")
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise BadRequest(f"{name}.seq must be a non-negative integer")
+    _int64(seq, f"{name}.seq")
+    state = obj.get("state")
+    if state not in UPDATE_STATES:
+        raise BadRequest(f"{name}.state must be one of {', '.join(UPDATE_STATES)}; got "
+                         f"{str(state)[:30]!r}")
+    version = _str(obj, "version", f"{name}.version", required=False, max_len=64)
+    target = _str(obj, "target_version", f"{name}.target_version", required=False, max_len=64)
+    sha = _str(obj, "sha256", f"{name}.sha256", required=False, max_len=64)
+    if sha is not None and not _SHA256_HEX.match(sha):
+        raise BadRequest(f"{name}.sha256 must be 64 hex digits")
+    counts = {k: _check(obj.get(k), "int", f"{name}.{k}") for k in ("rollout_id", "bytes", "size")}
+    for k, v in counts.items():
+        if v is not None and v < 0:
+            raise BadRequest(f"{name}.{k} must not be negative")
+    reason = _str(obj, "reason", f"{name}.reason", required=False, max_len=4000)
+    return UpdateReport(
+        seq=seq, state=state, version=version,
+        compatible=_str(obj, "compatible", f"{name}.compatible", required=False, max_len=200),
+        booted_slot=_str(obj, "booted_slot", f"{name}.booted_slot", required=False, max_len=64),
+        rollout_id=counts["rollout_id"], target_version=target,
+        sha256=sha.lower() if sha else None, bytes=counts["bytes"], size=counts["size"],
+        reason=reason[:1000] if reason else None)
+
+
 def parse_heartbeat(obj: Any) -> Heartbeat:
     obj = _obj(obj, "body")
     hub_id = _str(obj, "hub_id", "hub_id", required=True, max_len=100)
@@ -366,4 +423,5 @@ def parse_heartbeat(obj: Any) -> Heartbeat:
         tls_reported="tls" in obj, tls=parse_tls(obj.get("tls")),
         lan_ip_reported="lan_ip" in obj, lan_ip=parse_lan_ip(obj.get("lan_ip")),
         backup_reported="backup" in obj, backup=parse_backup(obj.get("backup")),
+        update=parse_update(obj.get("update")),
     )

@@ -82,6 +82,7 @@ def layout(title: str, body: str, *, script: str = "", account: Account | None =
            nav: bool = True) -> str:
     js = f"<script>{script}</script>" if script else ""
     links = ("<nav><a href=\"/\">Hubs</a> · <a href=\"/alerts\">Alerts</a> · "
+             "<a href=\"/updates\">Updates</a> · "
              "<a href=\"/metrics\">Metrics</a></nav>") if nav else ""
     who = ""
     if account is not None:  # logging out changes state: a POST form, not a link
@@ -239,7 +240,8 @@ RANGES = ((6, "6 h"), (24, "24 h"), (24 * 7, "7 days"), (24 * 30, "30 days"))
 
 def hub_page(hub: sqlite3.Row, alerts: list[sqlite3.Row], hist: list[sqlite3.Row],
              beats: list[sqlite3.Row], *, hours: int, now: float, th: Thresholds,
-             account: Account | None = None, tls: dict[str, Any] | None = None) -> str:
+             account: Account | None = None, tls: dict[str, Any] | None = None,
+             update_html: str = "") -> str:
     title = hub["name"] or hub["id"]
     seen = hub["last_seen"]
     place = ", ".join(x for x in (hub["upazila"], hub["district"], hub["division"]) if x)
@@ -286,7 +288,7 @@ def hub_page(hub: sqlite3.Row, alerts: list[sqlite3.Row], hist: list[sqlite3.Row
         f"<td class=\"n\">{_offset(b['received'] - b['sent_at'])}</td>"
         f"<td class=\"n\">{esc(b['n_samples'])}</td><td>{esc(b['version'])}</td>"
         f"<td>{'yes' if b['summary'] else ''}</td></tr>" for b in beats)
-    body = (f"<h1>{esc(title)}</h1>{meta}{alert_html}{_tls_html(tls)}"
+    body = (f"<h1>{esc(title)}</h1>{meta}{alert_html}{_tls_html(tls)}{update_html}"
             f"<h2>History</h2><p>{ranges} <small>({len(hist)} samples)</small></p>"
             f'<div class="charts">{chart_html}</div>'
             f"<h2>Latest sample</h2>{latest}{summary}"

@@ -7,12 +7,14 @@ app refuses to start otherwise rather than reject every hub with 401.
 Who may do what (``ROUTES``; the ``guard`` middleware enforces it, and a route not listed
 there needs a logged-in viewer, so a new route is never open by mistake):
 
-* ``POST /api/heartbeats``, ``POST /api/certificates``: hubs, with their bearer token and
-  HMAC signature (``tokens``), checked by one function (``authenticate_hub``).
+* ``POST /api/heartbeats``, ``POST /api/certificates``, ``POST /api/updates/check`` and
+  ``GET /api/updates/bundles/{sha256}``: hubs, with their bearer token and HMAC signature
+  (``tokens``; a GET signs its path), checked by one function (``authenticate_hub``).
 * ``GET/POST /login``: anyone (the login form); ``POST /logout``: a logged-in user.
 * pages, the JSON API: a fleet user's session (``auth``). Without one, pages redirect to
   ``/login?next=...`` and the API answers 401.
-* ``POST /api/hubs``, ``PUT /api/alert-rules``: an admin's session (a viewer gets 403).
+* ``POST /api/hubs``, ``PUT /api/alert-rules``, ``POST /api/rollouts`` and
+  ``POST /api/rollouts/{id}/cancel``: an admin's session (a viewer gets 403).
 * ``/metrics``: ``Authorization: Bearer <[fleet] metrics_token>`` (Prometheus), or a
   fleet user's session (handy from the browser). With no token configured only sessions
   can read it.
@@ -56,7 +58,7 @@ from ..errors import (
     UnsupportedMediaType,
 )
 from ..webguard import check_same_origin, parse_json
-from . import auth, metrics, pages, queries
+from . import auth, metrics, pages, queries, releases, rollouts, updates_pages
 from .acme_issuer import Issuer
 from .alerts import RULE_LIMITS, STATE_RANK, Thresholds, check_rule
 from .auth import ADMIN, VIEWER, Account, Accounts
@@ -72,7 +74,7 @@ from .db import (
     set_rules_tx,
 )
 from .dns import provider_from_config
-from .models import decode_body, parse_heartbeat, parse_time
+from .models import decode_body, parse_heartbeat, parse_time, parse_update
 
 log = logging.getLogger(__name__)
 
@@ -510,10 +512,12 @@ def _bearer(header: str) -> str:
 async def authenticate_hub(request: web.Request, fleet: Fleet, what: str = "heartbeat"
                            ) -> tuple[HubAuth, bytes]:
     """A hub's request: its bearer token and the body's HMAC signature (``signing``), the
-    same for every hub route. Returns its credentials and the raw body as signed."""
+    same for every hub route (a ``GET`` signs its path and query instead). Returns its
+    credentials and the raw body as signed."""
     if not fleet.raw_bodies:  # pragma: no cover - guarded at start-up as well
         raise FleetError("fleet app runs with auto_decompress; use make_runner()")
-    if request.content_type != "application/json":
+    reading = request.method in ("GET", "HEAD")  # no body: the signature covers the target
+    if not reading and request.content_type != "application/json":
         raise UnsupportedMediaType(
             f"Content-Type must be application/json, not {request.content_type!r}",
             error_code="content_type")
@@ -529,14 +533,15 @@ async def authenticate_hub(request: web.Request, fleet: Fleet, what: str = "hear
     if auth is None:  # one message for both, so hub ids cannot be probed
         raise Unauthorized("unknown hub or wrong token", error_code="auth")
     try:
-        raw = await request.read()
+        raw = b"" if reading else await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"{what} body is over the limit of {MAX_BODY} bytes "
                               "(compressed)", error_code="too_large") from None
     sig = request.headers.get("X-Hub-Signature", "")
-    if not sig or not signing.verify(auth.token, raw, sig):
-        raise Unauthorized("X-Hub-Signature is missing or does not match the body",
-                           error_code="signature")
+    signed = signing.target_message(request.raw_path) if reading else raw
+    if not sig or not signing.verify(auth.token, signed, sig):
+        raise Unauthorized("X-Hub-Signature is missing or does not match the "
+                           + ("request path" if reading else "body"), error_code="signature")
     return auth, raw
 
 
@@ -558,6 +563,10 @@ async def _accept(request: web.Request, fleet: Fleet) -> dict[str, Any]:
                                 token_hash=auth.token_hash)
     if res.publish is not None and fleet.certs is not None:  # its LAN address changed
         fleet.certs.publish_soon(hub_id, *res.publish)
+    if hb.update is not None:  # where it is with software updates (#13)
+        rep = hb.update
+        await fleet.db.write(lambda c: rollouts.record_report_tx(c, hub_id, rep, received,
+                                                                 fleet.thresholds))
     fleet.stats.accepted += 1
     fleet.stats.samples += res.samples
     return web_message(200, f"heartbeat {res.seq} from {res.hub_id} accepted", response={
@@ -605,6 +614,148 @@ async def post_certificate(request: web.Request) -> web.Response:
         resp.headers["Retry-After"] = str(reply.retry_after_s)
     resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+# ---------------------------------------------------------------------- updates (#13)
+async def post_update_check(request: web.Request) -> web.Response:
+    """A hub's update report in, the release it should run out (``release``: null for
+    none). The same signed JSON as a heartbeat (gzip or not)."""
+    fleet = request.app[FLEET]
+    auth, raw = await authenticate_hub(request, fleet, "update check")
+    obj = decode_body(raw, request.headers.get("Content-Encoding", ""))
+    _same_hub(obj, auth.hub_id, "update check")
+    if not isinstance(obj, dict):
+        raise BadRequest("body must be a JSON object with hub_id and update")
+    if obj.get("hub_id") != auth.hub_id:
+        raise BadRequest("hub_id is required and must be this hub's id (X-Hub-Id)")
+    report = parse_update(obj.get("update"))
+    now = fleet.clock()
+    offer = await fleet.db.write(
+        lambda c: rollouts.check_tx(c, auth.hub_id, report, now, fleet.thresholds))
+    text = (f"run release {offer.version}" if offer is not None
+            else "no release is rolled out to this hub")
+    resp = json_response(web_message(200, text, response={
+        "release": offer.to_json() if offer is not None else None,
+        "check_after_s": rollouts.CHECK_AFTER_S, "server_time": iso(now)}))
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+async def get_bundle(request: web.Request) -> web.StreamResponse:
+    """The bundle of the release offered to this hub; ``Range`` resumes a cut download."""
+    fleet = request.app[FLEET]
+    sha = request.match_info["sha256"]
+    auth, _ = await authenticate_hub(request, fleet, "download")
+    if not releases.SHA256.match(sha):
+        raise BadRequest("a bundle is named by its SHA-256: 64 lower-case hex digits")
+    ok = await fleet.db.read(lambda c: rollouts.may_download(c, auth.hub_id, sha))
+    if ok is None:
+        raise NotFound(f"no release has the SHA-256 {sha}", error_code="no_release")
+    if not ok:
+        raise Forbidden(f"release {sha[:12]}… is not rolled out to hub {auth.hub_id}; ask "
+                        "/api/updates/check which release to run", error_code="not_offered")
+    path = releases.bundle_path(fleet.config.data_dir, sha)
+    if not path.is_file():
+        log.error("fleet: the bundle file %s of a release is missing", path)
+        raise NotFound("the release's bundle file is missing on the fleet server; national "
+                       "must add the release again", error_code="no_file")
+    return web.FileResponse(path, headers={"Content-Type": "application/octet-stream",
+                                           "Cache-Control": "no-store"})
+
+
+def _rollout_id(request: web.Request) -> int:
+    raw = request.match_info["rollout_id"]
+    if not raw.isdigit() or len(raw) > 12:
+        raise BadRequest("a rollout id is a positive integer")
+    return int(raw)
+
+
+async def api_releases(request: web.Request) -> web.Response:
+    fleet = request.app[FLEET]
+    rows = await fleet.db.read(releases.list_releases)
+    return _compress(request, json_response(
+        {"releases": [releases.release_json(r) for r in rows]}))
+
+
+async def api_rollouts(request: web.Request) -> web.Response:
+    fleet = request.app[FLEET]
+    items, vers = await fleet.db.read(lambda c: (rollouts.progress(c), rollouts.versions(c)))
+    return _compress(request, json_response({"rollouts": items, "versions": vers}))
+
+
+async def api_rollout(request: web.Request) -> web.Response:
+    fleet = request.app[FLEET]
+    rid = _rollout_id(request)
+    items = await fleet.db.read(lambda c: rollouts.progress(c, rid, with_hubs=True))
+    if not items:
+        raise NotFound(f"no rollout {rid}")
+    return _compress(request, json_response(items[0]))
+
+
+_ROLLOUT_FIELDS = {"release", "scope", "target", "compatible"}
+
+
+async def post_rollout(request: web.Request) -> web.Response:
+    """Target a release: ``{"release": "<version or sha256>", "scope": "hub|district|
+    division|all", "target": "<hub id or place>"}`` (``compatible`` when a version exists
+    for several kinds of hardware)."""
+    fleet = request.app[FLEET]
+    account = request[ACCOUNT]
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise BadRequest('The body must be a JSON object: {"release": "1.4.0", "scope": '
+                         '"district", "target": "Cox\'s Bazar"}.')
+    unknown = sorted(set(body) - _ROLLOUT_FIELDS)
+    if unknown:
+        raise BadRequest(f"Unknown field(s) {', '.join(unknown)[:200]}; a rollout has "
+                         + ", ".join(sorted(_ROLLOUT_FIELDS)) + ".")
+    for key in _ROLLOUT_FIELDS:
+        v = body.get(key)
+        if v is not None and (not isinstance(v, str) or len(v) > 200):
+            raise BadRequest(f"{key} must be text of at most 200 characters.")
+    if not body.get("release") or not body.get("scope"):
+        raise BadRequest("release and scope are required.")
+    now = fleet.clock()
+    item = await fleet.db.write(lambda c: rollouts.create_rollout_tx(
+        c, release=body["release"], scope=body["scope"], target=body.get("target"),
+        compatible=body.get("compatible"), by=account.username, client=request.remote,
+        now=now))
+    log.info("fleet: %s rolled out %s to %s %s", account.username, item["release"]["version"],
+             item["scope"], item["target"] or "")
+    return json_response(web_message(201, f"Rollout {item['id']} of {item['release']['version']}"
+                                          " started.", response=item), 201)
+
+
+async def cancel_rollout(request: web.Request) -> web.Response:
+    fleet = request.app[FLEET]
+    account = request[ACCOUNT]
+    rid = _rollout_id(request)
+    now = fleet.clock()
+    item = await fleet.db.write(lambda c: rollouts.cancel_rollout_tx(
+        c, rid, by=account.username, client=request.remote, now=now))
+    log.info("fleet: %s stopped rollout %d", account.username, rid)
+    return json_response(web_message(200, f"Rollout {rid} stopped; hubs that installed it keep "
+                                          "it.", response=item))
+
+
+async def updates_page(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    fleet = request.app[FLEET]
+    items, vers, rels, trouble = await fleet.db.read(lambda c: (
+        rollouts.progress(c), rollouts.versions(c), releases.list_releases(c),
+        rollouts.trouble_hubs(c)))
+    return _html(request, updates_pages.overview(items, vers, rels, trouble, now=fleet.clock(),
+                                                 account=_account(request)), started)
+
+
+async def rollout_page(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    fleet = request.app[FLEET]
+    rid = _rollout_id(request)
+    items = await fleet.db.read(lambda c: rollouts.progress(c, rid, with_hubs=True))
+    if not items:
+        raise NotFound(f"No rollout {rid}")
+    return _html(request, updates_pages.rollout(items[0], account=_account(request)), started)
 
 
 # -------------------------------------------------------------------------------- API
@@ -663,7 +814,7 @@ def _hub_detail(c: sqlite3.Connection, hub_id: str, since: float) -> tuple[Any, 
         return (None,)
     return (hub, queries.alerts(c, queries.HubFilter(), hub_id=hub_id),
             queries.history(c, hub_id, since), queries.recent_heartbeats(c, hub_id),
-            latest_certificate(c, hub_id))
+            latest_certificate(c, hub_id), rollouts.hub_events(c, hub_id))
 
 
 async def api_hub(request: web.Request) -> web.Response:
@@ -674,9 +825,10 @@ async def api_hub(request: web.Request) -> web.Response:
     res = await fleet.db.read(lambda c: _hub_detail(c, hub_id, now - hours * 3600))
     if res[0] is None:
         raise NotFound(f"no hub {hub_id!r}")
-    hub, alerts, hist, beats, issuance = res
+    hub, alerts, hist, beats, issuance, events = res
     out = queries.hub_json(hub, now)
     out["tls"] = queries.tls_json(hub, issuance, now)
+    out["update"] = rollouts.hub_update_json(hub, events)
     out["open_alerts"] = [queries.alert_json(a) for a in alerts]
     out["history"] = [{k: (iso(r[k]) if k == "t" else r[k]) for k in queries.HISTORY_COLUMNS}
                       for r in hist]
@@ -742,10 +894,11 @@ async def hub_page(request: web.Request) -> web.Response:
     res = await fleet.db.read(lambda c: _hub_detail(c, hub_id, now - hours * 3600))
     if res[0] is None:
         raise NotFound(f"No hub {hub_id!r} is enrolled")
-    hub, alerts, hist, beats, issuance = res
+    hub, alerts, hist, beats, issuance, events = res
     return _html(request, pages.hub_page(hub, alerts, hist, beats, hours=hours, now=now,
                                          th=fleet.thresholds, account=_account(request),
-                                         tls=queries.tls_json(hub, issuance, now)),
+                                         tls=queries.tls_json(hub, issuance, now),
+                                         update_html=updates_pages.hub_section(hub, events)),
                  started)
 
 
@@ -779,5 +932,14 @@ ROUTES: list[tuple[str, str, Handler, str]] = [
     ("GET", "/", dashboard, VIEWER),
     ("GET", "/hubs/{hub_id}", hub_page, VIEWER),
     ("GET", "/alerts", alerts_page, VIEWER),
+    ("POST", "/api/updates/check", post_update_check, HUB),
+    ("GET", "/api/updates/bundles/{sha256}", get_bundle, HUB),
+    ("GET", "/api/releases", api_releases, VIEWER),
+    ("GET", "/api/rollouts", api_rollouts, VIEWER),
+    ("POST", "/api/rollouts", post_rollout, ADMIN),
+    ("GET", "/api/rollouts/{rollout_id}", api_rollout, VIEWER),
+    ("POST", "/api/rollouts/{rollout_id}/cancel", cancel_rollout, ADMIN),
+    ("GET", "/updates", updates_page, VIEWER),
+    ("GET", "/updates/rollouts/{rollout_id}", rollout_page, VIEWER),
 ]
 _ACCESS: dict[Any, str] = {handler: access for _m, _p, handler, access in ROUTES}

@@ -13,6 +13,9 @@ Modules, by what they hold:
 - ``udev``: modem and USB storage events (pyudev)
 - ``leds`` / ``button``: front panel through gpiozero (see LEDS.md)
 - ``heartbeat``: the fleet heartbeat contract, queue and sender
+- ``updater``: software updates (#13): the fleet's offered release, downloaded
+  (``download``, HTTP Range), checked and installed into the other slot through the
+  ``rauc`` seam, rebooted into in the quiet hours (``quiet``), committed or rolled back
 - ``agent`` / ``command``: the agent loop and the CLI entry point
 - ``api``: the ``/api/hub/health`` payload
 """

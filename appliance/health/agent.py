@@ -1,4 +1,5 @@
-"""The health agent: samples, LEDs, button, udev events and heartbeats in one asyncio loop.
+"""The health agent: samples, LEDs, button, udev events, heartbeats, certificate renewal
+and software updates (``updater``) in one asyncio loop.
 
 Blocking work (psutil, sysfs, subprocesses, quick_check) runs in a worker thread so
 the loop stays responsive for udev events and LED changes.
@@ -30,9 +31,12 @@ from .certrenew import CertRenewer, LanAddress, RenewSettings, heartbeat_tls
 from .heartbeat import HeartbeatClient, HubIdentity, SendResult
 from .leds import LedContext, LedDriver, LedState, led_state
 from .power import RunMarker, StartReport
+from .rauc import Installer, RaucInstaller
 from .sample import HostPaths, Sample, Sampler, max_rows_for, store_sample
 from .syncstatus import read_flags
+from .system import read_boot_id
 from .udev import UdevWatcher, open_monitor, present_devices, record_event
+from .updater import Updater, UpdateSettings
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,7 @@ class Settings:
     tls: RenewSettings | None = None  # None: no [tls] name, no renewal
     lan: LanAddress | None = None
     backup: BackupSettings | None = None  # None: no [backup] replica
+    update: UpdateSettings | None = None  # None: updates off, or no rauc command
 
     @classmethod
     def from_config(cls, config: Config) -> Settings:
@@ -83,7 +88,8 @@ class Settings:
             tls=RenewSettings.from_config(config) if g("tls", "name") else None,
             lan=LanAddress(g("dns", "address"), g("dns", "interface"),
                            g("health", "heartbeat_url")),
-            backup=BackupSettings.from_config(config))
+            backup=BackupSettings.from_config(config),
+            update=UpdateSettings.from_config(config))
 
 
 def _optional(config: Config, section: str, key: str) -> Any:
@@ -101,7 +107,9 @@ class HealthAgent:
                  udev_source: Any = "pyudev",
                  pin_factory: Any = None, led_time_scale: float = 1.0,
                  led_poll_s: float = 2.0, hub_ping_s: float = 10.0,
-                 sensors: Callable[[], dict[str, Any]] | None = None) -> None:
+                 sensors: Callable[[], dict[str, Any]] | None = None,
+                 installer: Installer | None = None,
+                 reboot: Callable[[], None] | None = None) -> None:
         self.s = settings
         self.store = store
         self.paths = paths or HostPaths()
@@ -130,6 +138,13 @@ class HealthAgent:
             settings.tls, store, clock_offset=lambda: self.heartbeats.fleet_offset_s)
         self.backup = None if settings.backup is None else BackupMonitor(settings.backup)
         self.backup_report: dict[str, Any] | None = None
+        u = settings.update
+        self.updater = None if u is None else Updater(
+            u, store, installer or RaucInstaller(u.rauc, u.keyring), reboot=reboot,
+            boot_id=lambda: read_boot_id(self.paths.boot_id),
+            fleet_offset=lambda: self.heartbeats.fleet_offset_s,
+            health_ok=lambda: self.latest is not None,
+            request_sync=lambda reason: self.request_sync(settings.data_dir, reason))
         self.latest: Sample | None = None
         self.leds: LedDriver | None = None
         self.button: ButtonHandler | None = None
@@ -195,13 +210,17 @@ class HealthAgent:
         await self.heartbeats.close()
 
     def _heartbeat_extra(self) -> dict[str, Any]:
-        """The heartbeat's ``tls``, ``lan_ip`` and ``backup`` (run in a worker thread)."""
+        """The heartbeat's ``tls``, ``lan_ip``, ``backup`` and ``update`` (run in a worker
+        thread)."""
         backup = None
         if self.backup is not None:  # configured: an object even before the first check
             backup = heartbeat_backup(self.backup_report or {})
-        return {"tls": heartbeat_tls(self.s.tls.directory) if self.s.tls else None,
-                "lan_ip": self.s.lan.get() if self.s.lan else None,
-                "backup": backup}
+        extra = {"tls": heartbeat_tls(self.s.tls.directory) if self.s.tls else None,
+                 "lan_ip": self.s.lan.get() if self.s.lan else None,
+                 "backup": backup}
+        if self.updater is not None:  # where it is with software updates (#13)
+            extra["update"] = self.updater.report()
+        return extra
 
     # -- work -----------------------------------------------------------------------------------
     async def take_sample(self, cpu_interval: float | None = None) -> Sample:
@@ -270,6 +289,8 @@ class HealthAgent:
             tasks.append(asyncio.create_task(self.renewer.run(stop), name="health-tls"))
         if self.backup is not None:  # its own task: a probe may wait for a slow uplink
             tasks.append(asyncio.create_task(self._backup_loop(stop), name="health-backup"))
+        if self.updater is not None:
+            tasks.append(asyncio.create_task(self.updater.run(stop), name="health-update"))
         try:
             await stop.wait()
         finally:

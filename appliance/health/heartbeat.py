@@ -9,10 +9,12 @@ Contract (the fleet side is built to it)::
     body = gzip(JSON {"hub_id", "seq", "sent_at", "version", "name", "org_unit",
                       "boot_id", "uptime_s", "samples": [...], "summary": null | {...},
                       "tls": null | {"name", "not_after", "issuer", "fingerprint"},
-                      "lan_ip": null | "10.77.0.1"})
+                      "lan_ip": null | "10.77.0.1", "update": {...}})
 
 ``tls`` is the certificate the hub serves now, ``lan_ip`` the LAN address its name
-resolves to (``certrenew``); both are optional for the fleet (older hubs omit them).
+resolves to (``certrenew``), ``update`` where the hub is with software updates
+(``updater.Updater.report``; absent without an update agent); all are optional for the
+fleet (older hubs omit them).
 
 Each heartbeat adds the current sample to ``heartbeat_queue``; a flush POSTs every
 queued sample in one batch. ``seq`` is allocated in the same transaction that freezes
@@ -296,7 +298,7 @@ class HeartbeatClient:
         self.uptime_path = uptime_path
         self.timeout_s = timeout_s
         self.fleet_offset_s = 0.0  # fleet clock minus ours, from response Date headers
-        self.extra = extra  # more top-level fields, read when a heartbeat is sent (tls, lan_ip)
+        self.extra = extra  # more top-level fields, read when sent (tls, lan_ip, update)
 
     async def close(self) -> None:
         """Nothing to release (one connection per POST); kept for symmetry."""
@@ -379,7 +381,7 @@ class HeartbeatClient:
             try:
                 body.update(await asyncio.to_thread(self.extra))
             except Exception:  # noqa: BLE001 - the heartbeat goes without them
-                log.exception("heartbeat: cannot read the tls/lan_ip fields")
+                log.exception("heartbeat: cannot read the tls/lan_ip/update fields")
         return body
 
     async def _record(self, res: SendResult) -> SendResult:

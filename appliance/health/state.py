@@ -1,7 +1,8 @@
 """The health agent's key/value state in the store (``health_state``).
 
 Keys: ``power_cuts``, ``agent_restarts``, ``heartbeat_seq``, ``hb_summary``,
-``hb_inflight``, ``heartbeat`` (last attempt), ``quick_check``, ``led``.
+``hb_inflight``, ``heartbeat`` (last attempt), ``quick_check``, ``led``, ``tls``,
+``update`` (the update agent's record, ``updater``).
 Values are text; JSON helpers for structured ones. The table and its encoding belong to
 ``appliance.store.health``; these are the short names the agent's modules use.
 """

@@ -80,6 +80,29 @@ TLS_STATUS: S = {
         "last_error": {"type": "string", "nullable": True}}}
 
 
+# /api/hub/status's "update": software updates (issue 13; null: no update agent)
+UPDATE_STATUS: S = {
+    "type": "object", "nullable": True,
+    "description": "Software updates (issue 13); null when the hub has no update agent. "
+                   "version: the release running; booted_slot: RAUC's slot; state: idle, "
+                   "offered, downloading, installing, installed (waiting for the quiet "
+                   "hours), rebooting, trial (checking health on the new release), "
+                   "committed, rolling_back, rolled_back, refused or failed; last_failure: "
+                   "when, what and why the last update failed.",
+    "properties": {
+        "version": {"type": "string", "nullable": True},
+        "compatible": {"type": "string", "nullable": True},
+        "booted_slot": {"type": "string", "nullable": True},
+        "state": STR,
+        "target_version": {"type": "string", "nullable": True},
+        "bytes": {"type": "integer", "nullable": True},
+        "size": {"type": "integer", "nullable": True},
+        "changed_at": {"type": "string", "nullable": True},
+        "checked_at": {"type": "string", "nullable": True},
+        "check_error": {"type": "string", "nullable": True},
+        "last_failure": {"type": "object", "nullable": True}}}
+
+
 def nullable(schema: S) -> S:
     return {**schema, "nullable": True}
 
@@ -459,7 +482,8 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     # -- hub status, conflicts and rejections (routes_hub, sync.api)
     ("GET", "/api/hub/status"): Op("Hub and sync status", {200: obj(
         {"hub": obj(), "sync": obj(), "events": arr(obj()), "metadataVersion": ANY,
-         "tls": TLS_STATUS, "backup": BACKUP_STATUS}, ("hub", "sync"))}, public=True),
+         "tls": TLS_STATUS, "backup": BACKUP_STATUS, "update": UPDATE_STATUS},
+        ("hub", "sync"))}, public=True),
     ("GET", "/api/hub/health"): Op("Hardware health", {200: obj(
         {"sample": nullable(obj()), "events": arr(obj())})}),
     ("GET", "/api/hub/conflicts"): Op(

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..health.api import backup_status, health_payload
+from ..health.updater import update_status
 from ..store import backlog, synclog
 from ..store import datavalues as dv
 from . import tls
@@ -64,6 +65,7 @@ async def status(request: web.Request) -> web.Response:
         "metadataVersion": request.app[STATE].index.version,
         "tls": await tls.status(request.app),  # null: no [tls] name, no HTTPS
         "backup": backup,  # the litestream replica: how far behind, and why
+        "update": await request.app[STORE].read(update_status),  # null: no update agent
     })
 
 

@@ -384,3 +384,10 @@ def sync_state_values(conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str
     marks = ",".join("?" * len(keys))
     return {str(k): str(v) for k, v in conn.execute(
         f"SELECT key, value FROM sync_state WHERE key IN ({marks})", tuple(keys))}
+
+
+def last_cycle_event(conn: sqlite3.Connection) -> int:
+    """The id of the newest finished sync cycle's event (0: none kept): grows each time the
+    sync worker finishes a cycle, whatever the link did (the update agent's health check)."""
+    row = conn.execute("SELECT max(id) FROM sync_event WHERE kind = 'cycle'").fetchone()
+    return int(row[0] or 0)

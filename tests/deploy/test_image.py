@@ -83,7 +83,7 @@ def test_recipe_units_and_initramfs_agree_on_the_layout() -> None:
     groups = re.search(r"^SupplementaryGroups=(.*)$", unit, re.M)
     assert groups
     for g in groups.group(1).split():
-        assert g == "video" or f"for g in gpio i2c spi" in setup and g in ("gpio", "i2c")
+        assert g == "video" or "for g in gpio i2c spi" in setup and g in ("gpio", "i2c")
 
 
 def test_every_locked_requirement_is_pinned() -> None:

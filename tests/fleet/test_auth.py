@@ -122,7 +122,11 @@ def test_routes_table_names_every_access_level() -> None:
     assert {access for *_, access in ROUTES} == {"hub", "public", "viewer", "admin", "metrics"}
     assert {(m, p) for m, p, _h, a in ROUTES if a in ("public", "hub")} == \
         {("GET", "/login"), ("POST", "/login"), ("POST", "/api/heartbeats"),
-         ("POST", "/api/certificates")}
+         ("POST", "/api/certificates"), ("POST", "/api/updates/check"),
+         ("GET", "/api/updates/bundles/{sha256}")}
+    assert {(m, p) for m, p, _h, a in ROUTES if a == "admin"} == \
+        {("POST", "/api/hubs"), ("PUT", "/api/alert-rules"), ("POST", "/api/rollouts"),
+         ("POST", "/api/rollouts/{rollout_id}/cancel")}
 
 
 async def test_login_form_and_redirect_back(server: FleetServer) -> None:
