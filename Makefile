@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo hub test test-fast fuzz lint bench clean
+.PHONY: setup system-deps demo hub test test-fast fuzz lint bench image clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null \
@@ -49,6 +49,12 @@ lint: setup
 
 bench: setup
 	$(PY) -m bench
+
+# The SD image from Debian's archive (image/README.md): ARCH=arm64 (default, the Pi) or amd64
+ARCH ?= arm64
+image:
+	scripts/install-system-deps image
+	image/build.sh --arch $(ARCH)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
