@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo hub test test-fast fuzz lint bench image clean
+.PHONY: setup system-deps demo hub test test-fast fuzz lint bench image bundle clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null \
@@ -55,6 +55,11 @@ ARCH ?= arm64
 image:
 	scripts/install-system-deps image
 	image/build.sh --arch $(ARCH)
+
+# A signed RAUC bundle of the image's root slot (make image first), for `appliance fleet
+# add-release`: UPDATE_SIGNING_CERT/UPDATE_SIGNING_KEY are national's
+bundle:
+	image/bundle.sh --arch $(ARCH)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

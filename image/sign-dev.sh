@@ -5,7 +5,7 @@
 # UPDATE_SIGNING_CERT/UPDATE_SIGNING_KEY for bundle.sh); never ship this one.
 #   image/sign-dev.sh [DIR]    prints DIR
 set -euo pipefail
-dir=${1:-/var/cache/upazila-image/dev-signing}
+dir=${1:-${IMAGE_CACHE:-/var/cache/upazila-image}/dev-signing}
 mkdir -p "$dir"
 chmod 0700 "$dir"
 cd "$dir"
@@ -21,7 +21,8 @@ if [[ ! -s signing.cert.pem ]]; then
     -subj "/O=Upazila hub development/CN=Update signing (development only)" \
     -keyout signing.key.pem -out signing.csr.pem 2>/dev/null
   chmod 0600 signing.key.pem
-  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n' >ext.cnf
+  # no extendedKeyUsage: RAUC's default check (S/MIME signing purpose) refuses codeSigning
+  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n' >ext.cnf
   openssl x509 -req -in signing.csr.pem -CA ca.cert.pem -CAkey ca.key.pem -CAcreateserial \
     -days 3650 -extfile ext.cnf -out signing.cert.pem 2>/dev/null
   rm -f signing.csr.pem ext.cnf

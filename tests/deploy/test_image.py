@@ -15,6 +15,7 @@ from .conftest import REPO
 
 IMAGE = REPO / "image"
 SCRIPTS = [IMAGE / "build.sh", IMAGE / "setup.sh", IMAGE / "sign-dev.sh", IMAGE / "lock.sh",
+           IMAGE / "bundle.sh",
            IMAGE / "rootfs" / "usr" / "local" / "sbin" / "upazila-grow-data",
            IMAGE / "rootfs" / "usr" / "local" / "sbin" / "upazila-boot-report",
            REPO / "provisioning" / "prepare-card.sh"]

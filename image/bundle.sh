@@ -1,0 +1,59 @@
+#!/bin/bash
+# A signed RAUC update bundle of the image's root slot, for the fleet's add-release:
+#
+#   image/bundle.sh [--arch arm64|amd64] [--rootfs FILE] [--out DIR]          (make bundle)
+#
+#   --rootfs   the root slot build.sh wrote (default image/out/upazila-hub-<version>-<arch>
+#              .rootfs.ext4; build it first with make image)
+#   UPDATE_SIGNING_CERT / UPDATE_SIGNING_KEY   national's signing certificate and key; without
+#              them the development CA's (image/sign-dev.sh), with a warning
+#
+# The bundle's version is the appliance's (pyproject.toml), the string the hub reports, and
+# its compatible is RAUC's system.conf's in the image (upazila-hub-<arch>): a hub refuses a
+# bundle for other hardware. Format verity: the hub checks every block as it installs.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+arch=arm64 outdir=$here/out rootfs=
+while (($#)); do
+  case $1 in
+    --arch) arch=$2; shift 2 ;;
+    --rootfs) rootfs=$2; shift 2 ;;
+    --out) outdir=$2; shift 2 ;;
+    *) echo "usage: $0 [--arch arm64|amd64] [--rootfs FILE] [--out DIR]" >&2; exit 2 ;;
+  esac
+done
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/pyproject.toml")
+rootfs=${rootfs:-$here/out/upazila-hub-$version-$arch.rootfs.ext4}
+[[ -f $rootfs ]] || { echo "bundle.sh: no root slot $rootfs: run make image ARCH=$arch" >&2; exit 1; }
+for tool in rauc mksquashfs; do
+  command -v "$tool" >/dev/null || { echo "bundle.sh: missing $tool" >&2; exit 1; }
+done
+cert=${UPDATE_SIGNING_CERT:-} key=${UPDATE_SIGNING_KEY:-}
+if [[ -z $cert || -z $key ]]; then
+  dev=$("$here/sign-dev.sh")
+  cert=$dev/signing.cert.pem key=$dev/signing.key.pem
+  echo "bundle.sh: WARNING: signed with the development key ($dev); hubs in the field" \
+       "only install bundles signed under national's CA" >&2
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp --sparse=always "$rootfs" "$work/rootfs.ext4"
+cat >"$work/manifest.raucm" <<MANIFEST
+[update]
+compatible=upazila-hub-$arch
+version=$version
+description=upazila hub $version ($arch)
+
+[bundle]
+format=verity
+
+[image.rootfs]
+filename=rootfs.ext4
+MANIFEST
+mkdir -p "$outdir"
+out=$outdir/upazila-hub-$version-$arch.raucb
+rm -f "$out"
+rauc bundle --cert="$cert" --key="$key" "$work" "$out" >&2
+(cd "$outdir" && sha256sum "$(basename "$out")" >"$(basename "$out").sha256")
+echo "$out"
