@@ -106,8 +106,13 @@ def test_blank_card_to_a_serving_syncing_hub(built: Built, national: National,
         key_a = vm.host_key()
         mid_a = vm.ssh("cat /etc/machine-id").stdout.strip()
         # the data partition filled the card at first boot
-        size = int(vm.ssh("lsblk -bno SIZE /dev/vda4").stdout)
-        assert size > 3 * 1024**3 - 2 * 1024**3 // 2, size
+        disk = int(vm.ssh("cat /sys/class/block/vda/size").stdout) * 512
+        start = int(vm.ssh("cat /sys/class/block/vda4/start").stdout) * 512
+        size = int(vm.ssh("cat /sys/class/block/vda4/size").stdout) * 512
+        assert size > 256 * 1024**2 and start + size > disk - 2 * 1024**2, (start, size, disk)
+        # and its file system with it (df leaves out ext4's own tables: ~10% here)
+        assert int(vm.ssh("df -B1 --output=size /var/lib/upazila-hub | tail -1").stdout) > (
+            size * 3 // 4)
     finally:
         vm.poweroff()
 
