@@ -43,7 +43,8 @@ from .routes_hub import read_status
 from .web import CONFIG, ROLE, STATE, STORE, USER_KEY
 
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}
-STATIC_FILES = ("hub.js", "hub.css", "dom.js", "people.js", "people.css", "https.js")
+STATIC_FILES = ("hub.js", "hub.css", "dom.js", "people.js", "people.css", "https.js",
+                "i18n.js")
 # The register pages (people.js, people.css): page name -> (title, path)
 REGISTER_PAGES = {"people": ("People", "/hub/people"), "record": ("Person", "/hub/people"),
                   "lists": ("Weekly lists", "/hub/lists")}
