@@ -295,12 +295,12 @@ async def get_registrations(request: web.Request) -> web.Response:
     if _flag(request, "children"):
         ous = sorted({d for ou in ous for d in index.descendants(ou)})
     last_updated = request.query.get("lastUpdated")
-    include_deleted = _flag(request, "includeDeleted")
 
+    # un-completing deletes a registration in DHIS2 (no tombstone, whatever includeDeleted
+    # says); the hub keeps one for its own sync, and it must not read as a live one
     def read(conn: Any) -> list[dict[str, Any]]:
         return [dv.registration_json(r) for r in dv.query_registrations(
-            conn, data_sets=dss, org_units=ous, periods=pes, last_updated=last_updated,
-            include_deleted=include_deleted)]
+            conn, data_sets=dss, org_units=ous, periods=pes, last_updated=last_updated)]
     regs = await request.app[STORE].read(read)
     fields = request.query.get("fields")
     if fields:

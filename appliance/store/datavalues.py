@@ -417,6 +417,17 @@ def registration_sync(conn: sqlite3.Connection, key: Sequence[str]
     return None if r is None else (r[0], r[1], r[2])
 
 
+def synced_registrations(conn: sqlite3.Connection, data_sets: Sequence[str],
+                          since: str) -> set[tuple[str, str, str, str]]:
+    """Keys of live completions national accepted (or sent), changed since ``since``: what
+    the hub believes national holds, to compare with national's list of them."""
+    rows = conn.execute(
+        "SELECT ds, pe, ou, aoc FROM complete_registration WHERE sync_state='synced' AND "
+        f"deleted=0 AND completed=1 AND last_updated >= ? AND ds IN "
+        f"({','.join('?' * len(data_sets))})", (since, *data_sets))
+    return {(r[0], r[1], r[2], r[3]) for r in rows}
+
+
 def query_registrations(conn: sqlite3.Connection, *, data_sets: Sequence[str],
                         org_units: Sequence[str], periods: Sequence[str] | None = None,
                         last_updated: str | None = None, include_deleted: bool = False

@@ -289,6 +289,23 @@ def apply_registrations(tx: Tx, regs: Sequence[Pulled], ctx: Context) -> PullSta
     return _apply_pulled(tx, "complete_registration", regs, ctx)
 
 
+def apply_national_uncompletes(tx: Tx, keys: Sequence[tuple[str, ...]]) -> int:
+    """Forms national no longer lists as complete although the hub holds them as accepted:
+    someone at national un-completed them (DHIS2 deletes a registration, so no pull by
+    ``lastUpdated`` can show it). Only rows still synced are changed; a pending local edit
+    is the newer word and its push decides."""
+    n = 0
+    for key in keys:
+        old = dv.row_by_key(tx.conn, "complete_registration", key)
+        if old is None or old["sync_state"] != "synced" or old["deleted"]:
+            continue
+        p = Pulled(key=tuple(key), value="true", deleted=True, last_updated="",
+                   last_updated_ms=None, stored_by=None, extra={"date": old["date"]})
+        _write_national_registration(tx, p, old)
+        n += 1
+    return n
+
+
 # -- push acknowledgements ------------------------------------------------------------------------------
 @dataclass
 class AckStats:

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Config
-from ..dhis2.timefmt import iso_z
+from ..dhis2.timefmt import format_ts, iso_z
 from ..errors import LinkDown, SyncError
 from ..store import Store, backlog, tracker_sync
+from ..store import datavalues as dv
 from ..store.datavalues import pending_org_units_periods
 from ..store.hlc import pack
 from ..store.metadata import MetadataIndex, load_index
@@ -43,6 +44,10 @@ APPLY_BATCH = 2000
 ROUND_MAX_MS = 60 * 60 * 1000  # a pull round unfinished for an hour starts again
 WHOLE = "*"  # a pull piece meaning "the root and all its children"
 TARGET_OUS_MAX = 8  # above this, a targeted pull names the subtree instead of each unit
+# national's un-completes are looked for at most this often, and on every sync a person asks for
+CHECK_UNCOMPLETES_EVERY_MS = 6 * 60 * 60 * 1000
+CHECK_UNCOMPLETES_REASONS = frozenset({"cli", "api", "button", "usb", "start"})
+UNCOMPLETE_LOOKBACK_MS = 366 * 24 * 60 * 60 * 1000
 FULL_REASONS = frozenset({"cli", "timer", "api", "modem", "button", "usb", "start"})
 ANCHOR_MIN_GAP_MS = 1000
 
@@ -382,13 +387,17 @@ class SyncEngine:
         since_r = pull_since(st.get("registration_watermark"), probe.server_ms)
         regs = await self.client.get_json("/api/completeDataSetRegistrations", {
             "dataSet": data_sets, "orgUnit": root, "children": "true", "lastUpdated": since_r,
-            "includeDeleted": "true", "paging": "false"})
+            "paging": "false"})
         items = regs.get("completeDataSetRegistrations") if isinstance(regs, dict) else None
         if not isinstance(items, list):
             items = []
         await self._apply_registrations(items, index, ctx, {
             "registration_watermark": advance(st.get("registration_watermark"),
                                               probe.server_date)}, result)
+        checked = st.get("registrations_checked_ms", "")
+        if result.reason in CHECK_UNCOMPLETES_REASONS or not checked.isdigit() or \
+                not 0 <= probe.server_ms - int(checked) < CHECK_UNCOMPLETES_EVERY_MS:
+            await self.check_uncompletes(root, index, data_sets, probe, result)
         if result.pull.conflicts:
             await self.event("warning", "conflict", f"{result.pull.conflicts} conflicts: "
                              f"{result.pull.hub_won} kept the hub's edit, "
@@ -434,6 +443,40 @@ class SyncEngine:
                 extra = {"pull_round": json.dumps(rnd)} if todo else (
                     done_state() if done_state else {})
             await self._apply_values(values, ctx, extra, result)
+
+    async def check_uncompletes(self, root: str, index: MetadataIndex, data_sets: list[str],
+                                probe: ProbeResult, result: CycleResult) -> None:
+        """Forms un-completed at national: DHIS2 deletes the registration, so the pull by
+        ``lastUpdated`` never shows it. The hub asks for the registrations of the periods
+        in which it holds accepted ones (changed in the last year) and takes back those
+        national no longer lists."""
+        since = format_ts(probe.server_ms - UNCOMPLETE_LOOKBACK_MS)
+        held = await self.store.read(lambda c: dv.synced_registrations(c, data_sets, since))
+        if held:
+            periods = sorted({k[1] for k in held})
+            regs = await self.client.get_json("/api/completeDataSetRegistrations", {
+                "dataSet": data_sets, "orgUnit": root, "children": "true", "period": periods,
+                "paging": "false"})
+            items = regs.get("completeDataSetRegistrations") if isinstance(regs, dict) else None
+            if not isinstance(items, list):
+                return  # not an answer to judge by: nothing is taken back
+            default_aoc = index.default_coc or ""
+            listed = {p.key for p in (apply.Pulled.registration_from(r, default_aoc)
+                                      for r in items if isinstance(r, dict))
+                      if p is not None and p.value == "true" and not p.deleted}
+            gone = sorted(held - listed)
+        else:
+            gone = []
+
+        def write(tx: Any) -> int:
+            n = apply.apply_national_uncompletes(tx, gone)
+            state.set_state(tx, {"registrations_checked_ms": str(probe.server_ms)})
+            return n
+        n = await self.store.write(write)
+        result.pull.applied += n
+        if n:
+            await self.event("info", "pull", f"national un-completed {n} forms the hub held "
+                             "as complete; the hub shows them not complete")
 
     async def _apply_registrations(self, items: list[Any], index: MetadataIndex,
                                    ctx: apply.Context, extra: dict[str, Any],
