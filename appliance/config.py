@@ -66,7 +66,7 @@ KEYS: list[Key] = [
     Key("backup", "replica", "", "litestream replica URL (sftp://... or s3://...); empty disables backup."),
     Key("backup", "sftp_key", "", "This hub's own SSH private key (OpenSSH format) for an sftp:// replica; provisioning makes one per hub.", secret=True),
     Key("backup", "host_key", "", "The backup server's SSH host key ('ecdsa-sha2-nistp256 AAAA...', set by provisioning): litestream refuses any other server. Required with an sftp:// replica."),
-    Key("health", "heartbeat_url", "", "Fleet service URL heartbeats are POSTed to (empty: none)."),
+    Key("health", "heartbeat_url", "", "The fleet service: its base URL or its /api/heartbeats endpoint (empty: no heartbeats)."),
     Key("health", "token", "", "This hub's fleet token (from 'appliance fleet add-hub').", secret=True),
     Key("health", "interval_s", 60, "Seconds between health samples."),
     Key("health", "heartbeat_every", 5, "Send a heartbeat every N samples."),

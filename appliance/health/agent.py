@@ -28,6 +28,7 @@ from . import state
 from .backup import BackupMonitor, BackupSettings, heartbeat_backup
 from .button import ButtonHandler, poweroff
 from .certrenew import CertRenewer, LanAddress, RenewSettings, heartbeat_tls
+from .fleeturl import heartbeat_endpoint
 from .heartbeat import HeartbeatClient, HubIdentity, SendResult
 from .leds import LedContext, LedDriver, LedState, led_state
 from .power import RunMarker, StartReport
@@ -74,7 +75,8 @@ class Settings:
         host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host
         return cls(
             data_dir=Path(config.data_dir), hub_id=g("hub", "id"), hub_name=g("hub", "name"),
-            org_unit=g("hub", "org_unit"), heartbeat_url=g("health", "heartbeat_url"),
+            org_unit=g("hub", "org_unit"),
+            heartbeat_url=heartbeat_endpoint(g("health", "heartbeat_url")),
             token=g("health", "token"), interval_s=float(g("health", "interval_s")),
             heartbeat_every=max(1, int(g("health", "heartbeat_every"))),
             retention_days=float(g("health", "retention_days")),

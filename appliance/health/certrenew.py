@@ -42,6 +42,7 @@ from ..dhis2.timefmt import iso_z
 from ..errors import CertificateError
 from ..store import Store
 from . import state
+from .fleeturl import fleet_endpoint
 from .heartbeat import HttpOutcome, date_header_time, post, request_headers
 
 log = logging.getLogger(__name__)
@@ -52,11 +53,8 @@ DEFAULT_RETRY_S = 10.0
 
 
 def default_url(heartbeat_url: str) -> str:
-    """``/api/certificates`` on the origin of the heartbeat URL."""
-    if not heartbeat_url:
-        return ""
-    u = urllib.parse.urlsplit(heartbeat_url)
-    return urllib.parse.urlunsplit((u.scheme, u.netloc, "/api/certificates", "", ""))
+    """``/api/certificates`` on the fleet the heartbeat URL names (its base, or its /api/heartbeats)."""
+    return fleet_endpoint(heartbeat_url, "/api/certificates")
 
 
 @dataclass

@@ -64,6 +64,7 @@ from ..errors import UpdateError
 from ..store import Store
 from ..store.synclog import last_cycle_event
 from . import download, state
+from .fleeturl import fleet_endpoint
 from .heartbeat import post, request_headers
 from .quiet import QuietHours
 from .rauc import Installer, SystemStatus
@@ -81,11 +82,8 @@ LINK_WAIT_S = 300.0  # while sync says the link is down, look again this often
 
 
 def default_url(heartbeat_url: str) -> str:
-    """``/api/updates/check`` on the origin of the heartbeat URL."""
-    if not heartbeat_url:
-        return ""
-    u = urllib.parse.urlsplit(heartbeat_url)
-    return urllib.parse.urlunsplit((u.scheme, u.netloc, "/api/updates/check", "", ""))
+    """``/api/updates/check`` on the fleet the heartbeat URL names (its base, or its /api/heartbeats)."""
+    return fleet_endpoint(heartbeat_url, "/api/updates/check")
 
 
 def boot_clock() -> float:
