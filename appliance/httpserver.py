@@ -16,7 +16,9 @@ bug logs a traceback.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,7 +30,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
 from .dhis2.webmessage import web_message
-from .errors import ApplianceError
+from .errors import ApplianceError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -165,3 +167,22 @@ async def _discard_unread_body(request: web.Request, response: web.StreamRespons
     except (web.RequestPayloadError, TimeoutError):
         content.feed_eof()
         response.force_close()
+
+
+async def start_site(runner: web.BaseRunner, host: str, port: int, *,
+                     ssl_context: ssl.SSLContext | None = None) -> web.TCPSite:
+    """Listen on ``host:port``, or say in one line why not (a port already taken by the
+    demo or another hub, a privileged port, an address this machine does not have)."""
+    site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True,
+                       ssl_context=ssl_context)
+    try:
+        await site.start()
+    except OSError as e:
+        where = f"{host or '0.0.0.0'}:{port}"
+        if e.errno == errno.EADDRINUSE:
+            raise ConfigError(f"port {port} is already in use on {host or 'this machine'} "
+                              "(is the demo or another hub running?); stop it, or choose "
+                              "another port with --port or [hub] listen") from None
+        raise ConfigError(f"cannot listen on {where}: {e.strerror or e}") from None
+    return site
+

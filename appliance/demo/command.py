@@ -1,5 +1,6 @@
 """``appliance demo``: a national stand-in, a hub syncing to it, its health agent, and the
-fleet service with simulated hubs, all on loopback. Prints the URLs; Ctrl-C stops all."""
+fleet service with simulated hubs, all on loopback; then reporting day (``reportingday``).
+Prints the pages to open; Ctrl-C (or SIGTERM) stops all and exits 0."""
 
 from __future__ import annotations
 
@@ -57,13 +58,23 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
     def start(name: str, cmd: list[str], port: int | None = None) -> subprocess.Popen[bytes]:
         log = open(base / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        # a session of its own: Ctrl-C reaches the demo alone, which stops the others in
+        # order (before, they died of the same SIGINT and the demo reported it as a failure)
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                start_new_session=True)
         procs.append((name, proc))
         if port:
             _wait_port(port, proc, name)
         return proc
 
+    busy = [p for p in (hub_port, nat_port, fleet_port) if not _port_free(p)]
+    if busy:
+        print(f"demo: port {', '.join(map(str, busy))} on 127.0.0.1 is already in use (is the "
+              "demo or a hub already running?); stop it, or start with --base-port",
+              file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _interrupt)
     fleet_token = ""
     try:
         start("national", py + ["national", "--demo", "--host", "127.0.0.1",
@@ -107,21 +118,26 @@ def run(args: argparse.Namespace, config: Config) -> int:
             start("sync", py + ["sync", *common])
         if _has("appliance.health.command") and fleet_token:
             start("health", py + ["health", *common])
+        hub_url = f"http://127.0.0.1:{hub_port}"
+        fleet_line = (f"http://127.0.0.1:{fleet_port}/   (log in {'/'.join(FLEET_LOGIN)})"
+                      if fleet_available else "(not in this build)")
         print(f"""
-Upazila hub demo (Ramu Upazila, Cox's Bazar, Chattogram) is running:
+Upazila hub demo (Ramu Upazila, Cox's Bazar, Chattogram) is running. Open:
 
-  hub (LAN API)        http://127.0.0.1:{hub_port}/api/system/info
-  hub status           http://127.0.0.1:{hub_port}/api/hub/status
-  national stand-in    http://127.0.0.1:{nat_port}/api/system/info
-  fleet dashboard      {f'http://127.0.0.1:{fleet_port}/   login {"/".join(FLEET_LOGIN)}' if fleet_available else '(not in this build)'}
+  data entry (CHCPs)     {hub_url}/hub          log in chcp/district
+  reporting board        {hub_url}/hub/board    log in admin/district
+  hub status             {hub_url}/hub/status
+  registers              {hub_url}/hub/people
+  fleet dashboard        {fleet_line}
+  national stand-in      http://127.0.0.1:{nat_port}/api/system/info   (dghs/district)
 
-  logins: admin/district (whole upazila), chcp/district (one community clinic),
-          dghs/district (national stand-in only)
-  try:    curl -u admin:district http://127.0.0.1:{hub_port}/api/me
-  logs:   {base}/*.log          stop: Ctrl-C
+  the DHIS2 API          curl -u admin:district {hub_url}/api/me
+  logs                   {base}/*.log
+  stop                   Ctrl-C
 """, flush=True)
         if not args.no_reporting_day:
-            reporting_day(f"http://127.0.0.1:{hub_port}", f"http://127.0.0.1:{nat_port}")
+            from .reportingday import reporting_day
+            reporting_day(hub_url, f"http://127.0.0.1:{nat_port}")
         deadline = time.monotonic() + args.duration if args.duration else None
         while deadline is None or time.monotonic() < deadline:
             for name, p in procs:
@@ -132,8 +148,10 @@ Upazila hub demo (Ramu Upazila, Cox's Bazar, Chattogram) is running:
             time.sleep(0.5)
         return 0
     except KeyboardInterrupt:
+        print("\ndemo: stopping", flush=True)
         return 0
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         for _name, p in reversed(procs):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -144,48 +162,18 @@ Upazila hub demo (Ramu Upazila, Cox's Bazar, Chattogram) is running:
                 p.kill()
 
 
-def reporting_day(hub: str, national: str, timeout: float = 120) -> None:
-    """Post this month's forms from all 27 clinics, the way CHCPs do at 09:00, then watch
-    them reach national through the sync worker."""
-    import base64
-    import json
-    import urllib.request
-    from concurrent.futures import ThreadPoolExecutor
-    from datetime import date
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
-    from . import hub as hub_doc
-    from .values import forms
 
-    auth = "Basic " + base64.b64encode(b"admin:district").decode()
-
-    def call(url: str, body: object | None = None) -> dict:
-        req = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
-                                     headers={"Authorization": auth,
-                                              "Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return json.loads(r.read())
-
-    period = date.today().strftime("%Y%m")
-    month = [f for f in forms(hub_doc(), period) if len(f["dataValues"]) >= 100]
-    t0 = time.monotonic()
-    with ThreadPoolExecutor(8) as pool:
-        replies = list(pool.map(lambda f: call(f"{hub}/api/dataValueSets", f), month))
-    n = sum(r["response"]["importCount"]["imported"] for r in replies)
-    print(f"reporting day: {len(month)} forms ({n} values) for {period} received by the hub "
-          f"in {time.monotonic() - t0:.1f}s; syncing to national...", flush=True)
-    call(f"{hub}/api/hub/sync", {})
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = call(f"{hub}/api/hub/status")["sync"]
-        # the cycle's byte counts are written when it ends (the registers go after the
-        # monthly forms), so wait for the end, not only for the last value to be accepted
-        if status["pending"] == 0 and not status["syncing"]:
-            print(f"accepted by national: {status['synced']} values, {status['rejected']} "
-                  f"refused, {status['conflicts']} conflicts; {status['bytesSent']} bytes sent "
-                  f"({time.monotonic() - t0:.1f}s after the first form)", flush=True)
-            return
-        time.sleep(2)
-    print(f"still {status['pending']} values waiting for national; see {hub}/api/hub/status")
+def _interrupt(_sig: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the demo as Ctrl-C does
 
 
 def _has(module: str) -> bool:

@@ -162,8 +162,11 @@ async def start(app: web.Application, host: str = "127.0.0.1", port: int = 0
     """Serve ``app``; returns the runner (``await runner.cleanup()`` to stop) and base URL."""
     runner = make_runner(app)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
-    await site.start()
+    try:
+        await httpserver.start_site(runner, host, port)
+    except BaseException:
+        await runner.cleanup()
+        raise
     bound = runner.addresses[0][1]
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     return runner, f"http://{shown}:{bound}"

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from ..config import Config
 from ..demo.seed import seed  # --demo only
-from ..httpserver import make_runner
+from ..httpserver import make_runner, start_site
 from ..store import Store
 from ..store.metadata import is_empty
 from .app import create_app
@@ -79,8 +79,11 @@ async def serve(make_app: Callable[[], web.Application], host: str, port: int, *
     same app and runner: a second site, started once a certificate is installed)."""
     runner = make_runner(make_app())
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
-    await site.start()
+    try:
+        await start_site(runner, host, port)
+    except BaseException:
+        await runner.cleanup()
+        raise
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     print(f"{name} ready: http://{shown}:{port}/api/system/info", flush=True)
     if demo_logins:
