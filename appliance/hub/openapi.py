@@ -377,7 +377,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         {200: obj({"dataValues": arr(ref("DataValue")), "minMaxValues": arr(obj()),
                    "lockStatus": {"type": "string", "enum": ["OPEN", "LOCKED", "APPROVED"]},
                    "completeStatus": obj({"complete": BOOL, "hubSync": ref("SyncState")}),
-                   "hubSync": obj()},
+                   "hubSync": obj(), "hubPending": INT},
                   ("dataValues", "minMaxValues", "lockStatus", "completeStatus"))},
         (400, 403, 404, 409),
         (qp("ds"), qp("dataSet"), qp("pe"), qp("period"), qp("ou"), qp("orgUnit"),
