@@ -51,6 +51,12 @@ class Conflict(ApplianceError):
     http_status = 409
 
 
+class NotAcceptable(ApplianceError):
+    """The client does not accept what the route answers (an event stream)."""
+
+    http_status = 406
+
+
 class PayloadTooLarge(ApplianceError):
     http_status = 413
 

@@ -37,6 +37,9 @@ HTTPS for tablets (``TLS_SCHEMA``, #12):
 * ``certificates``: one row per (hub, name, public key) a hub sent a CSR for; the CSR
   (public), the state of its issuance and, once issued, the chain. Never a private key.
 
+Reporting (``REPORTING_SCHEMA``, #14): ``reporting`` holds each hub's latest completeness
+counts per data set and month (expected, complete, on time, received by national).
+
 The litestream backup (``BACKUP_SCHEMA``, #13): ``hubs`` gains what the latest heartbeat
 said of the hub's replica: ``backup_configured``, ``backup_lag_s``, ``backup_last_at``
 (fleet clock), ``backup_error`` and ``backup_reported_at``.
@@ -261,9 +264,26 @@ CREATE TABLE IF NOT EXISTS update_events (
 );
 CREATE INDEX IF NOT EXISTS update_events_hub ON update_events(hub_id, id);
 """
+# Reporting completeness (#14): what each hub's latest heartbeat said of its data sets'
+# expected, complete, on-time and received reports per month (``fleet/reporting.py``).
+REPORTING_SCHEMA = """
+CREATE TABLE IF NOT EXISTS reporting (
+  hub_id TEXT NOT NULL,
+  period TEXT NOT NULL,
+  data_set TEXT NOT NULL,
+  expected INTEGER NOT NULL,
+  complete INTEGER NOT NULL,
+  on_time INTEGER NOT NULL,
+  received INTEGER NOT NULL,
+  reported_at REAL NOT NULL,
+  PRIMARY KEY (hub_id, period, data_set)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS reporting_period ON reporting(period);
+"""
 MIGRATIONS = [("0001_fleet.sql", SCHEMA), ("0002_fleet_auth.sql", AUTH_SCHEMA),
               ("0003_fleet_tls.sql", TLS_SCHEMA), ("0004_fleet_backup.sql", BACKUP_SCHEMA),
-              ("0005_fleet_updates.sql", UPDATES_SCHEMA)]
+              ("0005_fleet_updates.sql", UPDATES_SCHEMA),
+              ("0006_fleet_reporting.sql", REPORTING_SCHEMA)]
 AUDIT_DAYS = 400  # login and admin audit: a year and a bit, whatever retention_days says
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -614,6 +634,15 @@ def ingest_tx(conn: sqlite3.Connection, hb: Heartbeat, received: float, max_skew
                      "backup_error=?, backup_reported_at=? WHERE id=?",
                      (int(b is not None), b.lag_s if b else None, last,
                       b.error if b else None, received, hb.hub_id))
+    if hb.reporting_reported:  # the months it reports replace what it said of them before
+        months = sorted({r.period for r in hb.reporting})
+        conn.execute(f"DELETE FROM reporting WHERE hub_id=? AND period IN "
+                     f"({','.join('?' * len(months))})", (hb.hub_id, *months))
+        conn.executemany(
+            "INSERT OR REPLACE INTO reporting (hub_id, period, data_set, expected, complete, "
+            "on_time, received, reported_at) VALUES (?,?,?,?,?,?,?,?)",
+            [(hb.hub_id, r.period, r.data_set, r.expected, r.complete, r.on_time,
+              r.received, received) for r in hb.reporting])
     conn.execute(
         "INSERT INTO heartbeats (hub_id, seq, received, sent_at, boot_id, version, uptime_s, "
         "n_samples, summary) VALUES (?,?,?,?,?,?,?,?,?)",

@@ -126,6 +126,20 @@ class UpdateReport:
 
 
 @dataclass(frozen=True)
+class ReportingCount:
+    """A hub's completeness for one data set and month (#14), DHIS2's counts: org units
+    expected to report, complete registrations of those, complete on time, and complete
+    ones national has received."""
+
+    data_set: str
+    period: str
+    expected: int
+    complete: int
+    on_time: int
+    received: int
+
+
+@dataclass(frozen=True)
 class Heartbeat:
     hub_id: str
     seq: int
@@ -146,6 +160,9 @@ class Heartbeat:
     backup_reported: bool = False
     backup: BackupInfo | None = None
     update: UpdateReport | None = None  # optional (#13)
+    # optional (#14): the hub's reporting completeness for the last months
+    reporting_reported: bool = False
+    reporting: tuple[ReportingCount, ...] = ()
 
 
 # ------------------------------------------------------------------------- decoding
@@ -383,6 +400,45 @@ def parse_update(obj: Any, name: str = "update") -> UpdateReport | None:
         reason=reason[:1000] if reason else None)
 
 
+MAX_REPORTING = 500  # data sets × months a heartbeat may carry
+_MONTH = re.compile(r"^[0-9]{4}(0[1-9]|1[0-2])$")
+_UID = re.compile(r"^[A-Za-z][A-Za-z0-9]{10}$")
+
+
+def parse_reporting(obj: Any) -> tuple[ReportingCount, ...]:
+    """``reporting``: a list of {dataSet, period (YYYYMM), expected, complete, onTime,
+    received}, each count at most the one before it allows."""
+    if obj is None:
+        return ()
+    if not isinstance(obj, list):
+        raise BadRequest("reporting must be a list")
+    if len(obj) > MAX_REPORTING:
+        raise BadRequest(f"reporting holds more than {MAX_REPORTING} items")
+    out = []
+    for i, item in enumerate(obj):
+        name = f"reporting[{i}]"
+        item = _obj(item, name)
+        ds = _str(item, "dataSet", f"{name}.dataSet", required=True, max_len=11)
+        pe = _str(item, "period", f"{name}.period", required=True, max_len=6)
+        if not _UID.match(ds or ""):
+            raise BadRequest(f"{name}.dataSet must be a DHIS2 UID")
+        if not _MONTH.match(pe or ""):
+            raise BadRequest(f"{name}.period must be a month, YYYYMM")
+        n = {}
+        for k in ("expected", "complete", "onTime", "received"):
+            v = _check(item.get(k), "int", f"{name}.{k}")
+            if v is None or not 0 <= v <= 1_000_000:
+                raise BadRequest(f"{name}.{k} must be an integer from 0 to 1000000")
+            n[k] = int(v)
+        if not (n["onTime"] <= n["complete"] <= n["expected"] and
+                n["received"] <= n["complete"]):
+            raise BadRequest(f"{name}: onTime and received cannot exceed complete, nor "
+                             "complete expected")
+        out.append(ReportingCount(ds or "", pe or "", n["expected"], n["complete"],
+                                  n["onTime"], n["received"]))
+    return tuple(out)
+
+
 def parse_heartbeat(obj: Any) -> Heartbeat:
     obj = _obj(obj, "body")
     hub_id = _str(obj, "hub_id", "hub_id", required=True, max_len=100)
@@ -424,4 +480,5 @@ def parse_heartbeat(obj: Any) -> Heartbeat:
         lan_ip_reported="lan_ip" in obj, lan_ip=parse_lan_ip(obj.get("lan_ip")),
         backup_reported="backup" in obj, backup=parse_backup(obj.get("backup")),
         update=parse_update(obj.get("update")),
+        reporting_reported="reporting" in obj, reporting=parse_reporting(obj.get("reporting")),
     )

@@ -58,6 +58,11 @@ margin:2em auto;display:flex;flex-direction:column;gap:.7em}
 form.login label{display:flex;flex-direction:column;font-size:.9em;color:#444;gap:.2em}
 form.login h1{font-size:1.2em;margin:0}
 p.error{color:#b3261e;font-weight:600;margin:0}
+@media (max-width:700px){
+ #hubs td:nth-child(3),#hubs th:nth-child(3){position:sticky;left:0;z-index:1;background:#fff}
+ #hubs th:nth-child(3){background:#e9eef2;z-index:2}
+ #hubs td:nth-child(2),#hubs th:nth-child(2){display:none}
+}
 dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:.15em 1em;background:#fff;
 padding:.5em;border:1px solid #e4e6e8}dl.kv dt{color:#555}dl.kv dd{margin:0}
 """
@@ -82,6 +87,7 @@ def layout(title: str, body: str, *, script: str = "", account: Account | None =
            nav: bool = True) -> str:
     js = f"<script>{script}</script>" if script else ""
     links = ("<nav><a href=\"/\">Hubs</a> · <a href=\"/alerts\">Alerts</a> · "
+             "<a href=\"/reporting\">Reporting</a> · "
              "<a href=\"/updates\">Updates</a> · "
              "<a href=\"/metrics\">Metrics</a></nav>") if nav else ""
     who = ""

@@ -146,7 +146,26 @@ class SimHub:
                          "district": self.district, "division": self.division},
             "boot_id": self.boot_id, "uptime_s": int(max(0.0, now - self.booted_at)),
             "samples": [self.sample(t) for t in times], "summary": summary,
+            "reporting": self.reporting(now),
         }
+
+    def reporting(self, now: float) -> list[dict[str, Any]]:
+        """Completeness of 4 CC forms at 27 clinics and the UHC's report (#14) for the last
+        3 months; a hub with a sync backlog has less received, a silent one less done."""
+        r = random.Random(self.seed * 7919 + 14)  # its own: the samples' sequence stays
+        share = {"silent": 0.4, "backlog": 0.75}.get(self.profile, r.uniform(0.7, 1.0))
+        d = time.gmtime(now)
+        m = d.tm_year * 12 + d.tm_mon - 1
+        out = []
+        for i in range(1, 4):
+            pe = f"{(m - i) // 12}{(m - i) % 12 + 1:02d}"
+            for k, expected in enumerate((27, 27, 27, 27, 1)):
+                done = min(expected, round(expected * min(1.0, share + 0.05 * i)))
+                on_time = round(done * r.uniform(0.6, 1.0))
+                received = done if self.profile != "backlog" else round(done * 0.3)
+                out.append({"dataSet": f"SimForm{k:04d}", "period": pe, "expected": expected,
+                            "complete": done, "onTime": on_time, "received": received})
+        return out
 
 
 def make_hubs(n: int, *, seed: int = 1, now: float | None = None) -> list[SimHub]:

@@ -58,7 +58,7 @@ from ..errors import (
     UnsupportedMediaType,
 )
 from ..webguard import check_same_origin, parse_json
-from . import auth, metrics, pages, queries, releases, rollouts, updates_pages
+from . import auth, metrics, pages, queries, releases, reporting, rollouts, updates_pages
 from .acme_issuer import Issuer
 from .alerts import RULE_LIMITS, STATE_RANK, Thresholds, check_rule
 from .auth import ADMIN, VIEWER, Account, Accounts
@@ -918,6 +918,23 @@ async def alerts_page(request: web.Request) -> web.Response:
                  started)
 
 
+async def api_reporting(request: web.Request) -> web.Response:
+    fleet = request.app[FLEET]
+    periods = reporting.last_months(fleet.clock())
+    by_level = await fleet.db.read(lambda c: reporting.places(c, periods))
+    return _compress(request, json_response(reporting.as_json(by_level, periods)))
+
+
+async def reporting_page(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    fleet = request.app[FLEET]
+    now = fleet.clock()
+    periods = reporting.last_months(now)
+    by_level = await fleet.db.read(lambda c: reporting.places(c, periods))
+    return _html(request, reporting.page(by_level, periods, now=now, account=_account(request)),
+                 started)
+
+
 # --------------------------------------------------------------------------- routes
 ROUTES: list[tuple[str, str, Handler, str]] = [
     ("POST", "/api/heartbeats", post_heartbeat, HUB),
@@ -935,6 +952,8 @@ ROUTES: list[tuple[str, str, Handler, str]] = [
     ("GET", "/", dashboard, VIEWER),
     ("GET", "/hubs/{hub_id}", hub_page, VIEWER),
     ("GET", "/alerts", alerts_page, VIEWER),
+    ("GET", "/reporting", reporting_page, VIEWER),
+    ("GET", "/api/reporting", api_reporting, VIEWER),
     ("POST", "/api/updates/check", post_update_check, HUB),
     ("GET", "/api/updates/bundles/{sha256}", get_bundle, HUB),
     ("GET", "/api/releases", api_releases, VIEWER),

@@ -23,7 +23,7 @@ from .. import __version__, trigger
 from ..config import Config
 from ..dhis2.timefmt import iso_z
 from ..errors import ConfigError
-from ..store import Store
+from ..store import Store, reporting
 from . import state
 from .backup import BackupMonitor, BackupSettings, heartbeat_backup
 from .button import ButtonHandler, poweroff
@@ -217,11 +217,12 @@ class HealthAgent:
         backup = None
         if self.backup is not None:  # configured: an object even before the first check
             backup = heartbeat_backup(self.backup_report or {})
-        extra = {"tls": heartbeat_tls(self.s.tls.directory) if self.s.tls else None,
+        extra: dict[str, Any] = {"tls": heartbeat_tls(self.s.tls.directory) if self.s.tls else None,
                  "lan_ip": self.s.lan.get() if self.s.lan else None,
                  "backup": backup}
         if self.updater is not None:  # where it is with software updates (#13)
             extra["update"] = self.updater.report()
+        extra["reporting"] = self.store.read_sync(reporting_counts)  # (#14)
         return extra
 
     # -- work -----------------------------------------------------------------------------------
@@ -424,3 +425,15 @@ async def ping(url: str, timeout_s: float = 3.0) -> bool:
         return False
     parts = line.split()
     return len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1][:1] in (b"2", b"3", b"4")
+
+
+REPORTING_MONTHS = 3
+
+
+def reporting_counts(conn: Any, now: float | None = None) -> list[dict[str, Any]]:
+    """The heartbeat's ``reporting``: per monthly data set and each of the last three months
+    (before the current one), DHIS2's expected, complete, on-time and received counts."""
+    t = time.gmtime(time.time() if now is None else now)
+    m = t.tm_year * 12 + t.tm_mon - 1
+    months = [f"{(m - i) // 12}{(m - i) % 12 + 1:02d}" for i in range(1, REPORTING_MONTHS + 1)]
+    return reporting.completeness(conn, reporting.read_forms(conn), months)

@@ -20,6 +20,7 @@ from ..store.metadata import metadata_version
 from ..sync.upstream import Upstream
 from ..trigger import request_sync
 from . import (
+    board,
     middleware,
     openapi,
     pages,
@@ -79,6 +80,7 @@ def dhis2_app(config: Config, store: Store, *, state: HubState, writes: Provenan
     routes_hub.setup(app)
     routes_tracker.setup(app)  # individual records (before the metadata catch-all)
     routes_people.setup(app)  # rules, sync states and weekly lists for the register pages
+    board.setup(app)  # the reporting board's data and its live stream
     if before_catch_all is not None:
         before_catch_all(app)
     pages.setup(app)  # /hub (data entry) and /hub/status

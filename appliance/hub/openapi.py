@@ -377,7 +377,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         {200: obj({"dataValues": arr(ref("DataValue")), "minMaxValues": arr(obj()),
                    "lockStatus": {"type": "string", "enum": ["OPEN", "LOCKED", "APPROVED"]},
                    "completeStatus": obj({"complete": BOOL, "hubSync": ref("SyncState")}),
-                   "hubSync": obj()},
+                   "hubSync": obj(), "hubPending": INT},
                   ("dataValues", "minMaxValues", "lockStatus", "completeStatus"))},
         (400, 403, 404, 409),
         (qp("ds"), qp("dataSet"), qp("pe"), qp("period"), qp("ou"), qp("orgUnit"),
@@ -499,6 +499,17 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             "value": nullable(STR)}, ("choose",))},
         path={"id": {"type": "integer", "minimum": 1, "maximum": INT63}}),
     ("POST", "/api/hub/sync"): Op("Ask the sync worker for a cycle now", {202: MESSAGE}),
+    # -- the reporting board (board.py): any logged-in user, in their view scope
+    ("GET", "/api/hub/board"): Op(
+        "The reporting board of a month: every clinic × form, the reporting rates",
+        {200: obj({"period": STR, "orgUnits": arr(obj()), "dataSets": arr(obj()),
+                   "cells": arr(obj()), "rates": obj({"all": obj(), "byDataSet": obj()})},
+                  ("period", "orgUnits", "dataSets", "cells", "rates"))}, (400,),
+        (qp("pe", STR, "month YYYYMM, one of the last 36 (default: the previous month)"),)),
+    ("GET", "/api/hub/board/events"): Op(
+        "The board's Server-Sent Events: `board` (all of it), then `cells` (what changed)",
+        {200: STR}, (400, 406), (qp("pe", STR, "month YYYYMM (default: the previous month)"),),
+        ok_type=("text/event-stream",)),
     ("GET", "/api/hub/rejections"): Op(
         "Values national refused, with its reasons",
         {200: obj({"rejections": arr(obj()), "total": INT}, ("rejections", "total"))}, (403,),
@@ -512,6 +523,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/hub/people/{uid}"): Op("A person's record page", {200: STR}, public=True,
                                      ok_type=(HTML,)),
     ("GET", "/hub/lists"): Op("Weekly lists page", {200: STR}, public=True, ok_type=(HTML,)),
+    ("GET", "/hub/board"): Op("Reporting board page", {200: STR}, public=True, ok_type=(HTML,)),
     ("GET", "/hub/session"): Op("Whether the session cookie is still good", {200: obj(
         {"loggedIn": BOOL, "username": nullable(STR)}, ("loggedIn",))}, public=True),
     ("GET", "/hub/static/{name}"): Op(

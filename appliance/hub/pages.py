@@ -35,6 +35,7 @@ from aiohttp import web
 from .. import __version__
 from ..dhis2.timefmt import iso_z
 from ..health.api import health_payload
+from ..i18n import N_
 from ..store import synclog
 from ..store.metadata import MetadataIndex
 from ..store.users import User
@@ -44,12 +45,13 @@ from .web import CONFIG, ROLE, STATE, STORE, USER_KEY
 
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}
 STATIC_FILES = ("hub.js", "hub.css", "dom.js", "people.js", "people.css", "https.js",
-                "i18n.js")
+                "i18n.js", "board.js", "board.css")
 # The register pages (people.js, people.css): page name -> (title, path)
 REGISTER_PAGES = {"people": ("People", "/hub/people"), "record": ("Person", "/hub/people"),
                   "lists": ("Weekly lists", "/hub/lists")}
 NAV = [("entry", "Monthly forms", "/hub"), ("people", "People", "/hub/people"),
-       ("lists", "Weekly lists", "/hub/lists"), ("status", "Hub status", "/hub/status")]
+       ("lists", "Weekly lists", "/hub/lists"), ("board", N_("Reporting board"), "/hub/board"),
+       ("status", "Hub status", "/hub/status")]
 REFRESH_MS = 10_000
 LIST_LIMIT = 200
 
@@ -104,6 +106,9 @@ def shell(page: str, title: str, hub_name: str, assets: dict[str, Asset], main: 
     if page in REGISTER_PAGES:
         extra = (f'<link rel="stylesheet" href="{v("people.css")}">\n'
                  f'<script src="{v("people.js")}" type="module"></script>\n')
+    if page == "board":  # the reporting board (board.js, board.css)
+        extra = (f'<link rel="stylesheet" href="{v("board.css")}">\n'
+                 f'<script src="{v("board.js")}" type="module"></script>\n')
     refresh = ('<noscript><meta http-equiv="refresh" content="30"></noscript>\n'
                if page == "status" else "")
     if https:  # the offer to switch to HTTPS (https.js probes the address first)
@@ -427,7 +432,7 @@ def setup(app: web.Application) -> None:
         offer = tls.https_offer(request.app)
         built = shells.get(offer)
         if built is None:
-            titles = {"entry": "Monthly forms",
+            titles = {"entry": "Monthly forms", "board": N_("Reporting board"),
                       **{n: title for n, (title, _path) in REGISTER_PAGES.items()}}
             built = shells[offer] = {
                 n: _asset(shell(n, t, hub_name, assets, https=offer).encode(), "text/html")
@@ -481,6 +486,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/hub/people", register_page("people"))
     app.router.add_get("/hub/people/{uid}", register_page("record"))
     app.router.add_get("/hub/lists", register_page("lists"))
+    app.router.add_get("/hub/board", register_page("board"))  # data: /api/hub/board
     app.router.add_get("/hub", entry)
     app.router.add_get("/hub/", entry)
     app.router.add_get("/hub/status", status)

@@ -15,7 +15,7 @@ from ..dhis2.timefmt import format_ts
 from ..dhis2.webmessage import import_summary_message
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, UnsupportedMediaType
 from ..store import approvals as approvals_db
-from ..store import audit
+from ..store import audit, backlog
 from ..store import datavalues as dv
 from ..store.keys import split_key
 from ..store.metadata import MetadataIndex
@@ -382,11 +382,20 @@ async def data_entry_values(request: web.Request) -> web.Response:
         raise BadRequest(f"Period not valid: `{pe}`") from None
     aoc = resolve_aoc(index, q.get("cc"), q.get("cp")) or ""
     des = sorted(index.ds_elements.get(ds, set()))
-    rows, reg, sync, reg_sync = await request.app[STORE].read(lambda c: (
-        dv.query_values(c, org_units=[ou], periods=[period.id], data_elements=des, aocs=[aoc]),
-        dv.registration(c, (ds, period.id, ou, aoc)),
-        dv.form_sync(c, ou, period.id, aoc, set(des)),
-        _registration_sync(dv.registration_sync(c, (ds, period.id, ou, aoc)))))
+    def read(c: Any) -> tuple[Any, ...]:
+        # one snapshot: the page's header count (hub-wide) must agree with these cells
+        c.execute("BEGIN")
+        try:
+            return (
+                dv.query_values(c, org_units=[ou], periods=[period.id], data_elements=des,
+                                aocs=[aoc]),
+                dv.registration(c, (ds, period.id, ou, aoc)),
+                dv.form_sync(c, ou, period.id, aoc, set(des)),
+                _registration_sync(dv.registration_sync(c, (ds, period.id, ou, aoc))),
+                backlog.backlog(c)[0])
+        finally:
+            c.execute("COMMIT")
+    rows, reg, sync, reg_sync, hub_pending = await request.app[STORE].read(read)
     minmax = [{"orgUnit": ou, "dataElement": de, "categoryOptionCombo": coc,
                "minValue": mn, "maxValue": mx}
               for (o, de, coc), (mn, mx) in index.minmax.items() if o == ou and de in des]
@@ -417,6 +426,7 @@ async def data_entry_values(request: web.Request) -> web.Response:
                            "date": reg[2] if reg else None,
                            "lastUpdated": reg[3] if reg else None, "hubSync": reg_sync},
         "hubSync": counts,
+        "hubPending": hub_pending,  # all the hub holds for national: /api/hub/status's pending
     })
 
 

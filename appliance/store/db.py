@@ -151,6 +151,13 @@ class Store:
             conn.execute("PRAGMA wal_autocheckpoint=0")
         return conn
 
+    def own_reader(self) -> sqlite3.Connection:
+        """A read-only connection of the caller's own, outside the reader pool: for state
+        kept per connection (``PRAGMA data_version``). The caller closes it."""
+        conn = self._connect()
+        conn.execute("PRAGMA query_only=ON")
+        return conn
+
     def _reader(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:

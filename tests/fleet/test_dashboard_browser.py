@@ -194,3 +194,33 @@ def test_filters_work_without_js(fleet: tuple[ThreadedServer, list[SimHub], Flee
     browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
     WebDriverWait(browser, 10).until(lambda d: "state=red" in d.current_url)
     assert {r["state"] for r in rows(browser)} == {"red"}
+
+
+def test_reporting_rates_and_the_state_column_on_a_phone(
+        fleet: tuple[ThreadedServer, list[SimHub], FleetDB], browser: webdriver.Chrome) -> None:
+    """#14: reporting rates by place, worst first, beside health; on a phone the hubs
+    table scrolls sideways and the state column stays on screen."""
+    browser = require(browser)
+    server, hubs, _ = fleet
+    log_in(browser, server, "/reporting")
+    assert browser.title == "Fleet: reporting rates"
+    rates = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#rep-upazila tbody tr')).map(function(r){"
+        "var c = r.querySelector('td.rate'); return c.textContent;});")
+    assert len(rates) == len(hubs)
+    nums = [float(x.rstrip(" %")) for x in rates if x.strip() not in ("–", "")]
+    assert nums and nums == sorted(nums), "the worst upazila comes first"
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#rep-division tbody tr")) == 8
+    try:
+        browser.set_window_size(412, 915)
+        browser.get(server.url + "/")
+        browser.execute_script("document.querySelector('.wrap').scrollLeft = 10000;")
+        box = browser.execute_script(
+            "var c = document.querySelector('#hubs tr.hub td:nth-child(3)').getBoundingClientRect();"
+            "return [c.left, c.right, innerWidth, document.querySelector('.wrap').scrollLeft];")
+        left, right, width, scrolled = box
+        assert scrolled > 0, "the table scrolls sideways on a phone"
+        assert left >= 0 and right <= width, box
+        assert browser.save_screenshot(str(ARTIFACT.parent / "fleet-dashboard-412x915.png"))
+    finally:
+        browser.set_window_size(1600, 1000)

@@ -74,7 +74,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/hub"): PUBLIC, ("GET", "/hub/"): PUBLIC, ("GET", "/hub/status"): DATA,
     ("GET", "/hub/session"): PUBLIC, ("GET", "/hub/static/{name}"): PUBLIC,
     ("GET", "/hub/people"): PUBLIC, ("GET", "/hub/people/{uid}"): PUBLIC,
-    ("GET", "/hub/lists"): PUBLIC,
+    ("GET", "/hub/lists"): PUBLIC, ("GET", "/hub/board"): PUBLIC,
+    ("GET", "/api/hub/board"): DATA, ("GET", "/api/hub/board/events"): DATA,
     ("GET", "/api/openapi.json"): META,
     ("GET", "/api/metadata"): META, ("POST", "/api/metadata"): ADMIN_ONLY,
     ("GET", "/api/deletedObjects"): META, ("GET", "/api/categoryOptions/orgUnits"): META,
@@ -198,6 +199,11 @@ PROBES: dict[tuple[str, str], list[Probe]] = {
         Probe("GET", "/api/hub/rejections", lambda ou: {}),
         Probe("GET", "/api/hub/rejections", lambda ou: {"username": "chcp"})],
     ("GET", "/hub/status"): [Probe("GET", "/hub/status", lambda ou: {})],
+    # the board has no org-unit parameter: a CHCP's shows their clinic only (the stream's
+    # first event is checked in tests/hub/test_board.py; without EventSource's Accept: 406)
+    ("GET", "/api/hub/board"): [Probe("GET", "/api/hub/board", lambda ou: {"pe": PE})],
+    ("GET", "/api/hub/board/events"): [
+        Probe("GET", "/api/hub/board/events", lambda ou: {"pe": PE}, refused=(406,))],
 }
 
 OU_KINDS = {"other clinic": C.other_clinic, "the upazila": demo.RAMU_UID,

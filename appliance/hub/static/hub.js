@@ -9,7 +9,7 @@ const MONTHS = ('January February March April May June July August September Oct
   'December').split(' ');
 const LABEL = {pending: 'received by the hub', synced: 'accepted by national',
   rejected: 'refused by national', conflict: 'conflict: see log'};
-let ME = null, SERVER_DATE = null;
+let ME = null, SERVER_DATE = null, SYNCING = false;
 
 // -- helpers
 const q = p => Object.keys(p).map(k => `${encodeURIComponent(k)}=${encodeURIComponent(p[k])}`).join('&');
@@ -87,11 +87,18 @@ async function refreshLink() {
     link.className = 'pill ' + s.link;
     link.textContent = {up: 'online', down: 'offline'}[s.link] || 'link not checked yet';
     link.title = 'Last sync with national: ' + fmtTime(s.lastSuccess);
-    $('pending').textContent = `${s.syncing ? 'syncing now · ' : ''}${s.pending} waiting for national`;
+    SYNCING = s.syncing;
+    // with a form open, the count comes with its cells (applyServer), read in one snapshot:
+    // a count from another moment disagreed with them for up to a refresh (issue 14)
+    if (!(PAGE === 'entry' && FORM)) setPending(s.pending);
   } catch (e) {
     link.className = 'pill down';
     link.textContent = 'hub not answering';
   }
+}
+
+function setPending(n) {
+  $('pending').textContent = `${SYNCING ? 'syncing now · ' : ''}${n} waiting for national`;
 }
 
 async function afterLogin(fresh) {
@@ -370,6 +377,7 @@ async function flush() {
   }
   saveDraft();
   summary();
+  if (batch.some(c => !c.dirty && !c.error)) refreshValues(); // the header counts what was saved
 }
 
 function paint(c) {
@@ -422,6 +430,7 @@ function applyServer(d) {
     : 'Complete' + (cs.storedBy ? ` (by ${cs.storedBy})` : '') +
     (hs ? ': ' + (LABEL[hs.state] || hs.state) + (hs.message ? ': ' + hs.message : '') : '');
   FORM.counts = d.hubSync || {};
+  if (typeof d.hubPending === 'number') setPending(d.hubPending);
   summary();
 }
 function summary() {
