@@ -59,6 +59,33 @@ NAV = [("entry", N_("Monthly forms"), "/hub"), ("people", N_("People"), "/hub/pe
 REFRESH_MS = 10_000
 LIST_LIMIT = 200
 
+# Words of the pages' HTML (f-strings hide tr() calls from the extractor): key -> msgid
+WORDS = {
+    "language": N_("Language"),
+    "checking_link": N_("checking link…"),
+    "sync_now": N_("Sync now"),
+    "log_out": N_("Log out"),
+    "log_in": N_("Log in"),
+    "use_login": N_("Use your DHIS2 username and password."),
+    "username": N_("Username"),
+    "password": N_("Password"),
+    "hub_status": N_("Hub status"),
+    "hub": N_("Hub"),
+    "sync_with_national": N_("Sync with national"),
+    "hardware": N_("Hardware"),
+    "https_for_tablets": N_("HTTPS for tablets"),
+    "recent_sync_events": N_("Recent sync events"),
+    "conflict_log": N_("Conflict log"),
+    "refused_by_national": N_("Refused by national"),
+    "needs_js": N_("Data entry needs JavaScript. Use a current Chrome, Firefox or Edge."),
+}
+
+
+def words(tr: Tr) -> Callable[[str], str]:
+    """``w(key)``: WORDS[key] in the reader's language, HTML-escaped."""
+    return lambda key: escape(tr(WORDS[key]))
+
+
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
                                "img-src 'self' data:; connect-src 'self'; object-src 'none'; "
@@ -106,6 +133,7 @@ def load_static() -> dict[str, Asset]:
 def switch(tr: Tr) -> str:
     """বাংলা | English, and in Bangla the digits: links that work without JS (the hub keeps
     the choice in a cookie); hub.js also stores it as the user's keyUiLocale."""
+    w = words(tr)
     langs = " | ".join(
         f'<a href="?lang={loc}" lang="{loc}" data-lang="{loc}"' +
         (' aria-current="true"' if loc == tr.locale else "") + f">{LOCALE_NAMES[loc]}</a>"
@@ -117,7 +145,7 @@ def switch(tr: Tr) -> str:
             (' aria-current="true"' if d == tr.digits else "") + f' title="{escape(tr(title))}">'
             f"{text}</a>" for d, text, title in (
                 ("bengali", "১২৩", N_("Bengali digits")), ("latin", "123", N_("Latin digits"))))
-    return (f'<span class="lang" role="group" aria-label="{escape(tr("Language"))}">'
+    return (f'<span class="lang" role="group" aria-label="{w("language")}">'
             f"{langs}{digits}</span>")
 
 
@@ -127,6 +155,7 @@ def shell(page: str, title: str, hub_name: str, assets: dict[str, Asset], main: 
     hub's HTTPS host, offered (after a probe) to a laptop on plain HTTP. ``tr``: the reader's
     language (the page's ``lang``; its scripts load the matching catalogue)."""
     tr = tr or Tr()
+    w = words(tr)
 
     def v(name: str) -> str:
         return f"/hub/static/{name}?v={assets[name].etag.strip(chr(34))}"
@@ -156,30 +185,29 @@ def shell(page: str, title: str, hub_name: str, assets: dict[str, Asset], main: 
 <body data-page="{page}" data-refresh="{REFRESH_MS}" data-version="{escape(__version__)}">
 <header class="bar">
  <strong class="brand">{escape(hub_name)}</strong>
- <span id="link" class="pill" role="status">{escape(tr("checking link…"))}</span>
+ <span id="link" class="pill" role="status">{w("checking_link")}</span>
  <span id="pending" class="muted"></span>
- <button type="button" id="sync-now" hidden>{escape(tr("Sync now"))}</button>
+ <button type="button" id="sync-now" hidden>{w("sync_now")}</button>
  <span id="sync-msg" class="muted" role="status"></span>
  <nav>{other}</nav>
  <span class="spacer"></span>
  {switch(tr)}
  <span id="who"></span>
- <button type="button" id="logout" hidden>{escape(tr("Log out"))}</button>
+ <button type="button" id="logout" hidden>{w("log_out")}</button>
 </header>
-<noscript><p class="banner err">{escape(tr("Data entry needs JavaScript. Use a current "
-                                           "Chrome, Firefox or Edge."))}</p></noscript>
+<noscript><p class="banner err">{w("needs_js")}</p></noscript>
 <main id="main">{main}</main>
 <section id="login" hidden aria-labelledby="login-h">
- <h1 id="login-h">{escape(tr("Log in"))}</h1>
- <p class="muted">{escape(tr("Use your DHIS2 username and password."))}</p>
+ <h1 id="login-h">{w("log_in")}</h1>
+ <p class="muted">{w("use_login")}</p>
  <form id="login-form" method="post" action="/dhis-web-commons-security/login.action">
-  <label for="username">{escape(tr("Username"))}</label>
+  <label for="username">{w("username")}</label>
   <input id="username" name="j_username" autocomplete="username" autocapitalize="none"
    spellcheck="false" required>
-  <label for="password">{escape(tr("Password"))}</label>
+  <label for="password">{w("password")}</label>
   <input id="password" name="j_password" type="password" autocomplete="current-password"
    required>
-  <button type="submit" id="login-btn" class="primary">{escape(tr("Log in"))}</button>
+  <button type="submit" id="login-btn" class="primary">{w("log_in")}</button>
   <p id="login-error" class="err" role="alert"></p>
  </form>
 </section>
@@ -368,6 +396,7 @@ def _scoped_lists(conn: Any, index: MetadataIndex, user: User
     return conflicts, rejections
 
 
+LINK_WORDS = {"up": N_("online"), "down": N_("offline"), "unknown": N_("not checked yet")}
 REJECTION_NOW = {"pending": N_("edited again: waiting for national"),
                  "synced": N_("accepted by national")}
 CONFLICT_REASON = {"hub": N_("the hub's value was kept"),
@@ -378,6 +407,7 @@ def status_main(request: web.Request, raw: dict[str, Any], health: dict[str, Any
                 lists: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None,
                 tr: Tr | None = None) -> str:
     tr = tr or Tr("en")
+    w = words(tr)
     cfg, index = request.app[CONFIG], request.app[STATE].index
     st, values, regs = raw["state"], raw["values"], raw["registrations"]
     tracker = raw.get("tracker") or {}
@@ -415,8 +445,7 @@ def status_main(request: web.Request, raw: dict[str, Any], health: dict[str, Any
     ], tr)
     offset = st.get("clock_offset_s")
     sync = _kv([
-        (N_("Link"), escape(tr({"up": N_("online"), "down": N_("offline")}.get(
-            link, N_("not checked yet"))))),
+        (N_("Link"), escape(tr(LINK_WORDS.get(link, LINK_WORDS["unknown"])))),
         (N_("Syncing now"), escape(tr("yes") if st.get("syncing") == "1" else tr("no"))),
         (N_("Last success"), when(st.get("last_success"), True, tr)),
         (N_("Last attempt"), when(st.get("last_attempt"), True, tr)),
@@ -438,16 +467,16 @@ def status_main(request: web.Request, raw: dict[str, Any], health: dict[str, Any
                                 if details else "")
 
     parts = [
-        f'<h1 class="big">{escape(tr("Hub status"))}</h1>',
+        f'<h1 class="big">{w("hub_status")}</h1>',
         f'<div class="counts" id="counts">{counts}</div>',
         '<div class="grid">',
-        f'<div class="card" id="hub"><h2>{escape(tr("Hub"))}</h2>{hub}</div>',
-        f'<div class="card" id="sync"><h2>{escape(tr("Sync with national"))}</h2>{sync}</div>',
-        f'<div class="card" id="hardware"><h2>{escape(tr("Hardware"))}</h2>'
+        f'<div class="card" id="hub"><h2>{w("hub")}</h2>{hub}</div>',
+        f'<div class="card" id="sync"><h2>{w("sync_with_national")}</h2>{sync}</div>',
+        f'<div class="card" id="hardware"><h2>{w("hardware")}</h2>'
         f"{_hardware(health, tr)}</div>",
-        *([f'<div class="card" id="https"><h2>{escape(tr("HTTPS for tablets"))}</h2>'
+        *([f'<div class="card" id="https"><h2>{w("https_for_tablets")}</h2>'
            f'{_https(raw["tls"], tr)}</div>'] if raw.get("tls") else []),
-        "</div>", f'<h2 class="big">{escape(tr("Recent sync events"))}</h2>',
+        "</div>", f'<h2 class="big">{w("recent_sync_events")}</h2>',
         _table("events", [(N_("When"), lambda e: when(e["at"], tr=tr)),
                           (N_("What happened"), event)],
                raw["events"], N_("No sync events yet."), tr),
@@ -477,7 +506,7 @@ def status_main(request: web.Request, raw: dict[str, Any], health: dict[str, Any
          else "—"),
         (N_("Org unit"), lambda r: name(r.get("ou") or r.get("org_unit")))]
     parts += [
-        f'<h2 class="big" id="conflicts">{escape(tr("Conflict log"))}</h2>',
+        f'<h2 class="big" id="conflicts">{w("conflict_log")}</h2>',
         '<p class="muted">' + escape(tr(
             "The same value was changed here and at national. The losing value is kept here "
             "until someone resolves it.")) + "</p>",
@@ -489,7 +518,7 @@ def status_main(request: web.Request, raw: dict[str, Any], health: dict[str, Any
             (N_("Outcome"), why),
             (N_("Status"), lambda r: escape(tr("resolved by {user}", user=r["resolved_by"]))
              if r["resolved_at"] else escape(tr("open")))], conflicts, N_("No conflicts."), tr),
-        f'<h2 class="big" id="rejections">{escape(tr("Refused by national"))}</h2>',
+        f'<h2 class="big" id="rejections">{w("refused_by_national")}</h2>',
         _table("rejection-list", [
             (N_("When"), lambda r: when(r["at"], tr=tr)),
             (N_("Entered by"), lambda r: _e(r["username"])),

@@ -264,8 +264,14 @@ function table(des) {
     let span = cols.length, rep = 1;
     cats.forEach((cat, i) => {
       span /= cat.categoryOptions.length;
-      const tr = h('tr', {}, i ? null : corner(cats.length));
-      for (let r = 0; r < rep; r++) cat.categoryOptions.forEach(o => add(tr, th(o.name, span)));
+      const tr = h('tr', {}, i ? null : corner(cats.length)), up = cats[i - 1], last = i === cats.length - 1;
+      // each last-row header also names its parent option ("15-49y / Male"): on a narrow screen
+      // the wide parent header scrolls away while its columns are still in view
+      for (let r = 0; r < rep; r++) {
+        cat.categoryOptions.forEach(o => add(tr, last && up
+          ? h('th', {scope: 'col', colspan: span}, o.name, h('small', {class: 'par'}, up.categoryOptions[r % up.categoryOptions.length].name))
+          : th(o.name, span)));
+      }
       rep *= cat.categoryOptions.length;
       add(head, tr);
     });
@@ -400,10 +406,16 @@ const CODE_WORDS = {
   E7642: t('This form is approved and cannot be changed.'),
   E7643: t('This form is not open for this month.'),
 };
+// a value that does not fit its value type (E7619), said by the item's type
+const TYPE_WORDS = {INTEGER_ZERO_OR_POSITIVE: 'value_not_zero_or_positive_integer',
+  INTEGER_POSITIVE: 'value_not_positive_integer', INTEGER_NEGATIVE: 'value_not_negative_integer',
+  INTEGER: 'value_not_integer', NUMBER: 'value_not_numeric', PERCENTAGE: 'value_not_percentage',
+  UNIT_INTERVAL: 'value_not_unit_interval', BOOLEAN: 'value_not_bool', TRUE_ONLY: 'value_not_true_only',
+  DATE: 'value_not_valid_date'};
 function refusal(cf, de) {
   const key = /\b(value_[a-z_]+)\b/.exec(cf.value || '');
-  const text = (key && VALUE_WORDS[key[1]]) || CODE_WORDS[cf.errorCode] ||
-    (de && de.valueType && de.valueType.startsWith('INTEGER') ? t('Only whole numbers go here.') : null) ||
+  const byType = cf.errorCode === 'E7619' && de && VALUE_WORDS[TYPE_WORDS[de.valueType]];
+  const text = (key && VALUE_WORDS[key[1]]) || byType || CODE_WORDS[cf.errorCode] ||
     t('This value was not saved.');
   return {text, details: [cf.errorCode, cf.value].filter(Boolean).join(' · ')};
 }
@@ -538,7 +550,6 @@ async function toggleComplete() {
 // values, e.g. "RDT positive (5) cannot be more than RDT tested (0)", then its instruction
 const RULE_WORDS = {
   less_than_or_equal_to: t('{left} ({lv}) cannot be more than {right} ({rv}).'),
-  greater_than_or_equal_to: t('{left} ({lv}) cannot be less than {right} ({rv}).'),
   less_than: t('{left} ({lv}) must be less than {right} ({rv}).'),
   greater_than: t('{left} ({lv}) must be more than {right} ({rv}).'),
   equal_to: t('{left} ({lv}) must be the same as {right} ({rv}).'),
@@ -558,6 +569,9 @@ async function rulesOf(ids) {
 }
 function ruleWords(x, rule) {
   const l = rule && rule.leftSide && rule.leftSide.description, rr = rule && rule.rightSide && rule.rightSide.description;
+  if (l && rr && x.operator === 'greater_than_or_equal_to') { // said the other way round
+    return t(RULE_WORDS.less_than_or_equal_to, {left: rr, right: l, lv: x.rightSideValue, rv: x.leftSideValue});
+  }
   const pattern = RULE_WORDS[x.operator];
   if (l && rr && pattern) {
     return t(pattern, {left: l, right: rr, lv: x.leftSideValue, rv: x.rightSideValue});
