@@ -35,12 +35,13 @@ def extract(root: Path = SOURCE) -> Catalog:
         method_map, options_map = parse_mapping_cfg(f)
     cat = Catalog(domain=DOMAIN, project="upazila-hub", charset="utf-8")
     for method, keywords in KEYWORDS.items():
-        for filename, lineno, message, _comments, context in extract_from_dir(
+        for filename, _lineno, message, _comments, context in extract_from_dir(
                 root, [m for m in method_map if m[1] == method], options_map,
                 keywords=keywords,
                 directory_filter=lambda d: not Path(d).name.startswith(".")):
+            # files without line numbers: moving code does not make the catalogues stale
             if isinstance(message, str) and message.strip():
-                cat.add(message, None, [(filename, lineno)], context=context)
+                cat.add(message, None, [(filename, None)], context=context)  # type: ignore[list-item]
     return cat
 
 
@@ -65,7 +66,7 @@ def merged(template: Catalog, old: Catalog, locale: str) -> Catalog:
             continue
         prev = old.get(msg.id, context=msg.context)
         string = prev.string if prev is not None and not prev.fuzzy else ""
-        new.add(msg.id, string, sorted(msg.locations), context=msg.context,
+        new.add(msg.id, string, sorted(set(msg.locations)), context=msg.context,
                 user_comments=prev.user_comments if prev is not None else ())
     return new
 
