@@ -1,7 +1,7 @@
 /* Data entry (/hub) and every page's header (register pages get 'hub:me' on login). ES2017
    module, no build step. Data is only ever rendered as text nodes. */
 import {h, add, fill} from './dom.js';
-import {t, num, digits, month, dateTime, LANG} from './i18n.js';
+import {t, num, month, dateTime, LANG, DIGITS} from './i18n.js';
 const B = document.body, PAGE = B.dataset.page, REFRESH = +B.dataset.refresh || 10000;
 const $ = id => document.getElementById(id), MAIN = $('main');
 const NUMERIC = ['INTEGER', 'INTEGER_POSITIVE', 'INTEGER_NEGATIVE', 'INTEGER_ZERO_OR_POSITIVE',
@@ -96,9 +96,15 @@ async function refreshLink() {
 
 async function afterLogin(fresh) {
   if (PAGE === 'status' && fresh) return location.reload(); // the hub renders what this user may see
-  const r = await api('GET', '/api/me?fields=id,username,displayName,organisationUnits,dataSets,authorities');
+  const r = await api('GET', '/api/me?fields=id,username,displayName,organisationUnits,dataSets,authorities,settings');
   if (!r.ok) { if (r.status !== 401) showError(t('Cannot load your account: {why}', {why: msgOf(r, r.status)})); return; }
-  const first = !ME;
+  const first = !ME, mine = r.body.settings || {};
+  if (fresh && (mine.keyUiLocale !== LANG || (LANG === 'bn' && mine.keyHubDigits !== DIGITS))) {
+    // this user reads another language (their DHIS2 user setting): the hub serves it
+    remember('hub_lang', mine.keyUiLocale);
+    remember('hub_digits', mine.keyHubDigits);
+    return location.reload();
+  }
   ME = r.body;
   $('who').textContent = `${ME.displayName || ME.username} (${ME.username})`;
   $('logout').hidden = $('sync-now').hidden = false;
@@ -626,6 +632,9 @@ setInterval(() => { if (!document.hidden) refreshLink(); }, REFRESH);
 api('GET', '/hub/session').then(r => r.body.loggedIn ? afterLogin() : showLogin(''))
   .catch(() => showError(t('Cannot reach the hub. Check the Wi-Fi, then reload the page.')));
 
+function remember(name, value) { // the logged-out pages (the login form) speak it too
+  if (value) document.cookie = `${name}=${encodeURIComponent(value)}; path=/; max-age=31536000; samesite=lax`;
+}
 // বাংলা | English (and the digits): the links work without JS (the hub keeps the choice in a
 // cookie); a logged-in reader's choice is also their DHIS2 user setting, the same on every laptop
 document.querySelectorAll('.lang a').forEach(a => a.addEventListener('click', async e => {
@@ -633,6 +642,6 @@ document.querySelectorAll('.lang a').forEach(a => a.addEventListener('click', as
   const key = a.dataset.lang ? 'keyUiLocale' : 'keyHubDigits', value = a.dataset.lang || a.dataset.digits;
   if (PAGE === 'entry' && FORM) await flush();
   if (ME) { try { await api('POST', '/api/userSettings', {[key]: value}); } catch (x) { /* the cookie still holds it */ } }
-  document.cookie = `${a.dataset.lang ? 'hub_lang' : 'hub_digits'}=${value}; path=/; max-age=31536000; samesite=lax`;
+  remember(a.dataset.lang ? 'hub_lang' : 'hub_digits', value);
   location.replace(location.pathname + location.hash);
 }));

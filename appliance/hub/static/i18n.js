@@ -4,7 +4,8 @@
 // come from the browser's CLDR data (Intl), in Bengali or Latin digits as the reader chose.
 const root = document.documentElement, meta = document.querySelector('meta[name="hub-i18n"]');
 export const LANG = root.lang || 'bn';
-export const BENGALI = LANG === 'bn' && root.dataset.digits !== 'latin';
+export const DIGITS = root.dataset.digits === 'latin' ? 'latin' : 'bengali';
+export const BENGALI = LANG === 'bn' && DIGITS === 'bengali';
 const TAG = LANG === 'bn' ? (BENGALI ? 'bn-BD-u-nu-beng' : 'bn-BD-u-nu-latn') : 'en-GB';
 let CAT = {};
 if (meta && LANG !== 'en') {
