@@ -521,7 +521,8 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                                      ok_type=(HTML,)),
     ("GET", "/hub/lists"): Op("Weekly lists page", {200: STR}, public=True, ok_type=(HTML,)),
     ("GET", "/hub/session"): Op("Whether the session cookie is still good", {200: obj(
-        {"loggedIn": BOOL, "username": nullable(STR)}, ("loggedIn",))}, public=True),
+        {"loggedIn": BOOL, "username": nullable(STR), "locale": STR, "digits": STR},
+        ("loggedIn",))}, public=True),
     ("GET", "/hub/i18n/{name}"): Op(
         "The pages' strings in one language (bn.json, en.json), from the .po catalogues",
         {200: obj(), 304: None}, (404,), (qp("v"),), public=True),

@@ -586,9 +586,13 @@ def setup(app: web.Application) -> None:
         # lets the page learn whether its cookie is still good without a 401 from the API:
         # the auth middleware answers 401s with a Basic challenge, and a browser then opens
         # its own password dialog over the page
+        # and which language the hub serves this reader now (hub.js reloads after a login
+        # into the user's own)
         user: User | None = request.get(USER_KEY)
+        tr = await lang.reader(request)
         return web.json_response({"loggedIn": user is not None,
-                                  "username": user.username if user else None},
+                                  "username": user.username if user else None,
+                                  "locale": tr.locale, "digits": tr.digits},
                                  headers={"Cache-Control": "no-store"})
 
     async def static(request: web.Request) -> web.Response:

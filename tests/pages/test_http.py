@@ -131,12 +131,14 @@ async def test_pages_are_public_small_cached_and_locked_down(hub: RunningHub,
     # the page asks whether its session cookie is good without provoking a 401
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
         async with browser.get(hub.url + "/hub/session") as r:
-            assert await r.json() == {"loggedIn": False, "username": None}
+            assert await r.json() == {"loggedIn": False, "username": None, "locale": "bn",
+                                      "digits": "bengali"}
         async with browser.post(hub.api("auth/login"), json={"username": "chcp",
                                                              "password": "district"}) as r:
             assert r.status == 200
         async with browser.get(hub.url + "/hub/session") as r:
-            assert await r.json() == {"loggedIn": True, "username": "chcp"}
+            assert await r.json() == {"loggedIn": True, "username": "chcp", "locale": "bn",
+                                      "digits": "bengali"}
 
 
 def _conflict(tx: Tx, ou: str, hub_value: str) -> None:

@@ -96,15 +96,17 @@ async function refreshLink() {
 
 async function afterLogin(fresh) {
   if (PAGE === 'status' && fresh) return location.reload(); // the hub renders what this user may see
-  const r = await api('GET', '/api/me?fields=id,username,displayName,organisationUnits,dataSets,authorities,settings');
-  if (!r.ok) { if (r.status !== 401) showError(t('Cannot load your account: {why}', {why: msgOf(r, r.status)})); return; }
-  const first = !ME, mine = r.body.settings || {};
-  if (fresh && (mine.keyUiLocale !== LANG || (LANG === 'bn' && mine.keyHubDigits !== DIGITS))) {
-    // this user reads another language (their DHIS2 user setting): the hub serves it
-    remember('hub_lang', mine.keyUiLocale);
-    remember('hub_digits', mine.keyHubDigits);
-    return location.reload();
+  if (fresh) { // this user may read another language (their DHIS2 user setting): the hub says which
+    const s = await api('GET', '/hub/session');
+    if (s.ok && s.body.locale && (s.body.locale !== LANG || (LANG === 'bn' && s.body.digits !== DIGITS))) {
+      remember('hub_lang', s.body.locale);
+      remember('hub_digits', s.body.digits);
+      return location.reload();
+    }
   }
+  const r = await api('GET', '/api/me?fields=id,username,displayName,organisationUnits,dataSets,authorities');
+  if (!r.ok) { if (r.status !== 401) showError(t('Cannot load your account: {why}', {why: msgOf(r, r.status)})); return; }
+  const first = !ME;
   ME = r.body;
   $('who').textContent = `${ME.displayName || ME.username} (${ME.username})`;
   $('logout').hidden = $('sync-now').hidden = false;
