@@ -27,6 +27,7 @@ COMMANDS = {
             "the hub's LAN resolver: dnsmasq answering [tls] name (and DHCP)"),
     "demo": ("appliance.demo.command", "national stand-in + hub + fleet on loopback"),
     "config": ("appliance.configcmd", "show the configuration reference or resolved values"),
+    "i18n": ("appliance.i18ncmd", "the Bangla/English catalogues: extract strings, check them"),
 }
 
 

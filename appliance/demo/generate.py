@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from . import bangla
 from . import catalog as c
 from . import registers as r
 from .values import expected_cell_mean
@@ -542,6 +543,7 @@ def build() -> dict[str, Any]:
     b.min_max()
     b.users()
     b.tracker()
+    bangla.translate(b.doc)  # the forms' Bangla names (issue 14)
     return b.doc
 
 

@@ -19,6 +19,7 @@ spec that needs more than ``id`` resolves such stubs through ``lookup(uid)``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -33,6 +34,8 @@ __all__ = [
     "Lookup",
     "Transformer",
     "get_prop",
+    "translated",
+    "DISPLAY_LOCALE",
     "parse_fields",
     "project",
     "project_all",
@@ -87,8 +90,41 @@ _WS = " \t\r\n"
 _PARAM_STOP = "()[],"  # `;` separates parameters
 
 
+# The locale display* properties are translated to (DHIS2's keyDbLocale or ``?locale=``), set
+# per request by the server; None: the stored names. A doc's ``translations`` are DHIS2's
+# ``[{property: NAME|SHORT_NAME|FORM_NAME|DESCRIPTION|..., locale, value}]``.
+DISPLAY_LOCALE: ContextVar[str | None] = ContextVar("display_locale", default=None)
+_TRANSLATED: dict[str, str] = {
+    "displayName": "NAME", "displayShortName": "SHORT_NAME", "displayDescription": "DESCRIPTION",
+    "displayFormName": "FORM_NAME", "displayInstruction": "INSTRUCTION",
+}
+
+
+def translated(obj: Mapping[str, object], key: str, locale: str | None) -> str | None:
+    """The ``locale`` translation of display property ``key`` (``displayName``...), if the
+    doc has one; ``displayFormName`` of a doc without a form name is its name's."""
+    prop = _TRANSLATED.get(key)
+    trs = obj.get("translations")
+    if prop is None or not locale or not isinstance(trs, list) or not trs:
+        return None
+    if prop == "FORM_NAME" and not obj.get("formName"):
+        prop = "NAME"
+    lang = locale.replace("-", "_").split("_")[0]
+    for t in trs:
+        if isinstance(t, Mapping) and t.get("property") == prop and isinstance(
+                t.get("locale"), str) and str(t["locale"]).split("_")[0] == lang and t.get("value"):
+            return str(t["value"])
+    return None
+
+
 def get_prop(obj: Mapping[str, object], key: str) -> object | None:
-    """``obj[key]``, with DHIS2's display* fallbacks; ``None`` when absent."""
+    """``obj[key]``, with DHIS2's display* fallbacks and translations; ``None`` when absent."""
+    if key in _TRANSLATED:
+        loc = DISPLAY_LOCALE.get()
+        if loc is not None:
+            text = translated(obj, key, loc)
+            if text is not None:
+                return text
     value = obj.get(key)
     if value is None:
         fallback = _DISPLAY_FALLBACK.get(key)
@@ -372,6 +408,12 @@ def _preset_items(obj: Mapping[str, object], presets: tuple[str, ...]
                     value = obj.get(sources[0])
                     if value is not None:
                         out[key] = value
+            loc = DISPLAY_LOCALE.get()
+            if loc is not None and obj.get("translations"):
+                for key in _TRANSLATED:
+                    text = translated(obj, key, loc)
+                    if text is not None:
+                        out[key] = text
         elif preset == "simple":
             for key, value in obj.items():
                 if value is not None and not isinstance(value, (Mapping, list)):

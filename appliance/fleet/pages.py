@@ -14,6 +14,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from ..i18n import N_, Tr, translator
 from . import charts
 from .alerts import STATE_RANK, Thresholds, age, when
 from .auth import Account
@@ -65,6 +66,9 @@ p.error{color:#b3261e;font-weight:600;margin:0}
 }
 dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:.15em 1em;background:#fff;
 padding:.5em;border:1px solid #e4e6e8}dl.kv dt{color:#555}dl.kv dd{margin:0}
+@media (max-width:700px){#hubs th:nth-child(2),#hubs td:nth-child(2){display:none}
+#hubs th:first-child,#hubs td:first-child{position:sticky;left:0;z-index:1;background:#fff;
+white-space:normal;min-width:7em;max-width:10em}#hubs th:first-child{background:#e9eef2;z-index:2}}
 """
 
 FILTER_JS = """
@@ -330,24 +334,44 @@ def _tls_html(tls: dict[str, Any] | None) -> str:
         + "</dl>")
 
 
-def _latest_table(hub: sqlite3.Row) -> str:
+# The latest sample's fields as the national team reads them (issue 14: labels, not keys);
+# marked for the catalogues, the key stays in the row's title for whoever greps the logs
+SAMPLE_LABELS = {
+    "cpu_pct": N_("CPU (%)"), "load1": N_("Load (1 min)"), "mem_pct": N_("Memory used (%)"),
+    "disk_pct": N_("Disk used (%)"), "disk_free_mb": N_("Disk free (MB)"),
+    "temp_c": N_("Temperature (°C)"), "throttled": N_("Throttling flags"),
+    "undervoltage_now": N_("Under-voltage now"), "undervoltage_seen": N_("Under-voltage seen"),
+    "throttled_now": N_("Throttled now"), "freq_capped_seen": N_("CPU speed capped"),
+    "sd_written_mb": N_("SD card written (MB)"), "ro_remount": N_("SD card read-only"),
+    "power_cuts": N_("Power cuts"), "ntp_synced": N_("Clock synchronised"),
+    "ntp_offset_s": N_("Clock offset, hub's estimate (s)"),
+    "integrity_ok": N_("Database check passed"), "modem_present": N_("Modem present"),
+    "link_up": N_("Link to national up"), "at": N_("Sampled"),
+    "pending": N_("Waiting for national"), "conflicts": N_("Open conflicts"),
+    "rejected": N_("Refused by national"), "lag_s": N_("Sync lag (s)"),
+    "last_success": N_("Last sync"), "uptime_s": N_("Up for (s)"), "boot_id": N_("Boot"),
+}
+
+
+def _latest_table(hub: sqlite3.Row, tr: Tr | None = None) -> str:
+    tr = tr or translator("en")
     if hub["sample_at"] is None:
-        return '<p class="muted">No sample yet.</p>'
+        return '<p class="muted">' + esc(tr("No sample yet.")) + "</p>"
     items: list[tuple[str, Any]] = [("at", when(hub["sample_at"]))]
     for col in SAMPLE_COLUMNS:
         v = hub[col]
-        label = "clock_offset_s (hub's estimate)" if col == "ntp_offset_s" else col
         if col == "throttled" and v is not None:
             v = hex(v)
         elif col in BOOL_COLUMNS and v is not None:
-            v = "yes" if v else "no"
-        items.append((label, v))
-    items += [("sync.pending", hub["pending"]), ("sync.conflicts", hub["conflicts"]),
-              ("sync.rejected", hub["rejected"]), ("sync.lag_s", hub["lag_s"]),
-              ("sync.last_success", when(hub["last_success"]) if hub["last_success"] else None),
+            v = tr("yes") if v else tr("no")
+        items.append((col, v))
+    items += [("pending", hub["pending"]), ("conflicts", hub["conflicts"]),
+              ("rejected", hub["rejected"]), ("lag_s", hub["lag_s"]),
+              ("last_success", when(hub["last_success"]) if hub["last_success"] else None),
               ("uptime_s", hub["uptime_s"]), ("boot_id", hub["boot_id"])]
     return '<dl class="kv">' + "".join(
-        f"<dt>{esc(k)}</dt><dd>{esc('–' if v is None else v)}</dd>" for k, v in items) + "</dl>"
+        f'<dt title="{esc(k)}">{esc(tr(SAMPLE_LABELS[k]) if k in SAMPLE_LABELS else k)}</dt>'
+        f"<dd>{esc('–' if v is None else v)}</dd>" for k, v in items) + "</dl>"
 
 
 def alerts_page(rows: list[sqlite3.Row], f: HubFilter, places: list[tuple[str, str, int]],

@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from ..i18n import N_, Tr, translator
+
 log = logging.getLogger(__name__)
 
 DISK_FULL_PCT = 90.0
@@ -65,14 +67,24 @@ class Fault(IntEnum):
     CLOCK = 6
 
 
-FAULT_TEXT = {
-    Fault.INTEGRITY: "database integrity check failed",
-    Fault.READ_ONLY: "data partition is read-only (SD card failing)",
-    Fault.DISK_FULL: f"data disk more than {DISK_FULL_PCT:.0f}% full",
-    Fault.UNDERVOLTAGE: "under-voltage now (power supply)",
-    Fault.OVERHEAT: f"overheating (more than {OVERHEAT_C:.0f} C)",
-    Fault.CLOCK: "clock not set or not synchronised",
+# What each fault means, as the status page and the fleet say it (marked for translation;
+# FAULT_TEXT is the English the health API and heartbeats carry)
+FAULT_WORDS = {
+    Fault.INTEGRITY: N_("database integrity check failed"),
+    Fault.READ_ONLY: N_("data partition is read-only (SD card failing)"),
+    Fault.DISK_FULL: N_("data disk more than {pct}% full"),
+    Fault.UNDERVOLTAGE: N_("under-voltage now (power supply)"),
+    Fault.OVERHEAT: N_("overheating (more than {celsius} C)"),
+    Fault.CLOCK: N_("clock not set or not synchronised"),
 }
+
+
+def fault_text(f: Fault, tr: Tr | None = None) -> str:
+    return (tr or translator("en"))(FAULT_WORDS[f], pct=int(DISK_FULL_PCT),
+                                    celsius=int(OVERHEAT_C))
+
+
+FAULT_TEXT = {f: fault_text(f) for f in Fault}
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,12 @@ from typing import Any
 
 from aiohttp import web
 
+from ..dhis2.fields import DISPLAY_LOCALE
 from ..errors import ApplianceError
 from ..httpserver import error_middleware
 from ..webguard import check_same_origin
 from .auth import NEW_SESSION, SESSION_COOKIE
+from .lang import display_locale
 from .web import AUTH, USER_KEY, Handler, message
 
 log = logging.getLogger(__name__)
@@ -67,7 +69,12 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         _challenge(request, resp)
         return resp
     request[USER_KEY] = user  # type: ignore[misc]
-    response = await handler(request)
+    # metadata's displayName & co in the reader's language (DHIS2's keyDbLocale, ?locale=)
+    token = DISPLAY_LOCALE.set(await display_locale(request, user))
+    try:
+        response = await handler(request)
+    finally:
+        DISPLAY_LOCALE.reset(token)
     sid = request.get(NEW_SESSION)
     if sid is not None:
         response.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="Lax", path="/")

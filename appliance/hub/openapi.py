@@ -298,6 +298,14 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                                                 {200: BOOL}),
     ("GET", "/api/userSettings"): Op("The user's settings", {200: obj({"keyUiLocale": ANY})},
                                      query=(multi("key"),)),
+    ("POST", "/api/userSettings"): Op(
+        "Set several of the user's settings (keyUiLocale: bn or en; keyHubDigits: bengali or "
+        "latin)", {200: MESSAGE}, (400, 409), body={JSON: obj()}),
+    ("GET", "/api/userSettings/{key}"): Op("One of the user's settings, as text", {200: STR},
+                                           (404, 409), ok_type=("text/plain",)),
+    ("POST", "/api/userSettings/{key}"): Op(
+        "Set one of the user's settings: ?value= or the body", {200: MESSAGE}, (400, 409),
+        (qp("value"),), body={"text/plain": STR}, body_required=False),
     ("GET", "/api/systemSettings"): Op("System settings", {200: obj({"keyUiLocale": ANY})},
                                        query=(multi("key"),)),
     ("POST", "/api/auth/login"): Op(
@@ -525,7 +533,11 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/hub/lists"): Op("Weekly lists page", {200: STR}, public=True, ok_type=(HTML,)),
     ("GET", "/hub/board"): Op("Reporting board page", {200: STR}, public=True, ok_type=(HTML,)),
     ("GET", "/hub/session"): Op("Whether the session cookie is still good", {200: obj(
-        {"loggedIn": BOOL, "username": nullable(STR)}, ("loggedIn",))}, public=True),
+        {"loggedIn": BOOL, "username": nullable(STR), "locale": STR, "digits": STR},
+        ("loggedIn",))}, public=True),
+    ("GET", "/hub/i18n/{name}"): Op(
+        "The pages' strings in one language (bn.json, en.json), from the .po catalogues",
+        {200: obj(), 304: None}, (404,), (qp("v"),), public=True),
     ("GET", "/hub/static/{name}"): Op(
         "The pages' scripts and style sheets", {200: STR, 304: None}, (404,), (qp("v"),),
         public=True, ok_type=("text/javascript", "text/css")),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -35,11 +36,14 @@ from aiohttp import web
 from .. import __version__
 from ..dhis2.timefmt import iso_z
 from ..health.api import health_payload
-from ..i18n import N_
+from ..health.leds import Fault, fault_text
+from ..i18n import LOCALE_NAMES, LOCALES, N_, Tr, js_catalog
 from ..store import synclog
 from ..store.metadata import MetadataIndex
 from ..store.users import User
-from . import tls
+from . import lang, tls
+from .events import event_words
+from .refusals import Names, refusal_words
 from .routes_hub import read_status
 from .web import CONFIG, ROLE, STATE, STORE, USER_KEY
 
@@ -47,13 +51,41 @@ STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}
 STATIC_FILES = ("hub.js", "hub.css", "dom.js", "people.js", "people.css", "https.js",
                 "i18n.js", "board.js", "board.css")
 # The register pages (people.js, people.css): page name -> (title, path)
-REGISTER_PAGES = {"people": ("People", "/hub/people"), "record": ("Person", "/hub/people"),
-                  "lists": ("Weekly lists", "/hub/lists")}
-NAV = [("entry", "Monthly forms", "/hub"), ("people", "People", "/hub/people"),
-       ("lists", "Weekly lists", "/hub/lists"), ("board", N_("Reporting board"), "/hub/board"),
-       ("status", "Hub status", "/hub/status")]
+REGISTER_PAGES = {"people": (N_("People"), "/hub/people"),
+                  "record": (N_("Person"), "/hub/people"),
+                  "lists": (N_("Weekly lists"), "/hub/lists")}
+NAV = [("entry", N_("Monthly forms"), "/hub"), ("people", N_("People"), "/hub/people"),
+       ("lists", N_("Weekly lists"), "/hub/lists"), ("board", N_("Reporting board"), "/hub/board"),
+       ("status", N_("Hub status"), "/hub/status")]
 REFRESH_MS = 10_000
 LIST_LIMIT = 200
+
+# Words of the pages' HTML (f-strings hide tr() calls from the extractor): key -> msgid
+WORDS = {
+    "language": N_("Language"),
+    "checking_link": N_("checking link…"),
+    "sync_now": N_("Sync now"),
+    "log_out": N_("Log out"),
+    "log_in": N_("Log in"),
+    "use_login": N_("Use your DHIS2 username and password."),
+    "username": N_("Username"),
+    "password": N_("Password"),
+    "hub_status": N_("Hub status"),
+    "hub": N_("Hub"),
+    "sync_with_national": N_("Sync with national"),
+    "hardware": N_("Hardware"),
+    "https_for_tablets": N_("HTTPS for tablets"),
+    "recent_sync_events": N_("Recent sync events"),
+    "conflict_log": N_("Conflict log"),
+    "refused_by_national": N_("Refused by national"),
+    "needs_js": N_("Data entry needs JavaScript. Use a current Chrome, Firefox or Edge."),
+}
+
+
+def words(tr: Tr) -> Callable[[str], str]:
+    """``w(key)``: WORDS[key] in the reader's language, HTML-escaped."""
+    return lambda key: escape(tr(WORDS[key]))
+
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
@@ -90,18 +122,46 @@ def _asset(body: bytes, content_type: str) -> Asset:
 
 def load_static() -> dict[str, Asset]:
     base = resources.files("appliance.hub").joinpath("static")
-    return {name: _asset(base.joinpath(name).read_bytes(), STATIC_TYPES[name[name.rfind("."):]])
-            for name in STATIC_FILES}
+    out = {name: _asset(base.joinpath(name).read_bytes(), STATIC_TYPES[name[name.rfind("."):]])
+           for name in STATIC_FILES}
+    # the scripts' catalogues (from the .po files): /hub/i18n/bn.json
+    for loc in LOCALES:
+        out[f"{loc}.json"] = _asset(json.dumps(js_catalog(loc), ensure_ascii=False,
+                                               sort_keys=True).encode(), "application/json")
+    return out
+
+
+def switch(tr: Tr) -> str:
+    """বাংলা | English, and in Bangla the digits: links that work without JS (the hub keeps
+    the choice in a cookie); hub.js also stores it as the user's keyUiLocale."""
+    w = words(tr)
+    langs = " | ".join(
+        f'<a href="?lang={loc}" lang="{loc}" data-lang="{loc}"' +
+        (' aria-current="true"' if loc == tr.locale else "") + f">{LOCALE_NAMES[loc]}</a>"
+        for loc in LOCALES)
+    digits = ""
+    if tr.locale == "bn":
+        digits = " · " + " | ".join(
+            f'<a href="?digits={d}" data-digits="{d}"' +
+            (' aria-current="true"' if d == tr.digits else "") + f' title="{escape(tr(title))}">'
+            f"{text}</a>" for d, text, title in (
+                ("bengali", "১২৩", N_("Bengali digits")), ("latin", "123", N_("Latin digits"))))
+    return (f'<span class="lang" role="group" aria-label="{w("language")}">'
+            f"{langs}{digits}</span>")
 
 
 def shell(page: str, title: str, hub_name: str, assets: dict[str, Asset], main: str = "",
-          https: str | None = None) -> str:
+          https: str | None = None, tr: Tr | None = None) -> str:
     """The HTML both pages share: header bar, login form, and the main part. ``https``: the
-    hub's HTTPS host, offered (after a probe) to a laptop on plain HTTP."""
+    hub's HTTPS host, offered (after a probe) to a laptop on plain HTTP. ``tr``: the reader's
+    language (the page's ``lang``; its scripts load the matching catalogue)."""
+    tr = tr or Tr()
+    w = words(tr)
+
     def v(name: str) -> str:
         return f"/hub/static/{name}?v={assets[name].etag.strip(chr(34))}"
     other = " ".join(f'<a href="{href}"' + (' aria-current="page"' if p == page else "") +
-                     f">{escape(label)}</a>" for p, label, href in NAV)
+                     f">{escape(tr(label))}</a>" for p, label, href in NAV)
     extra = ""
     if page in REGISTER_PAGES:
         extra = (f'<link rel="stylesheet" href="{v("people.css")}">\n'
@@ -114,41 +174,44 @@ def shell(page: str, title: str, hub_name: str, assets: dict[str, Asset], main: 
     if https:  # the offer to switch to HTTPS (https.js probes the address first)
         refresh += (f'<meta name="hub-https" content="{escape(https)}">\n'
                     f'<script src="{v("https.js")}" type="module"></script>\n')
+    cat = f"{tr.locale}.json"
+    refresh += (f'<meta name="hub-i18n" content="/hub/i18n/{cat}?v='
+                f'{assets[cat].etag.strip(chr(34))}">\n')
     return f"""<!doctype html>
-<html lang="en">
+<html lang="{tr.locale}" data-digits="{'bengali' if tr.bengali_digits else 'latin'}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(title)} · {escape(hub_name)}</title>
+<title>{escape(tr(title))} · {escape(hub_name)}</title>
 <link rel="stylesheet" href="{v('hub.css')}">
 <script src="{v('hub.js')}" type="module"></script>
 {extra}{refresh}</head>
 <body data-page="{page}" data-refresh="{REFRESH_MS}" data-version="{escape(__version__)}">
 <header class="bar">
  <strong class="brand">{escape(hub_name)}</strong>
- <span id="link" class="pill" role="status">checking link…</span>
+ <span id="link" class="pill" role="status">{w("checking_link")}</span>
  <span id="pending" class="muted"></span>
- <button type="button" id="sync-now" hidden>Sync now</button>
+ <button type="button" id="sync-now" hidden>{w("sync_now")}</button>
  <span id="sync-msg" class="muted" role="status"></span>
  <nav>{other}</nav>
  <span class="spacer"></span>
+ {switch(tr)}
  <span id="who"></span>
- <button type="button" id="logout" hidden>Log out</button>
+ <button type="button" id="logout" hidden>{w("log_out")}</button>
 </header>
-<noscript><p class="banner err">Data entry needs JavaScript. Use a current Chrome, Firefox
-or Edge.</p></noscript>
+<noscript><p class="banner err">{w("needs_js")}</p></noscript>
 <main id="main">{main}</main>
 <section id="login" hidden aria-labelledby="login-h">
- <h1 id="login-h">Log in</h1>
- <p class="muted">Use your DHIS2 username and password.</p>
+ <h1 id="login-h">{w("log_in")}</h1>
+ <p class="muted">{w("use_login")}</p>
  <form id="login-form" method="post" action="/dhis-web-commons-security/login.action">
-  <label for="username">Username</label>
+  <label for="username">{w("username")}</label>
   <input id="username" name="j_username" autocomplete="username" autocapitalize="none"
    spellcheck="false" required>
-  <label for="password">Password</label>
+  <label for="password">{w("password")}</label>
   <input id="password" name="j_password" type="password" autocomplete="current-password"
    required>
-  <button type="submit" id="login-btn" class="primary">Log in</button>
+  <button type="submit" id="login-btn" class="primary">{w("log_in")}</button>
   <p id="login-error" class="err" role="alert"></p>
  </form>
 </section>
@@ -176,15 +239,16 @@ def _e(v: Any) -> str:
     return "—" if v is None or v == "" else escape(str(v))
 
 
-def dur(seconds: float) -> str:
+def dur(seconds: float, tr: Tr | None = None) -> str:
+    tr = tr or Tr("en")
     s = max(0.0, float(seconds))
     if s < 90:
-        return f"{s:.0f} s"
+        return tr("{n} s", n=round(s))
     if s < 5400:
-        return f"{s / 60:.0f} min"
+        return tr("{n} min", n=round(s / 60))
     if s < 172800:
-        return f"{s / 3600:.0f} h"
-    return f"{s / 86400:.0f} days"
+        return tr("{n} h", n=round(s / 3600))
+    return tr("{n} days", n=round(s / 86400))
 
 
 def _parse(ts: str | None) -> datetime | None:
@@ -197,8 +261,9 @@ def _parse(ts: str | None) -> datetime | None:
     return d if d.tzinfo else d.replace(tzinfo=UTC)  # DHIS2 times without a zone are UTC
 
 
-def when(ts: str | None, with_age: bool = False) -> str:
+def when(ts: str | None, with_age: bool = False, tr: Tr | None = None) -> str:
     """A ``<time>`` the JS shows in the laptop's local time; UTC without JS."""
+    tr = tr or Tr("en")
     d = _parse(ts)
     if d is None:
         return _e(ts)
@@ -206,101 +271,118 @@ def when(ts: str | None, with_age: bool = False) -> str:
     age = ""
     if with_age:
         secs = time.time() - d.timestamp()
-        age = f" ({dur(secs)} ago)" if secs >= 0 else " (in the future: check the clock)"
+        age = " (" + (tr("{age} ago", age=dur(secs, tr)) if secs >= 0
+                      else tr("in the future: check the clock")) + ")"
     return (f'<time datetime="{iso_z(d.timestamp())}">'
-            f'{d.strftime("%Y-%m-%d %H:%M")} UTC</time>{escape(age)}')
+            f'{escape(tr.datetime(d))} UTC</time>{escape(age)}')
 
 
-def _kv(rows: Iterable[tuple[str, str]]) -> str:
-    return '<dl class="kv">' + "".join(f"<dt>{escape(k)}</dt><dd>{v}</dd>" for k, v in rows) + \
-        "</dl>"
+def _kv(rows: Iterable[tuple[str, str]], tr: Tr) -> str:
+    return '<dl class="kv">' + "".join(f"<dt>{escape(tr(k))}</dt><dd>{v}</dd>"
+                                       for k, v in rows) + "</dl>"
 
 
 def _table(id_: str, cols: Sequence[tuple[str, Callable[[dict[str, Any]], str]]],
-           rows: Sequence[dict[str, Any]], empty: str) -> str:
+           rows: Sequence[dict[str, Any]], empty: str, tr: Tr) -> str:
     if not rows:
-        return f'<p class="muted" id="{id_}">{escape(empty)}</p>'
-    head = "".join(f'<th scope="col">{escape(c)}</th>' for c, _ in cols)
+        return f'<p class="muted" id="{id_}">{escape(tr(empty))}</p>'
+    head = "".join(f'<th scope="col">{escape(tr(c))}</th>' for c, _ in cols)
     body = "".join("<tr>" + "".join(f"<td>{f(r)}</td>" for _, f in cols) + "</tr>" for r in rows)
     return (f'<div class="tw" id="{id_}"><table class="list"><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table></div>")
 
 
-def _yn(v: Any, yes: str, no: str) -> str:
-    return "unknown" if v is None else yes if v else no
+def _yn(v: Any, yes: str, no: str, tr: Tr) -> str:
+    return tr("unknown") if v is None else tr(yes) if v else tr(no)
 
 
 LED_STATUS = {
-    "booting": "both LEDs lit: the hub is starting",
-    "synced": "green steady: serving, online, everything accepted by national",
-    "waiting": "green blinking slowly: serving; offline or data waiting to go to national",
-    "syncing": "green blinking fast: syncing with national now",
-    "shutdown": "both dark: shutting down",
+    "booting": N_("both LEDs lit: the hub is starting"),
+    "synced": N_("green steady: serving, online, everything accepted by national"),
+    "waiting": N_("green blinking slowly: serving; offline or data waiting to go to national"),
+    "syncing": N_("green blinking fast: syncing with national now"),
+    "shutdown": N_("both dark: shutting down"),
 }
 
 
-def led_words(led: dict[str, Any] | None) -> str:
+def _fault(f: dict[str, Any], tr: Tr) -> str:
+    try:
+        return fault_text(Fault[str(f.get("name", "")).upper()], tr)
+    except KeyError:
+        return str(f.get("text"))
+
+
+def led_words(led: dict[str, Any] | None, tr: Tr | None = None) -> str:
     """The LED state as the IT focal point would describe what they see (health/LEDS.md)."""
+    tr = tr or Tr("en")
     if not led:
-        return "unknown: the health agent has not reported yet"
-    words = LED_STATUS.get(str(led.get("status")), str(led.get("status")))
+        return tr("unknown: the health agent has not reported yet")
+    status = str(led.get("status"))
+    words = tr(LED_STATUS[status]) if status in LED_STATUS else status
     faults = led.get("faults") or []
     if not faults:
-        return words + "; red off (no fault)"
+        return words + "; " + tr("red off (no fault)")
     first = faults[0]
     n = int(first.get("code") or 0)
-    words += f"; red blinks {n} time{'s' if n != 1 else ''}: {first.get('text')}"
+    words += "; " + (tr("red blinks {n} time: {fault}", n=n, fault=_fault(first, tr)) if n == 1
+                     else tr("red blinks {n} times: {fault}", n=n, fault=_fault(first, tr)))
     for f in faults[1:]:
-        words += f"; also: {f.get('text')}"
+        words += "; " + tr("also: {fault}", fault=_fault(f, tr))
     return words
 
 
-def _hardware(h: dict[str, Any]) -> str:
+def _hardware(h: dict[str, Any], tr: Tr) -> str:
     s = h.get("sample") or {}
     age = h.get("sample_age_s")
-    disk = "unknown" if s.get("disk_pct") is None else \
-        f"{s['disk_pct']} % used, {_e(s.get('disk_free_mb'))} MB free"
-    uv = _yn(s.get("undervoltage_now"), "UNDER-VOLTAGE NOW", "no") + \
-        (" (seen since boot)" if s.get("undervoltage_seen") else "")
+    disk = tr("unknown") if s.get("disk_pct") is None else tr(
+        "{pct} % used, {mb} MB free", pct=tr.num(s["disk_pct"]), mb=tr.num(s.get("disk_free_mb")))
+    uv = _yn(s.get("undervoltage_now"), N_("UNDER-VOLTAGE NOW"), N_("no"), tr) + \
+        (" " + tr("(seen since boot)") if s.get("undervoltage_seen") else "")
     return _kv([
-        ("LEDs", escape(led_words(h.get("led")))),
-        ("Latest sample", when(s.get("at")) + (f" ({dur(age)} old)" if age is not None else "")
-         if s else "none yet: the health agent is not running"),
-        ("Temperature", "unknown" if s.get("temp_c") is None else f"{_e(s['temp_c'])} °C"),
-        ("Under-voltage", escape(uv)),
-        ("Throttled", _yn(s.get("throttled_now"), "yes", "no")),
-        ("Disk", escape(disk)),
-        ("Power cuts", _e(h.get("power_cuts"))),
-        ("Clock", _yn(s.get("ntp_synced"), "synchronised", "NOT synchronised")),
-        ("Memory / CPU", f"{_e(s.get('mem_pct'))} % / {_e(s.get('cpu_pct'))} %" if s
-         else "unknown"),
-        ("Database check", _yn(s.get("integrity_ok"), "ok", "FAILED")),
-        ("SD card", _yn(s.get("ro_remount"), "READ-ONLY: failing", "writable")),
-        ("Modem", _yn(s.get("modem_present"), "present", "absent")),
-        ("Heartbeats queued", _e(h.get("heartbeats_queued"))),
-    ])
+        (N_("LEDs"), escape(led_words(h.get("led"), tr))),
+        (N_("Latest sample"), when(s.get("at"), tr=tr) + (
+            " (" + escape(tr("{age} old", age=dur(age, tr))) + ")" if age is not None else "")
+         if s else escape(tr("none yet: the health agent is not running"))),
+        (N_("Temperature"), escape(tr("unknown")) if s.get("temp_c") is None
+         else escape(tr.num(s["temp_c"])) + " °C"),
+        (N_("Under-voltage"), escape(uv)),
+        (N_("Throttled"), escape(_yn(s.get("throttled_now"), N_("yes"), N_("no"), tr))),
+        (N_("Disk"), escape(disk)),
+        (N_("Power cuts"), escape(tr.num(h.get("power_cuts")))),
+        (N_("Clock"), escape(_yn(s.get("ntp_synced"), N_("synchronised"),
+                                 N_("NOT synchronised"), tr))),
+        (N_("Memory / CPU"), escape(f"{tr.num(s.get('mem_pct'))} % / {tr.num(s.get('cpu_pct'))} %")
+         if s else escape(tr("unknown"))),
+        (N_("Database check"), escape(_yn(s.get("integrity_ok"), N_("ok"), N_("FAILED"), tr))),
+        (N_("SD card"), escape(_yn(s.get("ro_remount"), N_("READ-ONLY: failing"), N_("writable"),
+                                   tr))),
+        (N_("Modem"), escape(_yn(s.get("modem_present"), N_("present"), N_("absent"), tr))),
+        (N_("Heartbeats queued"), escape(tr.num(h.get("heartbeats_queued")))),
+    ], tr)
 
 
 TLS_STATE = {
-    "ok": "serving a valid certificate",
-    "renewing": "serving; a new certificate is being obtained from national",
-    "none": "NO CERTIFICATE YET: tablets cannot connect until national issues one",
-    "expired": "CERTIFICATE EXPIRED: tablets cannot connect until it is renewed",
+    "ok": N_("serving a valid certificate"),
+    "renewing": N_("serving; a new certificate is being obtained from national"),
+    "none": N_("NO CERTIFICATE YET: tablets cannot connect until national issues one"),
+    "expired": N_("CERTIFICATE EXPIRED: tablets cannot connect until it is renewed"),
 }
 
 
-def _https(t: dict[str, Any]) -> str:
+def _https(t: dict[str, Any], tr: Tr) -> str:
     """The certificate tablets see, as the IT focal point checks it."""
     days = t.get("days_left")
+    state = str(t.get("state"))
     return _kv([
-        ("Tablet server URL", f"<code>{_e(t.get('url'))}</code>"),
-        ("Certificate", escape(TLS_STATE.get(str(t.get("state")), str(t.get("state"))))),
-        ("Valid until", when(t.get("not_after")) + (
-            f" ({days:.0f} days left)" if isinstance(days, (int, float)) and days > 0 else "")),
-        ("Issued by", _e(t.get("issuer"))),
-        ("Fingerprint (SHA-256)", f"<code>{_e(t.get('fingerprint'))}</code>"),
-        ("Last renewal error", _e(t.get("last_error") or "none")),
-    ])
+        (N_("Tablet server URL"), f"<code>{_e(t.get('url'))}</code>"),
+        (N_("Certificate"), escape(tr(TLS_STATE[state]) if state in TLS_STATE else state)),
+        (N_("Valid until"), when(t.get("not_after"), tr=tr) + (
+            " (" + escape(tr("{n} days left", n=round(days))) + ")"
+            if isinstance(days, (int, float)) and days > 0 else "")),
+        (N_("Issued by"), _e(t.get("issuer"))),
+        (N_("Fingerprint (SHA-256)"), f"<code>{_e(t.get('fingerprint'))}</code>"),
+        (N_("Last renewal error"), _e(t.get("last_error") or tr("none"))),
+    ], tr)
 
 
 def _scoped_lists(conn: Any, index: MetadataIndex, user: User
@@ -318,18 +400,28 @@ def _scoped_lists(conn: Any, index: MetadataIndex, user: User
     return conflicts, rejections
 
 
+LINK_WORDS = {"up": N_("online"), "down": N_("offline"), "unknown": N_("not checked yet")}
+REJECTION_NOW = {"pending": N_("edited again: waiting for national"),
+                 "synced": N_("accepted by national")}
+CONFLICT_REASON = {"hub": N_("the hub's value was kept"),
+                   "national": N_("national's value was kept")}
+
+
 def status_main(request: web.Request, raw: dict[str, Any], health: dict[str, Any],
-                lists: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None) -> str:
+                lists: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None,
+                tr: Tr | None = None) -> str:
+    tr = tr or Tr("en")
+    w = words(tr)
     cfg, index = request.app[CONFIG], request.app[STATE].index
     st, values, regs = raw["state"], raw["values"], raw["registrations"]
     tracker = raw.get("tracker") or {}
     pending = values["pending"] + regs.get("pending", 0) + tracker.get("pending", 0)
     rejected = values["rejected"] + regs.get("rejected", 0) + tracker.get("rejected", 0)
     link = st.get("link", "unknown")
+    names = Names(index, tr.locale)
 
     def name(uid: str | None) -> str:
-        doc = index.get(uid or "") or {}
-        return _e(doc.get("displayName") or doc.get("name") or uid)
+        return _e(names.name(uid))
 
     def item(r: dict[str, Any]) -> str:
         if r.get("de"):
@@ -339,82 +431,107 @@ def status_main(request: web.Request, raw: dict[str, Any], health: dict[str, Any
             what = r.get("attribute") or r.get("dataElement")
             uid = r.get("uid") or r.get("te") or r.get("event") or ""
             return f"{_e(r['entity'])} {_e(uid)}" + (f" · {name(what)}" if what else "")
-        return f"completion of {name(r.get('ds') or r.get('data_set'))}"
+        return escape(tr("completion of {form}", form=names.name(r.get("ds") or r.get("data_set"))))
 
     counts = "".join(
         f'<div class="card{" alert" if bad and n else ""}" data-count="{k}">'
-        f'<span class="big-n">{n}</span>{escape(t)}</div>'
-        for k, n, t, bad in (("pending", pending, "waiting for national", False),
-                             ("synced", values["synced"], "values accepted by national", False),
-                             ("conflicts", raw["conflicts"], "open conflicts", True),
-                             ("rejected", rejected, "refused by national", True)))
+        f'<span class="big-n">{escape(tr.num(n))}</span>{escape(tr(t))}</div>'
+        for k, n, t, bad in (("pending", pending, N_("waiting for national"), False),
+                             ("synced", values["synced"], N_("values accepted by national"),
+                              False),
+                             ("conflicts", raw["conflicts"], N_("open conflicts"), True),
+                             ("rejected", rejected, N_("refused by national"), True)))
     hub = _kv([
-        ("Name", _e(cfg.get("hub", "name"))), ("Hub id", _e(cfg.get("hub", "id"))),
-        ("Software", _e(__version__)), ("DHIS2 API", _e(cfg.get("hub", "dhis2_version"))),
-        ("Up for", dur(time.time() - request.app[STATE].started)),
-        ("Role", _e(request.app[ROLE])), ("Metadata version", _e(index.version)),
-    ])
+        (N_("Name"), _e(cfg.get("hub", "name"))), (N_("Hub id"), _e(cfg.get("hub", "id"))),
+        (N_("Software"), _e(__version__)), (N_("DHIS2 API"), _e(cfg.get("hub", "dhis2_version"))),
+        (N_("Up for"), escape(dur(time.time() - request.app[STATE].started, tr))),
+        (N_("Role"), _e(request.app[ROLE])), (N_("Metadata version"), _e(tr.num(index.version))),
+    ], tr)
+    offset = st.get("clock_offset_s")
     sync = _kv([
-        ("Link", {"up": "online", "down": "offline"}.get(link, "not checked yet")),
-        ("Syncing now", "yes" if st.get("syncing") == "1" else "no"),
-        ("Last success", when(st.get("last_success"), True)),
-        ("Last attempt", when(st.get("last_attempt"), True)),
-        ("Last error", _e(st.get("last_error") or "none")),
-        ("Waiting", f"{values['pending']} value(s), {regs.get('pending', 0)} completion(s)"),
-        ("Sent / received", f"{int(float(st.get('bytes_sent') or 0)) // 1024} KB / "
-                            f"{int(float(st.get('bytes_received') or 0)) // 1024} KB"),
-        ("Clock offset", _e(st.get("clock_offset_s")) + " s" if st.get("clock_offset_s")
-         else "unknown"),
-        ("National", _e(cfg.get("national", "url") or "not configured")),
-    ])
+        (N_("Link"), escape(tr(LINK_WORDS.get(link, LINK_WORDS["unknown"])))),
+        (N_("Syncing now"), escape(tr("yes") if st.get("syncing") == "1" else tr("no"))),
+        (N_("Last success"), when(st.get("last_success"), True, tr)),
+        (N_("Last attempt"), when(st.get("last_attempt"), True, tr)),
+        (N_("Last error"), _e(st.get("last_error") or tr("none"))),
+        (N_("Waiting"), escape(tr("{values} value(s), {completions} completion(s)",
+                                  values=values["pending"], completions=regs.get("pending", 0)))),
+        (N_("Sent / received"), escape(tr(
+            "{sent} KB / {received} KB",
+            sent=int(float(st.get("bytes_sent") or 0)) // 1024,
+            received=int(float(st.get("bytes_received") or 0)) // 1024))),
+        (N_("Clock offset"), escape(tr("{n} s", n=float(offset))) if offset
+         else escape(tr("unknown"))),
+        (N_("National"), _e(cfg.get("national", "url") or tr("not configured"))),
+    ], tr)
+
+    def event(e: dict[str, Any]) -> str:
+        words, details = event_words(e, tr)
+        return escape(words) + (f'<br><small class="muted details">{escape(details)}</small>'
+                                if details else "")
+
     parts = [
-        '<h1 class="big">Hub status</h1>', f'<div class="counts" id="counts">{counts}</div>',
+        f'<h1 class="big">{w("hub_status")}</h1>',
+        f'<div class="counts" id="counts">{counts}</div>',
         '<div class="grid">',
-        f'<div class="card" id="hub"><h2>Hub</h2>{hub}</div>',
-        f'<div class="card" id="sync"><h2>Sync with national</h2>{sync}</div>',
-        f'<div class="card" id="hardware"><h2>Hardware</h2>{_hardware(health)}</div>',
-        *([f'<div class="card" id="https"><h2>HTTPS for tablets</h2>{_https(raw["tls"])}</div>']
-          if raw.get("tls") else []),
-        "</div>", '<h2 class="big">Recent sync events</h2>',
-        _table("events", [("When", lambda e: when(e["at"])), ("Level", lambda e: _e(e["level"])),
-                          ("Kind", lambda e: _e(e["kind"])),
-                          ("What happened", lambda e: _e(e["message"]))],
-               raw["events"], "No sync events yet."),
+        f'<div class="card" id="hub"><h2>{w("hub")}</h2>{hub}</div>',
+        f'<div class="card" id="sync"><h2>{w("sync_with_national")}</h2>{sync}</div>',
+        f'<div class="card" id="hardware"><h2>{w("hardware")}</h2>'
+        f"{_hardware(health, tr)}</div>",
+        *([f'<div class="card" id="https"><h2>{w("https_for_tablets")}</h2>'
+           f'{_https(raw["tls"], tr)}</div>'] if raw.get("tls") else []),
+        "</div>", f'<h2 class="big">{w("recent_sync_events")}</h2>',
+        _table("events", [(N_("When"), lambda e: when(e["at"], tr=tr)),
+                          (N_("What happened"), event)],
+               raw["events"], N_("No sync events yet."), tr),
     ]
     if lists is None:
-        parts.append('<p class="banner" id="login-note">Log in to see the conflict log and the '
-                     "values national refused.</p>")
+        parts.append('<p class="banner" id="login-note">' + escape(tr(
+            "Log in to see the conflict log and the values national refused.")) + "</p>")
         return "\n".join(parts)
     conflicts, rejections = lists
 
     def side(r: dict[str, Any], who: str) -> str:
-        value = "deleted" if r[f"{who}_deleted"] else _e(r[f"{who}_value"])
-        return f"<b>{value}</b><br>{_e(r[f'{who}_user'])}<br>{when(r[f'{who}_at'])}"
+        value = escape(tr("deleted")) if r[f"{who}_deleted"] else _e(r[f"{who}_value"])
+        return f"<b>{value}</b><br>{_e(r[f'{who}_user'])}<br>{when(r[f'{who}_at'], tr=tr)}"
+
+    def why(r: dict[str, Any]) -> str:
+        return escape(tr(CONFLICT_REASON[r["winner"]]) if r["winner"] in CONFLICT_REASON
+                      else str(r["winner"])) + \
+            f'<br><small class="muted details">{_e(r["reason"])} ({_e(r["policy"])})</small>'
+
+    def refusal(r: dict[str, Any]) -> str:
+        words = refusal_words(r.get("error_code"), r.get("message"), tr)
+        return escape(words) + '<br><small class="muted details">' + _e(r["message"]) + (
+            f" ({_e(r['error_code'])})" if r["error_code"] else "") + "</small>"
 
     where: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
-        ("Period", lambda r: _e(r.get("pe"))), ("Org unit", lambda r: name(r.get("ou") or r.get("org_unit")))]
+        (N_("Period"), lambda r: escape(tr.period(str(r.get("pe") or ""))) if r.get("pe")
+         else "—"),
+        (N_("Org unit"), lambda r: name(r.get("ou") or r.get("org_unit")))]
     parts += [
-        '<h2 class="big" id="conflicts">Conflict log</h2>',
-        '<p class="muted">The same value was changed here and at national. The losing value '
-        "is kept here until someone resolves it.</p>",
+        f'<h2 class="big" id="conflicts">{w("conflict_log")}</h2>',
+        '<p class="muted">' + escape(tr(
+            "The same value was changed here and at national. The losing value is kept here "
+            "until someone resolves it.")) + "</p>",
         _table("conflict-log", [
-            ("Detected", lambda r: when(r["detected_at"])), ("Item", item), *where,
-            ("Hub value · by · at", lambda r: side(r, "hub")),
-            ("National value · by · at", lambda r: side(r, "national")),
-            ("Winner", lambda r: _e(r["winner"])),
-            ("Why", lambda r: f"{_e(r['reason'])} ({_e(r['policy'])})"),
-            ("Status", lambda r: f"resolved by {_e(r['resolved_by'])}" if r["resolved_at"]
-             else "open")], conflicts, "No conflicts."),
-        '<h2 class="big" id="rejections">Refused by national</h2>',
+            (N_("Detected"), lambda r: when(r["detected_at"], tr=tr)), (N_("Item"), item),
+            *where,
+            (N_("Hub value · by · at"), lambda r: side(r, "hub")),
+            (N_("National value · by · at"), lambda r: side(r, "national")),
+            (N_("Outcome"), why),
+            (N_("Status"), lambda r: escape(tr("resolved by {user}", user=r["resolved_by"]))
+             if r["resolved_at"] else escape(tr("open")))], conflicts, N_("No conflicts."), tr),
+        f'<h2 class="big" id="rejections">{w("refused_by_national")}</h2>',
         _table("rejection-list", [
-            ("When", lambda r: when(r["at"])), ("Entered by", lambda r: _e(r["username"])),
-            ("Item", item), *where, ("Value", lambda r: _e(r["value"])),
-            ("Reason", lambda r: _e(r["message"]) + (f" ({_e(r['error_code'])})"
-                                                     if r["error_code"] else "")),
-            ("Now", lambda r: "still refused" if r["state"] == "rejected" else _e(
-                {"pending": "edited again: waiting for national",
-                 "synced": "accepted by national"}.get(r["state"] or "", r["state"])))],
-            rejections, "Nothing was refused."),
+            (N_("When"), lambda r: when(r["at"], tr=tr)),
+            (N_("Entered by"), lambda r: _e(r["username"])),
+            (N_("Item"), item), *where, (N_("Value"), lambda r: _e(r["value"])),
+            (N_("Reason"), refusal),
+            (N_("Now"), lambda r: escape(tr("still refused")) if r["state"] == "rejected" else
+             escape(tr(REJECTION_NOW[r["state"]]) if r["state"] in REJECTION_NOW
+                    else str(r["state"])))],
+            rejections, N_("Nothing was refused."), tr),
     ]
     return "\n".join(parts)
 
@@ -425,23 +542,31 @@ def setup(app: web.Application) -> None:
     assets = load_static()
     hub_name = str(app[CONFIG].get("hub", "name"))
     # the shells, built once per HTTPS offer (none, or the hub's name once its certificate
-    # is served): (title, page) -> Asset
-    shells: dict[str | None, dict[str, Asset]] = {}
+    # is served) and language: (offer, locale, digits) -> page -> Asset
+    shells: dict[tuple[str | None, str, str], dict[str, Asset]] = {}
 
-    def page_shell(request: web.Request, name: str) -> tuple[Asset, str | None]:
+    async def page_shell(request: web.Request, name: str) -> tuple[Asset, str | None, Tr]:
         offer = tls.https_offer(request.app)
-        built = shells.get(offer)
+        tr = await lang.reader(request)
+        built = shells.get((offer, tr.locale, tr.digits))
         if built is None:
-            titles = {"entry": "Monthly forms", "board": N_("Reporting board"),
+            titles = {"entry": N_("Monthly forms"), "board": N_("Reporting board"),
                       **{n: title for n, (title, _path) in REGISTER_PAGES.items()}}
-            built = shells[offer] = {
-                n: _asset(shell(n, t, hub_name, assets, https=offer).encode(), "text/html")
+            built = shells[(offer, tr.locale, tr.digits)] = {
+                n: _asset(shell(n, t, hub_name, assets, https=offer, tr=tr).encode(),
+                          "text/html")
                 for n, t in titles.items()}
-        return built[name], offer
+        return built[name], offer, tr
+
+    async def shell_reply(request: web.Request, name: str) -> web.Response:
+        page, offer, tr = await page_shell(request, name)
+        resp = _reply(request, page, "no-cache", offer)
+        resp.headers["Vary"] = "Accept-Encoding, Cookie"  # the reader's language
+        lang.remember(request, resp, tr)
+        return resp
 
     async def entry(request: web.Request) -> web.Response:
-        page, offer = page_shell(request, "entry")
-        return _reply(request, page, "no-cache", offer)
+        return await shell_reply(request, "entry")
 
     async def status(request: web.Request) -> web.Response:
         store, index = request.app[STORE], request.app[STATE].index
@@ -452,10 +577,12 @@ def setup(app: web.Application) -> None:
         lists = None if user is None else await store.read(
             lambda c: _scoped_lists(c, index, user))
         offer = tls.https_offer(request.app)
-        html = shell("status", "Hub status", hub_name, assets,
-                     status_main(request, raw, health, lists), https=offer)
+        tr = await lang.reader(request)
+        html = shell("status", N_("Hub status"), hub_name, assets,
+                     status_main(request, raw, health, lists, tr), https=offer, tr=tr)
         resp = web.Response(text=html, content_type="text/html", charset="utf-8",
                             headers={"Cache-Control": "no-store", **security_headers(offer)})
+        lang.remember(request, resp, tr)
         resp.enable_compression()
         return resp
 
@@ -463,9 +590,13 @@ def setup(app: web.Application) -> None:
         # lets the page learn whether its cookie is still good without a 401 from the API:
         # the auth middleware answers 401s with a Basic challenge, and a browser then opens
         # its own password dialog over the page
+        # and which language the hub serves this reader now (hub.js reloads after a login
+        # into the user's own)
         user: User | None = request.get(USER_KEY)
+        tr = await lang.reader(request)
         return web.json_response({"loggedIn": user is not None,
-                                  "username": user.username if user else None},
+                                  "username": user.username if user else None,
+                                  "locale": tr.locale, "digits": tr.digits},
                                  headers={"Cache-Control": "no-store"})
 
     async def static(request: web.Request) -> web.Response:
@@ -479,9 +610,17 @@ def setup(app: web.Application) -> None:
     def register_page(name: str) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.Response:
             # the shell holds no data: the page's JS reads it with the user's session
-            page, offer = page_shell(request, name)
-            return _reply(request, page, "no-cache", offer)
+            return await shell_reply(request, name)
         return handler
+
+    async def catalogue(request: web.Request) -> web.Response:
+        # the scripts' strings in one language, linked by content hash like the assets
+        name = request.match_info["name"]
+        asset = assets.get(name) if name.endswith(".json") else None
+        if asset is None:
+            raise web.HTTPNotFound()
+        cache = "public, max-age=31536000, immutable" if request.query.get("v") else "no-cache"
+        return _reply(request, asset, cache)
 
     app.router.add_get("/hub/people", register_page("people"))
     app.router.add_get("/hub/people/{uid}", register_page("record"))
@@ -492,3 +631,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/hub/status", status)
     app.router.add_get("/hub/session", session)
     app.router.add_get("/hub/static/{name}", static)
+    app.router.add_get("/hub/i18n/{name}", catalogue)

@@ -13,9 +13,11 @@ from ..dhis2 import query
 from ..dhis2.timefmt import format_ts
 from ..dhis2.uid import generate_uids
 from ..errors import BadRequest, UnsupportedMediaType
+from ..i18n import DEFAULT_LOCALE, LOCALE_COOKIE, pick_locale
 from ..store import settings as settings_db
 from ..store.users import User
 from ..webguard import bounded_int, parse_json, read_form
+from . import lang
 from .auth import SESSION_COOKIE
 from .web import (
     AUTH,
@@ -72,7 +74,8 @@ async def login_config(request: web.Request) -> web.Response:
         "apiVersion": cfg.get("hub", "dhis2_version"), "applicationTitle": cfg.get("hub", "name"),
         "applicationDescription": "Upazila hub: DHIS2 data entry that keeps working offline",
         "applicationNotification": "", "applicationLeftSideFooter": "",
-        "applicationRightSideFooter": "", "countryFlag": "bangladesh", "uiLocale": "en",
+        "applicationRightSideFooter": "", "countryFlag": "bangladesh",
+        "uiLocale": pick_locale(request.cookies.get(LOCALE_COOKIE)),
         "loginPageLayout": "DEFAULT", "minPasswordLength": "8", "maxPasswordLength": "72",
         "emailConfigured": False, "selfRegistrationEnabled": False,
         "selfRegistrationNoRecaptcha": False, "allowAccountRecovery": False,
@@ -104,14 +107,16 @@ def me_doc(request: web.Request, user: User) -> dict[str, Any]:
     doc["dataSets"] = ds_ids
     doc["programs"] = sorted({p["id"] for r in user.org_units for ou in idx.descendants(r)
                               for p in (idx.get(ou) or {}).get("programs") or []})
-    doc["settings"] = {"keyUiLocale": "en", "keyDbLocale": "en"}
+    doc["settings"] = {"keyUiLocale": DEFAULT_LOCALE, "keyDbLocale": DEFAULT_LOCALE}
     doc["access"] = {"read": True, "update": False, "externalize": False, "delete": False,
                      "write": False, "manage": False}
     return doc
 
 
 async def get_me(request: web.Request) -> web.Response:
-    doc = me_doc(request, user_of(request))
+    user = user_of(request)
+    doc = me_doc(request, user)
+    doc["settings"] = lang.with_defaults(await lang.user_settings_of(request, user))
     fields = request.query.get("fields")
     spec = query.parse_fields(fields, default=":all")
     return json_response(query.project(doc, spec, index_of(request).get))
@@ -125,18 +130,10 @@ async def get_me_authorization(request: web.Request) -> web.Response:
     return json_response(sorted(user.authorities))
 
 
-async def user_settings(request: web.Request) -> web.Response:
-    user = user_of(request)
-    settings = await _settings(request, user.uid)
-    settings.setdefault("keyUiLocale", "en")
-    settings.setdefault("keyDbLocale", "en")
-    return json_response(_pick(settings, request))
-
-
 async def system_settings(request: web.Request) -> web.Response:
     settings = await _settings(request, "system")
     settings.setdefault("keyFlag", "bangladesh")
-    settings.setdefault("keyUiLocale", "en")
+    settings.setdefault("keyUiLocale", DEFAULT_LOCALE)
     settings.setdefault("applicationTitle", request.app[CONFIG].get("hub", "name"))
     return json_response(_pick(settings, request))
 
@@ -218,7 +215,7 @@ def setup(app: web.Application) -> None:
     add_api(app, "GET", "/me", get_me)
     add_api(app, "GET", "/me/authorization", get_me_authorization)
     add_api(app, "GET", "/me/authorization/{auth}", get_me_authorization)
-    add_api(app, "GET", "/userSettings", user_settings)
+    lang.setup(app)  # /api/userSettings[/{key}]
     add_api(app, "GET", "/systemSettings", system_settings)
     add_api(app, "POST", "/auth/login", api_login)
     add_api(app, "POST", "/auth/logout", logout)

@@ -95,6 +95,9 @@ async def test_hub_page_and_alerts_page(server: FleetServer) -> None:
     assert 'aria-label="Temperature (°C)"' in html
     assert "temperature 89.0 °C (over 80 °C)" in html
     assert "2 unresolved sync conflicts" in html
+    # the latest sample with labels, its keys only in the tooltips (issue 14)
+    assert '<dt title="cpu_pct">CPU (%)</dt>' in html and '<dt title="boot_id">Boot</dt>' in html
+    assert ">cpu_pct<" not in html and ">boot_id<" not in html
     status, html, _ = await server.get_text("/alerts")
     assert status == 200
     assert re.findall(r'<tr class="alert (\w+)" data-hub="ramu">', html) == ["red", "amber"]

@@ -47,6 +47,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/loginConfig"): PUBLIC, ("GET", "/api/me"): SELF,
     ("GET", "/api/me/authorization"): SELF, ("GET", "/api/me/authorization/{auth}"): SELF,
     ("GET", "/api/userSettings"): SELF, ("GET", "/api/systemSettings"): META,
+    ("POST", "/api/userSettings"): SELF, ("GET", "/api/userSettings/{key}"): SELF,
+    ("POST", "/api/userSettings/{key}"): SELF, ("GET", "/hub/i18n/{name}"): PUBLIC,
     ("POST", "/api/auth/login"): PUBLIC, ("POST", "/api/auth/logout"): SELF,
     ("POST", "/dhis-web-commons-security/login.action"): PUBLIC,
     ("GET", "/dhis-web-commons-security/logout.action"): SELF,

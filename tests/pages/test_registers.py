@@ -70,6 +70,9 @@ def set_date(browser: webdriver.Chrome, el: WebElement, iso: str) -> None:
 
 def open_logged_in(browser: webdriver.Chrome, url: str) -> None:
     browser.get(url)
+    if browser.get_cookie("hub_lang") is None:  # these pages' words are checked in English
+        browser.add_cookie({"name": "hub_lang", "value": "en", "path": "/"})
+        browser.get(url)
     wait(browser, "the page or its login", lambda: browser.find_element(By.ID, "login")
          .is_displayed() or browser.find_element(By.ID, "who").text)
     if browser.find_element(By.ID, "login").is_displayed():

@@ -1,14 +1,13 @@
 /* Data entry (/hub) and every page's header (register pages get 'hub:me' on login). ES2017
    module, no build step. Data is only ever rendered as text nodes. */
 import {h, add, fill} from './dom.js';
+import {t, num, month, dateTime, LANG, DIGITS} from './i18n.js';
 const B = document.body, PAGE = B.dataset.page, REFRESH = +B.dataset.refresh || 10000;
 const $ = id => document.getElementById(id), MAIN = $('main');
 const NUMERIC = ['INTEGER', 'INTEGER_POSITIVE', 'INTEGER_NEGATIVE', 'INTEGER_ZERO_OR_POSITIVE',
   'NUMBER', 'PERCENTAGE', 'UNIT_INTERVAL'];
-const MONTHS = ('January February March April May June July August September October November ' +
-  'December').split(' ');
-const LABEL = {pending: 'received by the hub', synced: 'accepted by national',
-  rejected: 'refused by national', conflict: 'conflict: see log'};
+const LABEL = {pending: t('received by the hub'), synced: t('accepted by national'),
+  rejected: t('refused by national'), conflict: t('conflict: see log')};
 let ME = null, SERVER_DATE = null, SYNCING = false;
 
 // -- helpers
@@ -18,8 +17,7 @@ const pad = n => (n < 10 ? '0' : '') + n;
 function fmtTime(s) { // in the laptop's time zone; DHIS2 times without a zone are UTC
   const d = new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(s) ? s : s + 'Z');
   if (!s || isNaN(d)) return s || '—';
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
-    `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  return dateTime(d);
 }
 
 async function api(method, path, body) {
@@ -35,7 +33,7 @@ async function api(method, path, body) {
   let json = null;
   try { json = text ? JSON.parse(text) : null; } catch (e) { json = null; }
   if (r.status === 401 && path !== '/api/auth/login') {
-    showLogin(ME ? 'Your session ended. Log in again: nothing you typed is lost.' : '');
+    showLogin(ME ? t('Your session ended. Log in again: nothing you typed is lost.') : '');
   }
   return {status: r.status, ok: r.ok, body: json};
 }
@@ -56,12 +54,13 @@ $('login-form').addEventListener('submit', async e => {
       password: $('password').value});
     $('password').value = '';
     if (r.ok) { $('login').hidden = true; MAIN.hidden = false; await afterLogin(true); return; }
-    err.textContent = r.status === 401 ? msgOf(r, 'Wrong username or password.')
-      : r.status === 429 ? msgOf(r, 'Too many failed logins; wait a minute.')
-        : 'Login failed: ' + msgOf(r, 'the hub answered ' + r.status);
+    err.textContent = r.status === 401 ? t('Wrong username or password.')
+      : r.status === 429 ? t('Too many failed logins: the account is locked for a while. Wait, or ask the IT focal point.')
+        : t('Login failed: the hub answered {status}.', {status: r.status});
+    if (r.status === 401 || r.status === 429) details(err, msgOf(r, ''));
     $('password').focus();
   } catch (x) {
-    err.textContent = 'Cannot reach the hub. Check the Wi-Fi and try again.';
+    err.textContent = t('Cannot reach the hub. Check the Wi-Fi and try again.');
   } finally { btn.disabled = false; }
 });
 $('logout').addEventListener('click', async () => {
@@ -70,11 +69,11 @@ $('logout').addEventListener('click', async () => {
 });
 $('sync-now').addEventListener('click', async () => {
   const m = $('sync-msg');
-  m.textContent = 'asking…';
+  m.textContent = t('asking…');
   try {
     const r = await api('POST', '/api/hub/sync');
-    m.textContent = r.ok ? msgOf(r, 'Sync requested') : 'Sync: ' + msgOf(r, r.status);
-  } catch (e) { m.textContent = 'The hub did not answer'; }
+    m.textContent = r.ok ? t('Sync requested') : t('Sync could not start: {why}', {why: msgOf(r, r.status)});
+  } catch (e) { m.textContent = t('The hub did not answer'); }
   setTimeout(refreshLink, 2500);
 });
 
@@ -85,26 +84,35 @@ async function refreshLink() {
     if (!r.ok || !r.body) return;
     const s = r.body.sync;
     link.className = 'pill ' + s.link;
-    link.textContent = {up: 'online', down: 'offline'}[s.link] || 'link not checked yet';
-    link.title = 'Last sync with national: ' + fmtTime(s.lastSuccess);
+    link.textContent = {up: t('online'), down: t('offline')}[s.link] || t('link not checked yet');
+    link.title = t('Last sync with national: {when}', {when: fmtTime(s.lastSuccess)});
     SYNCING = s.syncing;
     // with a form open, the count comes with its cells (applyServer), read in one snapshot:
     // a count from another moment disagreed with them for up to a refresh (issue 14)
     if (!(PAGE === 'entry' && FORM)) setPending(s.pending);
   } catch (e) {
     link.className = 'pill down';
-    link.textContent = 'hub not answering';
+    link.textContent = t('hub not answering');
   }
 }
 
 function setPending(n) {
-  $('pending').textContent = `${SYNCING ? 'syncing now · ' : ''}${n} waiting for national`;
+  $('pending').textContent = (SYNCING ? t('syncing now') + ' · ' : '') +
+    t('{n} waiting for national', {n});
 }
 
 async function afterLogin(fresh) {
   if (PAGE === 'status' && fresh) return location.reload(); // the hub renders what this user may see
+  if (fresh) { // this user may read another language (their DHIS2 user setting): the hub says which
+    const s = await api('GET', '/hub/session');
+    if (s.ok && s.body.locale && (s.body.locale !== LANG || (LANG === 'bn' && s.body.digits !== DIGITS))) {
+      remember('hub_lang', s.body.locale);
+      remember('hub_digits', s.body.digits);
+      return location.reload();
+    }
+  }
   const r = await api('GET', '/api/me?fields=id,username,displayName,organisationUnits,dataSets,authorities');
-  if (!r.ok) { if (r.status !== 401) showError('Cannot load your account: ' + msgOf(r, r.status)); return; }
+  if (!r.ok) { if (r.status !== 401) showError(t('Cannot load your account: {why}', {why: msgOf(r, r.status)})); return; }
   const first = !ME;
   ME = r.body;
   $('who').textContent = `${ME.displayName || ME.username} (${ME.username})`;
@@ -121,8 +129,8 @@ const DSETS = {}, META = {}, cells = () => Object.values(CELLS);
 async function startEntry() {
   const ids = ME.dataSets || [], seen = {};
   const found = await Promise.all((ME.organisationUnits || []).map(o => api('GET',
-    '/api/organisationUnits?' + q({filter: 'path:like:' + o.id, fields: 'id,name,level,dataSets[id]',
-      paging: 'false'}))));
+    '/api/organisationUnits?' + q({filter: 'path:like:' + o.id, fields: 'id,displayName~rename(name),level,dataSets[id]',
+      paging: 'false', locale: LANG}))));
   for (const r of found) {
     for (const o of (r.body && r.body.organisationUnits) || []) {
       o.ds = (o.dataSets || []).map(d => d.id).filter(d => ids.includes(d));
@@ -132,16 +140,16 @@ async function startEntry() {
   OUS.sort((a, b) => a.level - b.level || a.name.localeCompare(b.name));
   if (ids.length) {
     const r = await api('GET', '/api/dataSets?' + q({filter: `id:in:[${ids.join(',')}]`,
-      fields: 'id,name,periodType,openFuturePeriods,expiryDays', paging: 'false'}));
+      fields: 'id,displayName~rename(name),periodType,openFuturePeriods,expiryDays', paging: 'false', locale: LANG}));
     ((r.body && r.body.dataSets) || []).forEach(d => { DSETS[d.id] = d; });
   }
-  if (!OUS.length) return showError('Your account has no clinic with forms. Ask the IT focal point.');
+  if (!OUS.length) return showError(t('Your account has no clinic with forms. Ask the IT focal point.'));
   try { SEL = JSON.parse(localStorage.getItem('hub.sel.' + ME.username)) || {}; } catch (e) { SEL = {}; }
-  fill(MAIN, h('div', {class: 'pick', role: 'group', 'aria-label': 'Choose the form'},
-    h('label', {}, 'Clinic / org unit', h('select', {id: 'ou', onchange: onOu})),
-    h('label', {}, 'Form (data set)', h('select', {id: 'ds', onchange: onDs})),
-    h('label', {}, 'Reporting month', h('select', {id: 'pe', onchange: onPe}))), h('div', {id: 'form'}));
-  options($('ou'), OUS.map(o => [o.id, o.name]), SEL.ou, 'choose a clinic');
+  fill(MAIN, h('div', {class: 'pick', role: 'group', 'aria-label': t('Choose the form')},
+    h('label', {}, t('Clinic'), h('select', {id: 'ou', onchange: onOu})),
+    h('label', {}, t('Form'), h('select', {id: 'ds', onchange: onDs})),
+    h('label', {}, t('Reporting month'), h('select', {id: 'pe', onchange: onPe}))), h('div', {id: 'form'}));
+  options($('ou'), OUS.map(o => [o.id, o.name]), SEL.ou, t('choose a clinic'));
   onOu();
   setInterval(() => { if (!document.hidden && FORM) refreshValues(); }, REFRESH);
 }
@@ -153,13 +161,13 @@ function options(sel, items, want, placeholder) {
 function onOu() {
   const ou = OUS.find(o => o.id === $('ou').value);
   const list = ou ? ou.ds.filter(d => DSETS[d]).map(d => [d, DSETS[d].name]) : [];
-  options($('ds'), list.sort((a, b) => a[1].localeCompare(b[1])), SEL.ds, 'choose a form');
+  options($('ds'), list.sort((a, b) => a[1].localeCompare(b[1])), SEL.ds, t('choose a form'));
   onDs();
 }
 function onDs() {
   const ds = DSETS[$('ds').value];
-  options($('pe'), ds ? periods(ds).map(p => [p.id, p.label + (p.locked ? ' (locked: past expiry)' : '')]) : [],
-    SEL.pe, 'choose a month');
+  options($('pe'), ds ? periods(ds).map(p => [p.id, p.label + (p.locked ? ' (' + t('locked: past expiry') + ')' : '')]) : [],
+    SEL.pe, t('choose a month'));
   onPe();
 }
 async function onPe() {
@@ -179,26 +187,28 @@ function periods(ds) { // monthly: the open future ones, the current one, the la
   const day = Date.UTC(y, m, now.getUTCDate());
   for (let off = ofp > 0 ? ofp - 1 : -1; off >= -12; off--) {
     const d = new Date(Date.UTC(y, m + off, 1)), yy = d.getUTCFullYear(), mm = d.getUTCMonth();
-    out.push({id: yy + pad(mm + 1), label: MONTHS[mm] + ' ' + yy,
+    out.push({id: yy + pad(mm + 1), label: month(yy, mm),
       locked: exp > 0 && !mayEditExpired && day > Date.UTC(yy, mm + 1, exp)}); // last day + expiryDays
   }
   return out;
 }
 
 // -- data entry: the form
-const DS_FIELDS = 'id,name,periodType,sections[id,name,sortOrder,dataElements[id]],dataSetElements[' +
-  'dataElement[id,name,formName,valueType,zeroIsSignificant,optionSet[id,options[code,name]],' +
-  'categoryCombo[id,categories[id,name,categoryOptions[id,name]],' +
-  'categoryOptionCombos[id,name,categoryOptions[id]]]]]';
+// display* names: DHIS2's translations in the page's language (?locale=) where the metadata has them
+const DN = 'displayName~rename(name)';
+const DS_FIELDS = `id,${DN},periodType,sections[id,${DN},sortOrder,dataElements[id]],dataSetElements[` +
+  `dataElement[id,${DN},displayFormName~rename(formName),valueType,zeroIsSignificant,optionSet[id,options[code,${DN}]],` +
+  `categoryCombo[id,categories[id,${DN},categoryOptions[id,${DN}]],` +
+  `categoryOptionCombos[id,${DN},categoryOptions[id]]]]]`;
 const valuesUrl = () => '/api/dataEntry/dataValues?' + q({ds: SEL.ds, pe: SEL.pe, ou: SEL.ou});
 const label = de => de.formName || de.name;
 
 async function loadForm() {
   const sel = SEL, box = $('form');
-  add(box, h('p', {class: 'muted'}, 'Loading the form…'));
+  add(box, h('p', {class: 'muted'}, t('Loading the form…')));
   try {
     if (!META[sel.ds]) {
-      const m = await api('GET', `/api/dataSets/${encodeURIComponent(sel.ds)}?` + q({fields: DS_FIELDS}));
+      const m = await api('GET', `/api/dataSets/${encodeURIComponent(sel.ds)}?` + q({fields: DS_FIELDS, locale: LANG}));
       if (!m.ok) throw new Error(msgOf(m, m.status));
       META[sel.ds] = m.body;
     }
@@ -210,8 +220,7 @@ async function loadForm() {
     applyServer(v.body);
     restoreDraft();
   } catch (e) {
-    if (sel === SEL) fill(box, h('p', {class: 'banner err', role: 'alert'}, 'Cannot load the form: ' +
-      e.message));
+    if (sel === SEL) fill(box, h('p', {class: 'banner err', role: 'alert'}, t('Cannot load the form: {why}', {why: e.message})));
   }
 }
 function sections(ds) {
@@ -229,12 +238,13 @@ function renderForm(box) {
   fill(box,
     h('div', {class: 'formhead'}, h('h2', {}, FORM.name), h('p', {}, `${ou} · ${pe}`)),
     h('div', {id: 'lock'}),
-    h('div', {class: 'tools'}, button('save', 'Save form', () => flush(), 'primary'),
-      button('complete', 'Mark complete', toggleComplete), button('validate', 'Run validation', validate),
+    h('div', {class: 'tools'}, button('save', t('Save form'), () => flush(), 'primary'),
+      button('complete', t('Mark complete'), toggleComplete), button('validate', t('Run validation'), validate),
       h('span', {id: 'complete-st', role: 'status'}), h('span', {id: 'sum', class: 'sum', role: 'status'})),
     h('div', {class: 'legend', 'aria-hidden': 'true'}, Object.keys(LABEL).map(s =>
       h('span', {'data-state': s}, h('i', {class: 'dot'}), LABEL[s]))),
-    h('div', {id: 'vres', class: 'vres', hidden: true, role: 'region', 'aria-label': 'Validation result'}),
+    h('div', {id: 'vres', class: 'vres', hidden: true, role: 'region', 'aria-label': t('Validation result'),
+      tabindex: '-1'}),
     sections(FORM).map((s, i) => h('section', {class: 'sec', 'aria-labelledby': 'sec' + i},
       s.name ? h('h3', {id: 'sec' + i}, s.name) : null, tables(s.des))));
 }
@@ -261,16 +271,22 @@ function columns(cc) { // cartesian product of the categories' options, each map
 }
 function table(des) {
   const cc = des[0].categoryCombo, {cats, cols} = columns(cc), head = h('thead');
-  const corner = n => h('th', {class: 'corner', scope: 'col', rowspan: n}, 'Data element');
+  const corner = n => h('th', {class: 'corner', scope: 'col', rowspan: n}, t('Item'));
   const th = (text, span) => h('th', {scope: 'col', colspan: span}, text);
-  if (cols.length === 1 && cols[0].name === 'default') add(head, h('tr', {}, corner(1), th('Value')));
+  if (cols.length === 1 && cols[0].name === 'default') add(head, h('tr', {}, corner(1), th(t('Value'))));
   else if (!cats.length) add(head, h('tr', {}, corner(1), cols.map(c => th(c.name))));
   else {
     let span = cols.length, rep = 1;
     cats.forEach((cat, i) => {
       span /= cat.categoryOptions.length;
-      const tr = h('tr', {}, i ? null : corner(cats.length));
-      for (let r = 0; r < rep; r++) cat.categoryOptions.forEach(o => add(tr, th(o.name, span)));
+      const tr = h('tr', {}, i ? null : corner(cats.length)), up = cats[i - 1], last = i === cats.length - 1;
+      // each last-row header also names its parent option ("15-49y / Male"): on a narrow screen
+      // the wide parent header scrolls away while its columns are still in view
+      for (let r = 0; r < rep; r++) {
+        cat.categoryOptions.forEach(o => add(tr, last && up
+          ? h('th', {scope: 'col', colspan: span}, o.name, h('small', {class: 'par'}, up.categoryOptions[r % up.categoryOptions.length].name))
+          : th(o.name, span)));
+      }
       rep *= cat.categoryOptions.length;
       add(head, tr);
     });
@@ -305,7 +321,7 @@ function makeInput(de, id, name) {
   const vt = de.valueType, os = de.optionSet, a = {id, name: id, 'aria-label': name, autocomplete: 'off'};
   const opt = (v, t) => h('option', {value: v}, t);
   if (os && os.options) return h('select', a, opt('', ''), os.options.map(o => opt(o.code, o.name)));
-  if (vt === 'BOOLEAN') return h('select', a, opt('', ''), opt('true', 'Yes'), opt('false', 'No'));
+  if (vt === 'BOOLEAN') return h('select', a, opt('', ''), opt('true', t('Yes')), opt('false', t('No')));
   if (vt === 'LONG_TEXT') return h('textarea', Object.assign(a, {rows: 2}));
   a.type = {TRUE_ONLY: 'checkbox', DATE: 'date'}[vt] || 'text';
   if (NUMERIC.includes(vt)) {
@@ -337,7 +353,7 @@ async function flush() {
   if (!FORM) return;
   const batch = cells().filter(c => {
     if (!c.dirty || c.input.disabled) return false;
-    if (badInput(c)) { c.error = 'enter a number'; paint(c); return false; }
+    if (badInput(c)) { c.error = {text: t('Only a number goes here.')}; paint(c); return false; }
     return true;
   });
   if (!batch.length) return;
@@ -351,17 +367,16 @@ async function flush() {
     const resp = r.body && r.body.response, byIndex = {};
     let whole = null;
     for (const cf of (resp && resp.conflicts) || []) {
-      const msg = cf.value + (cf.errorCode ? ` (${cf.errorCode})` : '');
-      if (!cf.indexes || !cf.indexes.length) whole = (whole ? whole + '; ' : '') + msg;
-      else cf.indexes.forEach(i => { (byIndex[i] = byIndex[i] || []).push(msg); });
+      if (!cf.indexes || !cf.indexes.length) whole = whole || cf;
+      else cf.indexes.forEach(i => { byIndex[i] = byIndex[i] || cf; });
     }
-    if (!resp && r.status !== 401) whole = msgOf(r, 'the hub answered ' + r.status);
+    if (!resp && r.status !== 401) whole = {value: msgOf(r, t('the hub answered {status}', {status: r.status}))};
     gen++;
     batch.forEach((c, i) => {
       c.saving = false;
-      if (r.status === 401) c.note = 'not saved yet: log in again';
+      if (r.status === 401) c.note = t('not saved yet: log in again');
       else if (val(c) !== c.sent) { /* typed again meanwhile: stays dirty */ }
-      else if (byIndex[i] || whole) { c.error = (byIndex[i] || [whole]).join('; '); c.dirty = false; }
+      else if (byIndex[i] || whole) { c.error = refusal(byIndex[i] || whole, c.de); c.dirty = false; }
       else {
         Object.assign(c, {server: c.sent, dirty: false, sync: c.sent === '' ? null : {state: 'pending'},
           zero: c.sent === '0' && !c.de.zeroIsSignificant && NUMERIC.includes(c.de.valueType)});
@@ -369,7 +384,7 @@ async function flush() {
       paint(c);
     });
   } catch (e) { // the hub did not answer (power cut, Wi-Fi): keep the values and retry
-    batch.forEach(c => { c.saving = false; c.note = 'not saved yet: no answer, retrying'; paint(c); });
+    batch.forEach(c => { c.saving = false; c.note = t('not saved yet: no answer, retrying'); paint(c); });
     timer = setTimeout(flush, 5000);
   } finally {
     saving = null;
@@ -380,26 +395,77 @@ async function flush() {
   if (batch.some(c => !c.dirty && !c.error)) refreshValues(); // the header counts what was saved
 }
 
+// Why a value was refused, as a sentence about the form; DHIS2's text and code go in a
+// details line for the IT focal point (the same sentences as the status page: refusals.py)
+const VALUE_WORDS = {
+  value_not_zero_or_positive_integer: t('Only whole numbers of zero or more go here.'),
+  value_not_positive_integer: t('Only whole numbers of one or more go here.'),
+  value_not_negative_integer: t('Only whole numbers below zero go here.'),
+  value_not_integer: t('Only whole numbers go here.'),
+  value_not_numeric: t('Only a number goes here.'),
+  value_not_percentage: t('Only a percentage from 0 to 100 goes here.'),
+  value_not_unit_interval: t('Only a number from 0 to 1 goes here.'),
+  value_not_bool: t('Choose yes or no.'),
+  value_not_true_only: t('Only a tick goes here.'),
+  value_not_valid_date: t('Enter a date.'),
+  value_not_valid_option: t('Choose one of the listed answers.'),
+  value_length_greater_than_max_length: t('This text is too long.'),
+};
+const CODE_WORDS = {
+  E7617: t('You cannot enter data for this clinic.'),
+  E7618: t('This item cannot be entered for this clinic.'),
+  E7620: t('The comment is too long.'),
+  E7621: t('Choose one of the listed answers.'),
+  E7633: t('This item is not part of this form.'),
+  E7640: t('This month is closed: it is past the last day for entering it.'),
+  E7641: t('This month cannot be entered yet.'),
+  E7642: t('This form is approved and cannot be changed.'),
+  E7643: t('This form is not open for this month.'),
+};
+// a value that does not fit its value type (E7619), said by the item's type
+const TYPE_WORDS = {INTEGER_ZERO_OR_POSITIVE: 'value_not_zero_or_positive_integer',
+  INTEGER_POSITIVE: 'value_not_positive_integer', INTEGER_NEGATIVE: 'value_not_negative_integer',
+  INTEGER: 'value_not_integer', NUMBER: 'value_not_numeric', PERCENTAGE: 'value_not_percentage',
+  UNIT_INTERVAL: 'value_not_unit_interval', BOOLEAN: 'value_not_bool', TRUE_ONLY: 'value_not_true_only',
+  DATE: 'value_not_valid_date'};
+function refusal(cf, de) {
+  const key = /\b(value_[a-z_]+)\b/.exec(cf.value || '');
+  const byType = cf.errorCode === 'E7619' && de && VALUE_WORDS[TYPE_WORDS[de.valueType]];
+  const text = (key && VALUE_WORDS[key[1]]) || byType || CODE_WORDS[cf.errorCode] ||
+    t('This value was not saved.');
+  return {text, details: [cf.errorCode, cf.value].filter(Boolean).join(' · ')};
+}
+function details(el, text) {
+  if (text) add(el, h('small', {class: 'det', title: text}, text));
+}
+
 function paint(c) {
   const v = val(c);
-  let state = '', text = '';
-  if (c.error) { state = 'error'; text = 'not saved: ' + c.error; }
-  else if (c.saving) { state = 'saving'; text = 'saving…'; }
-  else if (c.dirty) { state = 'dirty'; text = c.note || 'not saved yet'; }
-  else if (c.zero && v === '0' && !c.sync) text = '0 is not stored for this item (counts as empty)';
+  let state = '', text = '', quiet = false, det = '';
+  if (c.error) { state = 'error'; text = t('Not saved:') + ' ' + c.error.text; det = c.error.details; }
+  else if (c.saving) { state = 'saving'; text = t('saving…'); quiet = true; }
+  else if (c.dirty) { state = 'dirty'; text = c.note || t('not saved yet'); quiet = !c.note; }
+  else if (c.zero && v === '0' && !c.sync) text = t('0 is not stored for this item (counts as empty)');
   else if (c.sync && v !== '') {
     state = c.sync.state;
     text = LABEL[state] || state;
+    quiet = state === 'pending' || state === 'synced'; // a mark, the words in its tooltip
     if (state === 'rejected') {
-      text += ': ' + (c.sync.message || 'no reason given') + (c.sync.errorCode ? ` (${c.sync.errorCode})` : '');
+      const r = refusal({value: c.sync.message, errorCode: c.sync.errorCode}, c.de);
+      text = t('Refused by national:') + ' ' + r.text;
+      det = r.details;
     }
   }
   c.td.setAttribute('data-state', state);
+  c.td.classList.toggle('quiet', quiet);
+  c.st.title = quiet ? text : '';
   fill(c.st, text ? [h('i', {class: 'dot'}),
-    state === 'conflict' ? ['conflict: ', h('a', {href: '/hub/status#conflicts'}, 'see log')] : text] : null);
+    state === 'conflict' ? [t('conflict:') + ' ', h('a', {href: '/hub/status#conflicts'}, t('see log'))]
+      : h('span', {class: quiet ? 'sr' : 'msg'}, text)] : null);
+  details(c.st, det);
   const mm = MINMAX[c.key], n = parseFloat(v), out = !!mm && v !== '' && !isNaN(n) && (n < mm[0] || n > mm[1]);
   c.td.classList.toggle('range', out); // DHIS2 warns but saves
-  c.rng.textContent = out ? `outside usual range ${mm[0]}–${mm[1]}` : '';
+  c.rng.textContent = out ? t('outside usual range {min}–{max}', {min: mm[0], max: mm[1]}) : '';
 }
 
 function applyServer(d) {
@@ -420,14 +486,14 @@ function applyServer(d) {
     paint(c);
   }
   fill($('lock'), locked ? h('p', {class: 'banner warn', role: 'status'}, d.lockStatus === 'APPROVED'
-    ? 'This form is approved: it cannot be changed.' : 'This month is locked (past the expiry days).') : null);
+    ? t('This form is approved: it cannot be changed.') : t('This month is locked (past the expiry days).')) : null);
   $('save').disabled = $('complete').disabled = FORM.locked = locked;
   const cs = d.completeStatus || {}, hs = cs.hubSync, st = $('complete-st');
   FORM.complete = !!cs.complete;
-  $('complete').textContent = cs.complete ? 'Incomplete' : 'Mark complete';
+  $('complete').textContent = cs.complete ? t('Mark incomplete') : t('Mark complete');
   st.className = cs.complete ? 'done' : '';
-  st.textContent = !cs.complete ? 'Not complete yet'
-    : 'Complete' + (cs.storedBy ? ` (by ${cs.storedBy})` : '') +
+  st.textContent = !cs.complete ? t('Not complete yet')
+    : (cs.storedBy ? t('Complete (by {user})', {user: cs.storedBy}) : t('Complete')) +
     (hs ? ': ' + (LABEL[hs.state] || hs.state) + (hs.message ? ': ' + hs.message : '') : '');
   FORM.counts = d.hubSync || {};
   if (typeof d.hubPending === 'number') setPending(d.hubPending);
@@ -440,8 +506,10 @@ function summary() {
     if (c.error) n.errors = (n.errors || 0) + 1;
     else if (c.dirty || c.saving) n.unsaved = (n.unsaved || 0) + 1;
   }
-  const says = Object.assign({}, LABEL, {conflict: 'in conflict', unsaved: 'not saved yet', errors: 'with errors'});
-  $('sum').textContent = Object.keys(says).filter(k => n[k]).map(k => `${n[k]} ${says[k]}`).join(' · ');
+  const says = {pending: t('{n} received by the hub'), synced: t('{n} accepted by national'),
+    rejected: t('{n} refused by national'), conflict: t('{n} in conflict'), unsaved: t('{n} not saved yet'),
+    errors: t('{n} with errors')};
+  $('sum').textContent = Object.keys(says).filter(k => n[k]).map(k => says[k].replace('{n}', num(n[k]))).join(' · ');
 }
 async function refreshValues() {
   if (saving || !FORM) return;
@@ -484,7 +552,7 @@ async function toggleComplete() {
     const cf = (r.body && r.body.response && r.body.response.conflicts) || [];
     if (!r.ok || cf.length) {
       st.className = 'err';
-      st.textContent = 'Not changed: ' + (cf.length ? cf.map(c => c.value).join('; ') : msgOf(r, r.status));
+      st.textContent = t('Not changed: {why}', {why: cf.length ? cf.map(c => refusal(c).text).join(' ') : msgOf(r, r.status)});
       return;
     }
     gen++;
@@ -492,26 +560,68 @@ async function toggleComplete() {
     if (v.ok) applyServer(v.body);
   } catch (e) {
     st.className = 'err';
-    st.textContent = 'The hub did not answer; try again.';
+    st.textContent = t('The hub did not answer; try again.');
   } finally { btn.disabled = FORM.locked; }
+}
+// A failed rule as a sentence about the form: its two sides' (translated) descriptions and
+// values, e.g. "RDT positive (5) cannot be more than RDT tested (0)", then its instruction
+const RULE_WORDS = {
+  less_than_or_equal_to: t('{left} ({lv}) cannot be more than {right} ({rv}).'),
+  less_than: t('{left} ({lv}) must be less than {right} ({rv}).'),
+  greater_than: t('{left} ({lv}) must be more than {right} ({rv}).'),
+  equal_to: t('{left} ({lv}) must be the same as {right} ({rv}).'),
+  not_equal_to: t('{left} ({lv}) cannot be the same as {right} ({rv}).'),
+};
+const RULES = {};
+async function rulesOf(ids) {
+  const want = ids.filter(id => !RULES[id]);
+  if (want.length) {
+    const side = 'displayDescription~rename(description)';
+    const r = await api('GET', '/api/validationRules?' + q({filter: `id:in:[${want.join(',')}]`, paging: 'false',
+      locale: LANG, fields: `id,displayName~rename(name),displayInstruction~rename(instruction),operator,` +
+        `leftSide[${side}],rightSide[${side}]`}));
+    ((r.ok && r.body && r.body.validationRules) || []).forEach(x => { RULES[x.id] = x; });
+  }
+  return RULES;
+}
+function ruleWords(x, rule) {
+  const l = rule && rule.leftSide && rule.leftSide.description, rr = rule && rule.rightSide && rule.rightSide.description;
+  if (l && rr && x.operator === 'greater_than_or_equal_to') { // said the other way round
+    return t(RULE_WORDS.less_than_or_equal_to, {left: rr, right: l, lv: x.rightSideValue, rv: x.leftSideValue});
+  }
+  const pattern = RULE_WORDS[x.operator];
+  if (l && rr && pattern) {
+    return t(pattern, {left: l, right: rr, lv: x.leftSideValue, rv: x.rightSideValue});
+  }
+  return t('{rule}: {lv} and {rv} do not fit together.', {rule: (rule && rule.name) || x.validationRuleDescription,
+    lv: x.leftSideValue, rv: x.rightSideValue});
 }
 async function validate() {
   await flush();
-  const box = $('vres'), ops = {equal_to: '=', not_equal_to: '≠', greater_than: '>',
-    greater_than_or_equal_to: '≥', less_than: '<', less_than_or_equal_to: '≤'};
+  const box = $('vres');
   box.hidden = false;
-  fill(box, h('p', {class: 'muted'}, 'Checking…'));
+  fill(box, h('p', {class: 'muted'}, t('Checking…')));
   try {
     const r = await api('GET', `/api/validation/dataSet/${encodeURIComponent(SEL.ds)}?` +
       q({pe: SEL.pe, ou: SEL.ou}));
     if (!r.ok) throw new Error(msgOf(r, r.status));
     const v = r.body.validationRuleViolations || [];
-    fill(box, v.length ? [h('h3', {}, `${v.length} validation rule${v.length > 1 ? 's' : ''} not met`),
-      h('ul', {}, v.map(x => h('li', {}, `${x.validationRuleDescription}: left side ${x.leftSideValue} ` +
-        `${ops[x.operator] || x.operator} right side ${x.rightSideValue} is not true` +
-        (x.importance ? ` (${x.importance.toLowerCase()} importance)` : ''))))]
-      : h('p', {class: 'ok'}, 'Validation passed: no rule is violated.'));
-  } catch (e) { fill(box, h('p', {class: 'err'}, 'Validation could not run: ' + e.message)); }
+    const rules = v.length ? await rulesOf(v.map(x => x.validationRuleId)) : {};
+    fill(box, v.length ? [h('h3', {}, v.length > 1 ? t('{n} checks found a problem', {n: v.length})
+      : t('1 check found a problem')),
+    h('ul', {}, v.map(x => {
+      const rule = rules[x.validationRuleId];
+      return h('li', {class: 'imp-' + String(x.importance || '').toLowerCase()}, h('b', {}, ruleWords(x, rule)),
+        rule && rule.instruction ? [' ', rule.instruction] : null,
+        h('small', {class: 'det'}, [(rule && rule.name) || x.validationRuleDescription,
+          ({HIGH: t('high importance'), LOW: t('low importance')})[x.importance] || t('medium importance')].join(' · ')));
+    }))]
+      : h('p', {class: 'ok'}, t('Validation passed: no rule is violated.')));
+  } catch (e) { fill(box, h('p', {class: 'err'}, t('Validation could not run: {why}', {why: e.message}))); }
+  box.focus({preventScroll: true});
+  // below the sticky toolbar, not under it
+  const top = box.getBoundingClientRect().top - document.querySelector('.tools').getBoundingClientRect().height - 8;
+  window.scrollBy({top, behavior: 'instant'});
 }
 
 window.addEventListener('beforeunload', e => {
@@ -531,4 +641,18 @@ if (PAGE === 'status') { // rendered by the hub; reloaded unless someone is typi
 refreshLink();
 setInterval(() => { if (!document.hidden) refreshLink(); }, REFRESH);
 api('GET', '/hub/session').then(r => r.body.loggedIn ? afterLogin() : showLogin(''))
-  .catch(() => showError('Cannot reach the hub. Check the Wi-Fi, then reload the page.'));
+  .catch(() => showError(t('Cannot reach the hub. Check the Wi-Fi, then reload the page.')));
+
+function remember(name, value) { // the logged-out pages (the login form) speak it too
+  if (value) document.cookie = `${name}=${encodeURIComponent(value)}; path=/; max-age=31536000; samesite=lax`;
+}
+// বাংলা | English (and the digits): the links work without JS (the hub keeps the choice in a
+// cookie); a logged-in reader's choice is also their DHIS2 user setting, the same on every laptop
+document.querySelectorAll('.lang a').forEach(a => a.addEventListener('click', async e => {
+  e.preventDefault();
+  const key = a.dataset.lang ? 'keyUiLocale' : 'keyHubDigits', value = a.dataset.lang || a.dataset.digits;
+  if (PAGE === 'entry' && FORM) await flush();
+  if (ME) { try { await api('POST', '/api/userSettings', {[key]: value}); } catch (x) { /* the cookie still holds it */ } }
+  remember(a.dataset.lang ? 'hub_lang' : 'hub_digits', value);
+  location.replace(location.pathname + location.hash);
+}));
