@@ -53,7 +53,7 @@ def test_the_header_count_matches_the_cells(live_hub: ThreadedHub,
                                             browser: webdriver.Chrome) -> None:
     d = browser
     d.set_window_size(1280, 800)
-    d.get(live_hub.url + "/hub")
+    d.get(live_hub.url + "/hub?lang=en")  # the counts read in English (Bangla: test_i18n_browser)
     login(d, "chcp", "district")
     wait(d, "the form picker", lambda: d.find_element(By.ID, "ou").is_displayed())
     Select(d.find_element(By.ID, "ds")).select_by_value(FORM1["id"])
@@ -105,7 +105,7 @@ def test_the_board_updates_live_and_prints(live_hub: ThreadedHub,
     d.find_element(By.ID, "logout").click()
     wait(d, "the login form after logout", lambda: d.find_element(By.ID, "login").is_displayed())
     d.set_window_size(1280, 800)
-    d.get(live_hub.url + "/hub/board")
+    d.get(live_hub.url + "/hub/board?lang=en")
     login(d, "admin", "district")
     wait(d, "the board", lambda: d.find_elements(By.CSS_SELECTOR, "table#board tbody tr"))
     wait(d, "the stream", lambda: d.find_element(By.ID, "board-live").text == "live")
