@@ -15,7 +15,7 @@ from pathlib import Path
 
 BENCHES = ["bench.hub_bench", "bench.sync_bench", "bench.fleet_bench", "bench.health_bench",
            "bench.search_bench", "bench.tracker_sync_bench", "bench.tls_bench",
-           "bench.backup_bench", "bench.board_bench"]
+           "bench.backup_bench", "bench.board_bench", "bench.image_bench"]
 
 
 def main(argv: list[str]) -> int:

@@ -104,6 +104,10 @@ def test_firstboot_and_journal() -> None:
     assert "provision apply /boot/firmware" in one(fb, "Service", "ExecStart")
     assert "disable upazila-firstboot.service" in one(fb, "Service", "ExecStartPost")
     assert "upazila-hub.service" in one(fb, "Unit", "Before")
+    # with [backup] replica, apply asks the backup server for a database to restore: the
+    # link must be up first, or a new card for a dead one would be refused
+    assert "network-online.target" in one(fb, "Unit", "After").split()
+    assert one(fb, "Unit", "Wants") == "network-online.target"
     # the journal persists on the data partition, capped small (the card's wear)
     j = parse(SYSTEMD / "journald.conf.d" / "upazila-hub.conf")
     assert one(j, "Journal", "Storage") == "persistent"

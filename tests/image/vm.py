@@ -7,8 +7,10 @@ the hub's port 80 and sshd through forwarded ports."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 import urllib.request
@@ -94,6 +96,8 @@ class VM:
     ssh_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     started: float = 0.0
+    qmp: Path | None = None  # QEMU's monitor socket (QMP), for the disk's counters
+
 
     @property
     def console(self) -> Path:
@@ -116,10 +120,31 @@ class VM:
                           f"hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22",
                "-device", "virtio-net-pci,netdev=n0",
                "-serial", f"file:{self.console}"]
+        if self.qmp is not None:
+            cmd += ["-qmp", f"unix:{self.qmp},server=on,wait=off"]
         self.started = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL)
         return self
+
+    def disk_written(self) -> int:
+        """Bytes the guest has written to its card since power-on, as QEMU counted them at
+        the virtual disk (QMP ``query-blockstats``): what the SD card would be sent, with
+        no login or program in the guest involved."""
+        assert self.qmp is not None, "VM(qmp=...) to read the disk's counters"
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(30)
+            s.connect(str(self.qmp))
+            f = s.makefile("rw")
+            json.loads(f.readline())  # the greeting
+            for cmd in ("qmp_capabilities", "query-blockstats"):
+                f.write(json.dumps({"execute": cmd}) + "\n")
+                f.flush()
+                while "return" not in (msg := json.loads(f.readline())):
+                    assert "error" not in msg, msg  # events may come before the answer
+            # the card only: not OVMF's variable store (pflash)
+            return sum(int(d["stats"]["wr_bytes"]) for d in msg["return"]
+                       if not str(d.get("device", "")).startswith("pflash"))
 
     def tail(self, n: int = 4000) -> str:
         text = self.console.read_text(errors="replace") if self.console.exists() else ""
