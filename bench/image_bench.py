@@ -243,9 +243,12 @@ def _boot_figures(img: Path, key: Path, tmp: Path, res: dict[str, Any]) -> None:
         try:
             serving = vm.wait("the hub answering on the LAN", lambda: vm.get("/api/system/ping"),
                               1200)
-            host_now = time.monotonic() - vm.started
+            # OVMF and GRUB, before the kernel: power-on time less the guest's uptime, at the
+            # middle of the ssh round trip (seconds under load: its half is the error)
+            t_ask = time.monotonic()
             uptime = float(vm.ssh("cat /proc/uptime").stdout.split()[0])
-            pre_kernel = max(0.0, host_now - uptime)  # OVMF and GRUB, before the kernel
+            host_now = (t_ask + time.monotonic()) / 2 - vm.started
+            pre_kernel = max(0.0, host_now - uptime)
             res["accel"] = ACCEL
             res["serving_s"] = round(serving, 1)
             res["before_kernel_s"] = round(pre_kernel, 1)
