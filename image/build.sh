@@ -133,22 +133,24 @@ packages=$(awk -v a="$arch" '/^# arch:/ {sec=$3; next} /^#/ || NF==0 {next}
 if [[ -n ${SNAPSHOT:-} ]]; then
   MIRROR=http://snapshot.debian.org/archive/debian/$SNAPSHOT
 fi
-key=$(printf '%s\n' "$SUITE" "$arch" "$MIRROR" "$packages" "$(mmdebstrap --version)" \
-      "$(sha256sum "$here/build.sh" | cut -c1-64)" | sha256sum | cut -c1-16)
+# shellcheck disable=SC2016,SC2054  # $1 is mmdebstrap's, in its hooks; commas are its list syntax
+mm=(--mode=root --format=tar --variant=apt --arch="$arch"
+    --components=main,non-free-firmware
+    --aptopt='Acquire::Retries "5"' --aptopt='APT::Install-Recommends "false"'
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*'
+    --dpkgopt='path-include=/usr/share/locale/bn*'
+    --essential-hook='mkdir -p "$1/boot/firmware"'
+    --include="$packages"
+    --customize-hook='sed -n "s/^Date: //p" "$1"/var/lib/apt/lists/*_InRelease | head -n1 >"$1/etc/upazila-archive-date"')
+# keyed by what mmdebstrap is given, not by the rest of this recipe: editing a later step
+# must not fetch the whole archive again
+key=$(printf '%s\n' "$SUITE" "$MIRROR" "$(mmdebstrap --version)" "${mm[@]}" |
+      sha256sum | cut -c1-16)
 base=$IMAGE_CACHE/base-$arch-$key.tar
 if [[ ! -s $base ]]; then
   log "mmdebstrap $SUITE $arch from $MIRROR (cached afterwards as $(basename "$base"))"
-  # shellcheck disable=SC2016  # $1 is mmdebstrap's, expanded in its hooks
-  mmdebstrap --mode=root --format=tar --variant=apt --arch="$arch" \
-    --components=main,non-free-firmware \
-    --aptopt='Acquire::Retries "5"' --aptopt='APT::Install-Recommends "false"' \
-    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
-    --dpkgopt='path-include=/usr/share/locale/bn*' \
-    --essential-hook='mkdir -p "$1/boot/firmware"' \
-    --include="$packages" \
-    --customize-hook='sed -n "s/^Date: //p" "$1"/var/lib/apt/lists/*_InRelease | head -n1 >"$1/etc/upazila-archive-date"' \
-    "$SUITE" "$work/base.tar" "$MIRROR"
+  mmdebstrap "${mm[@]}" "$SUITE" "$work/base.tar" "$MIRROR"
   mv "$work/base.tar" "$base"
 else
   log "base root from the cache: $(basename "$base")"
