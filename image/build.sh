@@ -70,7 +70,7 @@ die() { echo "build.sh: $*" >&2; exit 1; }
 log() { echo "build.sh: [$(date +%T)] $*" >&2; }
 
 [[ $(id -u) -eq 0 ]] || die "run as root (mmdebstrap and the chroot need it; no loop devices are used)"
-for tool in mmdebstrap mkfs.ext4 mkfs.fat mcopy mmd sfdisk xz python3 sha256sum; do
+for tool in mmdebstrap mkfs.ext4 debugfs dumpe2fs mkfs.fat mcopy mmd sfdisk xz python3 sha256sum; do
   command -v "$tool" >/dev/null || die "missing $tool: run scripts/install-system-deps image"
 done
 
@@ -236,14 +236,26 @@ find "$root" "$boot" "$data" ${bootsel:+"$bootsel"} -newermt "@$SOURCE_DATE_EPOC
   xargs -0r touch --no-dereference --date="@$SOURCE_DATE_EPOCH"
 uuid() { printf '%s' "$1" | sha256sum | sed -E 's/^(.{8})(.{4})(.{4})(.{4})(.{12}).*/\1-\2-\3-\4-\5/'; }
 export E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH
+# mkfs.ext4 -d copies each inode's ctime and atime from the build tree, where they are when
+# this build wrote or last read the file (touch cannot set a ctime): pin both afterwards
+pin_times() {  # pin_times FILE
+  local used ts
+  used=$(dumpe2fs -h "$1" 2>/dev/null |
+         awk -F: '/^Inode count/ {n = $2} /^Free inodes/ {f = $2} END {print n - f}')
+  ts=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y%m%d%H%M%S)
+  seq 1 "$used" | sed "s/.*/sif <&> ctime $ts\nsif <&> atime $ts/" >"$work/pin-times"
+  debugfs -w -f "$work/pin-times" "$1" >/dev/null 2>&1
+}
 mkext4() {  # mkext4 LABEL SIZE_MB DIR FILE
   rm -f "$4"
   mkfs.ext4 -q -F -L "$1" -U "$(uuid "$1-$version-$commit")" -T default -m 1 \
     -E "hash_seed=$(uuid "seed-$1"),root_owner=0:0" -d "$3" "$4" "$2M"
+  pin_times "$4"
 }
 mkext4 "root-$version" "$ROOT_MB" "$root" "$work/root.ext4"
 mkfs.ext4 -q -F -L hubdata -U "$(uuid "hubdata-$version-$commit")" -m 1 -J size=32 \
   -E "hash_seed=$(uuid seed-hubdata),root_owner=0:0" -d "$data" "$work/data.ext4" "${DATA_MB}M"
+pin_times "$work/data.ext4"
 mkfat() {  # mkfat LABEL VOLUME_ID SIZE_MB DIR FILE
   rm -f "$5"
   mkfs.fat -C -F 32 -n "$1" -i "$2" --invariant "$5" $(($3 * 1024)) >/dev/null
