@@ -25,7 +25,8 @@
 #   UPDATE_KEYRING    the CA certificate (PEM) update bundles must be signed under
 #                     (default: the development CA image/sign-dev.sh makes, with a warning)
 #   IMAGE_CACHE       where base tarballs and wheels are kept (default /var/cache/upazila-image)
-#   ROOT_MB DATA_MB BOOT_MB   slot, initial data and boot partition sizes
+#   ROOT_MB DATA_MB BOOT_MB   slot, initial data and boot partition sizes (arm64: each slot's
+#                     boot partition; BOOTSEL_MB its first partition, autoboot.txt's)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -52,6 +53,7 @@ SUITE=bookworm
 ROOT_MB=${ROOT_MB:-1536}
 DATA_MB=${DATA_MB:-256}
 BOOT_MB=${BOOT_MB:-256}
+BOOTSEL_MB=${BOOTSEL_MB:-64}
 IMAGE_CACHE=${IMAGE_CACHE:-/var/cache/upazila-image}
 # the card's MBR disk id: partitions are PARTUUID=7570617a-0N ("upaz"), the same on every
 # card, so the boot loader, fstab and RAUC name slots without probing
@@ -68,7 +70,7 @@ die() { echo "build.sh: $*" >&2; exit 1; }
 log() { echo "build.sh: [$(date +%T)] $*" >&2; }
 
 [[ $(id -u) -eq 0 ]] || die "run as root (mmdebstrap and the chroot need it; no loop devices are used)"
-for tool in mmdebstrap mkfs.ext4 mkfs.fat mcopy mmd sfdisk xz python3 sha256sum; do
+for tool in mmdebstrap mkfs.ext4 debugfs dumpe2fs mkfs.fat mcopy mmd sfdisk xz python3 sha256sum; do
   command -v "$tool" >/dev/null || die "missing $tool: run scripts/install-system-deps image"
 done
 
@@ -133,22 +135,27 @@ packages=$(awk -v a="$arch" '/^# arch:/ {sec=$3; next} /^#/ || NF==0 {next}
 if [[ -n ${SNAPSHOT:-} ]]; then
   MIRROR=http://snapshot.debian.org/archive/debian/$SNAPSHOT
 fi
-key=$(printf '%s\n' "$SUITE" "$arch" "$MIRROR" "$packages" "$(mmdebstrap --version)" \
-      "$(sha256sum "$here/build.sh" | cut -c1-64)" | sha256sum | cut -c1-16)
+# shellcheck disable=SC2016,SC2054  # $1 is mmdebstrap's, in its hooks; commas are its list syntax
+mm=(--mode=root --format=tar --variant=apt --arch="$arch"
+    --components=main,non-free-firmware
+    --aptopt='Acquire::Retries "5"' --aptopt='APT::Install-Recommends "false"'
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*'
+    --dpkgopt='path-include=/usr/share/locale/bn*'
+    --dpkgopt='path-exclude=/etc/kernel/postinst.d/initramfs-tools'
+    --essential-hook='mkdir -p "$1/boot/firmware"'
+    --include="$packages"
+    --customize-hook='sed -n "s/^Date: //p" "$1"/var/lib/apt/lists/*_InRelease | head -n1 >"$1/etc/upazila-archive-date"')
+# keyed by what mmdebstrap is given, not by the rest of this recipe: editing a later step
+# must not fetch the whole archive again. The kernel package makes no initramfs here (its
+# hook is left out): setup.sh makes the one the image boots, with our hooks, once; under
+# qemu-user each mkinitramfs of Debian's arm64 kernel takes over 10 minutes
+key=$(printf '%s\n' "$SUITE" "$MIRROR" "$(mmdebstrap --version)" "${mm[@]}" |
+      sha256sum | cut -c1-16)
 base=$IMAGE_CACHE/base-$arch-$key.tar
 if [[ ! -s $base ]]; then
   log "mmdebstrap $SUITE $arch from $MIRROR (cached afterwards as $(basename "$base"))"
-  # shellcheck disable=SC2016  # $1 is mmdebstrap's, expanded in its hooks
-  mmdebstrap --mode=root --format=tar --variant=apt --arch="$arch" \
-    --components=main,non-free-firmware \
-    --aptopt='Acquire::Retries "5"' --aptopt='APT::Install-Recommends "false"' \
-    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
-    --dpkgopt='path-include=/usr/share/locale/bn*' \
-    --essential-hook='mkdir -p "$1/boot/firmware"' \
-    --include="$packages" \
-    --customize-hook='sed -n "s/^Date: //p" "$1"/var/lib/apt/lists/*_InRelease | head -n1 >"$1/etc/upazila-archive-date"' \
-    "$SUITE" "$work/base.tar" "$MIRROR"
+  mmdebstrap "${mm[@]}" "$SUITE" "$work/base.tar" "$MIRROR"
   mv "$work/base.tar" "$base"
 else
   log "base root from the cache: $(basename "$base")"
@@ -208,49 +215,106 @@ rm -rf "$root/tmp/upazila" "$root/tmp"/* "$root/var/tmp"/* "$root/var/cache/apt"
 boot=$work/boot data=$work/data
 mv "$root/boot/firmware" "$boot" && install -d "$root/boot/firmware"
 mv "$root/var/lib/upazila-hub" "$data" && install -d -m 0755 "$root/var/lib/upazila-hub"
+if [[ $arch == arm64 ]]; then
+  # the Pi's A/B (image/README.md): partition 1 holds autoboot.txt, which names the slot's
+  # boot partition the firmware boots (2 or 3; upazila-rauc-tryboot rewrites it), the drop
+  # point, and bootcode.bin (the Pi 3B+ reads it from partition 1 only). $boot becomes slot
+  # A's boot partition, and the .boot.vfat that update bundles carry
+  bootsel=$work/bootsel
+  install -d "$bootsel"
+  mv "$boot/upazila-hub-README.txt" "$bootsel/"
+  cp -p "$boot/bootcode.bin" "$bootsel/"
+  printf '[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=2\n' \
+    >"$bootsel/autoboot.txt"
+fi
 
 # 4. file systems and the card -------------------------------------------------------------
 log "file systems (mkfs.ext4 -d, mkfs.fat + mtools) and the card layout (sfdisk)"
 # every timestamp at SOURCE_DATE_EPOCH, fixed UUIDs and hash seeds: the same inputs give
 # the same bytes (image/README.md lists what still differs)
-find "$root" "$boot" "$data" -newermt "@$SOURCE_DATE_EPOCH" -print0 |
+find "$root" "$boot" "$data" ${bootsel:+"$bootsel"} -newermt "@$SOURCE_DATE_EPOCH" -print0 |
   xargs -0r touch --no-dereference --date="@$SOURCE_DATE_EPOCH"
 uuid() { printf '%s' "$1" | sha256sum | sed -E 's/^(.{8})(.{4})(.{4})(.{4})(.{12}).*/\1-\2-\3-\4-\5/'; }
 export E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH
+# mkfs.ext4 -d copies each inode's ctime and atime from the build tree, where they are when
+# this build wrote or last read the file (touch cannot set a ctime): pin both afterwards
+pin_times() {  # pin_times FILE
+  local used ts
+  used=$(dumpe2fs -h "$1" 2>/dev/null |
+         awk -F: '/^Inode count/ {n = $2} /^Free inodes/ {f = $2} END {print n - f}')
+  ts=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y%m%d%H%M%S)
+  seq 1 "$used" | sed "s/.*/sif <&> ctime $ts\nsif <&> atime $ts/" >"$work/pin-times"
+  debugfs -w -f "$work/pin-times" "$1" >/dev/null 2>&1
+}
 mkext4() {  # mkext4 LABEL SIZE_MB DIR FILE
   rm -f "$4"
   mkfs.ext4 -q -F -L "$1" -U "$(uuid "$1-$version-$commit")" -T default -m 1 \
     -E "hash_seed=$(uuid "seed-$1"),root_owner=0:0" -d "$3" "$4" "$2M"
+  pin_times "$4"
 }
 mkext4 "root-$version" "$ROOT_MB" "$root" "$work/root.ext4"
 mkfs.ext4 -q -F -L hubdata -U "$(uuid "hubdata-$version-$commit")" -m 1 -J size=32 \
   -E "hash_seed=$(uuid seed-hubdata),root_owner=0:0" -d "$data" "$work/data.ext4" "${DATA_MB}M"
-rm -f "$work/boot.fat"
-mkfs.fat -C -F 32 -n HUBBOOT -i 7570617a --invariant "$work/boot.fat" $((BOOT_MB * 1024)) >/dev/null
-(cd "$boot" && find . -mindepth 1 -type d | sort | sed 's#^\./##' |
-   while read -r d; do MTOOLS_SKIP_CHECK=1 mmd -i "$work/boot.fat" "::$d"; done
- find . -type f | sort | sed 's#^\./##' |
-   while read -r f; do MTOOLS_SKIP_CHECK=1 mcopy -m -i "$work/boot.fat" "$f" "::$f"; done)
+pin_times "$work/data.ext4"
+mkfat() {  # mkfat LABEL VOLUME_ID SIZE_MB DIR FILE
+  rm -f "$5"
+  mkfs.fat -C -F 32 -n "$1" -i "$2" --invariant "$5" $(($3 * 1024)) >/dev/null
+  (cd "$4" && find . -mindepth 1 -type d | sort | sed 's#^\./##' |
+     while read -r d; do MTOOLS_SKIP_CHECK=1 mmd -i "$5" "::$d"; done
+   find . -type f | sort | sed 's#^\./##' |
+     while read -r f; do MTOOLS_SKIP_CHECK=1 mcopy -m -i "$5" "$f" "::$f"; done)
+}
 
-# MBR (the Pi 3B+ boots nothing else): 1 boot FAT, 2 root A, 3 root B (empty until the first
-# update), 4 data; 4 MiB aligned for SD erase blocks
+# MBR (the Pi 3B+ boots nothing else), 4 MiB aligned for SD erase blocks; the slots that
+# are B's stay empty until the first update
+#   amd64: 1 boot FAT (ESP: GRUB), 2 root A, 3 root B, 4 data
+#   arm64: 1 FAT (autoboot.txt, the drop point), 2 boot A, 3 boot B, 4 extended: 5 root A,
+#          6 root B, 7 data (the Pi firmware boots primary partitions only)
 img=$outdir/$name.img
-boot_start=4 root_a=$((4 + BOOT_MB)) root_b=$((4 + BOOT_MB + ROOT_MB))
-data_start=$((4 + BOOT_MB + 2 * ROOT_MB))
-total=$((data_start + DATA_MB))
-rm -f "$img" && truncate -s "${total}M" "$img"
-boot_type=0c; [[ $arch == amd64 ]] && boot_type=ef   # UEFI firmware looks for an ESP
-sfdisk --quiet "$img" <<EOF
+put() { dd if="$1" of="$img" bs=1M seek="$2" conv=notrunc,sparse status=none; }
+if [[ $arch == amd64 ]]; then
+  mkfat HUBBOOT 7570617a "$BOOT_MB" "$boot" "$work/boot.fat"
+  boot_start=4 root_a=$((4 + BOOT_MB)) root_b=$((4 + BOOT_MB + ROOT_MB))
+  data_start=$((4 + BOOT_MB + 2 * ROOT_MB))
+  total=$((data_start + DATA_MB))
+  rm -f "$img" && truncate -s "${total}M" "$img"
+  sfdisk --quiet "$img" <<EOF
 label: dos
 label-id: $DISK_ID
 unit: sectors
-start=$((boot_start * 2048)), size=$((BOOT_MB * 2048)), type=$boot_type, bootable
+start=$((boot_start * 2048)), size=$((BOOT_MB * 2048)), type=ef, bootable
 start=$((root_a * 2048)), size=$((ROOT_MB * 2048)), type=83
 start=$((root_b * 2048)), size=$((ROOT_MB * 2048)), type=83
 start=$((data_start * 2048)), type=83
 EOF
-put() { dd if="$1" of="$img" bs=1M seek="$2" conv=notrunc,sparse status=none; }
-put "$work/boot.fat" "$boot_start"
+  put "$work/boot.fat" "$boot_start"
+  layout="boot ${BOOT_MB}M, root A ${ROOT_MB}M, root B ${ROOT_MB}M, data ${DATA_MB}M+ (PARTUUID ${DISK_ID#0x}-01..04)"
+else
+  mkfat HUBBOOT 7570617a "$BOOTSEL_MB" "$bootsel" "$work/boot.fat"
+  mkfat HUBSYSTEM 75706102 "$BOOT_MB" "$boot" "$work/slot-boot.fat"
+  boot_start=4 slot_boot_a=$((4 + BOOTSEL_MB)) slot_boot_b=$((4 + BOOTSEL_MB + BOOT_MB))
+  ext_start=$((4 + BOOTSEL_MB + 2 * BOOT_MB))
+  # each logical partition's EBR sits in the 4 MiB before it
+  root_a=$((ext_start + 4)) root_b=$((ext_start + 8 + ROOT_MB))
+  data_start=$((ext_start + 12 + 2 * ROOT_MB))
+  total=$((data_start + DATA_MB))
+  rm -f "$img" && truncate -s "${total}M" "$img"
+  sfdisk --quiet "$img" <<EOF
+label: dos
+label-id: $DISK_ID
+unit: sectors
+start=$((boot_start * 2048)), size=$((BOOTSEL_MB * 2048)), type=0c, bootable
+start=$((slot_boot_a * 2048)), size=$((BOOT_MB * 2048)), type=0c
+start=$((slot_boot_b * 2048)), size=$((BOOT_MB * 2048)), type=0c
+start=$((ext_start * 2048)), type=05
+start=$((root_a * 2048)), size=$((ROOT_MB * 2048)), type=83
+start=$((root_b * 2048)), size=$((ROOT_MB * 2048)), type=83
+start=$((data_start * 2048)), type=83
+EOF
+  put "$work/boot.fat" "$boot_start"
+  put "$work/slot-boot.fat" "$slot_boot_a"
+  layout="autoboot ${BOOTSEL_MB}M, boot A ${BOOT_MB}M, boot B ${BOOT_MB}M, root A ${ROOT_MB}M, root B ${ROOT_MB}M, data ${DATA_MB}M+ (PARTUUID ${DISK_ID#0x}-01..03, -05..07)"
+fi
 put "$work/root.ext4" "$root_a"
 put "$work/data.ext4" "$data_start"
 
@@ -265,7 +329,7 @@ put "$work/data.ext4" "$data_start"
   echo "suite: $SUITE"
   echo "archive_date: $(cat "$root/etc/upazila-archive-date" 2>/dev/null)"
   echo "base: $(basename "$base") $(sha256sum "$base" | cut -c1-64)"
-  echo "layout: boot ${BOOT_MB}M, root A ${ROOT_MB}M, root B ${ROOT_MB}M, data ${DATA_MB}M+ (PARTUUID ${DISK_ID#0x}-01..04)"
+  echo "layout: $layout"
   echo "root_ext4_sha256: $(sha256sum "$work/root.ext4" | cut -c1-64)"
   echo "## debian packages"
   cat "$work/packages.tsv"
@@ -273,6 +337,7 @@ put "$work/data.ext4" "$data_start"
   cat "$work/wheels.txt"
 } >"$outdir/$name.manifest"
 cp --sparse=always "$work/root.ext4" "$outdir/$name.rootfs.ext4"
+[[ $arch == arm64 ]] && cp --sparse=always "$work/slot-boot.fat" "$outdir/$name.boot.vfat"
 (cd "$outdir" && sha256sum "$name.img" >"$name.img.sha256")
 if ((compress)); then
   log "xz"

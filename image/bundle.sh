@@ -5,6 +5,8 @@
 #
 #   --rootfs   the root slot build.sh wrote (default image/out/upazila-hub-<version>-<arch>
 #              .rootfs.ext4; build it first with make image)
+#   --boot     arm64: the slot's boot partition build.sh wrote (default ...-arm64.boot.vfat);
+#              RAUC writes it to the boot partition that goes with the root slot
 #   UPDATE_SIGNING_CERT / UPDATE_SIGNING_KEY   national's signing certificate and key; without
 #              them the development CA's (image/sign-dev.sh), with a warning
 #
@@ -14,18 +16,23 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-arch=arm64 outdir=$here/out rootfs=
+arch=arm64 outdir=$here/out rootfs='' bootfs=''
 while (($#)); do
   case $1 in
     --arch) arch=$2; shift 2 ;;
     --rootfs) rootfs=$2; shift 2 ;;
+    --boot) bootfs=$2; shift 2 ;;
     --out) outdir=$2; shift 2 ;;
-    *) echo "usage: $0 [--arch arm64|amd64] [--rootfs FILE] [--out DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--arch arm64|amd64] [--rootfs FILE] [--boot FILE] [--out DIR]" >&2; exit 2 ;;
   esac
 done
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/pyproject.toml")
 rootfs=${rootfs:-$here/out/upazila-hub-$version-$arch.rootfs.ext4}
 [[ -f $rootfs ]] || { echo "bundle.sh: no root slot $rootfs: run make image ARCH=$arch" >&2; exit 1; }
+if [[ $arch == arm64 ]]; then
+  bootfs=${bootfs:-${rootfs%.rootfs.ext4}.boot.vfat}
+  [[ -f $bootfs ]] || { echo "bundle.sh: no boot partition $bootfs: run make image" >&2; exit 1; }
+fi
 for tool in rauc mksquashfs; do
   command -v "$tool" >/dev/null || { echo "bundle.sh: missing $tool" >&2; exit 1; }
 done
@@ -51,6 +58,10 @@ format=verity
 [image.rootfs]
 filename=rootfs.ext4
 MANIFEST
+if [[ $arch == arm64 ]]; then
+  cp --sparse=always "$bootfs" "$work/boot.vfat"
+  printf '\n[image.boot]\nfilename=boot.vfat\n' >>"$work/manifest.raucm"
+fi
 mkdir -p "$outdir"
 out=$outdir/upazila-hub-$version-$arch.raucb
 rm -f "$out"

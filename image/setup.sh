@@ -8,7 +8,11 @@ export DEBIAN_FRONTEND=noninteractive
 DATA=/var/lib/upazila-hub
 SYS=$DATA/system          # what the read-only root keeps on the data partition
 VENV=/opt/upazila-hub/venv
-PART=${DISK_ID#0x}        # PARTUUID prefix: 7570617a-01 boot, -02 root A, -03 root B, -04 data
+PART=${DISK_ID#0x}        # PARTUUID prefix: 7570617a-NN, the card's partition NN
+# the card (image/README.md): amd64 1 boot (GRUB), 2 root A, 3 root B, 4 data; arm64 (the
+# Pi's tryboot) 1 autoboot.txt, 2 and 3 slot A's and B's boot files, 4 extended, 5 root A,
+# 6 root B, 7 data
+if [[ $ARCH == arm64 ]]; then ROOT_A=05 ROOT_B=06 DATA_PART=07; else ROOT_A=02 ROOT_B=03 DATA_PART=04; fi
 
 # --- users and groups, before any unit names them -------------------------------------------
 # upazila-hub.service has SupplementaryGroups=gpio video i2c: a group that does not exist
@@ -81,10 +85,35 @@ systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer \
                e2scrub_reap.service fstrim.timer 2>/dev/null || true
 
 # --- RAUC: the A/B slots ------------------------------------------------------------------
-bootloader=grub; [[ $ARCH == arm64 ]] && bootloader=noop
+# amd64: GRUB's grubenv; arm64: autoboot.txt and the firmware's tryboot through our custom
+# backend, each root slot with its boot partition as a child slot (RAUC writes both)
+bootloader=grub; [[ $ARCH == arm64 ]] && bootloader=custom
 sed -e "s/@ARCH@/$ARCH/g" -e "s/@PART@/$PART/g" -e "s/@BOOTLOADER@/$bootloader/" \
+    -e "s/@ROOT_A@/$ROOT_A/g" -e "s/@ROOT_B@/$ROOT_B/g" \
     /etc/rauc/system.conf.in >/etc/rauc/system.conf
 rm /etc/rauc/system.conf.in
+if [[ $ARCH == arm64 ]]; then
+  sed -i '/^grubenv=/d' /etc/rauc/system.conf
+  cat >>/etc/rauc/system.conf <<EOF
+
+[handlers]
+bootloader-custom-backend=/usr/local/sbin/upazila-rauc-tryboot
+
+[slot.boot.0]
+device=/dev/disk/by-partuuid/$PART-02
+type=vfat
+parent=rootfs.0
+
+[slot.boot.1]
+device=/dev/disk/by-partuuid/$PART-03
+type=vfat
+parent=rootfs.1
+EOF
+else
+  rm /usr/local/sbin/upazila-rauc-tryboot
+fi
+# the initramfs mounts the data partition by its PARTUUID
+sed -i "s/$PART-04/$PART-$DATA_PART/" /etc/initramfs-tools/scripts/local-bottom/upazila-data
 install -d -m 0755 "$SYS/rauc"
 
 # --- boot -----------------------------------------------------------------------------------
@@ -110,15 +139,27 @@ dtparam=watchdog=on
 dtoverlay=disable-bt
 disable_splash=1
 EOF
-  sed -i -e "s/^#\?ROOTPART=.*/ROOTPART=PARTUUID=$PART-02/" \
+  sed -i -e "s/^#\?ROOTPART=.*/ROOTPART=PARTUUID=$PART-$ROOT_A/" \
          -e 's/^#\?CONSOLES=.*/CONSOLES="ttyS1,115200 tty0"/' /etc/default/raspi-firmware
   echo "$cmdline rauc.slot=A" >/etc/default/raspi-extra-cmdline
 fi
-update-initramfs -u -k all
+# the base has none (build.sh leaves the kernel package's hook out): the one initramfs,
+# with our hooks; its post-update hooks run raspi-firmware's on arm64
+rm -f /boot/initrd.img-*
+update-initramfs -c -k all
 if [[ $ARCH == arm64 ]]; then
   # raspi-firmware writes "rw"; the root is read-only
   sed -i 's/ rw / ro /; s/ rw$/ ro/' /boot/firmware/cmdline.txt
-  grep -q "root=PARTUUID=$PART-02" /boot/firmware/cmdline.txt
+  grep -q "root=PARTUUID=$PART-$ROOT_A .*rauc.slot=A" /boot/firmware/cmdline.txt
+  # one boot partition image serves both slots (RAUC writes it to 2 or 3): the firmware's
+  # [boot_partition=N] filter picks the slot's command line; cmdline.txt stays slot A's
+  sed "s/$PART-$ROOT_A/$PART-$ROOT_B/; s/rauc.slot=A/rauc.slot=B/" /boot/firmware/cmdline.txt \
+    >/boot/firmware/cmdline-b.txt
+  cp /boot/firmware/cmdline.txt /boot/firmware/cmdline-a.txt
+  config=$(cat /boot/firmware/config.txt)
+  printf '%s\n' "# upazila hub: A/B (autoboot.txt on partition 1 chooses 2 or 3)" \
+    "[boot_partition=2]" "cmdline=cmdline-a.txt" "[boot_partition=3]" "cmdline=cmdline-b.txt" \
+    "[all]" "$config" >/boot/firmware/config.txt
 fi
 
 # the drop point the IT focal points look for when they open the card on a laptop

@@ -9,6 +9,12 @@ next boot would find it, choosing the slot the way RAUC's documented GRUB script
 (each slot in ``ORDER``: its ``_TRY`` is set, and it boots if ``_OK`` and not tried), and
 gives the hub a new boot id. The lead's QEMU test boots real slots.
 
+With ``bootloader="tryboot"`` the rig is the Raspberry Pi's instead (image/README.md): RAUC's
+custom backend, ``image/rootfs/usr/local/sbin/upazila-rauc-tryboot``, over ``autoboot.txt``
+in a directory standing in for the card's first partition, and ``PiFirmware`` (the fake of
+the hardware: the firmware's documented choice, autoboot.txt's ``[all]`` or, on a reboot
+with the one-shot tryboot flag, ``[tryboot]``) picks the slot at ``power_cycle``.
+
 Bundles are ``format=plain`` (a squashfs RAUC loop-mounts): ``verity`` bundles need
 device-mapper, which test containers lack; the signature check is the same CMS either way.
 """
@@ -28,6 +34,8 @@ from pathlib import Path
 from appliance.health.rauc import RaucInstaller
 
 COMPATIBLE = "upazila-hub-test"
+REPO = Path(__file__).resolve().parents[1]
+TRYBOOT_BACKEND = REPO / "image" / "rootfs" / "usr" / "local" / "sbin" / "upazila-rauc-tryboot"
 TOOLS = ("rauc", "mksquashfs", "openssl", "grub-editenv", "dbus-daemon")
 
 
@@ -95,12 +103,99 @@ def build_bundle(out: Path, signer: Signer, *, version: str, compatible: str = C
 
 
 @dataclass
+class PiFirmware:
+    """The Raspberry Pi 4/5 firmware and the kernel's part in a reboot, for the tryboot
+    backend: ``bootsel`` stands in for the card's partition 1 (autoboot.txt), ``dt`` for
+    ``/proc/device-tree/chosen/bootloader``, ``run`` for the tmpfs ``/run``.
+    ``kernel_tryboot``: the kernel hands a reboot argument with "tryboot" to the firmware
+    (Raspberry Pi's kernels); Debian's mainline kernel does not."""
+
+    folder: Path
+    kernel_tryboot: bool = True
+
+    @property
+    def bootsel(self) -> Path:
+        return self.folder / "bootsel"
+
+    @property
+    def dt(self) -> Path:
+        return self.folder / "dt-bootloader"
+
+    @property
+    def reboot_param(self) -> Path:
+        return self.folder / "run" / "systemd" / "reboot-param"
+
+    @property
+    def cmdline(self) -> Path:
+        return self.folder / "cmdline"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"UPAZILA_BOOTSEL": str(self.bootsel), "UPAZILA_DT_BOOTLOADER": str(self.dt),
+                "UPAZILA_REBOOT_PARAM": str(self.reboot_param),
+                "UPAZILA_CMDLINE": str(self.cmdline)}
+
+    def flash(self) -> None:
+        """A new card, as image/build.sh writes partition 1, booted on slot A."""
+        self.bootsel.mkdir(parents=True, exist_ok=True)
+        (self.bootsel / "autoboot.txt").write_text(
+            "[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=2\n")
+        self.boot(2, tryboot=False)
+
+    def autoboot(self) -> dict[str, int]:
+        """autoboot.txt's boot_partition per section, as the firmware reads it."""
+        out, section = {}, ""
+        path = self.bootsel / "autoboot.txt"
+        for line in path.read_text().splitlines() if path.exists() else []:
+            if line.startswith("["):
+                section = line.strip("[]")
+            elif line.startswith("boot_partition="):
+                out[section] = int(line.split("=", 1)[1])
+        return out
+
+    def boot(self, partition: int, tryboot: bool) -> None:
+        self.dt.mkdir(parents=True, exist_ok=True)
+        (self.dt / "partition").write_bytes(partition.to_bytes(4, "big"))
+        (self.dt / "tryboot").write_bytes(int(tryboot).to_bytes(4, "big"))
+        slot = {2: "A", 3: "B"}[partition]
+        self.cmdline.write_text(f"root=PARTUUID=7570617a-0{partition + 3} ro rauc.slot={slot}\n")
+
+    def reboot(self) -> str:
+        """The kernel's reboot (with systemd's reboot argument, if any), then the firmware's
+        choice. The flag is one-shot; /run does not survive. Returns the booted bootname."""
+        param = self.reboot_param.read_text() if self.reboot_param.exists() else ""
+        self.reboot_param.unlink(missing_ok=True)
+        tryboot = self.kernel_tryboot and "tryboot" in param.split()
+        return self._choose(tryboot)
+
+    def power_cut(self) -> str:
+        self.reboot_param.unlink(missing_ok=True)
+        return self._choose(False)
+
+    def _choose(self, tryboot: bool) -> str:
+        ab = self.autoboot()
+        part = ab.get("tryboot", ab.get("all", 2)) if tryboot else ab.get("all", 2)
+        self.boot(part, tryboot)
+        return {2: "A", 3: "B"}[part]
+
+    def backend(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run([str(TRYBOOT_BACKEND), *args], capture_output=True, text=True,
+                             timeout=30, env={**os.environ, **self.env})
+        if check:
+            assert res.returncode == 0, (args, res.stdout, res.stderr)
+        return res
+
+
+@dataclass
 class RaucRig:
-    """A RAUC service with slots A and B as files and GRUB's variables in a grubenv."""
+    """A RAUC service with slots A and B as files and GRUB's variables in a grubenv (or,
+    ``bootloader="tryboot"``, the Pi's autoboot.txt and tryboot: ``PiFirmware``)."""
 
     folder: Path
     keyring: Path
     compatible: str = COMPATIBLE
+    bootloader: str = "grub"
+    kernel_tryboot: bool = True
     slot_size: int = 4 * 1024 * 1024
     boot_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     booted: str = "A"
@@ -121,8 +216,13 @@ class RaucRig:
         return f"unix:path={self.folder / 'bus'}"
 
     @property
+    def firmware(self) -> PiFirmware:
+        return PiFirmware(self.folder / "pi", self.kernel_tryboot)
+
+    @property
     def env(self) -> dict[str, str]:
-        return {"DBUS_SYSTEM_BUS_ADDRESS": self.bus}
+        pi = self.firmware.env if self.bootloader == "tryboot" else {}
+        return {"DBUS_SYSTEM_BUS_ADDRESS": self.bus, **pi}
 
     def slot(self, name: str) -> Path:
         return self.folder / f"slot{name}.img"
@@ -137,14 +237,22 @@ class RaucRig:
                 f.truncate(self.slot_size)
         (self.folder / "data").mkdir(exist_ok=True)
         (self.folder / "mnt").mkdir(exist_ok=True)
+        if self.bootloader == "tryboot":
+            boot = (f"bootloader=custom\n"
+                    f"[handlers]\nbootloader-custom-backend={TRYBOOT_BACKEND}\n")
+            self.firmware.flash()
+        else:
+            boot = f"bootloader=grub\ngrubenv={self.grubenv}\n"
+            _run(["grub-editenv", str(self.grubenv), "create"])
+            self.set_env(ORDER="A B", A_OK="1", A_TRY="0", B_OK="0", B_TRY="0")
+        system, handlers = (boot.split("[handlers]\n") + [""])[:2]
         self.conf.write_text(
-            f"[system]\ncompatible={self.compatible}\nbootloader=grub\n"
-            f"grubenv={self.grubenv}\ndata-directory={self.folder / 'data'}\n"
+            f"[system]\ncompatible={self.compatible}\n{system}"
+            f"data-directory={self.folder / 'data'}\n"
             f"mountprefix={self.folder / 'mnt'}\n\n[keyring]\npath={self.keyring}\n\n"
-            f"[slot.rootfs.0]\ndevice={self.slot('A')}\ntype=raw\nbootname=A\n\n"
+            + (f"[handlers]\n{handlers}\n" if handlers else "")
+            + f"[slot.rootfs.0]\ndevice={self.slot('A')}\ntype=raw\nbootname=A\n\n"
             f"[slot.rootfs.1]\ndevice={self.slot('B')}\ntype=raw\nbootname=B\n")
-        _run(["grub-editenv", str(self.grubenv), "create"])
-        self.set_env(ORDER="A B", A_OK="1", A_TRY="0", B_OK="0", B_TRY="0")
         self._dbus = subprocess.Popen(["dbus-daemon", "--session", "--nofork",
                                        f"--address={self.bus}"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -201,7 +309,8 @@ class RaucRig:
     def power_cycle(self) -> str:
         """The machine restarts: RAUC's service comes back on the slot GRUB picks."""
         self._stop_service()
-        self.booted = self.grub_choice()
+        self.booted = self.firmware.reboot() if self.bootloader == "tryboot" \
+            else self.grub_choice()
         self.boot_id = str(uuid.uuid4())
         self._start_service()
         return self.booted

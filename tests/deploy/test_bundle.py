@@ -78,3 +78,31 @@ def test_bundle_is_signed_and_checked(tmp_path: Path) -> None:
 def test_no_root_slot_says_what_to_run(tmp_path: Path) -> None:
     res = _bundle(tmp_path, tmp_path / "missing.ext4", tmp_path / "cache")
     assert res.returncode == 1 and "make image ARCH=amd64" in res.stderr
+
+
+def test_arm64_bundle_carries_the_slots_boot_partition(tmp_path: Path) -> None:
+    """The Pi's slot is a root and its boot partition (autoboot.txt picks 2 or 3): RAUC
+    writes both from one bundle, so the firmware and kernel go with the root they boot."""
+    slot = _root_slot(tmp_path)
+    arm = tmp_path / f"upazila-hub-{VERSION}-arm64.rootfs.ext4"
+    slot.rename(arm)
+    res = subprocess.run([str(REPO / "image" / "bundle.sh"), "--arch", "arm64", "--rootfs",
+                          str(arm), "--out", str(tmp_path / "out")], capture_output=True,
+                         text=True, timeout=120,
+                         env={**os.environ, "IMAGE_CACHE": str(tmp_path / "cache")})
+    assert res.returncode == 1 and "no boot partition" in res.stderr
+    boot = arm.with_name(arm.name.replace(".rootfs.ext4", ".boot.vfat"))
+    subprocess.run(["mkfs.fat", "-C", "-F", "32", str(boot), str(40 * 1024)], check=True,
+                   capture_output=True)
+    res = subprocess.run([str(REPO / "image" / "bundle.sh"), "--arch", "arm64", "--rootfs",
+                          str(arm), "--out", str(tmp_path / "out")], capture_output=True,
+                         text=True, timeout=120,
+                         env={**os.environ, "IMAGE_CACHE": str(tmp_path / "cache")})
+    assert res.returncode == 0, res.stderr
+    bundle = Path(res.stdout.strip().splitlines()[-1])
+    info = _info(bundle, tmp_path / "cache" / "dev-signing" / "ca.cert.pem")
+    assert info.returncode == 0, info.stderr
+    assert "RAUC_MF_COMPATIBLE='upazila-hub-arm64'" in info.stdout
+    assert "RAUC_MF_IMAGES=2" in info.stdout
+    assert "RAUC_IMAGE_CLASS_0='rootfs'" in info.stdout
+    assert "RAUC_IMAGE_CLASS_1='boot'" in info.stdout

@@ -18,6 +18,7 @@ SCRIPTS = [IMAGE / "build.sh", IMAGE / "setup.sh", IMAGE / "sign-dev.sh", IMAGE 
            IMAGE / "bundle.sh",
            IMAGE / "rootfs" / "usr" / "local" / "sbin" / "upazila-grow-data",
            IMAGE / "rootfs" / "usr" / "local" / "sbin" / "upazila-boot-report",
+           IMAGE / "rootfs" / "usr" / "local" / "sbin" / "upazila-rauc-tryboot",
            REPO / "provisioning" / "prepare-card.sh"]
 SH_SCRIPTS = [IMAGE / "rootfs" / "etc" / "initramfs-tools" / "hooks" / "upazila-data",
               IMAGE / "rootfs" / "etc" / "initramfs-tools" / "scripts" / "local-bottom"
@@ -71,8 +72,15 @@ def test_recipe_units_and_initramfs_agree_on_the_layout() -> None:
     grub = (IMAGE / "grub.cfg.in").read_text()
     assert "root=PARTUUID=@PART@-0$n" in grub and "rauc.slot=$slot" in grub
     rauc = (IMAGE / "rootfs/etc/rauc/system.conf.in").read_text()
-    assert "device=/dev/disk/by-partuuid/@PART@-02" in rauc
-    assert "device=/dev/disk/by-partuuid/@PART@-03" in rauc
+    assert "device=/dev/disk/by-partuuid/@PART@-@ROOT_A@" in rauc
+    assert "device=/dev/disk/by-partuuid/@PART@-@ROOT_B@" in rauc
+    # amd64: roots 2 and 3, data 4; arm64 (the Pi's tryboot): boot 2 and 3, roots 5 and 6,
+    # data 7, and build.sh lays the card out the same way
+    assert "ROOT_A=05 ROOT_B=06 DATA_PART=07; else ROOT_A=02 ROOT_B=03 DATA_PART=04" in setup
+    assert 'device=/dev/disk/by-partuuid/$PART-02\ntype=vfat\nparent=rootfs.0' in setup
+    assert 'device=/dev/disk/by-partuuid/$PART-03\ntype=vfat\nparent=rootfs.1' in setup
+    assert "bootloader-custom-backend=/usr/local/sbin/upazila-rauc-tryboot" in setup
+    assert 'start=$((ext_start * 2048)), type=05' in build
     for unit in ("upazila-hub.service", "upazila-firstboot.service",
                  "upazila-growdata.service", "upazila-boot-report.service"):
         assert unit in setup, f"setup.sh does not enable {unit}"

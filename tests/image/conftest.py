@@ -4,14 +4,15 @@ backup server: Debian's real sshd serving SFTP, as in tests/backup; ``national.p
 
 from __future__ import annotations
 
+import os
 import shutil
-import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from .national import National, national_side
-from .vm import Built, build_image
+from .vm import Built, admin_key, build_image
 
 NEEDS = ("mmdebstrap", "qemu-system-x86_64", "mcopy", "mkfs.fat", "sfdisk", "rauc")
 
@@ -20,13 +21,32 @@ NEEDS = ("mmdebstrap", "qemu-system-x86_64", "mcopy", "mkfs.fat", "sfdisk", "rau
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     missing = [t for t in NEEDS if shutil.which(t) is None]
     assert not missing, f"{missing} not installed: scripts/install-system-deps (image.txt)"
-    keys = tmp_path_factory.mktemp("admin-key")
-    key = keys / "admin"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "national-test",
-                    "-f", str(key)], check=True)
+    key = admin_key(tmp_path_factory.mktemp("admin-key"))
     b = build_image(tmp_path_factory.mktemp("image"), key)
     print(f"\nimage build (amd64, base tarball cached or not): {b.seconds:.0f} s")
     return b
+
+
+@pytest.fixture(scope="session")
+def built_arm64(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """The Pi's image, built on this (x86-64) machine through qemu-user-static (25 to 50
+    minutes from scratch). UPAZILA_ARM64_BUILT=DIR uses a build already there instead
+    (image/build.sh --arch arm64 --no-compress --out DIR, with ADMIN_SSH_PUBKEY=DIR/admin.pub
+    and its private key DIR/admin)."""
+    missing = [t for t in (*NEEDS[:1], "mcopy", "mkfs.fat", "sfdisk", "debugfs")
+               if shutil.which(t) is None]
+    assert not missing, f"{missing} not installed: scripts/install-system-deps (image.txt)"
+    if os.environ.get("UPAZILA_ARM64_BUILT"):
+        out = Path(os.environ["UPAZILA_ARM64_BUILT"])
+        (img,) = out.glob("upazila-hub-*-arm64.img")
+        stem = img.name.removesuffix(".img")
+        return Built(img, out / f"{stem}.rootfs.ext4", out / f"{stem}.manifest",
+                     out / "admin", 0.0, "arm64")
+    key = admin_key(tmp_path_factory.mktemp("admin-key-arm64"))
+    b = build_image(tmp_path_factory.mktemp("image-arm64"), key, arch="arm64")
+    print(f"\nimage build (arm64, base tarball cached or not): {b.seconds:.0f} s")
+    return b
+
 
 
 @pytest.fixture(scope="module")

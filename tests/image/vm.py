@@ -37,6 +37,12 @@ class Built:
     manifest: Path
     admin_key: Path
     seconds: float
+    arch: str = "amd64"
+
+    @property
+    def boot_vfat(self) -> Path:
+        """arm64: the slot's boot partition, for update bundles."""
+        return self.rootfs.with_name(self.rootfs.name.replace(".rootfs.ext4", ".boot.vfat"))
 
 
 def build_image(out: Path, admin_key: Path, arch: str = "amd64") -> Built:
@@ -51,7 +57,98 @@ def build_image(out: Path, admin_key: Path, arch: str = "amd64") -> Built:
     (img,) = out.glob(f"upazila-hub-*-{arch}.img")
     stem = img.name.removesuffix(".img")
     return Built(img, out / f"{stem}.rootfs.ext4", out / f"{stem}.manifest", admin_key,
-                 seconds)
+                 seconds, arch)
+
+
+def admin_key(folder: Path) -> Path:
+    """National's SSH key for ``hubadmin`` (the image takes its ``.pub``)."""
+    key = folder / "admin"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "national-test",
+                    "-f", str(key)], check=True)
+    return key
+
+
+# -- reading a card without mounting it (no loop devices, no vfat or MBR in the kernel) -------
+@dataclass(frozen=True)
+class Partition:
+    number: int
+    start: int  # bytes
+    size: int   # bytes
+    type: str   # MBR type, e.g. "c", "83", "5"
+
+
+def partitions(card: Path) -> dict[int, Partition]:
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(card)], check=True,
+                                      capture_output=True, text=True).stdout)["partitiontable"]
+    assert table["label"] == "dos" and table.get("sectorsize", 512) == 512, table
+    out = {}
+    for p in table["partitions"]:
+        n = int(p["node"].rsplit(str(card.name), 1)[-1].lstrip("p"))
+        out[n] = Partition(n, p["start"] * 512, p["size"] * 512, p["type"])
+    return out
+
+
+def fat_files(spec: str) -> dict[str, bytes]:
+    """Every file on a FAT (mtools' ``image@@offset``), by path, read with mtools."""
+    env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
+    listing = subprocess.run(["mdir", "-/", "-b", "-i", spec, "::"], check=True,
+                             capture_output=True, text=True, env=env).stdout.split("\n")
+    out = {}
+    for line in listing:
+        name = line.strip().removeprefix("::/")
+        if not name or name.endswith("/"):
+            continue
+        res = subprocess.run(["mtype", "-i", spec, f"::{name}"], capture_output=True, env=env)
+        if res.returncode == 0:
+            out[name] = res.stdout
+    return out
+
+
+def extract(card: Path, part: Partition, dest: Path) -> Path:
+    """One partition's bytes as a file (sparse), for debugfs or a comparison."""
+    subprocess.run(["dd", f"if={card}", f"of={dest}", "bs=4M", f"skip={part.start}",
+                    f"count={part.size}", "iflag=skip_bytes,count_bytes", "conv=sparse",
+                    "status=none"], check=True)
+    return dest
+
+
+def debugfs(fs: Path, request: str) -> str:
+    res = subprocess.run(["debugfs", "-R", request, str(fs)], capture_output=True,
+                         text=True, errors="replace", check=True)
+    return res.stdout
+
+
+def ext4_read(fs: Path, path: str) -> bytes:
+    res = subprocess.run(["debugfs", "-R", f"cat {path}", str(fs)], capture_output=True,
+                         check=True)
+    return res.stdout
+
+
+def ext4_ls(fs: Path, path: str) -> dict[str, int]:
+    """A directory's entries and their modes (``debugfs ls -p``); {} when it is missing."""
+    out = {}
+    for line in debugfs(fs, f"ls -p {path}").splitlines():
+        f = line.split("/")  # /inode/mode/uid/gid/name/size/
+        if len(f) >= 7 and f[5] not in (".", ".."):
+            out[f[5]] = int(f[2], 8)
+    return out
+
+
+def ext4_link(fs: Path, path: str) -> str | None:
+    """Where a symbolic link points (None: not a link)."""
+    text = debugfs(fs, f"stat {path}")
+    for line in text.splitlines():
+        if line.startswith("Fast link dest:"):
+            return line.split(":", 1)[1].strip().strip('"')
+    return None
+
+
+ELF_MACHINE = {62: "x86-64", 183: "aarch64"}
+
+
+def elf_machine(data: bytes) -> str:
+    assert data[:4] == b"\x7fELF", data[:16]
+    return ELF_MACHINE.get(int.from_bytes(data[18:20], "little"), str(data[18:20]))
 
 
 def new_card(image: Path, card: Path, size_gb: int = 4) -> Path:
@@ -213,3 +310,36 @@ class VM:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=30)
+
+
+@dataclass
+class Arm64VM(VM):
+    """The Pi's card under ``qemu-system-aarch64 -M virt`` (TCG): no Pi firmware exists
+    under QEMU, so QEMU loads the kernel and initramfs the firmware would (slot A's boot
+    partition, read with mtools) and passes cmdline-a.txt's root, on virtio."""
+
+    def start(self) -> VM:
+        assert shutil.which("qemu-system-aarch64"), "qemu-system-arm is not installed"
+        parts = partitions(self.card)
+        boot = fat_files(f"{self.card}@@{parts[2].start}")
+        (kernel,) = [n for n in boot if n.startswith("vmlinuz-")]
+        (initrd,) = [n for n in boot if n.startswith("initrd.img-")]
+        for name in (kernel, initrd):
+            (self.workdir / name).write_bytes(boot[name])
+        args = [a for a in boot["cmdline-a.txt"].decode().split()
+                if not a.startswith("console=") and a != "quiet"]
+        cmd = ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-accel", "tcg",
+               "-m", "1024", "-smp", "2", "-nographic", "-monitor", "none",
+               "-display", "none",
+               "-kernel", str(self.workdir / kernel), "-initrd", str(self.workdir / initrd),
+               "-append", " ".join([*args, "console=ttyAMA0"]),
+               "-drive", f"file={self.card},if=none,format=raw,id=card",
+               "-device", "virtio-blk-pci,drive=card",
+               "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{self.http_port}-:80,"
+                          f"hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22",
+               "-device", "virtio-net-pci,netdev=n0",
+               "-serial", f"file:{self.console}"]
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL)
+        return self
