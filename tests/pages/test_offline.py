@@ -8,13 +8,14 @@ under this login.
 The laptop goes offline through the DevTools protocol (Network.emulateNetworkConditions). The
 page itself cannot load without the hub (no service worker: browsers allow them only in secure
 contexts, and the hub is plain HTTP on the UHC's LAN), so the reload happens once the page can
-load again but saves still fail: Network.setBlockedURLs blocks the import and the ping.
+load again but saves still get no answer: the hub hangs up on imports (DROP).
 
 The tests in this module run in order and share one browser and one hub.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import threading
@@ -38,7 +39,7 @@ RECEIVED = "হাবে জমা হয়েছে"    # "received by the hub
 A, B = C.cocs(PATIENTS)[0], C.cocs(PATIENTS)[1]
 REFUSED = next(e for e in C.elements(FORM1) if e["code"] == "CC_MAL_TEST")
 R = C.cocs(REFUSED)[0]
-BLOCK = ["*/api/dataValueSets*", "*/api/system/ping*"]
+DROP = threading.Event()  # the hub's imports hang up without an answer
 
 
 @pytest.fixture(scope="module")
@@ -52,24 +53,37 @@ def stored(live_hub: ThreadedHub) -> Iterator[Counter[tuple[str, str, str]]]:
         with lock:
             seen.update((r.de, r.coc, str(r.value)) for r in rows)
         return real(tx, rows, **kw)
+    post = routes_data._post_data_value_sets
+
+    async def dropping(request: Any, opts: Any) -> Any:
+        if DROP.is_set():  # as a Wi-Fi that drops: the page's fetch() rejects
+            request.transport.close()
+            raise ConnectionResetError("dropped by the test")
+        return await post(request, opts)
     mp = pytest.MonkeyPatch()
     mp.setattr(routes_data.dv, "import_values", counting)
+    mp.setattr(routes_data, "_post_data_value_sets", dropping)
     try:
         yield seen
     finally:
         mp.undo()
 
 
-def offline(d: webdriver.Chrome, off: bool, block: list[str] | None = None) -> None:
+def offline(d: webdriver.Chrome, off: bool) -> None:
     d.execute_cdp_cmd("Network.enable", {})
     d.execute_cdp_cmd("Network.emulateNetworkConditions", {
         "offline": off, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
-    d.execute_cdp_cmd("Network.setBlockedURLs", {"urls": block or []})
 
 
 def header(d: webdriver.Chrome) -> str:
     el = d.find_elements(By.ID, "outbox")
     return el[0].text if el and el[0].is_displayed() else ""
+
+
+def waiting(d: webdriver.Chrome) -> list[dict[str, Any]]:
+    """The browser's outbox, every user's."""
+    return list(d.execute_async_script("""const done = arguments[arguments.length - 1];
+      import('/hub/static/outbox.js').then(m => m.all()).then(done);"""))
 
 
 def audits(hub: ThreadedHub, de: str, coc: str) -> list[dict[str, Any]]:
@@ -102,9 +116,13 @@ def test_values_typed_offline_reach_the_hub_once(live_hub: ThreadedHub, browser:
     shot(d, "offline-queued-1280")
     assert not stored
 
-    # the hub's page loads again but saves still fail: a reload keeps every value, over the
-    # hub's (empty) ones
-    offline(d, False, BLOCK)
+    # the hub's page loads again but saves still get no answer: a reload keeps every value,
+    # over the hub's (empty) ones
+    DROP.set()
+    offline(d, False)
+    # (the page tries at once and fails; the reload waits for that, or it would be a reload
+    # mid-send, the last test's case)
+    wait(d, "the failed send settled", lambda: not any(e["claim"] for e in waiting(d)))
     d.get(live_hub.url + "/hub")
     open_form1(d)
     wait(d, "the outbox over the hub's values", lambda: field(d, PATIENTS, A).get_attribute(
@@ -116,15 +134,13 @@ def test_values_typed_offline_reach_the_hub_once(live_hub: ThreadedHub, browser:
     # a second tab with the same outbox; both come back at once: one of them sends it
     first = d.current_window_handle
     d.switch_to.new_window("tab")
-    offline(d, False, BLOCK)
     d.get(live_hub.url + "/hub")
     open_form1(d)
     wait(d, "the second tab's outbox", lambda: status(d, PATIENTS, B) == QUEUED)
     second = d.current_window_handle
-    offline(d, False)
+    DROP.clear()
     d.execute_script("dispatchEvent(new Event('online'))")
     d.switch_to.window(first)
-    offline(d, False)
     d.execute_script("dispatchEvent(new Event('online'))")
     refused = {}
     for w in (first, second):
@@ -177,3 +193,51 @@ def test_another_users_values_wait_for_them(live_hub: ThreadedHub, browser: webd
     open_form1(d)
     wait(d, "the banner again", lambda: d.find_element(By.ID, "outbox-others").is_displayed())
     assert sum(stored.values()) == before
+
+
+def test_a_reload_mid_send_does_not_send_again(live_hub: ThreadedHub, browser: webdriver.Chrome,
+                                               stored: Counter[tuple[str, str, str]],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page is reloaded while the hub is still importing its send: the new page leaves the
+    entry alone while the send may be alive, then finds the value on the hub and drops it."""
+    d = browser
+    c = C.cocs(PATIENTS)[2]
+    posts, gate = Counter[str](), threading.Event()
+    real = routes_data._post_data_value_sets
+
+    async def slow(request: Any, opts: Any) -> Any:
+        posts["n"] += 1
+        await request.read()  # kept by aiohttp for the handler
+
+        async def later() -> Any:
+            while not gate.is_set():
+                await asyncio.sleep(0.05)
+            return await real(request, opts)
+        # the import outlives its page (aiohttp would stop it when the page goes): the case
+        # where the new page cannot know whether the send arrived
+        return await asyncio.shield(asyncio.ensure_future(later()))
+    monkeypatch.setattr(routes_data, "_post_data_value_sets", slow)
+    d.get(live_hub.url + "/hub")
+    wait(d, "the page", lambda: d.find_element(By.ID, "login").is_displayed() or
+         d.find_elements(By.ID, "ds"))
+    if d.find_element(By.ID, "login").is_displayed():
+        login(d, "chcp", "district")
+    open_form1(d)
+
+    offline(d, True)
+    type_into(d, PATIENTS, c, "23")
+    wait(d, "queued", lambda: status(d, PATIENTS, c) == QUEUED)
+    offline(d, False)
+    d.execute_script("dispatchEvent(new Event('online'))")
+    wait(d, "the send on its way", lambda: posts["n"] == 1)
+    d.get(live_hub.url + "/hub")  # mid-send
+    open_form1(d)
+    wait(d, "still queued after the reload", lambda: status(d, PATIENTS, c) == QUEUED)
+    assert waiting(d)[0]["claim"]  # the dead page's claim
+    gate.set()  # its import completes
+    wait(d, "the hub's value found, the entry dropped", lambda: header(d) == "" and
+         status(d, PATIENTS, c) == RECEIVED, timeout=60)
+    assert posts["n"] == 1
+    assert stored[(PATIENTS["id"], c, "23")] == 1
+    assert [e for e in waiting(d) if e["user"] == "chcp"] == []
+    assert js_errors(d) == []

@@ -13,7 +13,7 @@ export function offline(ctx) {
   x = ctx;
   return {queue, unqueue, showQueued, startOutbox};
 }
-let x = null, sendingOutbox = null, probing = null;
+let x = null, sendingOutbox = null, probing = null, leaving = false;
 const entryOf = c => ({user: x.me().username, ds: x.sel().ds, de: c.de.id, pe: x.sel().pe, ou: x.sel().ou, coc: c.coc, aoc: '',
   value: c.sent});
 const cellOf = e => e.ds === x.sel().ds && e.pe === x.sel().pe && e.ou === x.sel().ou && x.form() ? x.cell(e.de + '.' + e.coc) : null;
@@ -79,26 +79,50 @@ async function probe() {
 }
 export function startOutbox() {
   addEventListener('online', () => sendOutbox());
+  addEventListener('pagehide', () => { leaving = true; });
   outboxState().then(sendOutbox);
 }
 async function sendOutbox() {
   if (sendingOutbox || !x.me()) return sendingOutbox;
   sendingOutbox = (async () => {
     try { // after this tab's own save: one request at a time
-      await x.exclusive(() => outbox.exclusive(async locked => {
+      await x.exclusive(async () => {
         let list = [];
         try {
-          list = await outbox.claim(x.me().username, locked); // another tab's send in flight keeps its entries
+          list = await outbox.claim(x.me().username); // another tab's send in flight keeps its entries
+          list = await arrived(list);
           if (list.length) await sendQueued(list);
-        } catch (e) {
-          if (list.length) { try { await outbox.settle(list, list.map(() => false)); } catch (y) { /* stale claim */ } }
+        } catch (e) { // no answer; but a page being left (reload mid-send) keeps its claim: its
+          // request may still land, and the next page must not send it again meanwhile
+          if (list.length && !leaving) {
+            try { await outbox.settle(list, list.map(() => false), true); } catch (y) { /* stale claim */ }
+          }
         }
-      }));
+      });
     } catch (e) { /* no IndexedDB: nothing was queued */ }
     await outboxState();
     x.summary();
   })();
   try { await sendingOutbox; } finally { sendingOutbox = null; }
+}
+// a dead tab's send (closed or reloaded mid-send) may have arrived: what the hub holds
+// already is not sent again
+async function arrived(list) {
+  const forms = {};
+  list.filter(e => e.stale).forEach(e => { forms[[e.ds, e.pe, e.ou].join()] = e; });
+  const have = {};
+  for (const e of Object.values(forms)) {
+    const r = await x.api('GET', '/api/dataEntry/dataValues?' + new URLSearchParams({ds: e.ds, pe: e.pe, ou: e.ou}));
+    if (!r.ok) return list;
+    have[[e.ds, e.pe, e.ou].join()] = {};
+    (r.body.dataValues || []).forEach(v => {
+      have[[e.ds, e.pe, e.ou].join()][v.dataElement + '.' + v.categoryOptionCombo] = String(v.value);
+    });
+  }
+  const there = list.map(e => e.stale && (have[[e.ds, e.pe, e.ou].join()][e.de + '.' + e.coc] || '') === e.value);
+  if (!there.some(Boolean)) return list;
+  await outbox.settle(list.filter((e, i) => there[i]), list.filter((e, i) => there[i]).map(() => true));
+  return list.filter((e, i) => !there[i]);
 }
 async function sendQueued(list) {
   const same = k => list.every(e => e[k] === list[0][k]);

@@ -4,11 +4,12 @@
    later edit of the same cell replaces the queued one: the last edit wins and is sent once.
    Two tabs or a reload during a send must not send an entry twice: a flush first claims its
    entries in one IndexedDB transaction (atomic across tabs) and settles them after the reply.
-   Where the browser has Web Locks (secure contexts only: HTTPS, or localhost) the whole flush
-   also holds a lock, which dies with its tab, so a claim met under the lock is a dead tab's
-   and is taken over at once; on plain HTTP (the UHC's LAN) a claim is taken over once older
-   than STALE (a send gives up after 30 s). */
-const DB = 'hub-outbox', STORE = 'values', STALE = 40000;
+   A claim older than STALE is a dead tab's (a send gives up after 30 s): it is taken over,
+   marked `stale`, and the page asks the hub whether that send arrived before sending again;
+   so is an entry whose send got no answer (`unsure`: the Wi-Fi may have dropped after it left).
+   (Web Locks would not do: they exist only in secure contexts, and the hub is plain HTTP on
+   the UHC's LAN; and a lock that died with its tab says nothing about its request.) */
+const DB = 'hub-outbox', STORE = 'values', STALE = 35000;
 const TAB = Math.random().toString(36).slice(2) + Date.now().toString(36);
 export const keyOf = e => [e.user, e.de, e.pe, e.ou, e.coc, e.aoc || ''];
 let dbp = null;
@@ -55,34 +56,31 @@ export function all() {
 export function drop(keys) {
   return keys.length ? tx('readwrite', s => keys.forEach(k => s.delete(k))) : Promise.resolve();
 }
-// fn(locked) while holding the outbox's lock, where the browser has Web Locks
-export function exclusive(fn) {
-  return navigator.locks ? navigator.locks.request(DB, () => fn(true)) : fn(false);
-}
-// take this user's unclaimed (or stale) entries for one send; `locked`: every claim is stale
-export function claim(user, locked) {
+// take this user's unclaimed (or stale) entries for one send
+export function claim(user) {
   const now = Date.now();
   return tx('readwrite', (s, out) => {
     out.v = [];
     each(s, cur => {
       const e = cur.value;
-      if (e.user !== user || (e.claim && !locked && now - e.claim.at < STALE)) return;
+      if (e.user !== user || (e.claim && now - e.claim.at < STALE)) return;
+      const stale = !!(e.claim || e.unsure);
       e.claim = {tab: TAB, at: now};
       cur.update(e);
-      out.v.push(e);
+      out.v.push(Object.assign({stale}, e));
     });
   });
 }
-// after the reply: done entries are removed, the others released; an entry edited meanwhile
-// (a newer `at`) is left alone, to be sent in the next flush
-export function settle(entries, done) {
+// after the reply: done entries are removed, the others released (`unsure`: the send got no
+// answer); an entry edited meanwhile (a newer `at`) is left alone, to be sent in the next flush
+export function settle(entries, done, unsure) {
   return tx('readwrite', s => entries.forEach((e, i) => {
     const g = s.get(keyOf(e));
     g.onsuccess = () => {
       const cur = g.result;
       if (!cur || cur.at !== e.at || !cur.claim || cur.claim.tab !== TAB) return;
       if (done[i]) s.delete(keyOf(e));
-      else { cur.claim = null; s.put(cur); }
+      else { cur.claim = null; cur.unsure = !!(unsure || cur.unsure); s.put(cur); }
     };
   }));
 }
