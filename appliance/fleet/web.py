@@ -750,7 +750,8 @@ async def updates_page(request: web.Request) -> web.Response:
         rollouts.progress(c), rollouts.versions(c), releases.list_releases(c),
         rollouts.trouble_hubs(c)))
     return _html(request, updates_pages.overview(items, vers, rels, trouble, now=fleet.clock(),
-                                                 account=_account(request)), started)
+                                                 account=_account(request),
+                                                 tr=await _tr(request)), started)
 
 
 async def rollout_page(request: web.Request) -> web.Response:
@@ -760,7 +761,8 @@ async def rollout_page(request: web.Request) -> web.Response:
     items = await fleet.db.read(lambda c: rollouts.progress(c, rid, with_hubs=True))
     if not items:
         raise NotFound(f"No rollout {rid}")
-    return _html(request, updates_pages.rollout(items[0], account=_account(request)), started)
+    return _html(request, updates_pages.rollout(items[0], account=_account(request),
+                                                tr=await _tr(request)), started)
 
 
 # -------------------------------------------------------------------------------- API
@@ -908,11 +910,12 @@ async def hub_page(request: web.Request) -> web.Response:
     if res[0] is None:
         raise NotFound(f"No hub {hub_id!r} is enrolled")
     hub, alerts, hist, beats, issuance, events = res
+    tr = await _tr(request)
     return _html(request, pages.hub_page(hub, alerts, hist, beats, hours=hours, now=now,
                                          th=fleet.thresholds, account=_account(request),
                                          tls=queries.tls_json(hub, issuance, now),
-                                         update_html=updates_pages.hub_section(hub, events),
-                                         tr=await _tr(request)),
+                                         update_html=updates_pages.hub_section(hub, events, tr),
+                                         tr=tr),
                  started)
 
 
