@@ -22,8 +22,13 @@ METADATA = {o["name"] for k in ("trackedEntityAttributes", "dataElements", "prog
                                 "programStages") for o in R.doc.get(k, [])}
 
 
+LABELS = {p[k] for p in R.doc.get("programs", [])
+          for k in ("enrollmentDateLabel", "incidentDateLabel") if p.get(k)}
+
+
 def own_english(html: str) -> list[str]:
-    return [s for s in english_left(html) if s not in METADATA]
+    return [s for s in english_left(html)
+            if s not in METADATA and not any(label in s for label in LABELS)]
 
 
 def open_in_bangla(d: webdriver.Chrome, url: str) -> None:
