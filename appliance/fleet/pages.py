@@ -112,6 +112,23 @@ def dot(state: str, tr: Tr | None = None) -> str:
     return f'<span class="dot {s}" role="img" aria-label="{w}" title="{w}"></span>'
 
 
+# The alert rules in the reader's language; the rule's code stays in the tooltip (the API,
+# the logs and the rules' settings use it). The message is the fleet's record, in English.
+RULE_WORDS = {
+    "silent": N_("Hub silent"), "integrity": N_("Database damaged"), "disk": N_("Disk full"),
+    "temp": N_("Too hot"), "undervoltage": N_("Power supply too weak"),
+    "sync_lag": N_("Sync behind"), "conflicts": N_("Sync conflicts"),
+    "clock": N_("Clock wrong"), "cert_expiry": N_("HTTPS certificate"),
+    "backup_lag": N_("Backup behind"), "update_rollback": N_("Update rolled back"),
+    "update_failed": N_("Update failed"),
+}
+
+
+def rule(code: str, tr: Tr) -> str:
+    words = tr(RULE_WORDS[code]) if code in RULE_WORDS else code
+    return f'<strong title="{esc(code)}">{esc(words)}</strong>'
+
+
 def _num(v: Any, unit: str = "", digits: int = 1) -> str:
     if v is None:
         return '<span class="muted">–</span>'
@@ -276,7 +293,7 @@ def hub_page(hub: sqlite3.Row, alerts: list[sqlite3.Row], hist: list[sqlite3.Row
             f" · {esc(tr('last heartbeat {when}', when=seen_txt))}"
             f" · seq {esc(hub['last_seq'] if hub['last_seq'] is not None else '–')}</p>")
     if alerts:
-        items = "".join(f"<li>{dot(a['level'], tr)} <strong>{esc(a['code'])}</strong>: "
+        items = "".join(f"<li>{dot(a['level'], tr)} {rule(a['code'], tr)}: "
                         f"{esc(a['message'])} <small>"
                         f"{esc(tr('since {when}', when=when(a['since'])))}</small></li>"
                         for a in alerts)
@@ -409,7 +426,7 @@ def alerts_page(rows: list[sqlite3.Row], f: HubFilter, places: list[tuple[str, s
         f"<td>{dot(a['level'], tr)} {esc(tr(STATE_WORDS.get(a['level'], a['level'])))}</td>"
         f'<td><a href="{esc(hub_url(a["hub_id"]))}">{esc(a["name"] or a["hub_id"])}</a></td>'
         f"<td>{esc(', '.join(x for x in (a['upazila'], a['district']) if x))}</td>"
-        f"<td>{esc(a['code'])}</td><td>{esc(a['message'])}</td>"
+        f"<td>{rule(a['code'], tr)}</td><td>{esc(a['message'])}</td>"
         f"<td>{esc(tr('{age} ago', age=age(max(0.0, now - a['since']), tr)))}</td>"
         + (f"<td>{esc(when(a['resolved_at']))}</td>" if resolved else "") + "</tr>"
         for a in rows)

@@ -8,7 +8,8 @@ import ast
 import time
 from pathlib import Path
 
-from appliance.fleet.pages import SAMPLE_LABELS
+from appliance.fleet.alerts import ALL_CODES
+from appliance.fleet.pages import RULE_WORDS, SAMPLE_LABELS
 from appliance.i18n import messages
 from tests.i18n.test_locale_api import english_left
 
@@ -80,3 +81,7 @@ def test_words_inside_f_strings_are_in_the_catalogue() -> None:
                         and not bn.get(str(n.args[0].value)):
                     missing.append(f"{path.name}: {n.args[0].value}")
     assert missing == []
+
+
+def test_every_alert_rule_has_words() -> None:
+    assert set(RULE_WORDS) == set(ALL_CODES)
