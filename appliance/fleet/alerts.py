@@ -34,6 +34,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import BadRequest
+from ..i18n import Tr, translator
 
 RED, AMBER, GREEN = "red", "amber", "green"
 STATE_RANK = {RED: 0, AMBER: 1, GREEN: 2}
@@ -150,16 +151,17 @@ def when(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def age(seconds: float) -> str:
-    """A short human duration: 45 s, 12 min, 5 h, 3 days."""
+def age(seconds: float, tr: Tr | None = None) -> str:
+    """A short human duration: 45 s, 12 min, 5 h, 3 days (in the reader's language)."""
     s = int(seconds)
+    tr = tr or translator("en")
     if s < 120:
-        return f"{s} s"
+        return tr("{n} s", n=s)
     if s < 7200:
-        return f"{s // 60} min"
+        return tr("{n} min", n=s // 60)
     if s < 2 * 86400:
-        return f"{s // 3600} h"
-    return f"{s // 86400} days"
+        return tr("{n} h", n=s // 3600)
+    return tr("{n} days", n=s // 86400)
 
 
 def evaluate(h: HubStatus, now: float, th: Thresholds) -> list[Alert]:

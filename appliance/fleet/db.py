@@ -283,7 +283,9 @@ CREATE INDEX IF NOT EXISTS reporting_period ON reporting(period);
 MIGRATIONS = [("0001_fleet.sql", SCHEMA), ("0002_fleet_auth.sql", AUTH_SCHEMA),
               ("0003_fleet_tls.sql", TLS_SCHEMA), ("0004_fleet_backup.sql", BACKUP_SCHEMA),
               ("0005_fleet_updates.sql", UPDATES_SCHEMA),
-              ("0006_fleet_reporting.sql", REPORTING_SCHEMA)]
+              ("0006_fleet_reporting.sql", REPORTING_SCHEMA),
+              # the language a fleet user reads the pages in (issue 14): NULL until they choose
+              ("0007_fleet_user_locale.sql", "ALTER TABLE users ADD COLUMN locale TEXT;")]
 AUDIT_DAYS = 400  # login and admin audit: a year and a bit, whatever retention_days says
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -795,6 +797,20 @@ def audit_tx(conn: sqlite3.Connection, *, at: float, username: str, client: str 
     conn.execute("INSERT INTO admin_audit (at, username, client, action, detail) "
                  "VALUES (?,?,?,?,?)", (at, username, client, action,
                                         json.dumps(detail, sort_keys=True)))
+
+
+def user_locale(conn: sqlite3.Connection, username: str) -> str | None:
+    row = conn.execute("SELECT locale FROM users WHERE username=?", (username,)).fetchone()
+    return row[0] if row else None
+
+
+def set_user_locale(conn: sqlite3.Connection, username: str, locale: str, *, at: float,
+                    client: str | None) -> None:
+    """The user's own choice of language, audited like any change to their record."""
+    conn.execute("UPDATE users SET locale=?, updated_at=? WHERE username=?",
+                 (locale, at, username))
+    audit_tx(conn, at=at, username=username, client=client, action="locale",
+             detail={"locale": locale})
 
 
 def prune_people(conn: sqlite3.Connection, now: float) -> int:

@@ -19,6 +19,7 @@ from . import charts
 from .alerts import STATE_RANK, Thresholds, age, when
 from .auth import Account
 from .db import BOOL_COLUMNS, SAMPLE_COLUMNS
+from .lang import switch
 from .queries import HubFilter, HubPage
 
 CSS = """
@@ -88,27 +89,50 @@ def hub_url(hub_id: str) -> str:
 
 
 def layout(title: str, body: str, *, script: str = "", account: Account | None = None,
-           nav: bool = True) -> str:
+           nav: bool = True, tr: Tr | None = None) -> str:
+    tr = tr or translator("en")
     js = f"<script>{script}</script>" if script else ""
-    links = ("<nav><a href=\"/\">Hubs</a> · <a href=\"/alerts\">Alerts</a> · "
-             "<a href=\"/reporting\">Reporting</a> · "
-             "<a href=\"/updates\">Updates</a> · "
-             "<a href=\"/metrics\">Metrics</a></nav>") if nav else ""
+    links = (f"<nav><a href=\"/\">{esc(tr('Hubs'))}</a> · "
+             f"<a href=\"/alerts\">{esc(tr('Alerts'))}</a> · "
+             f"<a href=\"/reporting\">{esc(tr('Reporting'))}</a> · "
+             f"<a href=\"/updates\">{esc(tr('Updates'))}</a> · "
+             f"<a href=\"/metrics\">{esc(tr('Metrics'))}</a></nav>") if nav else ""
     who = ""
     if account is not None:  # logging out changes state: a POST form, not a link
         who = (f'<form class="account" method="post" action="/logout">'
                f"<span>{esc(account.username)} ({esc(account.role)})</span> "
-               '<button type="submit">Log out</button></form>')
-    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+               f'<button type="submit">{esc(tr("Log out"))}</button></form>')
+    return (f"<!doctype html><html lang=\"{tr.locale}\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
             f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
-            f"<header><h1>Upazila hub fleet</h1>{links}{who}</header>"
+            f"<header><h1>{esc(tr('Upazila hub fleet'))}</h1>{links}{switch(tr)}{who}</header>"
             f"<main>{body}</main>{js}</body></html>")
 
 
-def dot(state: str) -> str:
+STATE_WORDS = {"red": N_("red"), "amber": N_("amber"), "green": N_("green")}
+
+
+def dot(state: str, tr: Tr | None = None) -> str:
     s = state if state in STATE_RANK else "green"
-    return f'<span class="dot {s}" role="img" aria-label="{s}" title="{s}"></span>'
+    w = esc(tr(STATE_WORDS[s])) if tr else s
+    return f'<span class="dot {s}" role="img" aria-label="{w}" title="{w}"></span>'
+
+
+# The alert rules in the reader's language; the rule's code stays in the tooltip (the API,
+# the logs and the rules' settings use it). The message is the fleet's record, in English.
+RULE_WORDS = {
+    "silent": N_("Hub silent"), "integrity": N_("Database damaged"), "disk": N_("Disk full"),
+    "temp": N_("Too hot"), "undervoltage": N_("Power supply too weak"),
+    "sync_lag": N_("Sync behind"), "conflicts": N_("Sync conflicts"),
+    "clock": N_("Clock wrong"), "cert_expiry": N_("HTTPS certificate"),
+    "backup_lag": N_("Backup behind"), "update_rollback": N_("Update rolled back"),
+    "update_failed": N_("Update failed"),
+}
+
+
+def rule(code: str, tr: Tr) -> str:
+    words = tr(RULE_WORDS[code]) if code in RULE_WORDS else code
+    return f'<strong title="{esc(code)}">{esc(words)}</strong>'
 
 
 def _num(v: Any, unit: str = "", digits: int = 1) -> str:
@@ -126,12 +150,12 @@ def _cls(bad: bool) -> str:
     return ' class="n bad"' if bad else ' class="n"'
 
 
-def _offset(v: float | None) -> str:
+def _offset(v: float | None, tr: Tr | None = None) -> str:
     if v is None:
         return '<span class="muted">–</span>'
     if abs(v) < 0.5:
-        return "0 s"
-    return esc(("+" if v > 0 else "−") + age(abs(v)))
+        return esc(age(0, tr))
+    return esc(("+" if v > 0 else "−") + age(abs(v), tr))
 
 
 def _query(params: Mapping[str, Any], **change: Any) -> str:
@@ -141,7 +165,8 @@ def _query(params: Mapping[str, Any], **change: Any) -> str:
 
 def filter_form(action: str, f: HubFilter, places: list[tuple[str, str, int]], *,
                 states: Iterable[str] = STATE_RANK, state_name: str = "state",
-                state_label: str = "State", extra: str = "") -> str:
+                state_label: str = N_("State"), extra: str = "", tr: Tr | None = None) -> str:
+    tr = tr or translator("en")
     divisions = sorted({d for d, _, _ in places if d})
     div_opts = "".join(f'<option value="{esc(d)}"{" selected" if d == f.division else ""}>'
                        f"{esc(d)}</option>" for d in divisions)
@@ -154,84 +179,94 @@ def filter_form(action: str, f: HubFilter, places: list[tuple[str, str, int]], *
             f'<option value="{esc(dist)}"{" selected" if dist == f.district else ""}>'
             f"{esc(dist)} ({n})</option>" for dist, n in items) + "</optgroup>"
         for div, items in groups.items())
-    state_opts = "".join(f'<option value="{s}"{" selected" if s == f.state else ""}>{s}</option>'
-                         for s in states)
+    state_opts = "".join(f'<option value="{s}"{" selected" if s == f.state else ""}>'
+                         f"{esc(tr(STATE_WORDS.get(s, s)))}</option>" for s in states)
     return (f'<form class="filters" method="get" action="{esc(action)}">'
-            f'<label>Division<select name="division"><option value="">All divisions</option>'
+            f'<label>{esc(tr("Division"))}<select name="division"><option value="">'
+            f'{esc(tr("All divisions"))}</option>'
             f"{div_opts}</select></label>"
-            f'<label>District<select name="district"><option value="">All districts</option>'
+            f'<label>{esc(tr("District"))}<select name="district"><option value="">'
+            f'{esc(tr("All districts"))}</option>'
             f"{dist_opts}</select></label>"
-            f'<label>{state_label}<select name="{state_name}"><option value="">All</option>'
+            f'<label>{esc(tr(state_label))}<select name="{state_name}"><option value="">'
+            f'{esc(tr("All"))}</option>'
             f"{state_opts}"
             "</select></label>"
-            f'<label>Search<input name="q" value="{esc(f.q)}" size="12" '
-            'placeholder="hub, upazila"></label>'
-            f'{extra}<button type="submit">Show</button></form>')
+            f'<label>{esc(tr("Search"))}<input name="q" value="{esc(f.q)}" size="12" '
+            f'placeholder="{esc(tr("hub, upazila"))}"></label>'
+            f'{extra}<button type="submit">{esc(tr("Show"))}</button></form>')
 
 
 def dashboard(page: HubPage, f: HubFilter, places: list[tuple[str, str, int]], *,
               page_no: int, page_size: int, now: float, th: Thresholds,
-              account: Account | None = None) -> str:
+              account: Account | None = None, tr: Tr | None = None) -> str:
+    tr = tr or translator("en")
     params = {"division": f.division, "district": f.district, "state": f.state, "q": f.q}
     total_all = sum(page.counts.values())
     counts = " ".join(
-        f'<a href="{esc(_query(params, state=s, page=None))}">{dot(s)} {page.counts[s]} {s}</a>'
+        f'<a href="{esc(_query(params, state=s, page=None))}">{dot(s, tr)} '
+        f"{esc(tr.num(page.counts[s]))} {esc(tr(STATE_WORDS[s]))}</a>"
         for s in STATE_RANK)
-    rows = "".join(_hub_row(r, now, th) for r in page.rows)
+    rows = "".join(_hub_row(r, now, th, tr) for r in page.rows)
     pages = max(1, -(-page.total // page_size))
-    nav = [f"<span>Page {page_no} of {pages} · {page.total} hubs</span>"]
+    nav = [f"<span>{esc(tr('Page {n} of {pages} · {total} hubs', n=page_no, pages=pages, total=page.total))}</span>"]
     if page_no > 1:
         prev = esc(_query(params, page=page_no - 1))
-        nav.insert(0, f'<a rel="prev" href="{prev}">« previous</a>')
+        nav.insert(0, f'<a rel="prev" href="{prev}">« {esc(tr("previous"))}</a>')
     if page_no < pages:
-        nav.append(f'<a rel="next" href="{esc(_query(params, page=page_no + 1))}">next »</a>')
-    empty = ('<tr><td colspan="15" class="muted">No hub matches these filters.</td></tr>'
-             if not page.rows else "")
-    body = (f'<p class="counts"><strong>{total_all} hubs</strong> &nbsp; {counts}</p>'
-            + filter_form("/", f, places) +
-            '<div class="wrap"><table id="hubs"><thead><tr>'
-            "<th>Hub</th><th>Upazila / district</th><th>State</th><th>Last heartbeat</th>"
-            '<th>Version</th><th class="n">Backlog · lag</th><th class="n">Conflicts</th>'
-            '<th class="n">Temp</th><th>Power</th><th class="n">Disk</th>'
-            '<th class="n">SD written</th><th class="n">Power cuts</th><th>Modem</th>'
-            '<th class="n">Clock</th></tr></thead>'
+        nav.append(f'<a rel="next" href="{esc(_query(params, page=page_no + 1))}">'
+                   f'{esc(tr("next"))} »</a>')
+    empty = (f'<tr><td colspan="15" class="muted">{esc(tr("No hub matches these filters."))}'
+             "</td></tr>" if not page.rows else "")
+    heads = "".join(f"<th{_NUMCOL if n else ''}>{esc(tr(h))}</th>" for h, n in (
+        (N_("Hub"), 0), (N_("Upazila / district"), 0), (N_("State"), 0),
+        (N_("Last heartbeat"), 0), (N_("Version"), 0), (N_("Backlog · lag"), 1),
+        (N_("Conflicts"), 1), (N_("Temp"), 1), (N_("Power"), 0), (N_("Disk"), 1),
+        (N_("SD written"), 1), (N_("Power cuts"), 1), (N_("Modem"), 0), (N_("Clock"), 1)))
+    body = (f'<p class="counts"><strong>{esc(tr("{n} hubs", n=total_all))}</strong> &nbsp; '
+            f"{counts}</p>" + filter_form("/", f, places, tr=tr) +
+            f'<div class="wrap"><table id="hubs"><thead><tr>{heads}</tr></thead>'
             f"<tbody>{rows}{empty}</tbody></table></div>"
             f'<nav class="pager">{" ".join(nav)}</nav>')
-    return layout("Fleet: upazila hubs", body, script=FILTER_JS, account=account)
+    return layout(tr("Fleet: upazila hubs"), body, script=FILTER_JS, account=account, tr=tr)
 
 
-def _hub_row(r: sqlite3.Row, now: float, th: Thresholds) -> str:
+_NUMCOL = ' class="n"'
+
+
+def _hub_row(r: sqlite3.Row, now: float, th: Thresholds, tr: Tr | None = None) -> str:
+    tr = tr or translator("en")
     codes = r["alert_codes"]
     state = r["state"]
     seen = r["last_seen"]
-    seen_txt = "never" if seen is None else age(max(0.0, now - seen)) + " ago"
+    seen_txt = tr("never") if seen is None else tr("{age} ago", age=age(max(0.0, now - seen), tr))
     lag = r["lag_s"]
-    backlog = _num(r["pending"]) + (f" · {esc(age(lag))}" if lag is not None else "")
+    backlog = _num(r["pending"]) + (f" · {esc(age(lag, tr))}" if lag is not None else "")
     power = []
     if r["undervoltage_now"]:
-        power.append("UV now")
+        power.append(tr("UV now"))
     elif r["undervoltage_at"] is not None and ",undervoltage," in codes:
-        power.append("UV " + age(max(0.0, now - r["undervoltage_at"])) + " ago")
+        power.append(tr("UV {age} ago", age=age(max(0.0, now - r["undervoltage_at"]), tr)))
     if r["throttled_now"]:
-        power.append("throttled")
+        power.append(tr("throttled"))
     elif r["freq_capped_seen"]:
-        power.append("capped")
-    power_txt = esc(", ".join(power)) if power else '<span class="muted">ok</span>'
+        power.append(tr("capped"))
+    power_txt = esc(", ".join(power)) if power else f'<span class="muted">{esc(tr("ok"))}</span>'
     sd = r["sd_written_mb"]
     sd_txt = _num(None) if sd is None else esc(f"{sd / 1024:.1f} GB")
     modem = r["modem_present"]
     if modem is None:
         modem_txt = '<span class="muted">–</span>'
     elif not modem:
-        modem_txt = "no"
+        modem_txt = esc(tr("no"))
     else:
-        modem_txt = "link up" if r["link_up"] else "link down"
+        modem_txt = esc(tr("link up") if r["link_up"] else tr("link down"))
     title = r["name"] or r["id"]
     place = ", ".join(x for x in (r["upazila"], r["district"]) if x)
     return (f'<tr class="hub {esc(state)}" data-hub="{esc(r["id"])}" data-state="{esc(state)}" '
             f'data-district="{esc(r["district"])}" data-division="{esc(r["division"])}">'
             f'<td><a href="{esc(hub_url(r["id"]))}" title="{esc(r["id"])}">{esc(title)}</a></td>'
-            f"<td>{esc(place)}</td><td>{dot(state)} {esc(state)}</td>"
+            f"<td>{esc(place)}</td><td>{dot(state, tr)} {esc(tr(STATE_WORDS.get(state, state)))}</td>"
             f"<td{_bad(',silent,' in codes)}>{esc(seen_txt)}</td>"
             f"<td>{esc(r['version'] or '')}</td>"
             f"<td{_cls(',sync_lag,' in codes)}>{backlog}</td>"
@@ -242,71 +277,78 @@ def _hub_row(r: sqlite3.Row, now: float, th: Thresholds) -> str:
             f'<td class="n">{sd_txt}</td><td class="n">{_num(r["power_cuts"])}</td>'
             f"<td>{modem_txt}</td>"
             f"<td{_cls(',clock,' in codes)}>"
-            f"{_offset(r['clock_offset_s'])}</td></tr>")
+            f"{_offset(r['clock_offset_s'], tr)}</td></tr>")
 
 
-RANGES = ((6, "6 h"), (24, "24 h"), (24 * 7, "7 days"), (24 * 30, "30 days"))
+RANGES = ((6, N_("6 h")), (24, N_("24 h")), (24 * 7, N_("7 days")), (24 * 30, N_("30 days")))
 
 
 def hub_page(hub: sqlite3.Row, alerts: list[sqlite3.Row], hist: list[sqlite3.Row],
              beats: list[sqlite3.Row], *, hours: int, now: float, th: Thresholds,
              account: Account | None = None, tls: dict[str, Any] | None = None,
-             update_html: str = "") -> str:
+             update_html: str = "", tr: Tr | None = None) -> str:
+    tr = tr or translator("en")
     title = hub["name"] or hub["id"]
     seen = hub["last_seen"]
     place = ", ".join(x for x in (hub["upazila"], hub["district"], hub["division"]) if x)
-    meta = (f"<p>{dot(hub['state'])} <strong>{esc(hub['state'])}</strong> · "
+    seen_txt = tr("never") if seen is None else tr("{age} ago", age=age(max(0.0, now - seen), tr))
+    meta = (f"<p>{dot(hub['state'], tr)} <strong>"
+            f"{esc(tr(STATE_WORDS.get(hub['state'], hub['state'])))}</strong> · "
             f"<code>{esc(hub['id'])}</code> · {esc(place)} · "
-            f"version {esc(hub['version'] or '–')}"
-            f" · last heartbeat "
-            f"{esc('never' if seen is None else age(max(0.0, now - seen)) + ' ago')}"
+            f"{esc(tr('version {v}', v=hub['version'] or '–'))}"
+            f" · {esc(tr('last heartbeat {when}', when=seen_txt))}"
             f" · seq {esc(hub['last_seq'] if hub['last_seq'] is not None else '–')}</p>")
     if alerts:
-        items = "".join(f"<li>{dot(a['level'])} <strong>{esc(a['code'])}</strong>: "
-                        f"{esc(a['message'])} <small>since {esc(when(a['since']))}</small></li>"
+        items = "".join(f"<li>{dot(a['level'], tr)} {rule(a['code'], tr)}: "
+                        f"{esc(a['message'])} <small>"
+                        f"{esc(tr('since {when}', when=when(a['since'])))}</small></li>"
                         for a in alerts)
-        alert_html = f'<h2>Alerts</h2><ul class="alerts">{items}</ul>'
+        alert_html = f'<h2>{esc(tr("Alerts"))}</h2><ul class="alerts">{items}</ul>'
     else:
-        alert_html = '<h2>Alerts</h2><p class="muted">None.</p>'
+        alert_html = f'<h2>{esc(tr("Alerts"))}</h2><p class="muted">{esc(tr("None."))}</p>'
     ranges = " · ".join(
-        (f"<strong>{label}</strong>" if h == hours else
-         f'<a href="{esc(hub_url(hub["id"]))}?hours={h}">{label}</a>') for h, label in RANGES)
+        (f"<strong>{esc(tr(label))}</strong>" if h == hours else
+         f'<a href="{esc(hub_url(hub["id"]))}?hours={h}">{esc(tr(label))}</a>')
+        for h, label in RANGES)
 
     def series(col: str) -> list[tuple[float, float | None]]:
         return [(r["t"], r[col]) for r in hist]
     # (caption, unit, column, alert threshold, step line)
     specs: list[tuple[str, str, str, float | None, bool]] = [
-        ("Temperature", "°C", "temp_c", th.temp_c, False),
-        ("Disk used", "%", "disk_pct", th.disk_pct, False),
-        ("Sync backlog", "pending", "pending", None, False),
-        ("Power cuts", "", "power_cuts", None, True),
+        (tr("Temperature"), "°C", "temp_c", th.temp_c, False),
+        (tr("Disk used"), "%", "disk_pct", th.disk_pct, False),
+        (tr("Sync backlog"), tr("pending"), "pending", None, False),
+        (tr("Power cuts"), "", "power_cuts", None, True),
     ]
     chart_html = "".join(
-        f'<figure><figcaption>{esc(name)} <span>now {_num(hub[col], " " + unit if unit else "")}'
-        f"</span></figcaption>"
+        f'<figure><figcaption>{esc(name)} <span>{esc(tr("now"))} '
+        f'{_num(hub[col], " " + unit if unit else "")}</span></figcaption>'
         f"{charts.line_chart(name, unit, series(col), threshold=limit, step=step)}</figure>"
         for name, unit, col, limit, step in specs)
-    latest = _latest_table(hub)
+    latest = _latest_table(hub, tr)
     summary = ""
     if hub["summary"]:
         s = json.loads(hub["summary"])
         items = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in s.items())
-        summary = (f"<h2>Last offline summary</h2><p><small>received "
-                   f"{esc(when(hub['summary_at']))}</small></p><dl class=\"kv\">{items}</dl>")
+        summary = (f"<h2>{esc(tr('Last offline summary'))}</h2><p><small>"
+                   f"{esc(tr('received {when}', when=when(hub['summary_at'])))}</small></p>"
+                   f"<dl class=\"kv\">{items}</dl>")
     beat_rows = "".join(
         f"<tr><td class=\"n\">{esc(b['seq'])}</td><td>{esc(when(b['received']))}</td>"
-        f"<td class=\"n\">{_offset(b['received'] - b['sent_at'])}</td>"
+        f"<td class=\"n\">{_offset(b['received'] - b['sent_at'], tr)}</td>"
         f"<td class=\"n\">{esc(b['n_samples'])}</td><td>{esc(b['version'])}</td>"
-        f"<td>{'yes' if b['summary'] else ''}</td></tr>" for b in beats)
+        f"<td>{esc(tr('yes')) if b['summary'] else ''}</td></tr>" for b in beats)
+    heads = "".join(f"<th{_NUMCOL if n else ''}>{esc(tr(h))}</th>" for h, n in (
+        (N_("Seq"), 1), (N_("Received"), 0), (N_("Clock offset"), 1), (N_("Samples"), 1),
+        (N_("Version"), 0), (N_("Offline summary"), 0)))
     body = (f"<h1>{esc(title)}</h1>{meta}{alert_html}{_tls_html(tls)}{update_html}"
-            f"<h2>History</h2><p>{ranges} <small>({len(hist)} samples)</small></p>"
+            f"<h2>{esc(tr('History'))}</h2><p>{ranges} "
+            f"<small>({esc(tr('{n} samples', n=len(hist)))})</small></p>"
             f'<div class="charts">{chart_html}</div>'
-            f"<h2>Latest sample</h2>{latest}{summary}"
-            "<h2>Recent heartbeats</h2><div class=\"wrap\"><table><thead><tr>"
-            '<th class="n">Seq</th><th>Received</th><th class="n">Clock offset</th>'
-            '<th class="n">Samples</th><th>Version</th><th>Offline summary</th></tr></thead>'
-            f"<tbody>{beat_rows}</tbody></table></div>")
-    return layout(f"Fleet: {title}", body, account=account)
+            f"<h2>{esc(tr('Latest sample'))}</h2>{latest}{summary}"
+            f"<h2>{esc(tr('Recent heartbeats'))}</h2><div class=\"wrap\"><table><thead><tr>"
+            f"{heads}</tr></thead><tbody>{beat_rows}</tbody></table></div>")
+    return layout(tr("Fleet: {hub}", hub=title), body, account=account, tr=tr)
 
 
 def _tls_html(tls: dict[str, Any] | None) -> str:
@@ -376,49 +418,106 @@ def _latest_table(hub: sqlite3.Row, tr: Tr | None = None) -> str:
 
 def alerts_page(rows: list[sqlite3.Row], f: HubFilter, places: list[tuple[str, str, int]],
                 *, level: str | None, resolved: bool, now: float,
-                account: Account | None = None) -> str:
-    extra = (f'<label>Show<select name="resolved"><option value="">open</option>'
-             f'<option value="1"{" selected" if resolved else ""}>resolved</option></select>'
-             "</label>")
+                account: Account | None = None, tr: Tr | None = None) -> str:
+    tr = tr or translator("en")
+    extra = (f'<label>{esc(tr("Show"))}<select name="resolved"><option value="">'
+             f'{esc(tr("open"))}</option>'
+             f'<option value="1"{" selected" if resolved else ""}>{esc(tr("resolved"))}</option>'
+             "</select></label>")
     form = filter_form("/alerts", HubFilter(f.division, f.district, level, f.q), places,
-                       states=("red", "amber"), state_name="level", state_label="Level",
-                       extra=extra)
+                       states=("red", "amber"), state_name="level", state_label=N_("Level"),
+                       extra=extra, tr=tr)
     trs = "".join(
         f'<tr class="alert {esc(a["level"])}" data-hub="{esc(a["hub_id"])}">'
-        f"<td>{dot(a['level'])} {esc(a['level'])}</td>"
+        f"<td>{dot(a['level'], tr)} {esc(tr(STATE_WORDS.get(a['level'], a['level'])))}</td>"
         f'<td><a href="{esc(hub_url(a["hub_id"]))}">{esc(a["name"] or a["hub_id"])}</a></td>'
         f"<td>{esc(', '.join(x for x in (a['upazila'], a['district']) if x))}</td>"
-        f"<td>{esc(a['code'])}</td><td>{esc(a['message'])}</td>"
-        f"<td>{esc(age(max(0.0, now - a['since'])))} ago</td>"
+        f"<td>{rule(a['code'], tr)}</td><td>{esc(a['message'])}</td>"
+        f"<td>{esc(tr('{age} ago', age=age(max(0.0, now - a['since']), tr)))}</td>"
         + (f"<td>{esc(when(a['resolved_at']))}</td>" if resolved else "") + "</tr>"
         for a in rows)
-    head = ("<tr><th>Level</th><th>Hub</th><th>Upazila / district</th><th>Rule</th>"
-            "<th>Message</th><th>Since</th>" + ("<th>Resolved</th>" if resolved else "") + "</tr>")
-    empty = '<p class="muted">No alerts.</p>' if not rows else ""
-    body = (f"<h1>{'Resolved' if resolved else 'Open'} alerts ({len(rows)})</h1>{form}"
+    cols = [N_("Level"), N_("Hub"), N_("Upazila / district"), N_("Rule"), N_("Message"),
+            N_("Since")] + ([N_("Resolved")] if resolved else [])
+    head = "<tr>" + "".join(f"<th>{esc(tr(c))}</th>" for c in cols) + "</tr>"
+    empty = f'<p class="muted">{esc(tr("No alerts."))}</p>' if not rows else ""
+    title = (tr("Resolved alerts ({n})", n=len(rows)) if resolved
+             else tr("Open alerts ({n})", n=len(rows)))
+    body = (f"<h1>{esc(title)}</h1>{form}"
             f'<div class="wrap"><table id="alerts"><thead>{head}</thead><tbody>{trs}</tbody>'
             f"</table></div>{empty}")
-    return layout("Fleet: alerts", body, script=FILTER_JS, account=account)
+    return layout(tr("Fleet: alerts"), body, script=FILTER_JS, account=account, tr=tr)
 
 
-def error_page(status: int, message: str) -> str:
+def error_page(status: int, message: str, tr: Tr | None = None) -> str:
+    tr = tr or translator("en")
     return layout(f"{status}", f"<h1>{status}</h1><p>{esc(message)}</p>"
-                  '<p><a href="/">Back to the fleet</a></p>')
+                  f'<p><a href="/">{esc(tr("Back to the fleet"))}</a></p>', tr=tr)
 
 
-def login_page(next_url: str, *, error: str | None = None, username: str = "") -> str:
+def login_page(next_url: str, *, error: str | None = None, username: str = "",
+               tr: Tr | None = None) -> str:
     """The login form; a plain POST form (works without JS), back to ``next_url``."""
+    tr = tr or translator("en")
     err = f'<p class="error" role="alert">{esc(error)}</p>' if error else ""
     body = ('<form class="login" method="post" action="/login">'
-            "<h1>Log in to the fleet dashboard</h1>"
+            f"<h1>{esc(tr('Log in to the fleet dashboard'))}</h1>"
             f"{err}"
             f'<input type="hidden" name="next" value="{esc(next_url)}">'
-            '<label>Username<input name="username" autocomplete="username" required '
+            f'<label>{esc(tr("Username"))}<input name="username" autocomplete="username" required '
             f'autocapitalize="none" spellcheck="false" value="{esc(username)}"'
             f'{"" if username else " autofocus"}></label>'
-            '<label>Password<input name="password" type="password" required '
+            f'<label>{esc(tr("Password"))}<input name="password" type="password" required '
             f'autocomplete="current-password"{" autofocus" if username else ""}></label>'
-            '<button type="submit">Log in</button>'
-            '<small>Accounts are made by the fleet admins (appliance fleet add-user).</small>'
-            "</form>")
-    return layout("Fleet: log in", body, nav=False)
+            f'<button type="submit">{esc(tr("Log in"))}</button>'
+            f'<small>{esc(tr("Accounts are made by the fleet admins (appliance fleet add-user)."))}'
+            "</small></form>")
+    return layout(tr("Fleet: log in"), body, nav=False, tr=tr)
+
+
+# Babel's extractor does not read calls inside f-strings: the words said there, marked
+# for the catalogues (tests/fleet/test_pages_bangla.py checks this list is complete)
+_IN_FSTRINGS = (
+    N_('Accounts are made by the fleet admins (appliance fleet add-user).'),
+    N_('Alerts'),
+    N_('All'),
+    N_('All districts'),
+    N_('All divisions'),
+    N_('Back to the fleet'),
+    N_('Reporting'),
+    N_('District'),
+    N_('Division'),
+    N_('History'),
+    N_('Hubs'),
+    N_('Last offline summary'),
+    N_('Latest sample'),
+    N_('Log in'),
+    N_('Log in to the fleet dashboard'),
+    N_('Log out'),
+    N_('Metrics'),
+    N_('No alerts.'),
+    N_('No hub matches these filters.'),
+    N_('None.'),
+    N_('Page {n} of {pages} · {total} hubs'),
+    N_('Password'),
+    N_('Recent heartbeats'),
+    N_('Search'),
+    N_('Show'),
+    N_('Upazila hub fleet'),
+    N_('Updates'),
+    N_('Username'),
+    N_('hub, upazila'),
+    N_('last heartbeat {when}'),
+    N_('next'),
+    N_('now'),
+    N_('ok'),
+    N_('open'),
+    N_('previous'),
+    N_('received {when}'),
+    N_('resolved'),
+    N_('since {when}'),
+    N_('version {v}'),
+    N_('yes'),
+    N_('{age} ago'),
+    N_('{n} hubs'),
+    N_('{n} samples'),
+)

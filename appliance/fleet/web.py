@@ -57,8 +57,10 @@ from ..errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from ..i18n import Tr
 from ..webguard import check_same_origin, parse_json
 from . import auth, metrics, pages, queries, releases, reporting, rollouts, updates_pages
+from . import lang as fleet_lang
 from .acme_issuer import Issuer
 from .alerts import RULE_LIMITS, STATE_RANK, Thresholds, check_rule
 from .auth import ADMIN, VIEWER, Account, Accounts
@@ -241,7 +243,8 @@ def error_response(request: web.Request, status: int, message: str,
     if _is_api(request):
         resp = json_response(web_message(status, message, error_code=error_code), status)
     else:
-        resp = web.Response(text=pages.error_page(status, message), status=status,
+        resp = web.Response(text=pages.error_page(status, message, fleet_lang.anonymous(request)),
+                            status=status,
                             content_type="text/html")
     if status == 401:
         resp.headers["WWW-Authenticate"] = 'Bearer realm="fleet"'
@@ -327,9 +330,11 @@ def _account(request: web.Request) -> Account | None:
 # ------------------------------------------------------------------------------ login
 def _login_reply(request: web.Request, next_url: str, *, status: int = 200,
                  error: str | None = None, username: str = "") -> web.Response:
-    resp = web.Response(text=pages.login_page(next_url, error=error, username=username),
+    tr = fleet_lang.anonymous(request)
+    resp = web.Response(text=pages.login_page(next_url, error=error, username=username, tr=tr),
                         status=status, content_type="text/html", charset="utf-8")
     resp.headers["Cache-Control"] = "no-store"
+    fleet_lang.remember(request, resp)
     return resp
 
 
@@ -748,7 +753,8 @@ async def updates_page(request: web.Request) -> web.Response:
         rollouts.progress(c), rollouts.versions(c), releases.list_releases(c),
         rollouts.trouble_hubs(c)))
     return _html(request, updates_pages.overview(items, vers, rels, trouble, now=fleet.clock(),
-                                                 account=_account(request)), started)
+                                                 account=_account(request),
+                                                 tr=await _tr(request)), started)
 
 
 async def rollout_page(request: web.Request) -> web.Response:
@@ -758,7 +764,8 @@ async def rollout_page(request: web.Request) -> web.Response:
     items = await fleet.db.read(lambda c: rollouts.progress(c, rid, with_hubs=True))
     if not items:
         raise NotFound(f"No rollout {rid}")
-    return _html(request, updates_pages.rollout(items[0], account=_account(request)), started)
+    return _html(request, updates_pages.rollout(items[0], account=_account(request),
+                                                tr=await _tr(request)), started)
 
 
 # -------------------------------------------------------------------------------- API
@@ -873,7 +880,14 @@ def _html(request: web.Request, text: str, started: float) -> web.Response:
     # server time to build the page, visible in the browser's devtools and to the bench
     resp.headers["Server-Timing"] = f"render;dur={(time.perf_counter() - started) * 1000:.1f}"
     resp.headers["Cache-Control"] = "private, no-cache"  # a user's page: not for shared caches
+    fleet_lang.remember(request, resp)
     return _compress(request, resp)
+
+
+async def _tr(request: web.Request) -> Tr:
+    """The reader's language (fleet/lang.py)."""
+    fleet = request.app[FLEET]
+    return await fleet_lang.reader(request, _account(request), fleet.db, fleet.clock())
 
 
 async def dashboard(request: web.Request) -> web.Response:
@@ -884,7 +898,8 @@ async def dashboard(request: web.Request) -> web.Response:
     page, places = await fleet.db.read(
         lambda c: (queries.list_hubs(c, f, page_no, PAGE_SIZE), queries.places(c)))
     html = pages.dashboard(page, f, places, page_no=page_no, page_size=PAGE_SIZE,
-                           now=fleet.clock(), th=fleet.thresholds, account=_account(request))
+                           now=fleet.clock(), th=fleet.thresholds, account=_account(request),
+                           tr=await _tr(request))
     return _html(request, html, started)
 
 
@@ -898,10 +913,12 @@ async def hub_page(request: web.Request) -> web.Response:
     if res[0] is None:
         raise NotFound(f"No hub {hub_id!r} is enrolled")
     hub, alerts, hist, beats, issuance, events = res
+    tr = await _tr(request)
     return _html(request, pages.hub_page(hub, alerts, hist, beats, hours=hours, now=now,
                                          th=fleet.thresholds, account=_account(request),
                                          tls=queries.tls_json(hub, issuance, now),
-                                         update_html=updates_pages.hub_section(hub, events)),
+                                         update_html=updates_pages.hub_section(hub, events, tr),
+                                         tr=tr),
                  started)
 
 
@@ -914,7 +931,8 @@ async def alerts_page(request: web.Request) -> web.Response:
     rows, places = await fleet.db.read(lambda c: (
         queries.alerts(c, f, level=level, resolved=resolved, limit=2000), queries.places(c)))
     return _html(request, pages.alerts_page(rows, f, places, level=level, resolved=resolved,
-                                            now=fleet.clock(), account=_account(request)),
+                                            now=fleet.clock(), account=_account(request),
+                                            tr=await _tr(request)),
                  started)
 
 

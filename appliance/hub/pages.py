@@ -49,7 +49,7 @@ from .web import CONFIG, ROLE, STATE, STORE, USER_KEY
 
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}
 STATIC_FILES = ("hub.js", "hub.css", "dom.js", "people.js", "people.css", "https.js",
-                "i18n.js", "board.js", "board.css")
+                "i18n.js", "board.js", "board.css", "offline.js", "outbox.js")
 # The register pages (people.js, people.css): page name -> (title, path)
 REGISTER_PAGES = {"people": (N_("People"), "/hub/people"),
                   "record": (N_("Person"), "/hub/people"),

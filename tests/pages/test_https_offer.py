@@ -107,7 +107,7 @@ def test_the_https_address_is_offered_once_it_answers(hub: HttpsHub) -> None:
         offer = WebDriverWait(trusting, 10).until(
             lambda d: d.find_element(By.ID, "https-offer"))
         https = f"https://{HUB_NAME}:{hub.https_port}"
-        assert offer.text.startswith(f"Secure address available: {https}")
+        assert offer.text.startswith(f"নিরাপদ ঠিকানা আছে: {https}")  # Bangla by default
         links = {a.get_attribute("href") for a in offer.find_elements(By.TAG_NAME, "a")}
         assert links == {f"{https}/hub/status"}  # the same page, on the HTTPS name
         assert trusting.current_url.startswith("http://127.0.0.1")  # offered, not forced

@@ -2,6 +2,7 @@
    a laptop with a wrong clock fails TLS and must keep plain HTTP on the LAN. Linked only
    while the hub serves a valid certificate and [tls] offer_https is on. */
 import {h} from './dom.js';
+import {t} from './i18n.js';
 
 async function offerHttps() {
   const meta = document.querySelector('meta[name="hub-https"]');
@@ -16,6 +17,6 @@ async function offerHttps() {
   }
   const to = base + location.pathname + location.search + location.hash;
   document.querySelector('header.bar').after(h('p', {class: 'banner', id: 'https-offer', role: 'status'},
-    'Secure address available: ', h('a', {href: to}, base), ' — ', h('a', {href: to}, 'switch')));
+    t('Secure address available:') + ' ', h('a', {href: to}, base), ' — ', h('a', {href: to}, t('switch'))));
 }
 offerHttps();

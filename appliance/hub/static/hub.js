@@ -2,6 +2,7 @@
    module, no build step. Data is only ever rendered as text nodes. */
 import {h, add, fill} from './dom.js';
 import {t, num, month, dateTime, LANG, DIGITS} from './i18n.js';
+import {offline} from './offline.js';
 const B = document.body, PAGE = B.dataset.page, REFRESH = +B.dataset.refresh || 10000;
 const $ = id => document.getElementById(id), MAIN = $('main');
 const NUMERIC = ['INTEGER', 'INTEGER_POSITIVE', 'INTEGER_NEGATIVE', 'INTEGER_ZERO_OR_POSITIVE',
@@ -20,9 +21,9 @@ function fmtTime(s) { // in the laptop's time zone; DHIS2 times without a zone a
   return dateTime(d);
 }
 
-async function api(method, path, body) {
+async function api(method, path, body, signal) {
   const opt = {method, credentials: 'same-origin',
-    headers: {Accept: 'application/json', 'X-Requested-With': 'XMLHttpRequest'}};
+    headers: {Accept: 'application/json', 'X-Requested-With': 'XMLHttpRequest'}, signal};
   if (body !== undefined) {
     opt.headers['Content-Type'] = 'application/json';
     opt.body = JSON.stringify(body);
@@ -151,6 +152,7 @@ async function startEntry() {
     h('label', {}, t('Reporting month'), h('select', {id: 'pe', onchange: onPe}))), h('div', {id: 'form'}));
   options($('ou'), OUS.map(o => [o.id, o.name]), SEL.ou, t('choose a clinic'));
   onOu();
+  startOutbox();
   setInterval(() => { if (!document.hidden && FORM) refreshValues(); }, REFRESH);
 }
 function options(sel, items, want, placeholder) {
@@ -218,6 +220,7 @@ async function loadForm() {
     FORM = META[sel.ds];
     renderForm(box);
     applyServer(v.body);
+    await showQueued();
     restoreDraft();
   } catch (e) {
     if (sel === SEL) fill(box, h('p', {class: 'banner err', role: 'alert'}, t('Cannot load the form: {why}', {why: e.message})));
@@ -303,7 +306,7 @@ function cell(de, col) {
   const td = h('td', {class: 'cell', 'data-de': de.id, 'data-coc': col.coc.id, 'data-state': ''},
     input, st, rng);
   const c = CELLS[key] = {key, de, coc: col.coc.id, input, td, st, rng, server: '', sync: null,
-    dirty: false, error: null, saving: false, note: null};
+    dirty: false, error: null, saving: false, note: null, queued: false};
   if (input.tagName === 'INPUT' && !['checkbox', 'date'].includes(input.type)) {
     input.addEventListener('input', () => edited(c, 1200)); // saved when typing pauses
   }
@@ -372,8 +375,10 @@ async function flush() {
     }
     if (!resp && r.status !== 401) whole = {value: msgOf(r, t('the hub answered {status}', {status: r.status}))};
     gen++;
+    const settled = [];
     batch.forEach((c, i) => {
       c.saving = false;
+      if (r.status !== 401 && val(c) === c.sent) settled.push(c);
       if (r.status === 401) c.note = t('not saved yet: log in again');
       else if (val(c) !== c.sent) { /* typed again meanwhile: stays dirty */ }
       else if (byIndex[i] || whole) { c.error = refusal(byIndex[i] || whole, c.de); c.dirty = false; }
@@ -383,9 +388,10 @@ async function flush() {
       }
       paint(c);
     });
-  } catch (e) { // the hub did not answer (power cut, Wi-Fi): keep the values and retry
-    batch.forEach(c => { c.saving = false; c.note = t('not saved yet: no answer, retrying'); paint(c); });
-    timer = setTimeout(flush, 5000);
+    await unqueue(settled);
+  } catch (e) { // the hub did not answer (power cut, Wi-Fi): the browser keeps them until it does
+    batch.forEach(c => { c.saving = false; });
+    await queue(batch);
   } finally {
     saving = null;
     done();
@@ -394,6 +400,17 @@ async function flush() {
   summary();
   if (batch.some(c => !c.dirty && !c.error)) refreshValues(); // the header counts what was saved
 }
+
+// the outbox: values the hub did not answer for wait in the browser (offline.js)
+async function exclusive(fn) { // one request at a time: this tab's saves and the outbox's
+  while (saving) await saving;
+  let done;
+  saving = new Promise(res => { done = res; });
+  try { return await fn(); } finally { saving = null; done(); }
+}
+const {queue, unqueue, showQueued, startOutbox} = offline({api, exclusive, paint, val, setVal, refusal, summary,
+  refreshValues, flush, main: MAIN, me: () => ME, sel: () => SEL, form: () => FORM, cells, cell: k => CELLS[k],
+  bump: () => gen++, retry: f => { timer = setTimeout(f, 5000); }});
 
 // Why a value was refused, as a sentence about the form; DHIS2's text and code go in a
 // details line for the IT focal point (the same sentences as the status page: refusals.py)
@@ -443,6 +460,7 @@ function paint(c) {
   const v = val(c);
   let state = '', text = '', quiet = false, det = '';
   if (c.error) { state = 'error'; text = t('Not saved:') + ' ' + c.error.text; det = c.error.details; }
+  else if (c.queued && !c.dirty && !c.saving) { state = 'queued'; text = t('not yet on the hub'); quiet = true; }
   else if (c.saving) { state = 'saving'; text = t('saving…'); quiet = true; }
   else if (c.dirty) { state = 'dirty'; text = c.note || t('not saved yet'); quiet = !c.note; }
   else if (c.zero && v === '0' && !c.sync) text = t('0 is not stored for this item (counts as empty)');
@@ -480,7 +498,7 @@ function applyServer(d) {
     const v = got[c.key];
     c.server = v && v.value != null ? String(v.value) : '';
     c.sync = v ? v.hubSync || {state: 'synced'} : null;
-    const keep = c.dirty || c.error || c.saving || (c.zero && !v) || document.activeElement === c.input;
+    const keep = c.dirty || c.error || c.saving || c.queued || (c.zero && !v) || document.activeElement === c.input;
     if (!keep) setVal(c, c.server); // never overwrite what the user typed
     c.input.disabled = locked;
     paint(c);
@@ -505,9 +523,10 @@ function summary() {
   for (const c of cells()) {
     if (c.error) n.errors = (n.errors || 0) + 1;
     else if (c.dirty || c.saving) n.unsaved = (n.unsaved || 0) + 1;
+    else if (c.queued) n.queued = (n.queued || 0) + 1;
   }
   const says = {pending: t('{n} received by the hub'), synced: t('{n} accepted by national'),
-    rejected: t('{n} refused by national'), conflict: t('{n} in conflict'), unsaved: t('{n} not saved yet'),
+    rejected: t('{n} refused by national'), conflict: t('{n} in conflict'), unsaved: t('{n} not saved yet'), queued: t('{n} not yet on the hub'),
     errors: t('{n} with errors')};
   $('sum').textContent = Object.keys(says).filter(k => n[k]).map(k => says[k].replace('{n}', num(n[k]))).join(' · ');
 }

@@ -3,39 +3,41 @@
    and the due/overdue list). ES2017 module, no build step; hub.js logs in and sends 'hub:me'.
    Data is only ever rendered as text nodes. */
 import {h, add, fill} from './dom.js';
+import {t, LANG} from './i18n.js';
 const PAGE = document.body.dataset.page, MAIN = document.getElementById('main');
 const $ = id => document.getElementById(id);
 
-// -- every string the CHCP reads, in one place (the Bangla UI will translate this table)
+// -- every string the CHCP reads, in one place, in the reader's language (i18n.js)
 const T = {
-  peopleTitle: 'People in the registers', searchLabel: 'Search the register', searchHint: 'Name (Bangla or English), phone, husband\'s or mother\'s name, or BRN',
-  searching: 'Searching…', found: n => `${n} ${n === 1 ? 'person' : 'people'} found`, none: 'No one found.',
-  register: 'Register new person', newPerson: 'Register a new person', program: 'Register',
-  clinic: 'Clinic', enrolled: 'Registration date', incident: 'Date of incident', issue: 'Issue a new number',
-  check: 'Check for duplicates and save', cancel: 'Cancel', required: 'Fill in: ',
-  dupsTitle: n => `${n} registered ${n === 1 ? 'person looks' : 'people look'} like this person`,
-  dupsHelp: 'Open the record if it is the same person. If not, register the person as new: the record is flagged for review as a possible duplicate.',
-  flagged: 'Flagged for review: this may be the same person as another record.',
-  open: 'Open this record', confirmNew: 'Not the same person: register as new',
-  saving: 'Saving…', saved: 'Saved: received by the hub.', notSaved: 'Not saved: ', noAnswer: 'The hub did not answer; try again.',
-  score: s => `match ${Math.round(s * 100)} %`,
-  attributes: 'Personal details', enrolledAt: 'Registered', status: 'Status', owner: 'Clinic responsible',
-  newVisit: 'New visit', recordVisit: 'Record this visit', visitOf: 'Visit', visitDate: 'Visit date',
-  save: 'Save visit', enrol: 'Enrol in', enrolSave: 'Save enrolment', refer: 'Refer to', referBtn: 'Refer',
-  referred: 'Referred: the record now belongs to ', noEvents: 'No visits yet.',
-  evStatus: {COMPLETED: 'done', ACTIVE: 'open', SCHEDULE: 'scheduled', OVERDUE: 'overdue', SKIPPED: 'skipped'},
-  due: 'due ', value: 'What was recorded', date: 'Date',
-  lists: {pregnant: 'Pregnant women', children: 'Under-5 children', due: 'Due and overdue visits'},
-  print: 'Print', orgUnit: 'Clinic / org unit', forDate: 'Date',
-  missed: 'Missed visits (overdue)', thisWeek: 'Due this week', nothing: 'Nobody on this list.',
-  col: {n: '#', bn: 'Name (Bangla)', en: 'Name (English)', rel: 'Husband / mother', phone: 'Mobile',
-    village: 'Village', lmp: 'LMP', weeks: 'Weeks pregnant', dob: 'Date of birth', age: 'Age (months)',
-    regs: 'Registers', register: 'Register', visit: 'Visit', dueDate: 'Due date', late: 'Days overdue',
-    clinic: 'Clinic', sync: 'Sync state', field: 'Detail', val: 'Value', brn: 'BRN / NID'},
-  yes: 'Yes', no: 'No', pick: '— choose —', loadFail: 'Could not load: ',
+  peopleTitle: t('People in the registers'), searchLabel: t('Search the register'), searchHint: t('Name (Bangla or English), phone, husband\'s or mother\'s name, or BRN'),
+  searching: t('Searching…'), found: n => (n === 1 ? t('1 person found') : t('{n} people found', {n})), none: t('No one found.'),
+  register: t('Register new person'), newPerson: t('Register a new person'), program: t('Register'),
+  clinic: t('Clinic'), enrolled: t('Registration date'), incident: t('Date of incident'), issue: t('Issue a new number'),
+  check: t('Check for duplicates and save'), cancel: t('Cancel'), required: t('Fill in:') + ' ',
+  dupsTitle: n => (n === 1 ? t('1 registered person looks like this person') : t('{n} registered people look like this person', {n})),
+  dupsHelp: t('Open the record if it is the same person. If not, register the person as new: the record is flagged for review as a possible duplicate.'),
+  flagged: t('Flagged for review: this may be the same person as another record.'),
+  open: t('Open this record'), confirmNew: t('Not the same person: register as new'),
+  saving: t('Saving…'), saved: t('Saved: received by the hub.'), notSaved: t('Not saved:') + ' ', noAnswer: t('The hub did not answer; try again.'),
+  score: s => t('match {pct} %', {pct: Math.round(s * 100)}),
+  attributes: t('Personal details'), enrolledAt: t('Registered'), status: t('Status'), owner: t('Clinic responsible'),
+  newVisit: t('New visit'), recordVisit: t('Record this visit'), visitOf: t('Visit'), visitDate: t('Visit date'),
+  save: t('Save visit'), enrol: t('Enrol in'), enrolSave: t('Save enrolment'), refer: t('Refer to'), referBtn: t('Refer'),
+  referred: name => t('Referred: the record now belongs to {clinic}.', {clinic: name}), noEvents: t('No visits yet.'),
+  enStatus: {ACTIVE: t('active'), COMPLETED: t('completed'), CANCELLED: t('cancelled')},
+  evStatus: {COMPLETED: t('done'), ACTIVE: t('open'), SCHEDULE: t('scheduled'), OVERDUE: t('overdue'), SKIPPED: t('skipped')},
+  due: date => t('due {date}', {date}), value: t('What was recorded'), date: t('Date'),
+  lists: {pregnant: t('Pregnant women'), children: t('Under-5 children'), due: t('Due and overdue visits')},
+  print: t('Print'), orgUnit: t('Clinic / org unit'), forDate: t('Date'),
+  missed: t('Missed visits (overdue)'), thisWeek: t('Due this week'), nothing: t('Nobody on this list.'),
+  col: {n: '#', bn: t('Name (Bangla)'), en: t('Name (English)'), rel: t('Husband / mother'), phone: t('Mobile'),
+    village: t('Village'), lmp: t('LMP'), weeks: t('Weeks pregnant'), dob: t('Date of birth'), age: t('Age (months)'),
+    regs: t('Registers'), register: t('Register'), visit: t('Visit'), dueDate: t('Due date'), late: t('Days overdue'),
+    clinic: t('Clinic'), sync: t('Sync state'), field: t('Detail'), val: t('Value'), brn: t('BRN / NID')},
+  yes: t('Yes'), no: t('No'), pick: t('— choose —'), loadFail: t('Could not load:') + ' ',
 };
-const LABEL = {pending: 'received by the hub', synced: 'accepted by national',
-  rejected: 'refused by national', conflict: 'conflict: see log'};
+const LABEL = {pending: t('received by the hub'), synced: t('accepted by national'),
+  rejected: t('refused by national'), conflict: t('conflict: see log')};
 const CODES = {bn: 'BD_NAME_BN', en: 'BD_NAME_EN', rel: 'BD_RELATION_NAME', phone: 'BD_PHONE',
   village: 'BD_VILLAGE', dob: 'BD_DOB', brn: 'BD_BRN'};
 
@@ -80,7 +82,7 @@ const nameOf = o => (o && (o.displayName || o.formName || o.name)) || '';
 let ME = null, PROGRAMS = [], ATTRS = {}, DES = {};
 const PROGRAM_FIELDS = 'id,name,code,incidentDateLabel,enrollmentDateLabel,onlyEnrollOnce,' +
   'trackedEntityType[id],organisationUnits[id,name,path],programTrackedEntityAttributes[mandatory,' +
-  'trackedEntityAttribute[id,code,name,valueType,generated,optionSet[id,options[code,name]]]],' +
+  'trackedEntityAttribute[id,code,name,displayName,valueType,generated,optionSet[id,options[code,name]]]],' +
   'programStages[id,name,sortOrder,repeatable,programStageDataElements[compulsory,dataElement[id,' +
   'code,name,formName,valueType,optionSet[id,options[code,name]]]]]';
 
@@ -89,7 +91,8 @@ async function loadMeta() {
     'teiSearchOrganisationUnits[id,name,path],authorities');
   if (!me.ok) throw new Error(msgOf(me, me.status));
   ME = me.body;
-  const r = await api('GET', '/api/programs?' + q({paging: 'false', fields: PROGRAM_FIELDS}));
+  // displayName: DHIS2's translation in the page's language where the metadata has one
+  const r = await api('GET', '/api/programs?' + q({paging: 'false', fields: PROGRAM_FIELDS, locale: LANG}));
   if (!r.ok) throw new Error(msgOf(r, r.status));
   PROGRAMS = (r.body.programs || []).filter(p => p.trackedEntityType);
   for (const p of PROGRAMS) {
@@ -179,7 +182,7 @@ function apply(form, box, effects, onBlock) {
 async function importTracker(payload) {
   const r = await api('POST', '/api/tracker?' + q({async: 'false', importStrategy: 'CREATE_AND_UPDATE'}), payload);
   if (r.ok && r.body && r.body.status !== 'ERROR') return null;
-  return msgOf(r, 'the hub answered ' + r.status);
+  return msgOf(r, t('the hub answered {status}', {status: r.status}));
 }
 
 // ============================================================ /hub/people: search and register
@@ -225,7 +228,7 @@ function programChoice(id, onchange, only) {
 function registration() {
   const text = $('q').value.trim(), area = $('reg-area');
   const clinics = myClinics();
-  if (!PROGRAMS.length || !clinics.length) { fill(area, banner(T.loadFail + 'no register for your account', 'err')); return; }
+  if (!PROGRAMS.length || !clinics.length) { fill(area, banner(T.loadFail + t('no register for your account'), 'err')); return; }
   const form = h('form', {class: 'form', id: 'reg', novalidate: true},
     h('h2', {}, T.newPerson),
     h('div', {class: 'pick'},
@@ -359,7 +362,7 @@ function drawEnrollment(e) {
   const targets = (p.organisationUnits || []).filter(o => o.id !== owner && roots.some(r => (o.path || '').split('/').includes(r)))
     .sort((a, b) => (/UHC|Health Complex/i.test(b.name) ? 1 : 0) - (/UHC|Health Complex/i.test(a.name) ? 1 : 0) || a.name.localeCompare(b.name));
   return h('section', {class: 'enrollment', 'data-enrollment': e.enrollment, 'data-program': e.program},
-    h('h2', {}, p.name, ' ', h('span', {class: 'muted'}, `(${(e.status || '').toLowerCase()})`)),
+    h('h2', {}, p.name, ' ', h('span', {class: 'muted'}, `(${T.enStatus[e.status] || (e.status || '').toLowerCase()})`)),
     h('p', {}, `${p.enrollmentDateLabel || T.enrolledAt}: ${day(e.enrolledAt)} · ${p.incidentDateLabel || T.incident}: ${day(e.occurredAt)} · ${T.owner}: ${ownerOu.name} · `,
       syncCell((STATES.enrollments || {})[e.enrollment], e.enrollment)),
     (p.programStages || []).map(s => {
@@ -369,7 +372,7 @@ function drawEnrollment(e) {
       return [h('h3', {}, s.name), h('div', {class: 'tw'}, h('table', {class: 'list events'},
         h('thead', {}, h('tr', {}, [T.date, T.status, T.value, T.col.sync, ''].map(t => h('th', {scope: 'col'}, t)))),
         h('tbody', {}, evs.map(v => h('tr', {'data-event': v.event},
-          h('td', {}, v.occurredAt ? day(v.occurredAt) : T.due + day(v.scheduledAt)),
+          h('td', {}, v.occurredAt ? day(v.occurredAt) : T.due(day(v.scheduledAt))),
           h('td', {}, T.evStatus[v.status] || v.status),
           h('td', {}, (v.dataValues || []).filter(d => d.value !== null && d.value !== '')
             .map(d => `${nameOf(DES[d.dataElement]) || d.dataElement}: ${shown(DES[d.dataElement], d.value)}`).join(' · ')),
@@ -400,7 +403,7 @@ async function refer(e, select) {
   const ou = select.value, name = select.selectedOptions[0].textContent;
   const r = await api('PUT', '/api/tracker/ownership/transfer?' + q({trackedEntity: TE.trackedEntity, program: e.program, ou}));
   if (!r.ok) { add($('form-area'), banner(T.notSaved + msgOf(r, r.status), 'err')); return; }
-  await startRecord(T.referred + name + '.');
+  await startRecord(T.referred(name));
 }
 function enrolForm() {
   const p = PROGRAMS.find(x => x.id === $('enrol-program').value);

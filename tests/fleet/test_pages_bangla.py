@@ -1,0 +1,87 @@
+"""The fleet's pages in Bangla (issue 14): the বাংলা | English switch as plain links, the
+choice kept in a cookie (the login form) and in the fleet user's record (audited), so it
+follows the user to another computer; no English catalogue string left on a Bangla page."""
+
+from __future__ import annotations
+
+import ast
+import time
+from pathlib import Path
+
+from appliance.fleet.alerts import ALL_CODES
+from appliance.fleet.pages import RULE_WORDS, SAMPLE_LABELS
+from appliance.i18n import messages
+from tests.i18n.test_locale_api import english_left
+
+from .conftest import ADMIN, FleetServer, client_session, heartbeat, login, sample
+
+
+async def test_switch_to_bangla_follows_the_user(server: FleetServer) -> None:
+    server.enroll("ramu", name="Ramu UHC", district="Cox's Bazar", division="Chattogram")
+    hb = heartbeat("ramu", samples=[sample(time.time() - 5, temp_c=91.0)])
+    assert (await server.send(hb))[0] == 200
+
+    status, html, r = await server.get_text("/")
+    assert status == 200 and '<html lang="en"' in html and ">Hubs</a>" in html
+    assert '<a href="?lang=bn" lang="bn">বাংলা</a>' in html
+
+    status, html, r = await server.get_text("/?lang=bn")
+    assert status == 200 and '<html lang="bn"' in html
+    assert "fleet_lang=bn" in r.get("Set-Cookie", "")
+    assert "ফ্লিট: উপজেলা হাব" in html and "উপজেলা / জেলা" in html
+    assert english_left(html) == []
+    for path in ("/alerts", "/hubs/ramu", "/?state=red", "/updates"):
+        status, html, _ = await server.get_text(path)
+        assert status == 200 and '<html lang="bn"' in html, path
+        # the latest sample's keys stay in its rows' tooltips, for whoever greps the logs
+        assert [s for s in english_left(html) if s not in SAMPLE_LABELS] == [], path
+
+    # the user's record holds it, audited: a fresh browser (no cookie) reads Bangla after login
+    rows = server.db.read_sync(lambda c: c.execute(
+        "SELECT u.locale, a.action, a.detail FROM users u JOIN admin_audit a "
+        "ON a.username = u.username WHERE u.username = ? AND a.action = 'locale'",
+        (ADMIN[0],)).fetchall())
+    assert [tuple(x) for x in rows] == [("bn", "locale", '{"locale": "bn"}')]
+    async with client_session() as other:
+        async with other.get(server.url + "/login") as r:
+            assert '<html lang="en"' in await r.text()  # a stranger's login form: English
+        assert (await login(other, server.url, *ADMIN)).status in (302, 303)
+        async with other.get(server.url + "/") as r:
+            assert '<html lang="bn"' in await r.text()
+
+    # and back: English
+    status, html, _ = await server.get_text("/?lang=en")
+    assert '<html lang="en"' in html and ">Hubs</a>" in html
+    status, html, _ = await server.get_text("/alerts")
+    assert '<html lang="en"' in html
+
+
+async def test_login_form_speaks_the_cookie(server: FleetServer) -> None:
+    async with client_session() as anon:
+        async with anon.get(server.url + "/login?lang=bn") as r:
+            html = await r.text()
+        assert '<html lang="bn"' in html and english_left(html) == []
+        async with anon.get(server.url + "/login") as r:  # the cookie remembers
+            assert '<html lang="bn"' in await r.text()
+
+
+def test_words_inside_f_strings_are_in_the_catalogue() -> None:
+    """Babel's extractor skips calls inside f-strings: each tr('...') there must be marked
+    elsewhere (the modules' _IN_FSTRINGS) and so translated."""
+    bn = messages("bn")
+    fleet = Path(__file__).parents[2] / "appliance" / "fleet"
+    missing = []
+    for path in sorted(fleet.glob("*.py")):
+        for js in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(js, ast.JoinedStr):
+                continue
+            for n in ast.walk(js):
+                if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and \
+                        n.func.id == "tr" and n.args and isinstance(n.args[0], ast.Constant) \
+                        and not bn.get(str(n.args[0].value)):
+                    missing.append(f"{path.name}: {n.args[0].value}")
+    assert missing == []
+
+
+def test_every_alert_rule_has_words() -> None:
+    assert set(RULE_WORDS) == set(ALL_CODES)
