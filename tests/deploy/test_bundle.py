@@ -78,3 +78,16 @@ def test_bundle_is_signed_and_checked(tmp_path: Path) -> None:
 def test_no_root_slot_says_what_to_run(tmp_path: Path) -> None:
     res = _bundle(tmp_path, tmp_path / "missing.ext4", tmp_path / "cache")
     assert res.returncode == 1 and "make image ARCH=amd64" in res.stderr
+
+
+def test_bundle_version_names_the_release(tmp_path: Path) -> None:
+    """BUNDLE_VERSION: the same root as another release (the QEMU update test's)."""
+    slot = _root_slot(tmp_path)
+    res = _bundle(tmp_path, slot, tmp_path / "cache", BUNDLE_VERSION=f"{VERSION}.1")
+    assert res.returncode == 0, res.stderr
+    bundle = Path(res.stdout.strip().splitlines()[-1])
+    assert bundle.name == f"upazila-hub-{VERSION}.1-amd64.raucb"
+    info = _info(bundle, tmp_path / "cache" / "dev-signing" / "ca.cert.pem")
+    assert f"RAUC_MF_VERSION='{VERSION}.1'" in info.stdout, info.stderr
+    bad = _bundle(tmp_path / "y", slot, tmp_path / "cache", BUNDLE_VERSION="1.0 beta")
+    assert bad.returncode == 2 and "1.0 beta" in bad.stderr
