@@ -43,7 +43,7 @@ APPLY_BATCH = 2000
 ROUND_MAX_MS = 60 * 60 * 1000  # a pull round unfinished for an hour starts again
 WHOLE = "*"  # a pull piece meaning "the root and all its children"
 TARGET_OUS_MAX = 8  # above this, a targeted pull names the subtree instead of each unit
-FULL_REASONS = frozenset({"cli", "timer", "api", "modem", "button", "usb", "start"})
+FULL_REASONS = frozenset({"cli", "timer", "api", "modem", "button", "usb", "start", "update"})
 ANCHOR_MIN_GAP_MS = 1000
 
 
