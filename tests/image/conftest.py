@@ -3,6 +3,7 @@ recipe, and national's side on the host (the DHIS2 stand-in and the fleet servic
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tomllib
@@ -16,7 +17,7 @@ from appliance.provisioning import tomlout
 from tests.conftest import HubProcess, free_port, start_hub_process
 from tests.tls.rig import APPLIANCE, process, run, wait
 
-from .vm import HOST_FROM_GUEST, Built, build_image
+from .vm import HOST_FROM_GUEST, Built, build_image, existing_image
 
 NEEDS = ("mmdebstrap", "qemu-system-x86_64", "mcopy", "mkfs.fat", "sfdisk", "rauc")
 
@@ -25,6 +26,13 @@ NEEDS = ("mmdebstrap", "qemu-system-x86_64", "mcopy", "mkfs.fat", "sfdisk", "rau
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     missing = [t for t in NEEDS if shutil.which(t) is None]
     assert not missing, f"{missing} not installed: scripts/install-system-deps (image.txt)"
+    reuse = os.environ.get("UPAZILA_TEST_IMAGE")
+    if reuse:  # iterating on a VM test: build.sh --out DIR --no-compress ran before, with
+        # ADMIN_SSH_PUBKEY=DIR/admin.pub; never set in CI (make test builds afresh)
+        b = existing_image(Path(reuse))
+        print(f"\nimage reused from {reuse} (UPAZILA_TEST_IMAGE): "
+              f"{b.manifest.read_text().splitlines()[2]}")
+        return b
     keys = tmp_path_factory.mktemp("admin-key")
     key = keys / "admin"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "national-test",
@@ -41,8 +49,10 @@ class National:
     fleet_dir: Path
     fleet_log: Path
 
-    def provisioning(self, out: Path, hub: str = "coxs-bazar-ramu", **health: object) -> Path:
-        """``provision generate`` as national runs it, with URLs as the guest sees them."""
+    def provisioning(self, out: Path, hub: str = "coxs-bazar-ramu", *,
+                     update: dict[str, object] | None = None, **health: object) -> Path:
+        """``provision generate`` as national runs it, with URLs as the guest sees them;
+        ``health`` and ``update`` override keys of those sections."""
         port = self.dhis2.url.rsplit(":", 1)[1]
         fport = self.fleet_url.rsplit(":", 1)[1]
         if not (out / f"{hub}.toml").exists():
@@ -51,9 +61,10 @@ class National:
                  "--fleet-url", f"http://{HOST_FROM_GUEST}:{fport}",
                  "--fleet-data-dir", str(self.fleet_dir)])
         path = out / f"{hub}.toml"
-        if health:
+        if health or update:
             doc = tomllib.loads(path.read_text())
             doc["health"].update(health)
+            doc.setdefault("update", {}).update(update or {})
             path.write_text(tomlout.dumps(doc))
             path.chmod(0o600)
         return path

@@ -52,6 +52,15 @@ def build_image(out: Path, admin_key: Path, arch: str = "amd64") -> Built:
                  seconds)
 
 
+def existing_image(out: Path, arch: str = "amd64") -> Built:
+    """What ``build_image`` returns, for an image built before into ``out`` (its admin key
+    as ``out/admin``)."""
+    (img,) = out.glob(f"upazila-hub-*-{arch}.img")
+    stem = img.name.removesuffix(".img")
+    return Built(img, out / f"{stem}.rootfs.ext4", out / f"{stem}.manifest", out / "admin",
+                 0.0)
+
+
 def new_card(image: Path, card: Path, size_gb: int = 4) -> Path:
     """Flash ``image`` onto a blank card of ``size_gb`` (sparse: only written blocks cost)."""
     subprocess.run(["cp", "--sparse=always", str(image), str(card)], check=True)
@@ -149,17 +158,26 @@ class VM:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return bytes(r.read())
 
+    def _ssh_opts(self) -> list[str]:
+        return ["-i", str(self.admin_key), "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                "-o", "ConnectTimeout=10", "-o", "BatchMode=yes"]
+
     def ssh(self, command: str, timeout: float = 60, check: bool = True
             ) -> subprocess.CompletedProcess[str]:
         res = subprocess.run(
-            ["ssh", "-i", str(self.admin_key), "-p", str(self.ssh_port),
-             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-             "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10", "-o", "BatchMode=yes",
-             "hubadmin@127.0.0.1", command],
+            ["ssh", *self._ssh_opts(), "-p", str(self.ssh_port), "hubadmin@127.0.0.1", command],
             capture_output=True, text=True, timeout=timeout)
         if check:
             assert res.returncode == 0, f"{command}: {res.returncode}\n{res.stdout}\n{res.stderr}"
         return res
+
+    def put(self, src: Path, dest: str, timeout: float = 300) -> None:
+        """Copy a host file into the guest (scp as hubadmin)."""
+        res = subprocess.run(["scp", *self._ssh_opts(), "-P", str(self.ssh_port), str(src),
+                              f"hubadmin@127.0.0.1:{dest}"], capture_output=True, text=True,
+                             timeout=timeout)
+        assert res.returncode == 0, f"scp {src.name}: {res.returncode}\n{res.stderr}"
 
     def host_key(self) -> str:
         res = subprocess.run(["ssh-keyscan", "-t", "ed25519", "-p", str(self.ssh_port),
