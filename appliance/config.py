@@ -87,7 +87,7 @@ KEYS: list[Key] = [
     Key("update", "keyring", "", "CA certificate(s) (PEM) a bundle's signature must chain to before it is installed; empty: the keyring in RAUC's system.conf."),
     Key("update", "quiet_hours", "02:00-05:00", "Local time window (HH:MM-HH:MM, may pass midnight) in which the hub reboots into a new release; empty: reboot as soon as it is installed."),
     Key("update", "timezone", "Asia/Dhaka", "Time zone of [update] quiet_hours."),
-    Key("update", "reboot_command", ["systemctl", "reboot"], "Command that reboots the hub into the new slot (or back to the old one)."),
+    Key("update", "reboot_command", ["touch", "/run/upazila-hub/reboot"], "Command that reboots the hub into the new slot (or back to the old one); the default asks the image's upazila-reboot.path, which reboots as root (logind refuses the hub's user)."),
     Key("update", "healthy_for_s", 120, "After booting a new release: seconds the hub, sync and health services must be healthy before the slot is marked good."),
     Key("update", "commit_deadline_s", 900, "After booting a new release: seconds it may take to become healthy; past this the slot is marked bad and the hub reboots into the old one."),
     Key("update", "fleet_keyring", "", "National side: CA certificate(s) (PEM) release bundles must be signed under; add-release refuses any other bundle."),

@@ -14,7 +14,9 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-REASONS = {"timer", "local-data", "api", "cli", "button", "modem", "usb"}
+# "update": the update agent on a newly booted release, which is committed only after
+# sync finishes a cycle there (health/updater.py)
+REASONS = {"timer", "local-data", "api", "cli", "button", "modem", "usb", "update"}
 
 
 def socket_path(data_dir: str | Path, configured: str = "") -> Path:

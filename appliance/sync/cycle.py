@@ -48,7 +48,7 @@ TARGET_OUS_MAX = 8  # above this, a targeted pull names the subtree instead of e
 CHECK_UNCOMPLETES_EVERY_MS = 6 * 60 * 60 * 1000
 CHECK_UNCOMPLETES_REASONS = frozenset({"cli", "api", "button", "usb", "start"})
 UNCOMPLETE_LOOKBACK_MS = 366 * 24 * 60 * 60 * 1000
-FULL_REASONS = frozenset({"cli", "timer", "api", "modem", "button", "usb", "start"})
+FULL_REASONS = frozenset({"cli", "timer", "api", "modem", "button", "usb", "start", "update"})
 ANCHOR_MIN_GAP_MS = 1000
 
 

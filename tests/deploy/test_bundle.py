@@ -106,3 +106,16 @@ def test_arm64_bundle_carries_the_slots_boot_partition(tmp_path: Path) -> None:
     assert "RAUC_MF_IMAGES=2" in info.stdout
     assert "RAUC_IMAGE_CLASS_0='rootfs'" in info.stdout
     assert "RAUC_IMAGE_CLASS_1='boot'" in info.stdout
+
+
+def test_bundle_version_names_the_release(tmp_path: Path) -> None:
+    """BUNDLE_VERSION: the same root as another release (the QEMU update test's)."""
+    slot = _root_slot(tmp_path)
+    res = _bundle(tmp_path, slot, tmp_path / "cache", BUNDLE_VERSION=f"{VERSION}.1")
+    assert res.returncode == 0, res.stderr
+    bundle = Path(res.stdout.strip().splitlines()[-1])
+    assert bundle.name == f"upazila-hub-{VERSION}.1-amd64.raucb"
+    info = _info(bundle, tmp_path / "cache" / "dev-signing" / "ca.cert.pem")
+    assert f"RAUC_MF_VERSION='{VERSION}.1'" in info.stdout, info.stderr
+    bad = _bundle(tmp_path / "y", slot, tmp_path / "cache", BUNDLE_VERSION="1.0 beta")
+    assert bad.returncode == 2 and "1.0 beta" in bad.stderr

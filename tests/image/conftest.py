@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from .national import National, national_side
-from .vm import Built, admin_key, build_image
+from .vm import Built, admin_key, build_image, existing_image
 
 NEEDS = ("mmdebstrap", "qemu-system-x86_64", "mcopy", "mkfs.fat", "sfdisk", "rauc")
 
@@ -21,6 +21,13 @@ NEEDS = ("mmdebstrap", "qemu-system-x86_64", "mcopy", "mkfs.fat", "sfdisk", "rau
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     missing = [t for t in NEEDS if shutil.which(t) is None]
     assert not missing, f"{missing} not installed: scripts/install-system-deps (image.txt)"
+    reuse = os.environ.get("UPAZILA_TEST_IMAGE")
+    if reuse:  # iterating on a VM test: build.sh --out DIR --no-compress ran before, with
+        # ADMIN_SSH_PUBKEY=DIR/admin.pub; never set in CI (make test builds afresh)
+        b = existing_image(Path(reuse))
+        print(f"\nimage reused from {reuse} (UPAZILA_TEST_IMAGE): "
+              f"{b.manifest.read_text().splitlines()[2]}")
+        return b
     key = admin_key(tmp_path_factory.mktemp("admin-key"))
     b = build_image(tmp_path_factory.mktemp("image"), key)
     print(f"\nimage build (amd64, base tarball cached or not): {b.seconds:.0f} s")
@@ -46,7 +53,6 @@ def built_arm64(tmp_path_factory: pytest.TempPathFactory) -> Built:
     b = build_image(tmp_path_factory.mktemp("image-arm64"), key, arch="arm64")
     print(f"\nimage build (arm64, base tarball cached or not): {b.seconds:.0f} s")
     return b
-
 
 
 @pytest.fixture(scope="module")

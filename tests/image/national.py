@@ -28,10 +28,12 @@ class National:
     fleet_log: Path
     backup: Sftpd  # the guest reaches it at 10.0.2.2:<port>; replicas land in its chroot
 
-    def provisioning(self, out: Path, hub: str = "coxs-bazar-ramu", **health: object) -> Path:
+    def provisioning(self, out: Path, hub: str = "coxs-bazar-ramu", *,
+                     update: dict[str, object] | None = None, **health: object) -> Path:
         """``provision generate`` as national runs it, with URLs as the guest sees them: the
         hubs' SFTP replicas on the backup server (its host key pinned), whose
-        authorized_keys then gets the hubs' SFTP-only lines."""
+        authorized_keys then gets the hubs' SFTP-only lines. ``health`` and ``update``
+        override keys of those sections."""
         port = self.dhis2.url.rsplit(":", 1)[1]
         fport = self.fleet_url.rsplit(":", 1)[1]
         if not (out / f"{hub}.toml").exists():
@@ -46,9 +48,10 @@ class National:
                  "--backup-host-key", str(keyscan)])
             shutil.copy(out / "backup-authorized_keys", self.backup.authorized_keys)
         path = out / f"{hub}.toml"
-        if health:
+        if health or update:
             doc = tomllib.loads(path.read_text())
             doc["health"].update(health)
+            doc.setdefault("update", {}).update(update or {})
             path.write_text(tomlout.dumps(doc))
             path.chmod(0o600)
         return path

@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -151,6 +152,15 @@ def elf_machine(data: bytes) -> str:
     return ELF_MACHINE.get(int.from_bytes(data[18:20], "little"), str(data[18:20]))
 
 
+def existing_image(out: Path, arch: str = "amd64") -> Built:
+    """What ``build_image`` returns, for an image built before into ``out`` (its admin key
+    as ``out/admin``)."""
+    (img,) = out.glob(f"upazila-hub-*-{arch}.img")
+    stem = img.name.removesuffix(".img")
+    return Built(img, out / f"{stem}.rootfs.ext4", out / f"{stem}.manifest", out / "admin",
+                 0.0, arch)
+
+
 def new_card(image: Path, card: Path, size_gb: int = 4) -> Path:
     """Flash ``image`` onto a blank card of ``size_gb`` (sparse: only written blocks cost)."""
     subprocess.run(["cp", "--sparse=always", str(image), str(card)], check=True)
@@ -194,7 +204,11 @@ class VM:
     proc: subprocess.Popen[bytes] | None = None
     started: float = 0.0
     qmp: Path | None = None  # QEMU's monitor socket (QMP), for the disk's counters
-
+    # every guest reboot a power cycle: QEMU stops at the reset (-no-reboot) and starts
+    # again. OVMF under TCG was seen to hang at a warm reset after two (the update test
+    # reboots three times); a Pi's watchdog reset is closer to a power cycle anyway
+    power_cycle: bool = False
+    stopping: bool = False
 
     @property
     def console(self) -> Path:
@@ -216,13 +230,25 @@ class VM:
                "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{self.http_port}-:80,"
                           f"hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22",
                "-device", "virtio-net-pci,netdev=n0",
-               "-serial", f"file:{self.console}"]
+               "-chardev", f"file,id=console,path={self.console},append=on",
+               "-serial", "chardev:console"]
         if self.qmp is not None:
             cmd += ["-qmp", f"unix:{self.qmp},server=on,wait=off"]
+        if self.power_cycle:
+            cmd.append("-no-reboot")
         self.started = time.monotonic()
+        self.stopping = False
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL)
+        if self.power_cycle:
+            proc = self.proc
+            threading.Thread(target=self._power_again, args=(proc,), daemon=True).start()
         return self
+
+    def _power_again(self, proc: subprocess.Popen[bytes]) -> None:
+        """The guest reset (QEMU exited 0 under -no-reboot): power the card on again."""
+        if proc.wait() == 0 and not self.stopping and self.proc is proc:
+            self.start()
 
     def disk_written(self) -> int:
         """Bytes the guest has written to its card since power-on, as QEMU counted them at
@@ -252,7 +278,8 @@ class VM:
         deadline = time.monotonic() + timeout
         while True:
             assert self.proc is not None
-            if self.proc.poll() is not None:
+            if self.proc.poll() is not None and not (
+                    self.power_cycle and not self.stopping and self.proc.returncode == 0):
                 err = self.proc.stderr.read().decode() if self.proc.stderr else ""
                 raise AssertionError(f"QEMU exited ({self.proc.returncode}) waiting for "
                                      f"{what}: {err}\n{self.tail()}")
@@ -271,17 +298,26 @@ class VM:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return bytes(r.read())
 
+    def _ssh_opts(self) -> list[str]:
+        return ["-i", str(self.admin_key), "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                "-o", "ConnectTimeout=10", "-o", "BatchMode=yes"]
+
     def ssh(self, command: str, timeout: float = 60, check: bool = True
             ) -> subprocess.CompletedProcess[str]:
         res = subprocess.run(
-            ["ssh", "-i", str(self.admin_key), "-p", str(self.ssh_port),
-             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-             "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10", "-o", "BatchMode=yes",
-             "hubadmin@127.0.0.1", command],
+            ["ssh", *self._ssh_opts(), "-p", str(self.ssh_port), "hubadmin@127.0.0.1", command],
             capture_output=True, text=True, timeout=timeout)
         if check:
             assert res.returncode == 0, f"{command}: {res.returncode}\n{res.stdout}\n{res.stderr}"
         return res
+
+    def put(self, src: Path, dest: str, timeout: float = 300) -> None:
+        """Copy a host file into the guest (scp as hubadmin)."""
+        res = subprocess.run(["scp", *self._ssh_opts(), "-P", str(self.ssh_port), str(src),
+                              f"hubadmin@127.0.0.1:{dest}"], capture_output=True, text=True,
+                             timeout=timeout)
+        assert res.returncode == 0, f"scp {src.name}: {res.returncode}\n{res.stderr}"
 
     def host_key(self) -> str:
         res = subprocess.run(["ssh-keyscan", "-t", "ed25519", "-p", str(self.ssh_port),
@@ -298,6 +334,7 @@ class VM:
         """A clean shutdown (the button), then the card can be read."""
         if self.proc is None or self.proc.poll() is not None:
             return
+        self.stopping = True
         with contextlib.suppress(Exception):
             self.ssh("sudo systemctl poweroff", check=False, timeout=20)
         try:
@@ -307,6 +344,7 @@ class VM:
 
     def kill(self) -> None:
         """Pull the plug."""
+        self.stopping = True
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=30)

@@ -102,6 +102,10 @@ async def test_triggers_debounce_and_immediate_reasons(pair: Pair) -> None:
         assert request_sync(pair.data_dir, "modem")  # the health agent saw the modem
         assert await _wait(lambda: len(daemon.cycles) == 3)
         assert time.monotonic() - t0 < 0.5 and daemon.cycles[2].reason == "modem"
+        # the update agent trying a new release: it commits only after a cycle there
+        assert request_sync(pair.data_dir, "update")
+        assert await _wait(lambda: len(daemon.cycles) == 4)
+        assert daemon.cycles[3].reason == "update"
         assert not request_sync(pair.data_dir / "elsewhere", "api")  # nobody listening
     finally:
         stop.set()
