@@ -452,6 +452,7 @@ class SyncEngine:
         national no longer lists."""
         since = format_ts(probe.server_ms - UNCOMPLETE_LOOKBACK_MS)
         held = await self.store.read(lambda c: dv.synced_registrations(c, data_sets, since))
+        gone: list[tuple[str, str, str, str]] = []
         if held:
             periods = sorted({k[1] for k in held})
             regs = await self.client.get_json("/api/completeDataSetRegistrations", {
@@ -465,8 +466,6 @@ class SyncEngine:
                                       for r in items if isinstance(r, dict))
                       if p is not None and p.value == "true" and not p.deleted}
             gone = sorted(held - listed)
-        else:
-            gone = []
 
         def write(tx: Any) -> int:
             n = apply.apply_national_uncompletes(tx, gone)

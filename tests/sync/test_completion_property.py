@@ -50,7 +50,7 @@ class LossyLink:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if self.before is not None and self.before[0](request):
-            match, action = self.before
+            action = self.before[1]
             self.before = None
             await action()
         body = await request.read()  # aiohttp has already inflated a gzip body
