@@ -133,6 +133,17 @@ def restore(replica: Path, out: Path, litestream: str) -> None:
                    capture_output=True, timeout=60)
 
 
+def copy_replica(replica: Path, dst: Path) -> bool:
+    """Copy a live replica directory to ``dst``; False when a file went away mid-copy
+    (litestream renames its ``*.tmp`` uploads and compaction deletes L0 files): copy again."""
+    shutil.rmtree(dst, ignore_errors=True)
+    try:
+        shutil.copytree(replica, dst, ignore=shutil.ignore_patterns("*.tmp"))
+    except shutil.Error:
+        return False
+    return True
+
+
 def seconds_until_replicated(replica: Path, committed_at: float, known: set[str],
                              holds: Callable[[Path], bool], work: Path, litestream: str,
                              timeout: float = 60.0) -> float:
@@ -150,8 +161,8 @@ def seconds_until_replicated(replica: Path, committed_at: float, known: set[str]
         if names - known:
             seen_at = time.monotonic()
             snap = work / "snapshot"
-            shutil.rmtree(snap, ignore_errors=True)
-            shutil.copytree(replica, snap)
+            if not copy_replica(replica, snap):
+                continue
             db = work / "restored.db"
             try:
                 restore(snap, db, litestream)
