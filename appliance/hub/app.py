@@ -16,7 +16,6 @@ from aiohttp import web
 from ..config import Config
 from ..store import Store
 from ..store.datavalues import LOCAL_EDIT, Provenance
-from ..store.metadata import metadata_version
 from ..sync.upstream import Upstream
 from ..trigger import request_sync
 from . import (
@@ -64,7 +63,8 @@ def dhis2_app(config: Config, store: Store, *, state: HubState, writes: Provenan
     queued for national); ``before_catch_all`` adds an app's own routes ahead of the
     metadata collections' ``/api/{collection}`` pattern."""
     max_body = int(config.get("hub", "max_body_mb")) * 1024 * 1024
-    chain: list[Middleware] = [*extra_middlewares, middleware.errors, middleware.authenticate]
+    chain: list[Middleware] = [*extra_middlewares, middleware.errors, middleware.fresh_metadata,
+                               middleware.authenticate]
     app = web.Application(client_max_size=max_body, middlewares=chain)
     state.on_reload.append(routes_metadata.decorate)
     app[CONFIG] = config
@@ -116,15 +116,13 @@ async def _metadata_watch(app: web.Application) -> AsyncIterator[None]:
     """Load the index, then reload it whenever another process (sync) changed metadata."""
     store, state = app[STORE], app[STATE]
     await state.reload(store)
+    state.on_reload.append(lambda _index: app[AUTH].forget())  # users' roles come from it
 
     async def loop() -> None:
         while True:
             await asyncio.sleep(METADATA_POLL_S)
             try:
-                version = await store.read(metadata_version)
-                if version != state.index.version:
-                    await state.reload(store)
-                    app[AUTH].forget()
+                await state.refresh(store)
             except Exception:  # keep serving with the old index
                 log.exception("metadata reload failed")
     task = asyncio.create_task(loop())

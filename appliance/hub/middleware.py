@@ -15,7 +15,7 @@ from ..httpserver import error_middleware
 from ..webguard import check_same_origin
 from .auth import NEW_SESSION, SESSION_COOKIE
 from .lang import display_locale
-from .web import AUTH, USER_KEY, Handler, message
+from .web import AUTH, STATE, STORE, USER_KEY, Handler, message
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,19 @@ def _respond(request: web.Request, status: int, text: str, error_code: str | Non
 
 # every error a DHIS2 WebMessage, one log line per refusal (shared with the fleet)
 errors = error_middleware(_respond, service="hub", logger=log)
+
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@web.middleware
+async def fresh_metadata(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A write is checked against the metadata and users' roles sync has committed, not
+    the index of up to two seconds ago: right after a sync brings a user's roles, a data
+    set or an approval, a form must not be refused (or let through) by the old ones."""
+    if request.method in WRITE_METHODS:
+        await request.app[STATE].refresh(request.app[STORE])
+    return await handler(request)
 
 
 @web.middleware

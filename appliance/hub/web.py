@@ -17,7 +17,7 @@ from ..dhis2.webmessage import web_message
 from ..store import Store
 from ..store.approvals import all_approved
 from ..store.datavalues import Provenance
-from ..store.metadata import MetadataIndex, load_index
+from ..store.metadata import MetadataIndex, load_index, metadata_version
 from ..store.users import User
 from .auth import Authenticator, UpstreamVerify
 
@@ -39,6 +39,7 @@ class HubState:
     last_signal: float = 0.0
     on_reload: list[Callable[[MetadataIndex], None]] = field(default_factory=list)
     import_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(24))
+    _reloading: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def reload(self, store: Store) -> None:
         def read(conn: Any) -> tuple[MetadataIndex, set[tuple[str, str, str, str]]]:
@@ -47,6 +48,15 @@ class HubState:
         for hook in self.on_reload:
             hook(index)
         self.index, self.approvals = index, approvals
+
+    async def refresh(self, store: Store) -> bool:
+        """Reload if another process (sync) changed metadata since the index was loaded;
+        True if it did. One reload at a time: callers that arrive during one wait for it."""
+        async with self._reloading:
+            if await store.read(metadata_version) == self.index.version:
+                return False
+            await self.reload(store)
+            return True
 
     def signal_sync(self, reason: str, *, now: bool = False) -> bool:
         """Tell the sync daemon there is new local data: at most once a second, unless

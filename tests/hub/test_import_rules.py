@@ -515,3 +515,20 @@ async def test_min_max_and_validation_rules(hub: RunningHub, http: aiohttp.Clien
         result = await r.json()
     assert r.status == 200
     assert any(v["validationRuleId"] == rule["id"] for v in result["validationRuleViolations"])
+
+
+async def test_a_write_sees_metadata_sync_just_committed(hub: RunningHub,
+                                                        http: aiohttp.ClientSession) -> None:
+    """The sync process commits a data set's new input periods; the very next form is
+    checked against them, not against the index the hub loaded before (it polls for
+    changes every two seconds, which is too late for a write)."""
+    ds = dict(C.uhc_form, dataInputPeriods=[{"period": {"id": month(-1)},
+                                             "openingDate": "2020-01-01T00:00:00.000",
+                                             "closingDate": "2020-01-20T00:00:00.000"}])
+    de = C.element("INTEGER_ZERO_OR_POSITIVE", C.uhc_form)
+    form = {"dataSet": C.uhc_form["id"], "dataValues": [C.value(de, "1", ou=C.uhc, pe=month(0))]}
+    status, body = await post(http, hub, form, ADMIN)
+    assert status == 200, body
+    await hub.store.write(lambda tx: put_metadata(tx, {"dataSets": [ds]}))  # no reload asked
+    status, body = await post(http, hub, form, ADMIN)
+    assert conflict_codes(body) == ["E7643"]
