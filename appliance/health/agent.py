@@ -24,9 +24,10 @@ from ..config import Config
 from ..dhis2.timefmt import iso_z
 from ..errors import ConfigError
 from ..store import Store, reporting
+from ..store.db import Tx
 from . import state
 from .backup import BackupMonitor, BackupSettings, heartbeat_backup
-from .button import ButtonHandler, poweroff
+from .button import POWEROFF_COMMAND, ButtonHandler, poweroff
 from .certrenew import CertRenewer, LanAddress, RenewSettings, heartbeat_tls
 from .fleeturl import heartbeat_endpoint
 from .heartbeat import HeartbeatClient, HubIdentity, SendResult
@@ -60,6 +61,7 @@ class Settings:
     led_fault: int = 27
     button: int = 22
     hold_s: float = 5.0
+    poweroff_command: tuple[str, ...] = POWEROFF_COMMAND
     hub_ping_url: str | None = None   # the LAN server's ping; None: not checked
     sync_socket: str = ""
     disk_device: str | None = None    # None: the disk holding the data dir
@@ -84,6 +86,7 @@ class Settings:
             queue_max=int(g("health", "queue_max")), gpio_enabled=bool(g("gpio", "enabled")),
             led_status=g("gpio", "led_status"), led_fault=g("gpio", "led_fault"),
             button=g("gpio", "button"), hold_s=float(g("gpio", "hold_s")),
+            poweroff_command=tuple(str(a) for a in g("gpio", "poweroff_command")),
             hub_ping_url=f"http://{host}:{port or 8080}/api/system/ping",
             sync_socket=g("sync", "socket"),
             disk_device=_optional(config, "health", "disk_device") or None,
@@ -105,7 +108,7 @@ def _optional(config: Config, section: str, key: str) -> Any:
 class HealthAgent:
     def __init__(self, settings: Settings, store: Store, *, paths: HostPaths | None = None,
                  request_sync: Callable[[str | Path, str], bool] | None = None,
-                 shutdown: Callable[[], Any] = poweroff,
+                 shutdown: Callable[[], Any] | None = None,
                  udev_source: Any = "pyudev",
                  pin_factory: Any = None, led_time_scale: float = 1.0,
                  led_poll_s: float = 2.0, hub_ping_s: float = 10.0,
@@ -117,7 +120,7 @@ class HealthAgent:
         self.paths = paths or HostPaths()
         self.request_sync = request_sync or (
             lambda d, reason: trigger.request_sync(d, reason, settings.sync_socket))
-        self.shutdown_fn = shutdown
+        self.shutdown_fn = shutdown or functools.partial(poweroff, settings.poweroff_command)
         self.udev_source = udev_source
         self.pin_factory = pin_factory
         self.led_time_scale = led_time_scale
@@ -140,6 +143,7 @@ class HealthAgent:
             settings.tls, store, clock_offset=lambda: self.heartbeats.fleet_offset_s)
         self.backup = None if settings.backup is None else BackupMonitor(settings.backup)
         self.backup_report: dict[str, Any] | None = None
+        self._backup_unsaved: dict[str, Any] | None = None  # written with the next sample
         u = settings.update
         self.updater = None if u is None else Updater(
             u, store, installer or RaucInstaller(u.rauc, u.keyring), reboot=reboot,
@@ -229,8 +233,13 @@ class HealthAgent:
     async def take_sample(self, cpu_interval: float | None = None) -> Sample:
         sample = await asyncio.to_thread(self.sampler.take, cpu_interval)
         max_rows = max_rows_for(self.s.retention_days, self.s.interval_s)
-        await self.store.write(lambda tx: store_sample(
-            tx, sample, retention_days=self.s.retention_days, max_rows=max_rows))
+        backup, self._backup_unsaved = self._backup_unsaved, None
+
+        def commit(tx: Tx) -> None:  # one SD commit a minute at idle, not one per report
+            store_sample(tx, sample, retention_days=self.s.retention_days, max_rows=max_rows)
+            if backup is not None:
+                state.put_json(tx, "backup", backup)
+        await self.store.write(commit)
         self.latest = sample
         await self.refresh_leds()
         return sample
@@ -244,10 +253,15 @@ class HealthAgent:
         if self.backup_report is None:  # after a restart: what the last run saw
             self.backup_report = await self.store.read(lambda c: state.get_json(c, "backup"))
         rep = await asyncio.to_thread(monitor.check, self.backup_report)
-        if rep.get("error") and rep.get("error") != (self.backup_report or {}).get("error"):
+        changed = self.backup_report is None or rep.get("error") != self.backup_report.get("error")
+        if changed and rep.get("error"):
             log.warning("backup: %s", rep["error"])
         self.backup_report = rep
-        await self.store.write(lambda tx: state.put_json(tx, "backup", rep))
+        if changed:  # a new or cleared failure shows on the status page at once
+            self._backup_unsaved = None
+            await self.store.write(lambda tx: state.put_json(tx, "backup", rep))
+        else:  # the lag goes to disk with the next sample, in the same commit
+            self._backup_unsaved = rep
         return rep
 
     async def heartbeat(self, sample: Sample | None = None) -> SendResult:

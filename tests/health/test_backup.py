@@ -195,3 +195,46 @@ async def test_hub_status_shows_the_backup(tmp_path: Path) -> None:
     assert got["lastReplicatedAt"] == rep["last_replicated_at"]
     assert got["lagSeconds"] == pytest.approx(100, abs=3)  # counted on to now
     assert got["checkedAt"] == rep["checked_at"]
+
+
+class _Reports:
+    """A BackupMonitor's seam: hands out the given reports in turn."""
+
+    def __init__(self, *reports: dict[str, object]) -> None:
+        self.reports = list(reports)
+
+    def check(self, last: object) -> dict[str, object]:
+        return self.reports.pop(0)
+
+
+async def test_the_lag_goes_to_disk_with_the_sample_and_a_failure_at_once(
+        tmp_path: Path) -> None:
+    """One SD commit a minute at idle: a report whose error is unchanged waits for the next
+    sample's commit; a new or cleared failure is written at once."""
+    from appliance.health.agent import HealthAgent, Settings
+
+    def rep(lag: float, error: str | None = None) -> dict[str, object]:
+        return {"last_replicated_at": iso_z(time.time() - lag), "lag_s": lag, "error": error,
+                "checked_at": iso_z(time.time()), "watching_since": iso_z(0)}
+
+    with Store(tmp_path / "hub.db") as store:
+        agent = HealthAgent(Settings(data_dir=tmp_path, gpio_enabled=False), store,
+                            udev_source=None)
+        first, second, broken, mended = rep(1.0), rep(2.0), rep(90.0, "ssh: refused"), rep(1.5)
+        agent.backup = _Reports(first, second, broken, mended)  # type: ignore[assignment]
+
+        def saved() -> object:
+            return store.read_sync(lambda c: hstate.get_json(c, "backup"))
+
+        await agent.check_backup()
+        assert saved() == first  # the first report of a run: at once
+        await agent.check_backup()
+        assert saved() == first, "an unchanged state was committed on its own"
+        await agent.take_sample(cpu_interval=0)
+        assert saved() == second  # with the sample, in one commit
+        await agent.check_backup()
+        assert saved() == broken  # a failure shows on the status page at once
+        await agent.check_backup()
+        assert saved() == mended  # and its end too
+        await agent.take_sample(cpu_interval=0)
+        assert saved() == mended
