@@ -79,6 +79,7 @@ KEYS: list[Key] = [
     Key("gpio", "led_fault", 27, "BCM pin of the red fault/activity LED."),
     Key("gpio", "button", 22, "BCM pin of the push button (to ground, internal pull-up)."),
     Key("gpio", "hold_s", 5.0, "Seconds the button must be held for a clean shutdown."),
+    Key("gpio", "poweroff_command", ["touch", "/run/upazila-hub/poweroff"], "Command the held button runs for a clean shutdown; the default asks the image's upazila-poweroff.path, which powers off as root (logind refuses the hub's user)."),
     Key("update", "enabled", True, "Let the health agent install the software release national's fleet offers (RAUC A/B update); a hub without the rauc command reports no update state."),
     Key("update", "url", "", "Fleet endpoint the hub asks which release to run; empty: /api/updates/check beside [health] heartbeat_url."),
     Key("update", "check_every_s", 3600, "Seconds between asking the fleet which release to run (while the link is up)."),

@@ -1,7 +1,7 @@
 """The front push button (to ground, internal pull-up), through gpiozero.
 
 Short press: ask the sync daemon for a cycle now. Hold for ``[gpio] hold_s`` seconds:
-clean shutdown (``systemctl poweroff``), so nobody pulls the plug on a writing SD card.
+clean shutdown (``[gpio] poweroff_command``), so nobody pulls the plug on a writing SD card.
 """
 
 from __future__ import annotations
@@ -15,9 +15,22 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def poweroff() -> None:
-    """The real shutdown. systemd then stops the agent cleanly (marker removed)."""
-    subprocess.run(["systemctl", "poweroff"], check=False, timeout=30)
+POWEROFF_COMMAND = ("touch", "/run/upazila-hub/poweroff")
+
+
+def poweroff(command: tuple[str, ...] | list[str] = POWEROFF_COMMAND) -> None:
+    """The real shutdown. systemd then stops the agent cleanly (marker removed). The agent
+    runs as user hub, whom logind refuses ``systemctl poweroff`` without polkit; the default
+    command asks the image's root unit upazila-poweroff.path instead."""
+    try:
+        res = subprocess.run(list(command), capture_output=True, text=True, check=False,
+                             timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        log.error("the button's shutdown failed: %s: %s", " ".join(command), e)
+        return
+    if res.returncode != 0:
+        log.error("the button's shutdown failed: %s exited %d: %s", " ".join(command),
+                  res.returncode, (res.stderr or res.stdout).strip()[:300])
 
 
 class ButtonHandler:

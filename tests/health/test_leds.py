@@ -244,3 +244,37 @@ def test_button_press_syncs_hold_shuts_down(mock_pins: MockFactory,
         with pytest.raises(BlockingIOError):  # releasing after a hold is not a press
             sock.recv(100)
         agent.stop()
+
+
+def test_held_button_runs_the_configured_shutdown(mock_pins: MockFactory, tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """Held, the button runs ``[gpio] poweroff_command`` (in the image: a file that a root
+    path unit turns into ``systemctl poweroff``, which logind refuses user hub); a command
+    that fails is logged, and the agent goes on."""
+    from appliance import config as config_mod
+    asked = tmp_path / "run" / "poweroff"
+    cfg = config_mod.load(None, tmp_path)
+    assert Settings.from_config(cfg).poweroff_command == ("touch", "/run/upazila-hub/poweroff")
+    cfg.set("gpio", "poweroff_command", ["touch", str(asked)])
+    cfg.set("gpio", "hold_s", 0.2)
+    with Store.memory() as store:
+        agent = HealthAgent(Settings.from_config(cfg), store, udev_source=None)
+        agent.start()
+        try:
+            btn = mock_pins.pin(BUTTON)
+            btn.drive_low()
+            deadline = time.monotonic() + 10
+            while "the button's shutdown failed" not in caplog.text and \
+                    time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert "the button's shutdown failed" in caplog.text  # no folder to touch in
+            asked.parent.mkdir()
+            btn.drive_high()
+            time.sleep(0.1)
+            btn.drive_low()
+            deadline = time.monotonic() + 10
+            while not asked.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert asked.exists()
+        finally:
+            agent.stop()

@@ -18,10 +18,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import shutil
 import sqlite3
 import subprocess
 import tomllib
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -30,7 +30,7 @@ import pytest
 
 from appliance import demo, litestream
 from appliance.demo import values as dvals
-from tests.backup.harness import l0_files, restore
+from tests.backup.harness import copy_replica, l0_files, restore
 
 from .national import National
 from .vm import ACCEL, VM, Built, boot_files, new_card, put_on_boot
@@ -45,6 +45,10 @@ HUB = "coxs-bazar-ramu"
 SUPERVISORCTL = ("sudo /opt/upazila-hub/venv/bin/supervisorctl "
                  "-c /etc/upazila-hub/supervisord.conf")
 Values = dict[tuple[str, ...], str]
+HUB_PYTHON = "/opt/upazila-hub/venv/bin/python"
+BUTTON_HELD = ("from appliance import config; from appliance.health import agent, button; "
+               "button.poweroff(agent.Settings.from_config("
+               "config.load(\"/etc/upazila-hub/hub.toml\")).poweroff_command)")
 
 
 def _status(vm: VM) -> dict[str, object]:
@@ -59,8 +63,11 @@ def _post_form(vm: VM, period: str = PERIOD) -> Values:
                                  data=json.dumps(form).encode(),
                                  headers={"Authorization": ADMIN,
                                           "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as r:
-        assert r.status == 200
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            assert r.status == 200
+    except urllib.error.HTTPError as e:  # the hub's WebMessage says why
+        raise AssertionError(f"the form for {period} was refused: {e.code} {e.read()!r}") from e
     return {(v["dataElement"], v["period"], v["orgUnit"], v["categoryOptionCombo"]):
             v["value"] for v in form["dataValues"]}
 
@@ -98,8 +105,8 @@ def _replica_holds(replica: Path, sent: Values, work: Path) -> bool:
     """Whether the replica on the backup server restores to a database holding ``sent``
     (a copy of it, read as the server holds it, restored by the host's litestream)."""
     snap, db = work / "replica-copy", work / "restored.db"
-    shutil.rmtree(snap, ignore_errors=True)
-    shutil.copytree(replica, snap)
+    if not copy_replica(replica, snap):
+        return False
     try:
         restore(snap, db, litestream.binary())
     except subprocess.CalledProcessError:
@@ -260,6 +267,17 @@ def test_blank_card_to_a_serving_syncing_hub(built: Built, national: National,
         # keys and identity of its own
         assert vm_b.host_key() != key_a
         assert vm_b.ssh("cat /etc/machine-id").stdout.strip() != mid_a
+
+        # the button held: the health agent, as user hub, runs its shutdown (logind would
+        # refuse it `systemctl poweroff`) and the card powers off cleanly
+        vm_b.stopping = True
+        asked = vm_b.ssh(f"sudo -u hub {HUB_PYTHON} -c '{BUTTON_HELD}'", check=False)
+        assert vm_b.proc is not None
+        try:
+            vm_b.proc.wait(timeout=180)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the button's shutdown did not power off: {asked}\n"
+                                 f"{vm_b.journal()}") from None
     finally:
         vm_b.poweroff()
 
