@@ -160,4 +160,7 @@ def test_the_board_updates_live_and_prints(live_hub: ThreadedHub,
     (ARTIFACTS / "board-print.pdf").write_bytes(data)
     # A4 landscape: 842 × 595 points
     assert re.search(rb"/MediaBox\s*\[\s*0\s+0\s+84[12][.\d]*\s+59[45][.\d]*", data), data[:2000]
+    # one sheet for the upazila's clinics, to pin on the wall
+    assert re.findall(rb"/Type\s*/Pages\b[^>]*?/Count\s+(\d+)", data) == [b"1"], \
+        re.findall(rb"/Count\s+\d+", data)
     assert js_errors(d) == []
