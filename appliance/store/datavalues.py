@@ -12,12 +12,13 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from .db import Tx
-from .hlc import to_iso
+from .hlc import physical_ms, to_iso
 from .keys import CR_KEY, DV_KEY, key_sql, key_str
 from .synclog import open_conflicts
 
@@ -311,6 +312,13 @@ def upsert_registration(tx: Tx, row: Sequence[Any]) -> None:
 
 
 
+def local_day(stamp: int) -> str:
+    """The stamp's calendar day where the hub is (the system's zone: Asia/Dhaka on the
+    image), as DHIS2 dates a completion in its server's zone: a form completed at 01:00 in
+    Ramu is dated that day, not the day before in UTC."""
+    return datetime.fromtimestamp(physical_ms(stamp) / 1000).date().isoformat()
+
+
 def register_complete(tx: Tx, regs: Iterable[dict[str, Any]], *, username: str,
                       provenance: Provenance = LOCAL_EDIT, via: str = "api",
                       client: str | None = None) -> Counts:
@@ -341,7 +349,7 @@ def register_complete(tx: Tx, regs: Iterable[dict[str, Any]], *, username: str,
             audit_type = "CREATE"
         # the row keeps its base: national has not seen this edit
         upsert_registration(
-            tx, (*key, r.get("date") or now[:10], r.get("storedBy") or username, completed, now,
+            tx, (*key, r.get("date") or local_day(stamp), r.get("storedBy") or username, completed, now,
                  int(delete), state, stamp, origin, old["base"] if old is not None else None))
         tx.execute("INSERT INTO audit(hlc, at, username, via, client, entity, key, audit_type, "
                    "old_value, new_value) VALUES (?,?,?,?,?,?,?,?,?,?)",

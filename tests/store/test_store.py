@@ -170,3 +170,27 @@ def test_concurrent_first_opens_migrate_once(tmp_path: Path) -> None:
             names = s.read_sync(lambda c: [r[0] for r in c.execute(
                 "SELECT name FROM _migrations")])
         assert len(names) == len(set(names))
+
+
+def test_a_completion_is_dated_by_the_hub_s_day_not_utc(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Completed at 01:30 in Ramu on 6 December (19:30 UTC on the 5th), a form is dated the
+    6th, as national's DHIS2 in Dhaka dates it."""
+    import time as time_mod
+    from datetime import UTC, datetime
+
+    from appliance.store.datavalues import register_complete
+    monkeypatch.setenv("TZ", "Asia/Dhaka")
+    time_mod.tzset()
+    try:
+        at = datetime(2026, 12, 5, 19, 30, tzinfo=UTC).timestamp()
+        with Store(tmp_path / "h.db", wall=lambda: at) as s:
+            s.write_sync(lambda tx: register_complete(
+                tx, [{"ds": "ds1", "pe": "202611", "ou": "ou1", "aoc": "aoc1"}],
+                username="chcp"))
+            day = s.read_sync(lambda c: c.execute(
+                "SELECT date FROM complete_registration").fetchone()[0])
+    finally:
+        monkeypatch.delenv("TZ")
+        time_mod.tzset()
+    assert day == "2026-12-06"
