@@ -79,7 +79,8 @@ echo Asia/Dhaka >/etc/timezone
 
 # --- units --------------------------------------------------------------------------------
 systemctl enable upazila-growdata.service upazila-firstboot.service upazila-hub.service \
-                 upazila-boot-report.service upazila-reboot.path upazila-poweroff.path
+                 upazila-boot-report.service upazila-reboot.path upazila-poweroff.path \
+                 upazila-update-guard.service
 # nothing to update on a read-only root, and no writes to the card for it
 systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer \
                e2scrub_reap.service fstrim.timer 2>/dev/null || true

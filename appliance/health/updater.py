@@ -28,6 +28,10 @@ cut picks up where it was):
    finish a cycle and the health agent must be sampling, together for ``healthy_for_s``;
    then the slot is marked good (*committed*). Not healthy within ``commit_deadline_s``
    of booting: the slot is marked bad and the hub reboots; the bootloader goes back.
+   A release on which this agent never runs cannot do that itself: before the reboot the
+   agent leaves ``[update] dir``/trial (slot, version, an uptime deadline), and the
+   image's root unit upazila-update-guard marks the slot bad and reboots if the marker is
+   still there past the deadline.
 7. **Rolled back**: booted on the old slot after a reboot into the new one, the agent
    reports *rolled_back* with the reason (the failed health checks, or that the new slot
    never came up: the bootloader's own fallback).
@@ -47,6 +51,7 @@ import contextlib
 import http.client
 import json
 import logging
+import os
 import shutil
 import subprocess
 import threading
@@ -79,6 +84,30 @@ SKIP_KEPT = 20
 SPACE_MARGIN = 64 * 1024 * 1024  # keep this much free on the data partition after a download
 MAX_SHA_RETRIES = 1  # a wrong download is fetched again once, then refused
 LINK_WAIT_S = 300.0  # while sync says the link is down, look again this often
+TRIAL_MARKER = "trial"  # in [update] dir: read by the image's root upazila-update-guard
+GUARD_MARGIN_S = 300.0  # boot to the agent's first trial check, and its own deadline first
+
+
+def write_trial_marker(directory: Path, slot: str, version: str, deadline_s: float) -> None:
+    """What the root guard (image/rootfs/usr/local/sbin/upazila-update-guard) needs when
+    this agent never runs on the new release: the slot on trial and the uptime by which it
+    must be committed. Written before the reboot, removed once the trial is resolved."""
+    tmp = directory / (TRIAL_MARKER + ".tmp")
+    with tmp.open("w") as f:
+        f.write(f"slot={slot}\nversion={version}\ndeadline_s={int(deadline_s)}\n")
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(directory / TRIAL_MARKER)
+
+
+def read_guard_reason(directory: Path) -> str | None:
+    """The reason the guard wrote when it rolled the release back (None: it did not)."""
+    try:
+        text = (directory / TRIAL_MARKER).read_text(errors="replace")
+    except OSError:
+        return None
+    lines = [ln.removeprefix("guard=") for ln in text.splitlines() if ln.startswith("guard=")]
+    return lines[-1][:300] if lines else None
 
 
 def default_url(heartbeat_url: str) -> str:
@@ -263,6 +292,9 @@ class Updater:
         await self._save()
         self.next_check = 0.0  # tell the fleet soon
 
+    def _drop_trial_marker(self) -> None:
+        (self.s.directory / TRIAL_MARKER).unlink(missing_ok=True)
+
     async def _fail(self, new: str, reason: str, *, skip: bool = True) -> None:
         if skip and self.rec.get("rollout_id") is not None:
             keys = [k for k in self.rec.get("skip", []) if isinstance(k, list)]
@@ -270,6 +302,7 @@ class Updater:
             self.rec["skip"] = keys[-SKIP_KEPT:]
         self._drop_files(self.rec.get("sha256"))
         await self._change(new, reason=reason)
+        self._drop_trial_marker()
 
     def _drop_files(self, sha: Any) -> None:
         if isinstance(sha, str) and sha:
@@ -328,7 +361,7 @@ class Updater:
     async def _rolled_back(self, was: str) -> None:
         target = self.rec.get("target_version")
         origin = self.rec.get("from_slot")
-        why = self.rec.get("marked_bad")
+        why = self.rec.get("marked_bad") or read_guard_reason(self.s.directory)
         if not why and was == "trial":
             why = (f"{target} started but the hub restarted before it was confirmed healthy"
                    + (f" ({self.rec['unhealthy']})" if self.rec.get("unhealthy") else ""))
@@ -585,6 +618,12 @@ class Updater:
         except UpdateError as e:
             await self._fail("failed", e.message)
             return 0.0
+        try:  # if this agent never runs on the new release, root's guard rolls it back
+            write_trial_marker(self.s.directory, str(self.rec.get("target_slot")),
+                               str(self.rec.get("target_version")),
+                               self.s.commit_deadline_s + self.s.healthy_for_s + GUARD_MARGIN_S)
+        except OSError as e:
+            log.warning("update: cannot write the trial marker for the guard: %s", e)
         return await self._reboot_now("rebooting")
 
     async def _reboot_now(self, new: str) -> float:
@@ -624,6 +663,7 @@ class Updater:
                 else:
                     await self._refresh_status()
                     await self._change("committed", reason=None, marked_bad=None)
+                    self._drop_trial_marker()
                     return 0.0
         if problems:
             text = "; ".join(problems)

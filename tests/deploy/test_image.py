@@ -19,6 +19,7 @@ SCRIPTS = [IMAGE / "build.sh", IMAGE / "setup.sh", IMAGE / "sign-dev.sh", IMAGE 
            IMAGE / "rootfs" / "usr" / "local" / "sbin" / "upazila-grow-data",
            IMAGE / "rootfs" / "usr" / "local" / "sbin" / "upazila-boot-report",
            IMAGE / "rootfs" / "usr" / "local" / "sbin" / "upazila-rauc-tryboot",
+           IMAGE / "rootfs" / "usr" / "local" / "sbin" / "upazila-update-guard",
            REPO / "provisioning" / "prepare-card.sh"]
 SH_SCRIPTS = [IMAGE / "rootfs" / "etc" / "initramfs-tools" / "hooks" / "upazila-data",
               IMAGE / "rootfs" / "etc" / "initramfs-tools" / "scripts" / "local-bottom"

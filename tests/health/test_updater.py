@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,6 +210,8 @@ async def test_the_new_release_is_committed_once_healthy_for_long_enough(
         agent = await reboot_into_new(hub)
         assert agent.state == "trial" and hub.sync_requests == ["update"]
         assert slots.did("mark-good") == ["A"]  # not B: not yet
+        marker = agent.s.directory / "trial"  # for root's guard, should this agent not run
+        assert marker.read_text() == "slot=B\nversion=1.2.0\ndeadline_s=1320\n"
         await agent.step()
         assert agent.rec["unhealthy"] == "sync finished no cycle"  # nothing yet this boot
         await hub.sync_cycle()
@@ -227,6 +230,7 @@ async def test_the_new_release_is_committed_once_healthy_for_long_enough(
         hub.clocks.up += 120
         await drive(agent, lambda: agent.state == "committed")
         assert slots.did("mark-good") == ["A", "B"]
+        assert not marker.exists()
         await drive(agent, lambda: fleet_hub(server)["update_state"] == "committed")
         h = fleet_hub(server)
         assert (h["update_version"], h["update_slot"]) == ("1.2.0", "B")
@@ -262,6 +266,7 @@ async def test_unhealthy_past_the_deadline_is_marked_bad_and_rolled_back(
         agent = hub.agent()
         await agent.start()
         assert agent.state == "rolled_back"
+        assert not (agent.s.directory / "trial").exists()
         why = ("1.2.0 was not healthy within 900 s: the hub did not answer "
                "/api/hub/status")
         assert agent.rec["reason"] == why and agent.rec["last_failure"]["reason"] == why
@@ -309,6 +314,84 @@ async def test_a_slot_that_never_comes_up_falls_back_and_says_so(tmp_path: Path,
             "1.2.0 started but the hub restarted before it was confirmed healthy (sync "
             "finished no cycle)")
         await drive(agent, lambda: fleet_hub(server)["update_state"] == "rolled_back")
+
+
+GUARD = Path(__file__).parents[2] / "image/rootfs/usr/local/sbin/upazila-update-guard"
+
+
+class GuardHost:
+    """The root guard's world: /proc's cmdline and uptime, and ``rauc`` and ``systemctl``
+    on its PATH recording what they were asked."""
+
+    def __init__(self, tmp: Path, booted: str) -> None:
+        self.proc, self.bin, self.calls = tmp / "proc", tmp / "bin", tmp / "calls"
+        self.proc.mkdir()
+        self.bin.mkdir()
+        (self.proc / "cmdline").write_text(
+            f"BOOT_IMAGE=/vmlinuz root=PARTUUID=7570617a-06 ro rauc.slot={booted} quiet\n")
+        self.uptime(60)
+        for tool in ("rauc", "systemctl"):
+            (self.bin / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >>"{self.calls}"\n')
+            (self.bin / tool).chmod(0o755)
+
+    def uptime(self, s: float) -> None:
+        (self.proc / "uptime").write_text(f"{s:.2f} {s * 1.7:.2f}\n")
+
+    async def start(self, marker: Path) -> asyncio.subprocess.Process:
+        env = {**os.environ, "PATH": f"{self.bin}:{os.environ['PATH']}",
+               "UPAZILA_GUARD_PROC": str(self.proc), "UPAZILA_GUARD_POLL_S": "0.05"}
+        return await asyncio.create_subprocess_exec(
+            str(GUARD), str(marker), env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT)
+
+    def asked(self) -> list[str]:
+        return self.calls.read_text().splitlines() if self.calls.exists() else []
+
+
+async def test_a_release_whose_agent_never_runs_is_rolled_back_by_the_guard(
+        tmp_path: Path, pki: Pki) -> None:
+    async with hub_and_fleet(tmp_path, pki, "1.2.0", rollout="1.2.0") as (hub, server):
+        agent = await to_installed(hub)
+        hub.clocks.wall = dhaka(2, 30)
+        await drive(agent, lambda: bool(hub.reboots))
+        marker = agent.s.directory / "trial"
+        assert hub.slots.power_cycle() == "B"
+        # on B the health agent never starts; at boot, root's guard waits for its deadline
+        host = GuardHost(tmp_path, booted="B")
+        guard = await host.start(marker)
+        await asyncio.sleep(0.5)
+        assert guard.returncode is None and host.asked() == []  # 60 s up: not yet
+        host.uptime(1319)
+        await asyncio.sleep(0.3)
+        assert guard.returncode is None and host.asked() == []
+        host.uptime(1320.4)
+        out, _ = await asyncio.wait_for(guard.communicate(), 10)
+        assert guard.returncode == 0, out
+        assert host.asked() == ["rauc status mark-bad booted", "systemctl reboot"], out
+        hub.slots.mark_bad()  # what rauc did, as asked
+        assert hub.slots.power_cycle() == "A"
+
+        # back on A, the guard (it starts wherever the marker is) leaves it to the agent,
+        # which reports the guard's reason and resolves the trial
+        host.calls.unlink()
+        (host.proc / "cmdline").write_text("root=PARTUUID=7570617a-05 rauc.slot=A\n")
+        guard = await host.start(marker)
+        out, _ = await asyncio.wait_for(guard.communicate(), 10)
+        assert guard.returncode == 0 and host.asked() == [], out
+        agent = hub.agent()
+        await agent.start()
+        assert agent.state == "rolled_back"
+        why = ("1.2.0 was not confirmed healthy within 1320 s of booting (the hub's update "
+               "agent never resolved its trial): the image's guard marked slot B bad")
+        assert agent.rec["reason"] == why, agent.rec
+        assert not marker.exists()
+        await drive(agent, lambda: fleet_hub(server)["update_state"] == "rolled_back")
+        assert fleet_hub(server)["update_reason"] == why
+
+        # no marker: the guard has nothing to do (systemd does not even start it)
+        guard = await host.start(marker)
+        await asyncio.wait_for(guard.communicate(), 10)
+        assert guard.returncode == 0 and host.asked() == []
 
 
 # ------------------------------------------------------------------------- refusals

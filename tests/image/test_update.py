@@ -16,7 +16,11 @@ One card, four boots (each ~1 min or more under TCG), in this order:
 3. a broken release (+2, its hub program exits at start): installed into A (the slot not
    running), booted, never healthy, marked bad past the commit deadline, and GRUB goes
    back to B by itself; the hub reports rolled_back, the fleet raises update_rollback,
-   and the hub never tries that rollout again.
+   and the hub never tries that rollout again;
+4. a release whose health agent never starts (+3), so nothing on it can commit or mark
+   it bad: installed into A and booted; the image's root guard (upazila-update-guard)
+   marks A bad at its deadline and reboots; back on B the agent reports rolled_back with
+   the guard's reason.
 
 Going B -> A for the broken release, rather than flashing a second card to do A -> B,
 saves a first boot and proves the same thing: whichever slot a bad release lands in, the
@@ -65,6 +69,11 @@ COMMIT_DEADLINE_S = 150
 HUB_COMMAND = "/opt/upazila-hub/venv/lib/python3.11/site-packages/appliance/hub/command.py"
 BROKEN = ('\n\ndef run(args, config):  # noqa  (the QEMU update test\'s broken release)\n'
           '    raise SystemExit("this release\'s hub is broken on purpose")\n')
+# the health agent (and its update agent) of the release that never resolves its trial
+AGENT_COMMAND = ("/opt/upazila-hub/venv/lib/python3.11/site-packages/appliance/health/"
+                 "command.py")
+DEAD_AGENT = ('\n\ndef run(args, config):  # noqa  (the QEMU update test\'s dead agent)\n'
+              '    raise SystemExit("this release\'s health agent is broken on purpose")\n')
 
 
 # ------------------------------------------------------------------------------ releases
@@ -97,18 +106,19 @@ def _bundle(rootfs: Path, out: Path, version: str, **env: str) -> Path:
     return Path(res.stdout.strip().splitlines()[-1])
 
 
-def _broken_root(rootfs: Path, dst: Path) -> Path:
-    """The image's root with a hub program that exits at start (edited with debugfs: no
-    mount). Supervisord, sync and the health agent with its update agent still run."""
+def _broken_root(rootfs: Path, dst: Path, command: str = HUB_COMMAND,
+                 broken: str = BROKEN) -> Path:
+    """The image's root with one program that exits at start (by default the hub's;
+    edited with debugfs: no mount). Supervisord and the other programs still run."""
     subprocess.run(["cp", "--sparse=always", str(rootfs), str(dst)], check=True)
-    source = _debugfs(dst, f"cat {HUB_COMMAND}")
+    source = _debugfs(dst, f"cat {command}")
     assert "def run(" in source, source[:500]
     edited = dst.with_name("command.py")
-    edited.write_text(source + BROKEN)
-    folder, name = HUB_COMMAND.rsplit("/", 1)
+    edited.write_text(source + broken)
+    folder, name = command.rsplit("/", 1)
     _debugfs(dst, f"cd {folder}", f"rm {name}", f"write {edited} {name}",
              f"set_inode_field {name} uid 0", f"set_inode_field {name} gid 0", write=True)
-    assert _debugfs(dst, f"cat {HUB_COMMAND}") == source + BROKEN
+    assert _debugfs(dst, f"cat {command}") == source + broken
     return dst
 
 
@@ -122,13 +132,13 @@ def _stranger_root(tmp: Path) -> Path:
     return slot
 
 
-def _next_versions(built: Built) -> tuple[str, str, str]:
-    """The running release and two higher ones (its patch number + 1 and + 2)."""
+def _next_versions(built: Built) -> tuple[str, str, str, str]:
+    """The running release and three higher ones (its patch number + 1, + 2 and + 3)."""
     version = next(line.split(": ", 1)[1] for line in built.manifest.read_text().splitlines()
                    if line.startswith("version: "))
     head, _, patch = version.rpartition(".")
     n = int(patch) if patch.isdigit() else 0
-    return version, f"{head}.{n + 1}", f"{head}.{n + 2}"
+    return version, f"{head}.{n + 1}", f"{head}.{n + 2}", f"{head}.{n + 3}"
 
 
 @dataclass
@@ -136,11 +146,13 @@ class Releases:
     running: str
     good_version: str
     broken_version: str
+    dead_agent_version: str
     keyring: Path
     fleet_conf: Path
     stranger: Path
     good: Path | None = None
     broken: Path | None = None
+    dead_agent: Path | None = None
     error: BaseException | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     ready: threading.Event = field(default_factory=threading.Event)
@@ -157,6 +169,12 @@ class Releases:
                                   self.broken_version)
             (tmp / "broken.ext4").unlink()
             self.seconds["broken bundle"] = time.monotonic() - t0
+            t0 = time.monotonic()
+            self.dead_agent = _bundle(
+                _broken_root(rootfs, tmp / "dead-agent.ext4", AGENT_COMMAND, DEAD_AGENT),
+                tmp / "dead-agent", self.dead_agent_version)
+            (tmp / "dead-agent.ext4").unlink()
+            self.seconds["dead-agent bundle"] = time.monotonic() - t0
         except BaseException as e:  # noqa: BLE001 - reported by the test that waits
             self.error = e
         finally:
@@ -207,7 +225,7 @@ def rig(built: Built, national: National, tmp_path_factory: pytest.TempPathFacto
         ) -> Iterator[Rig]:
     tmp = tmp_path_factory.mktemp("update")
     assert shutil.which("debugfs"), "debugfs (e2fsprogs) is not installed"
-    running, good, broken = _next_versions(built)
+    running, good, broken, dead_agent = _next_versions(built)
     # the fleet trusts what the image trusts: the keyring baked into the root slot
     keyring = tmp / "keyring.pem"
     keyring.write_text(_debugfs(built.rootfs, "cat /etc/rauc/keyring.pem"))
@@ -219,7 +237,7 @@ def rig(built: Built, national: National, tmp_path_factory: pytest.TempPathFacto
     stranger = _bundle(_stranger_root(tmp), tmp / "stranger", f"{good}.stranger",
                        UPDATE_SIGNING_CERT=f"{other}/signing.cert.pem",
                        UPDATE_SIGNING_KEY=f"{other}/signing.key.pem")
-    rel = Releases(running, good, broken, keyring, conf, stranger)
+    rel = Releases(running, good, broken, dead_agent, keyring, conf, stranger)
     maker = threading.Thread(target=rel.make, args=(built.rootfs, tmp), daemon=True)
     maker.start()
 
@@ -491,3 +509,46 @@ def test_a_release_whose_hub_fails_rolls_back_by_itself(rig: Rig) -> None:
                        "= ? AND state = 'downloading' ORDER BY id", HUB, target)
     assert len(downloads) <= 1, downloads
     assert vm.ssh("sudo ls /var/lib/upazila-hub/updates").stdout.strip() == ""
+    r.passed.add("broken")
+
+
+def test_a_release_whose_agent_never_runs_is_rolled_back_by_the_guard(rig: Rig) -> None:
+    _require(rig, "broken")
+    r, vm, w = rig, rig.vm, rig.watch
+    assert r.rel.dead_agent is not None
+    target, good = r.rel.dead_agent_version, r.rel.good_version
+    t0 = time.monotonic()
+    rid = _publish(r, r.rel.dead_agent, target)
+    on_a: dict[str, float] = {}
+
+    def rolled_back() -> bool:
+        with contextlib.suppress(Exception):
+            if _cmdline_slot(vm) == "A":
+                on_a.setdefault("first", time.monotonic())
+        upd = w.poll(vm)  # on A the hub serves, but nothing updates its update state
+        return upd.get("state") == "rolled_back" and upd.get("target_version") == target
+
+    # the guard's deadline: commit deadline + healthy time + its margin, in uptime
+    vm.wait("the hub booting the release with a dead agent, the guard taking it back",
+            rolled_back, 1500 + COMMIT_DEADLINE_S)
+    back = time.monotonic()
+    assert on_a, "the hub was never seen running slot A"
+    r.timings["dead agent: offer to back on B"] = back - t0
+    assert _cmdline_slot(vm) == "B"
+    st = _rauc_status(vm)
+    assert st["booted"] == "B" and _slot(st, "A").get("boot_status") == "bad", st
+    assert _slot(st, "B")["slot_status"]["bundle"]["version"] == good
+    reason = str((w.last.get("last_failure") or {}).get("reason") or "")
+    assert f"{target} was not confirmed healthy" in reason and "guard" in reason, w.last
+    # the guard's own account, in the journal of the boot on A (kept on the data partition)
+    guard_log = vm.ssh("sudo journalctl -b -1 -u upazila-update-guard --no-pager -o cat",
+                       check=False).stdout
+    assert "rebooting into the previous release" in guard_log, guard_log
+    # and the fleet hears of it
+    vm.wait("the fleet hearing of the rollback", lambda: _fleet(
+        r.national, "SELECT update_state, update_reason FROM hubs WHERE id = ?", HUB)[0][1]
+        == reason, 120)
+    prog = _progress(r.national, rid)
+    assert prog["trouble"] == 1 and prog["hubs"][0]["progress"] == "rolled_back", prog
+    assert vm.ssh("sudo ls /var/lib/upazila-hub/updates").stdout.strip() == ""
+    r.timings["dead agent: form to national after rollback"] = _serves_and_syncs(r, "202404")
