@@ -42,7 +42,7 @@ from ..store import synclog
 from ..store.metadata import MetadataIndex
 from ..store.users import User
 from . import lang, tls
-from .events import event_words
+from .events import event_words, failure_words
 from .refusals import Names, refusal_words
 from .routes_hub import read_status
 from .web import CONFIG, ROLE, STATE, STORE, USER_KEY
@@ -453,7 +453,9 @@ def status_main(request: web.Request, raw: dict[str, Any], health: dict[str, Any
         (N_("Syncing now"), escape(tr("yes") if st.get("syncing") == "1" else tr("no"))),
         (N_("Last success"), when(st.get("last_success"), True, tr)),
         (N_("Last attempt"), when(st.get("last_attempt"), True, tr)),
-        (N_("Last error"), _e(st.get("last_error") or tr("none"))),
+        (N_("Last error"), escape(failure_words(st.get("last_error_cause"), st["last_error"], tr))
+         + f'<br><small class="muted details">{escape(st["last_error"])}</small>'
+         if st.get("last_error") else escape(tr("none"))),
         (N_("Waiting"), escape(tr("{values} value(s), {completions} completion(s)",
                                   values=values["pending"], completions=regs.get("pending", 0)))),
         (N_("Sent / received"), escape(tr(

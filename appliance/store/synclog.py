@@ -46,10 +46,12 @@ def add_bytes(tx: Tx, sent: int, received: int) -> None:
 
 
 # -- sync_event: the bounded event log ---------------------------------------------------------
-def add_event(tx: Tx, level: str, kind: str, message: str, at: str, *, keep: int) -> None:
+def add_event(tx: Tx, level: str, kind: str, message: str, at: str, *, keep: int,
+              data: Mapping[str, Any] | None = None) -> None:
     """Log an event (message cut to 2000 characters), keeping only the last ``keep``."""
-    cur = tx.execute("INSERT INTO sync_event(at, level, kind, message) VALUES (?,?,?,?)",
-                     (at, level, kind, message[:2000]))
+    cur = tx.execute("INSERT INTO sync_event(at, level, kind, message, data) VALUES (?,?,?,?,?)",
+                     (at, level, kind, message[:2000],
+                      json.dumps(dict(data), separators=(",", ":")) if data else None))
     tx.execute("DELETE FROM sync_event WHERE id <= ?", ((cur.lastrowid or 0) - keep,))
 
 
@@ -375,8 +377,14 @@ def visible_rejections(conn: sqlite3.Connection, may_view: Callable[[str], bool]
 
 
 def event_log(conn: sqlite3.Connection, limit: int = 20) -> list[dict[str, Any]]:
-    return [dict(r) for r in conn.execute(
-        "SELECT at, level, kind, message FROM sync_event ORDER BY id DESC LIMIT ?", (limit,))]
+    """The newest events; ``data`` is what each says ({"code": ..., its numbers}, or None)."""
+    out = []
+    for r in conn.execute("SELECT at, level, kind, message, data FROM sync_event "
+                          "ORDER BY id DESC LIMIT ?", (limit,)):
+        e = dict(r)
+        e["data"] = json.loads(e["data"]) if e["data"] else None
+        out.append(e)
+    return out
 
 
 def sync_state_values(conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, str]:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Config
 from ..dhis2.timefmt import format_ts, iso_z
-from ..errors import LinkDown, SyncError
+from ..errors import LinkDown, NationalRejected, SyncError
 from ..store import Store, backlog, tracker_sync
 from ..store import datavalues as dv
 from ..store.datavalues import pending_org_units_periods
@@ -73,6 +73,16 @@ class CycleResult:
     resumed: bool = False
     seconds: float = 0.0
 
+    def words(self) -> dict[str, Any]:
+        """What the cycle did, for the status page's sentence (appliance/hub/events.py)."""
+        return {"code": "synced",
+                "sent": self.push.accepted + self.tracker_push.accepted,
+                "refused": self.push.rejected + self.tracker_push.rejected,
+                "received": self.pulled_values + self.pulled_registrations
+                + self.tracker_pull.tracked_entities,
+                "conflicts": self.pull.conflicts + self.tracker_pull.conflicts,
+                "left": self.pending}
+
     def summary(self) -> str:
         return (f"pulled {self.pulled_values} values/{self.pulled_registrations} completions "
                 f"({self.pull.conflicts} conflicts), pushed {self.push.accepted} accepted, "
@@ -83,6 +93,17 @@ class CycleResult:
 
 
 counts = backlog.backlog  # aggregate and tracker, as status and health report it
+
+
+def failure_cause(e: SyncError) -> str:
+    """Why a cycle failed, as the status page words it: ``link`` (national not reached),
+    ``credentials`` (it refused the hub's account), ``national`` (it answered with an
+    error) or ``other`` (the hub's settings, a reply it could not use: the text says)."""
+    if isinstance(e, LinkDown):
+        return "link"
+    if isinstance(e, NationalRejected):
+        return "credentials" if e.error_code in ("401", "403") else "national"
+    return "other"
 
 
 def make_client(config: Config, wall: Callable[[], float] = time.time) -> NationalClient:
@@ -118,10 +139,13 @@ class SyncEngine:
     async def _set(self, **values: Any) -> None:
         await self.store.write(lambda tx: state.set_state(tx, values))
 
-    async def event(self, level: str, kind: str, message: str) -> None:
+    async def event(self, level: str, kind: str, message: str,
+                    data: Mapping[str, Any] | None = None) -> None:
+        """``message`` for the log, in English; ``data`` ({"code": ...}) for the status page
+        to say it in the reader's language (appliance/hub/events.py)."""
         at = iso_z(self.wall(), millis=True)
         log.log(logging.WARNING if level != "info" else logging.INFO, "%s: %s", kind, message)
-        await self.store.write(lambda tx: state.add_event(tx, level, kind, message, at))
+        await self.store.write(lambda tx: state.add_event(tx, level, kind, message, at, data))
 
     async def _flush_bytes(self, result: CycleResult, sent0: int, recv0: int) -> None:
         sent, recv = self.client.bytes_sent - sent0, self.client.bytes_received - recv0
@@ -187,12 +211,14 @@ class SyncEngine:
             result.ok = True
             await self._set(link="up", last_success=iso_z(self.wall(), millis=True), last_error="",
                             chunk_size=self.sizer.size)
-            await self.event("info", "cycle", f"{reason}: {result.summary()}")
+            await self.event("info", "cycle", f"{reason}: {result.summary()}", result.words())
         except SyncError as e:
             result.error = e.message
             link = "down" if isinstance(e, LinkDown) else "up"
-            await self._set(link=link, last_error=e.message, chunk_size=self.sizer.size)
-            await self.event("error", "cycle", f"{reason}: {e.message}")
+            await self._set(link=link, last_error=e.message, last_error_cause=failure_cause(e),
+                            chunk_size=self.sizer.size)
+            await self.event("error", "cycle", f"{reason}: {e.message}",
+                             {"code": "failed", "cause": failure_cause(e)})
         except Exception as e:  # a bug: say so on the status page, then let the caller log it
             result.error = f"internal error in the sync worker ({type(e).__name__}: {e})"
             await self._set(last_error=result.error)
@@ -276,7 +302,9 @@ class SyncEngine:
         if result.tracker_pull.conflicts:
             p = result.tracker_pull
             await self.event("warning", "conflict", f"{p.conflicts} tracker conflicts: "
-                             f"{p.hub_won} kept the hub's edit, {p.national_won} national's")
+                             f"{p.hub_won} kept the hub's edit, {p.national_won} national's",
+                             {"code": "conflicts", "n": p.conflicts, "hub": p.hub_won,
+                              "national": p.national_won, "tracker": True})
         pusher = TrackerPusher(self.store, self.client, probe.clock, self.event,
                                int(self.config.get("sync", "tracker_chunk_rows") or 8000))
         result.tracker_push = pusher.stats
@@ -338,7 +366,8 @@ class SyncEngine:
         await self.store.write(write)
         if changes.count:
             await self.event("info", "metadata", f"{changes.count} metadata changes applied "
-                             f"({', '.join(f'{t}: {len(v)}' for t, v in changes.put.items())})")
+                             f"({', '.join(f'{t}: {len(v)}' for t, v in changes.put.items())})",
+                             {"code": "metadata", "n": changes.count})
         return changes.count
 
     # -- data ---------------------------------------------------------------------------------------------
@@ -401,7 +430,9 @@ class SyncEngine:
         if result.pull.conflicts:
             await self.event("warning", "conflict", f"{result.pull.conflicts} conflicts: "
                              f"{result.pull.hub_won} kept the hub's edit, "
-                             f"{result.pull.national_won} national's")
+                             f"{result.pull.national_won} national's",
+                             {"code": "conflicts", "n": result.pull.conflicts,
+                              "hub": result.pull.hub_won, "national": result.pull.national_won})
 
     async def _pull_pieces(self, rnd: dict[str, Any], root: str, subtree: list[str],
                            data_sets: list[str], periods: list[str] | None,
@@ -431,7 +462,8 @@ class SyncEngine:
                 if persist:
                     await self._set(pull_round=json.dumps(rnd))
                 await self.event("warning", "pull", f"national's reply was cut off; asking "
-                                 f"again in pieces of {half} org units")
+                                 f"again in pieces of {half} org units",
+                                 {"code": "pieces", "n": half})
                 continue
             values = data.get("dataValues") if isinstance(data, dict) else None
             if not isinstance(values, list):
@@ -475,7 +507,8 @@ class SyncEngine:
         result.pull.applied += n
         if n:
             await self.event("info", "pull", f"national un-completed {n} forms the hub held "
-                             "as complete; the hub shows them not complete")
+                             "as complete; the hub shows them not complete",
+                             {"code": "uncompleted", "n": n})
 
     async def _apply_registrations(self, items: list[Any], index: MetadataIndex,
                                    ctx: apply.Context, extra: dict[str, Any],

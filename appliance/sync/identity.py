@@ -41,5 +41,6 @@ def take_new_identity(tx: Tx, why: str = "restored from backup") -> int:
     hstore.renumber_heartbeats(tx, generation << GENERATION_SHIFT)
     add_event(tx, "warning", "identity",
               f"{why}: new sync identity {generation}; pending edits are checked against "
-              "national before they are pushed again", iso_z(time.time(), millis=True))
+              "national before they are pushed again", iso_z(time.time(), millis=True),
+              {"code": "identity", "n": generation})
     return generation

@@ -30,6 +30,7 @@ from .backoff import backoff_delay
 from .chunking import ChunkSizer
 from .client import ROUTE_DOWN_RTO_MS, NationalClient
 from .clock import NationalClock, mono
+from .state import EventFn
 from .summary import ImportResult, Refusal, parse_import_summary
 
 log = logging.getLogger(__name__)
@@ -220,7 +221,7 @@ def _plan_fn(entity: str, order: OrderKey | None) -> Callable[[Any], list[tuple[
 class Pusher:
     def __init__(self, store: Store, client: NationalClient, sizer: ChunkSizer,
                  clock: NationalClock,
-                 event: Callable[[str, str, str], Awaitable[None]] | None = None,
+                 event: EventFn | None = None,
                  aoc_params: Callable[[str, str], dict[str, str]] | None = None,
                  order: OrderKey | None = None, default_aoc: str | None = None) -> None:
         self.store = store
@@ -310,7 +311,8 @@ class Pusher:
                             if self.event is not None:
                                 await self.event("warning", "push", f"chunk of "
                                                  f"{len(chunk.keys)} was cut in flight; "
-                                                 "re-sending it on a fresh connection")
+                                                 "re-sending it on a fresh connection",
+                                                 {"code": "resend", "n": len(chunk.keys)})
                             continue
                         exc = task.exception()
                         if exc is None:
@@ -321,7 +323,8 @@ class Pusher:
                             if self.event is not None:
                                 await self.event("warning", "push", f"chunk of "
                                                  f"{len(chunk.keys)} lost ({exc.message}); "
-                                                 "retrying")
+                                                 "retrying",
+                                                 {"code": "resend", "n": len(chunk.keys)})
                         else:
                             raise exc
                     if lost is not None:
@@ -438,7 +441,8 @@ class Pusher:
             if self.event is not None:
                 await self.event("warning", "push", "national reported a conflict without "
                                  f"saying which value ({result.ambiguous[0].message}); "
-                                 f"re-sending {len(half)} of {len(sent)} to find it")
+                                 f"re-sending {len(half)} of {len(sent)} to find it",
+                                 {"code": "halving", "n": len(half), "of": len(sent)})
             return
         # national stamped these values before answering: its clock has not passed
         # upper_ms() yet, so base >= national's lastUpdated and our own echo is no conflict
@@ -457,7 +461,8 @@ class Pusher:
             reasons = sorted({f"{r.code or ''} {r.message}".strip()
                               for r in result.rejected.values()})[:3]
             await self.event("warning", "push", f"national refused {st.rejected + st.national_won}"
-                             f" of {len(rows)} values: " + "; ".join(reasons))
+                             f" of {len(rows)} values: " + "; ".join(reasons),
+                             {"code": "refused", "n": st.rejected + st.national_won})
 
     async def _attempt(self, chunk: Chunk, sent: Sequence[tuple[str, Any, bool]]) -> None:
         """Note what this attempt sends before sending it (see ``sync_push_chunk.sent``)."""

@@ -10,6 +10,8 @@ last_full_pull (national ms), national_version, root_org_unit.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Awaitable, Mapping
+from typing import Any, Protocol
 
 from ..store import synclog
 from ..store.datavalues import oldest_pending_hlc
@@ -26,7 +28,7 @@ from ..store.synclog import (
 from .clock import Anchor
 
 __all__ = [
-    "ANCHORS_KEPT", "EVENTS_KEPT", "add_bytes", "add_event", "anchors_around", "fill_anchors",
+    "ANCHORS_KEPT", "EVENTS_KEPT", "EventFn", "add_bytes", "add_event", "anchors_around", "fill_anchors",
     "hlc_drift_ms", "last_anchor", "persisted_hlc", "prune_anchors", "read_state",
     "set_state", "write_anchor",
 ]
@@ -35,9 +37,19 @@ EVENTS_KEPT = 1000
 ANCHORS_KEPT = 5000
 
 
-def add_event(tx: Tx, level: str, kind: str, message: str, at: str) -> None:
+def add_event(tx: Tx, level: str, kind: str, message: str, at: str,
+              data: Mapping[str, Any] | None = None) -> None:
+    """``message``: the English line for the logs; ``data``: what it says for the status
+    page to word ({"code": ..., its numbers}; appliance/hub/events.py)."""
     # bounded: the status page shows the last few; keep the last EVENTS_KEPT
-    synclog.add_event(tx, level, kind, message, at, keep=EVENTS_KEPT)
+    synclog.add_event(tx, level, kind, message, at, keep=EVENTS_KEPT, data=data)
+
+
+class EventFn(Protocol):
+    """The sync engine's ``event``, as the pushers call it."""
+
+    def __call__(self, level: str, kind: str, message: str,
+                 data: Mapping[str, Any] | None = None) -> Awaitable[None]: ...
 
 
 # -- clock anchors ------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from ..store.hlc import to_iso
 from .backoff import backoff_delay
 from .client import NationalClient
 from .clock import NationalClock
+from .state import EventFn
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +279,7 @@ def ack(tx: Tx, chunk_id: int, entity: str, rows: Sequence[Sequence[Any]],
 
 class TrackerPusher:
     def __init__(self, store: Store, client: NationalClient, clock: NationalClock,
-                 event: Callable[[str, str, str], Awaitable[None]] | None = None,
+                 event: EventFn | None = None,
                  chunk_rows: int = CHUNK_ROWS) -> None:
         self.store = store
         self.client = client
@@ -308,7 +309,8 @@ class TrackerPusher:
                     self.chunk_rows = max(MIN_ROWS, self.chunk_rows // 2)
                     if self.event is not None:
                         await self.event("warning", "push", f"tracker chunk of "
-                                         f"{len(chunk[1])} objects lost ({e.message}); retrying")
+                                         f"{len(chunk[1])} objects lost ({e.message}); retrying",
+                                         {"code": "resend", "n": len(chunk[1])})
                     if failures >= max_failures:
                         raise
                     await pause(backoff_delay(failures - 1, base=backoff_base, cap=20.0))
@@ -390,7 +392,8 @@ class TrackerPusher:
         if res.rejected and self.event is not None:
             reasons = sorted({f"{c or ''} {m}".strip() for c, m in errors_of(report).values()})
             await self.event("warning", "push", f"national refused {res.rejected} tracker "
-                             "records: " + "; ".join(reasons[:3]))
+                             "records: " + "; ".join(reasons[:3]),
+                             {"code": "refused", "n": res.rejected, "tracker": True})
         return bool(res.accepted or res.rejected or res.superseded)
 
     async def _report(self, job: str) -> dict[str, Any] | None:

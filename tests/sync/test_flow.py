@@ -223,3 +223,42 @@ async def test_stand_in_accepts_gzip_request_bodies(national: RunningHub,
     assert _national_values(national)[key] == v["value"]
     # LAN replies of a hub are not compressed by this (national-only) behaviour
     assert json.loads(json.dumps(reply))["httpStatusCode"] == 200
+
+
+async def test_the_event_log_says_what_happened_in_the_reader_s_language(
+        demo_template: dict[str, Path], national: RunningHub, tmp_path: Path) -> None:
+    """Each event carries what it says ({"code": ...} and its numbers) beside the English
+    line for the logs: the status page words it in Bangla without reading the English."""
+    from appliance.hub.events import event_words
+    from appliance.i18n import Tr
+    from appliance.store.synclog import event_log
+
+    data_dir = tmp_path / "hub"
+    store = Store(copy_db(demo_template["hub"], data_dir))
+    await hub_edit(store, first_values(40))
+    dead = SyncEngine(store, sync_config(data_dir, f"http://127.0.0.1:{free_port()}"))
+    dead.client.retries = 1
+    dead.client.backoff_base = 0.01
+    assert not (await dead.cycle("timer")).ok
+    await dead.close()
+    engine = SyncEngine(store, sync_config(data_dir, national.url))
+    assert (await engine.cycle("modem")).ok
+    await engine.close()
+    synced, failed = store.read_sync(lambda c: event_log(c, 20))[0], \
+        [e for e in store.read_sync(lambda c: event_log(c, 20)) if e["level"] == "error"][0]
+    store.close()
+    assert failed["data"] == {"code": "failed", "cause": "link"}
+    assert synced["data"]["code"] == "synced" and synced["data"]["sent"] == 40
+    assert synced["data"]["left"] == 0
+
+    bn = Tr("bn", "bengali")
+    words, details = event_words(failed, bn)
+    assert words == "জাতীয় সার্ভারের সাথে সংযোগ নেই; হাব সব তথ্য সংরক্ষণ করে রাখছে এবং আবার চেষ্টা করবে।"
+    assert "cannot reach national" in details  # the worker's own line, for the IT focal point
+    words, _ = event_words(synced, bn)
+    assert words.startswith("জাতীয় সার্ভারের সাথে সিঙ্ক হয়েছে।") and "৪০" in words, words
+    assert not any(c.isascii() and c.isalpha() for c in words), words
+    # an event from before there were codes is shown as the worker wrote it
+    old = {"kind": "push", "level": "warning", "message": "chunk of 9 lost; retrying",
+           "data": None}
+    assert event_words(old, bn)[0].endswith(": chunk of 9 lost; retrying")
