@@ -30,7 +30,7 @@ from .backup import BackupMonitor, BackupSettings, heartbeat_backup
 from .button import POWEROFF_COMMAND, ButtonHandler, poweroff
 from .certrenew import CertRenewer, LanAddress, RenewSettings, heartbeat_tls
 from .fleeturl import heartbeat_endpoint
-from .heartbeat import HeartbeatClient, HubIdentity, SendResult
+from .heartbeat import Batch, HeartbeatClient, HubIdentity, SendResult
 from .leds import LedContext, LedDriver, LedState, led_state
 from .power import RunMarker, StartReport
 from .rauc import Installer, RaucInstaller
@@ -143,7 +143,8 @@ class HealthAgent:
             settings.tls, store, clock_offset=lambda: self.heartbeats.fleet_offset_s)
         self.backup = None if settings.backup is None else BackupMonitor(settings.backup)
         self.backup_report: dict[str, Any] | None = None
-        self._backup_unsaved: dict[str, Any] | None = None  # written with the next sample
+        self._backup_unsaved: dict[str, Any] | None = None  # written with the next commit
+        self._unsaved_samples: list[Sample] = []
         u = settings.update
         self.updater = None if u is None else Updater(
             u, store, installer or RaucInstaller(u.rauc, u.keyring), reboot=reboot,
@@ -162,7 +163,7 @@ class HealthAgent:
         self._flush_soon = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._monitor: Any = None
-        self._hb_task: asyncio.Task[SendResult] | None = None
+        self._hb_task: asyncio.Task[None] | None = None
         self._pending_writes: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -213,6 +214,8 @@ class HealthAgent:
                 await asyncio.wait_for(self._hb_task, timeout=5)
         if self._pending_writes:
             await asyncio.gather(*self._pending_writes, return_exceptions=True)
+        with contextlib.suppress(Exception):  # a clean stop keeps what is in memory
+            await self.commit()
         await self.heartbeats.close()
 
     def _heartbeat_extra(self) -> dict[str, Any]:
@@ -230,19 +233,50 @@ class HealthAgent:
         return extra
 
     # -- work -----------------------------------------------------------------------------------
-    async def take_sample(self, cpu_interval: float | None = None) -> Sample:
+    async def take_sample(self, cpu_interval: float | None = None, *,
+                          commit: bool = True) -> Sample:
+        """A sample, for the LEDs at once; on disk now, or (``commit=False``, the run
+        loop) with the next ``commit``."""
         sample = await asyncio.to_thread(self.sampler.take, cpu_interval)
-        max_rows = max_rows_for(self.s.retention_days, self.s.interval_s)
-        backup, self._backup_unsaved = self._backup_unsaved, None
-
-        def commit(tx: Tx) -> None:  # one SD commit a minute at idle, not one per report
-            store_sample(tx, sample, retention_days=self.s.retention_days, max_rows=max_rows)
-            if backup is not None:
-                state.put_json(tx, "backup", backup)
-        await self.store.write(commit)
+        self._unsaved_samples.append(sample)
         self.latest = sample
+        if commit:
+            await self.commit()
         await self.refresh_leds()
         return sample
+
+    async def commit(self, *, heartbeat: bool = False) -> Batch | None:
+        """What the agent kept in memory, in one transaction: the samples taken since the
+        last commit, the backup's lag, what the last heartbeat left to write; with
+        ``heartbeat``, the newest sample is queued for the fleet and a batch taken to send.
+        Each commit costs the SD card a WAL write, its fsync and a litestream file: the run
+        loop commits once a heartbeat period (5 minutes), not once a sample."""
+        samples, self._unsaved_samples = self._unsaved_samples, []
+        backup, self._backup_unsaved = self._backup_unsaved, None
+        max_rows = max_rows_for(self.s.retention_days, self.s.interval_s)
+
+        def write(tx: Tx) -> Batch | None:
+            for sample in samples:
+                store_sample(tx, sample, retention_days=self.s.retention_days,
+                             max_rows=max_rows)
+            if backup is not None:
+                state.put_json(tx, "backup", backup)
+            self.heartbeats.settle(tx)
+            if not heartbeat or self.latest is None:
+                return None
+            self.heartbeats.queue.enqueue(tx, self.latest.to_dict())
+            return self.heartbeats.queue.take_batch(tx)
+        return await self.store.write(write)
+
+    async def _beat(self) -> None:
+        """The heartbeat period: commit, then send the batch (its bookkeeping waits for the
+        next commit)."""
+        try:
+            batch = await self.commit(heartbeat=bool(self.s.heartbeat_url))
+            if batch is not None:
+                await self.heartbeats.send(batch)
+        except Exception:  # noqa: BLE001 - the next period tries again
+            log.exception("health commit or heartbeat failed")
 
     async def check_backup(self) -> dict[str, Any] | None:
         """How far the litestream replica is behind, kept in ``health_state`` ``backup``
@@ -324,16 +358,17 @@ class HealthAgent:
         next_at = time.monotonic()
         while not stop.is_set():
             try:
-                await self.take_sample()
+                await self.take_sample(commit=False)
             except Exception:  # noqa: BLE001 - one bad sample must not end the agent
                 log.exception("health sample failed")
             n += 1
-            # first sample right away, then every heartbeat_every samples (or a modem came)
+            # first sample right away, then every heartbeat_every samples (or a modem came):
+            # one commit and one heartbeat
             due = (n - 1) % self.s.heartbeat_every == 0 or self._flush_soon
-            if due and self.latest is not None and self.s.heartbeat_url:
+            if due or len(self._unsaved_samples) >= 2 * self.s.heartbeat_every:
                 self._flush_soon = False
                 if self._hb_task is None or self._hb_task.done():
-                    self._hb_task = asyncio.create_task(self.heartbeat(self.latest))
+                    self._hb_task = asyncio.create_task(self._beat())
             # fixed-rate schedule (no drift); after a stall, skip ahead instead of bursting
             next_at += self.s.interval_s
             now = time.monotonic()

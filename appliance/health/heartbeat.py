@@ -299,6 +299,12 @@ class HeartbeatClient:
         self.timeout_s = timeout_s
         self.fleet_offset_s = 0.0  # fleet clock minus ours, from response Date headers
         self.extra = extra  # more top-level fields, read when sent (tls, lan_ip, update)
+        # what a send left to write (the batch delivered or released, the result for the
+        # status page): run by ``settle`` in the next transaction, so that the agent's
+        # heartbeat costs the SD card one commit; a power cut before it only resends a
+        # batch under the same seq, which the fleet takes as a replay
+        self._unsettled: list[Callable[[Tx], None]] = []
+        self._last_delivered: bool | None = None
 
     async def close(self) -> None:
         """Nothing to release (one connection per POST); kept for symmetry."""
@@ -306,26 +312,55 @@ class HeartbeatClient:
     async def enqueue(self, sample: dict[str, Any]) -> None:
         await self.store.write(lambda tx: self.queue.enqueue(tx, sample))
 
+    def settle(self, tx: Tx) -> None:
+        """Write what the sends since the last transaction left (inside the caller's)."""
+        todo, self._unsettled = self._unsettled, []
+        for fn in todo:
+            fn(tx)
+
     async def flush(self, max_batches: int = 4) -> SendResult:
         """Send everything queued (normally one batch). Never raises on network trouble."""
         if not self.url:
-            return await self._record(SendResult(False, error="no [health] heartbeat_url set"))
+            res = self._record(SendResult(False, error="no [health] heartbeat_url set"))
+            await self.store.write(self.settle)
+            return res
         sent = 0
         last: SendResult | None = None
         for _ in range(max_batches):
-            batch = await self.store.write(self.queue.take_batch)
+            batch = await self.store.write(self._settle_and_take)
             if batch is None:
                 break
             last = await self._send(batch)
             if not last.delivered:
                 break
             sent += len(batch.samples)
+        await self.store.write(self.settle)
         queued = await self.store.read(queued_count)
         if last is None:
             return SendResult(True, queued=queued)
-        res = SendResult(last.delivered and queued == 0, last.status, last.seq, sent,
-                         last.error, queued)
-        return await self._record(res)
+        res = self._record(SendResult(last.delivered and queued == 0, last.status, last.seq,
+                                      sent, last.error, queued))
+        if self._unsettled:
+            await self.store.write(self.settle)
+        return res
+
+    def _settle_and_take(self, tx: Tx) -> Batch | None:
+        self.settle(tx)
+        return self.queue.take_batch(tx)
+
+    async def send(self, batch: Batch) -> SendResult:
+        """Send one batch taken in the caller's transaction (``queue.take_batch``); its
+        bookkeeping waits for the next ``settle``, but a change of outcome (delivered
+        after failures, or failing after deliveries) is written at once: the status page
+        says so."""
+        res = await self._send(batch)
+        queued = await self.store.read(queued_count)
+        self._record(SendResult(res.delivered, res.status, res.seq,
+                                len(batch.samples) if res.delivered else 0, res.error, queued))
+        if res.delivered != self._last_delivered:
+            self._last_delivered = res.delivered
+            await self.store.write(self.settle)
+        return res
 
     async def _send(self, batch: Batch, *, skew_retry: bool = True) -> SendResult:
         body = await self._body(batch)
@@ -336,12 +371,12 @@ class HeartbeatClient:
         if status is None:
             if not out.connected:
                 # no connection was ever made: the batch certainly did not arrive
-                await self.store.write(lambda tx: self.queue.release(tx, batch.seq))
+                self._unsettled.append(lambda tx: self.queue.release(tx, batch.seq))
             # else unknown outcome: keep the batch frozen, retry it with the same seq
             return SendResult(False, None, batch.seq, error=out.error)
         fleet_skew = self._observe_date(out.date, body["sent_at"])
         if 200 <= status < 300 or (status == 409 and not (skew_retry and fleet_skew)):
-            await self.store.write(lambda tx: self.queue.delivered(tx, batch.seq))
+            self._unsettled.append(lambda tx: self.queue.delivered(tx, batch.seq))
             return SendResult(True, status, batch.seq, len(batch.samples))
         if status == 409:
             # refused for our clock, not a replay: resend now with sent_at in fleet time
@@ -350,7 +385,7 @@ class HeartbeatClient:
             return await self._send(batch, skew_retry=False)
         if 400 <= status < 500:
             # refused (401/403: token): definitely not stored; samples rejoin the queue
-            await self.store.write(lambda tx: self.queue.release(tx, batch.seq))
+            self._unsettled.append(lambda tx: self.queue.release(tx, batch.seq))
             what = "fleet refused the hub's token" if status in (401, 403) else "fleet refused"
             return SendResult(False, status, batch.seq,
                               error=f"{what} (HTTP {status}) {out.text[:200]}".strip())
@@ -384,10 +419,11 @@ class HeartbeatClient:
                 log.exception("heartbeat: cannot read the tls/lan_ip/update fields")
         return body
 
-    async def _record(self, res: SendResult) -> SendResult:
+    def _record(self, res: SendResult) -> SendResult:
+        """The result for the status page, written with the next ``settle``."""
         if res.error:
             log.warning("heartbeat: %s", res.error)
         rec = {"at": iso_z(time.time()), "delivered": res.delivered, "status": res.status,
                "seq": res.seq, "count": res.count, "queued": res.queued, "error": res.error}
-        await self.store.write(lambda tx: state.put_json(tx, "heartbeat", rec))
+        self._unsettled.append(lambda tx: state.put_json(tx, "heartbeat", rec))
         return res
