@@ -715,7 +715,7 @@ PLACES: Table = {
     "Pankhali": "পানখালী", "Laxmir Char": "লক্ষ্মীর চর", "Pechar Dwip": "পেঁচার দ্বীপ",
     "Dhepir Chhara": "ঢেপির ছড়া", "Chainda": "চেইন্দা", "Hajirpara": "হাজিরপাড়া",
     "Khuniapara": "খুনিয়াপাড়া",
-    # the words and paras names are made of
+    # the words and paras that names are made of
     "Uttar": "উত্তর", "Dakshin": "দক্ষিণ", "Bazar": "বাজার", "Sadar": "সদর",
     "Uttarpara": "উত্তরপাড়া", "Dakshinpara": "দক্ষিণপাড়া", "Purbapara": "পূর্বপাড়া",
     "Paschimpara": "পশ্চিমপাড়া", "Majhpara": "মাঝপাড়া", "Mollapara": "মোল্লাপাড়া",
