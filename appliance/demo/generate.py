@@ -543,7 +543,7 @@ def build() -> dict[str, Any]:
     b.min_max()
     b.users()
     b.tracker()
-    bangla.translate(b.doc)  # the forms' Bangla names (issue 14)
+    bangla.translate(b.doc)  # Bangla for every name a CHCP reads (issue 14)
     return b.doc
 
 

@@ -53,6 +53,12 @@ _DISPLAY_FALLBACK: dict[str, tuple[str, ...]] = {
     "displayShortName": ("shortName",),
     "displayDescription": ("description",),
     "displayFormName": ("formName", "name"),
+    # a program's and a program stage's date labels, a rule action's message
+    "displayEnrollmentDateLabel": ("enrollmentDateLabel",),
+    "displayIncidentDateLabel": ("incidentDateLabel",),
+    "displayExecutionDateLabel": ("executionDateLabel",),
+    "displayDueDateLabel": ("dueDateLabel",),
+    "displayContent": ("content",),
 }
 
 # Computed or per-user properties that DHIS2 never lists as owner/persisted properties:
@@ -64,6 +70,7 @@ _NON_OWNER = frozenset({
     "displayNumeratorDescription", "displayDenominatorDescription", "displayInstructions",
     "displayEnrollmentDateLabel", "displayIncidentDateLabel", "displayExecutionDateLabel",
     "displayDueDateLabel", "displayProgramStageLabel", "displayEventLabel", "displayTitle",
+    "displayContent",
     "displaySubtitle", "displayRelationshipFromToName", "displayRelationshipToFromName",
 })
 
@@ -97,6 +104,10 @@ DISPLAY_LOCALE: ContextVar[str | None] = ContextVar("display_locale", default=No
 _TRANSLATED: dict[str, str] = {
     "displayName": "NAME", "displayShortName": "SHORT_NAME", "displayDescription": "DESCRIPTION",
     "displayFormName": "FORM_NAME", "displayInstruction": "INSTRUCTION",
+    "displayEnrollmentDateLabel": "ENROLLMENT_DATE_LABEL",
+    "displayIncidentDateLabel": "INCIDENT_DATE_LABEL",
+    "displayExecutionDateLabel": "EXECUTION_DATE_LABEL", "displayDueDateLabel": "DUE_DATE_LABEL",
+    "displayContent": "CONTENT",
 }
 
 
@@ -173,6 +184,11 @@ class FieldSpec:
         if not self.needs_resolution:
             return True
         if self.presets:
+            return False
+        # a stub's name is not its translation: a display* name in a language needs the
+        # document's translations (/api/me's org units carry only id, path and name)
+        if DISPLAY_LOCALE.get() is not None and "translations" not in obj and \
+                not self._names.isdisjoint(_TRANSLATED):
             return False
         return all(get_prop(obj, n) is not None for n in self._names)
 

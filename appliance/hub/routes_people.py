@@ -22,6 +22,7 @@ from aiohttp import web
 
 from ..dhis2 import program_rules as pr
 from ..dhis2 import schedule
+from ..dhis2.fields import DISPLAY_LOCALE, get_prop, translated
 from ..errors import BadRequest, Forbidden, NotFound
 from ..store import synclog, worklists
 from ..store.metadata import MetadataIndex
@@ -130,7 +131,25 @@ async def rules(request: web.Request) -> web.Response:
         incident_date=_day(body.get("incidentDate"), "incidentDate"),
         enrollment_id=enrollment, enrollment_status="ACTIVE")
     result = pr.run(prog, ctx)
-    return json_response({"effects": result.effects, "errors": result.errors})
+    return json_response({"effects": _in_reader_language(index, result.effects),
+                          "errors": result.errors})
+
+
+def _in_reader_language(index: MetadataIndex, effects: list[dict[str, Any]]
+                        ) -> list[dict[str, Any]]:
+    """The rules' messages in the language asked for (``?locale=``, the user's choice):
+    an action's translated content (DHIS2's displayContent), its evaluated data after it."""
+    locale = DISPLAY_LOCALE.get()
+    if locale is None:
+        return effects
+    for e in effects:
+        if "content" not in e:
+            continue
+        text = translated(index.get(e.get("programRuleAction") or "") or {}, "displayContent",
+                          locale)
+        if text is not None:
+            e["content"] = f"{text} {e['data']}" if e.get("data") else text
+    return effects
 
 
 async def _other_events(request: web.Request, index: MetadataIndex, user: User,
@@ -205,8 +224,8 @@ def _to_date(ts: str | None) -> date | None:
 
 
 def _name(index: MetadataIndex, uid: str) -> str:
-    doc = index.get(uid) or {}
-    return str(doc.get("displayName") or doc.get("name") or uid)
+    """A program's, stage's or org unit's name in the language asked for (``?locale=``)."""
+    return str(get_prop(index.get(uid) or {}, "displayName") or uid)
 
 
 def _age_years(dob: date, on: date) -> int:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
+from appliance.dhis2.fields import DISPLAY_LOCALE
 from appliance.dhis2.query import (
     FieldSpec,
     OrderKey,
@@ -264,6 +265,31 @@ def test_stub_with_embedded_properties_is_merged_under_the_full_document() -> No
     doc = {"id": "x0000000001", "categoryCombo": {"id": "m2jTvAj5kkm", "extra": 1}}
     assert fields(doc, "categoryCombo[id,name,extra]") == {
         "categoryCombo": {"id": "m2jTvAj5kkm", "name": "Births", "extra": 1}}
+
+
+def test_a_stub_with_a_name_resolves_to_the_translated_display_name() -> None:
+    # /api/me's org units are stubs with a name; in a language, displayName is the
+    # document's translation, not the stub's name
+    full = {"id": "ou000000001", "name": "Ramu UHC", "translations": [
+        {"property": "NAME", "locale": "bn", "value": "রামু উপজেলা স্বাস্থ্য কমপ্লেক্স"}]}
+    prog = {"id": "pr000000001", "incidentDateLabel": "Date of birth", "translations": [
+        {"property": "INCIDENT_DATE_LABEL", "locale": "bn", "value": "জন্ম তারিখ"}]}
+    index = {d["id"]: d for d in (full, prog)}
+    doc = {"organisationUnits": [{"id": "ou000000001", "name": "Ramu UHC"}],
+           "program": {"id": "pr000000001"}}
+    spec = parse_fields("organisationUnits[displayName~rename(name)],program[displayIncidentDateLabel]")
+    assert project(doc, spec, index.get) == {"organisationUnits": [{"name": "Ramu UHC"}],
+                                             "program": {"displayIncidentDateLabel": "Date of birth"}}
+    token = DISPLAY_LOCALE.set("bn")
+    try:
+        assert project(doc, spec, index.get) == {
+            "organisationUnits": [{"name": "রামু উপজেলা স্বাস্থ্য কমপ্লেক্স"}],
+            "program": {"displayIncidentDateLabel": "জন্ম তারিখ"}}
+        # a stub whose document is not in the index shows what it has
+        assert project({"organisationUnits": [{"id": "ou000000009", "name": "Ukhia UHC"}]},
+                       spec, index.get) == {"organisationUnits": [{"name": "Ukhia UHC"}]}
+    finally:
+        DISPLAY_LOCALE.reset(token)
 
 
 # ---------------------------------------------------------------------------------------------

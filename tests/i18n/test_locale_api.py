@@ -11,8 +11,10 @@ import aiohttp
 from appliance.i18n import messages
 from tests.conftest import ADMIN, CHCP, RunningHub
 from tests.hub.cells import cells
+from tests.hub.tracker_data import registers
 
 C = cells()
+R = registers()
 
 
 async def test_user_settings_per_user_audited(hub: RunningHub,
@@ -78,6 +80,62 @@ async def test_metadata_translations(hub: RunningHub, http: aiohttp.ClientSessio
     async with http.get(hub.api(f"dataElements/{de['id']}") + "?fields=displayFormName",
                         headers=CHCP) as r:
         assert (await r.json())["displayFormName"] == "সেবা নেওয়া রোগী"
+
+
+async def test_register_metadata_in_bangla(hub: RunningHub,
+                                           http: aiohttp.ClientSession) -> None:
+    """The register pages' metadata in the reader's language: the programs with their date
+    labels, stages, attributes, data elements and options; the lists' program, visit and
+    clinic names; the program rules' messages; the user's own clinics."""
+    fields = ("displayName,displayIncidentDateLabel,displayEnrollmentDateLabel,"
+              "programStages[displayName,displayExecutionDateLabel,programStageDataElements["
+              "dataElement[code,displayFormName,optionSet[options[code,displayName]]]]],"
+              "programTrackedEntityAttributes[trackedEntityAttribute[code,displayFormName]]")
+    maternal = R.program("BD_MATERNAL")["id"]
+    url = hub.api(f"programs/{maternal}") + "?fields=" + fields
+    async with http.get(url + "&locale=bn", headers=CHCP) as r:
+        got = await r.json()
+    assert got["displayName"] == "মাতৃস্বাস্থ্য রেজিস্টার"
+    assert got["displayIncidentDateLabel"] == "শেষ মাসিকের প্রথম দিন (এলএমপি)"
+    assert got["displayEnrollmentDateLabel"] == "নিবন্ধনের তারিখ"
+    assert [s["displayName"] for s in got["programStages"]] == [
+        "গর্ভকালীন সেবা ভিজিট", "প্রসব", "প্রসবোত্তর সেবা ভিজিট"]
+    assert got["programStages"][0]["displayExecutionDateLabel"] == "ভিজিটের তারিখ"
+    des = {d["dataElement"]["code"]: d["dataElement"] for s in got["programStages"]
+           for d in s["programStageDataElements"]}
+    assert des["BD_MAT_WEIGHT"]["displayFormName"] == "ওজন (কেজি)"
+    assert {o["code"]: o["displayName"] for o in des["BD_MAT_DELIV_PLACE"]["optionSet"][
+        "options"]}["UHC"] == "উপজেলা স্বাস্থ্য কমপ্লেক্স"
+    attrs = {a["trackedEntityAttribute"]["code"]: a["trackedEntityAttribute"]["displayFormName"]
+             for a in got["programTrackedEntityAttributes"]}
+    assert attrs["BD_PHONE"] == "মোবাইল নম্বর" and attrs["BD_VILLAGE"] == "গ্রাম"
+    async with http.get(url, headers=CHCP) as r:  # no language asked for: the stored words
+        got = await r.json()
+    assert (got["displayName"], got["displayIncidentDateLabel"]) == (
+        "Maternal register", "First day of last menstrual period (LMP)")
+
+    # the due list names its registers, visits and clinics in the language asked for
+    async with http.get(hub.api("hub/lists/due"), headers=CHCP,
+                        params={"date": "2026-11-15", "locale": "bn"}) as r:
+        due = await r.json()
+    assert due["orgUnitName"] == "মেরংলোয়া কমিউনিটি ক্লিনিক"
+    assert {v["programName"] for v in due["visits"]} >= {"মাতৃস্বাস্থ্য রেজিস্টার",
+                                                          "শিশু স্বাস্থ্য (ইপিআই)"}
+    assert all(re.search("[\u0980-\u09FF]", v["stageName"]) for v in due["visits"])
+
+    # a rule's warning in Bangla, its English without a language
+    body = {"program": maternal, "enrollmentDate": "2026-11-15", "incidentDate": "2026-08-01",
+            "attributes": {R.attr("BD_AGE_YEARS"): "16"}}
+    async with http.post(hub.api("hub/rules") + "?locale=bn", json=body, headers=CHCP) as r:
+        effects = (await r.json())["effects"]
+    assert [e["content"] for e in effects] == [
+        "১৮ বছরের কম বয়সে গর্ভধারণ: উচ্চ ঝুঁকি, স্বাস্থ্যকেন্দ্রে প্রসবের পরিকল্পনা করুন।"]
+    async with http.post(hub.api("hub/rules"), json=body, headers=CHCP) as r:
+        assert "under 18" in (await r.json())["effects"][0]["content"]
+
+    async with http.get(hub.api("me"), headers=CHCP, params={
+            "fields": "organisationUnits[displayName~rename(name)]", "locale": "bn"}) as r:
+        assert (await r.json())["organisationUnits"] == [{"name": "মেরংলোয়া কমিউনিটি ক্লিনিক"}]
 
 
 class _Text(HTMLParser):

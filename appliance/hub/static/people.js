@@ -77,21 +77,22 @@ function syncCell(state, uid) {
     why ? h('span', {class: 'why'}, ': ' + [why.errorCode, why.message].filter(Boolean).join(' ')) : '');
 }
 const nameOf = o => (o && (o.displayName || o.formName || o.name)) || '';
+// names in the page's language (DHIS2's display* translations, ?locale=) under the plain keys
+const DN = 'displayName~rename(name)', OPTIONS = `optionSet[id,options[code,${DN}]]`;
 
 // -- metadata shared by the pages
 let ME = null, PROGRAMS = [], ATTRS = {}, DES = {};
-const PROGRAM_FIELDS = 'id,name,code,incidentDateLabel,enrollmentDateLabel,onlyEnrollOnce,' +
-  'trackedEntityType[id],organisationUnits[id,name,path],programTrackedEntityAttributes[mandatory,' +
-  'trackedEntityAttribute[id,code,name,displayName,valueType,generated,optionSet[id,options[code,name]]]],' +
-  'programStages[id,name,sortOrder,repeatable,programStageDataElements[compulsory,dataElement[id,' +
-  'code,name,formName,valueType,optionSet[id,options[code,name]]]]]';
+const PROGRAM_FIELDS = `id,${DN},code,displayIncidentDateLabel~rename(incidentDateLabel),` +
+  `displayEnrollmentDateLabel~rename(enrollmentDateLabel),onlyEnrollOnce,trackedEntityType[id],` +
+  `organisationUnits[id,${DN},path],programTrackedEntityAttributes[mandatory,trackedEntityAttribute[id,code,` +
+  `displayFormName~rename(name),valueType,generated,${OPTIONS}]],programStages[id,${DN},sortOrder,repeatable,` +
+  `programStageDataElements[compulsory,dataElement[id,code,displayFormName~rename(formName),valueType,${OPTIONS}]]]`;
 
 async function loadMeta() {
-  const me = await api('GET', '/api/me?fields=id,username,organisationUnits[id,name,path],' +
-    'teiSearchOrganisationUnits[id,name,path],authorities');
+  const me = await api('GET', '/api/me?' + q({fields: `id,username,organisationUnits[id,${DN},path],` +
+    `teiSearchOrganisationUnits[id,${DN},path],authorities`, locale: LANG}));
   if (!me.ok) throw new Error(msgOf(me, me.status));
   ME = me.body;
-  // displayName: DHIS2's translation in the page's language where the metadata has one
   const r = await api('GET', '/api/programs?' + q({paging: 'false', fields: PROGRAM_FIELDS, locale: LANG}));
   if (!r.ok) throw new Error(msgOf(r, r.status));
   PROGRAMS = (r.body.programs || []).filter(p => p.trackedEntityType);
@@ -143,7 +144,7 @@ function ruleRunner(form, box, request, onBlock) {
   const run = async () => {
     const mine = ++seq;
     let r;
-    try { r = await api('POST', '/api/hub/rules', request()); } catch (e) { return; }
+    try { r = await api('POST', '/api/hub/rules?' + q({locale: LANG}), request()); } catch (e) { return; }
     if (mine !== seq || !r.ok) return;
     apply(form, box, r.body.effects || [], onBlock);
   };
@@ -327,7 +328,8 @@ async function startRecord(note) {
   for (const o of TE.programOwners || []) owners[o.program] = o.orgUnit;
   TE.owner = owners;
   const ids = new Set([TE.orgUnit, ...Object.values(owners), ...(TE.enrollments || []).map(e => e.orgUnit)]);
-  const ou = await api('GET', '/api/organisationUnits?' + q({filter: `id:in:[${[...ids].join(',')}]`, fields: 'id,name,path', paging: 'false'}));
+  const ou = await api('GET', '/api/organisationUnits?' + q({filter: `id:in:[${[...ids].join(',')}]`, fields: `id,${DN},path`,
+    paging: 'false', locale: LANG}));
   for (const o of (ou.body && ou.body.organisationUnits) || []) OUS[o.id] = o;
   drawRecord(note || (new URLSearchParams(location.search).get('saved') ? T.saved : ''));
 }
@@ -354,13 +356,15 @@ function drawRecord(note) {
       h('button', {type: 'button', id: 'enrol', onclick: enrolForm}, T.enrolSave)) : null,
     h('div', {id: 'form-area'}));
 }
+// the UHC first among the places a record can be referred to, named in either language
+const UHC = /UHC|Health Complex|স্বাস্থ্য কমপ্লেক্স/i;
 function drawEnrollment(e) {
   const p = PROGRAMS.find(x => x.id === e.program) || {name: e.program, programStages: []};
   const owner = TE.owner[e.program] || e.orgUnit, ownerOu = OUS[owner] || {id: owner, name: owner};
   const mine = canWrite(ownerOu.path), events = (e.events || []).filter(v => !v.deleted);
   const roots = searchRoots().map(o => o.id);
   const targets = (p.organisationUnits || []).filter(o => o.id !== owner && roots.some(r => (o.path || '').split('/').includes(r)))
-    .sort((a, b) => (/UHC|Health Complex/i.test(b.name) ? 1 : 0) - (/UHC|Health Complex/i.test(a.name) ? 1 : 0) || a.name.localeCompare(b.name));
+    .sort((a, b) => (UHC.test(b.name) ? 1 : 0) - (UHC.test(a.name) ? 1 : 0) || a.name.localeCompare(b.name));
   return h('section', {class: 'enrollment', 'data-enrollment': e.enrollment, 'data-program': e.program},
     h('h2', {}, p.name, ' ', h('span', {class: 'muted'}, `(${T.enStatus[e.status] || (e.status || '').toLowerCase()})`)),
     h('p', {}, `${p.enrollmentDateLabel || T.enrolledAt}: ${day(e.enrolledAt)} · ${p.incidentDateLabel || T.incident}: ${day(e.occurredAt)} · ${T.owner}: ${ownerOu.name} · `,
@@ -488,7 +492,7 @@ function startLists() {
 async function loadList(kind, ou, date) {
   const box = $('list');
   fill(box, h('p', {class: 'muted'}, T.searching));
-  const r = await api('GET', `/api/hub/lists/${kind}?` + q({orgUnit: ou, date}));
+  const r = await api('GET', `/api/hub/lists/${kind}?` + q({orgUnit: ou, date, locale: LANG}));
   if (!r.ok) { fill(box, banner(T.loadFail + msgOf(r, r.status), 'err')); return; }
   const b = r.body, c = T.col;
   const title = h('h1', {class: 'print-title'}, `${T.lists[kind]} · ${b.orgUnitName} · ${b.date}`);
