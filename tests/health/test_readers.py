@@ -173,7 +173,7 @@ def test_adjtimex_reads_the_kernel_as_timedated_does() -> None:
     import ctypes
     assert ctypes.CDLL(None).adjtimex(ctypes.byref(tx)) >= 0
     assert clock.adjtimex_synchronized() is (tx.maxerror < clock.MAX_ERROR_US)
-    assert 0 <= tx.maxerror  # the field read is the one the kernel fills (µs, never negative)
+    assert tx.maxerror >= 0  # the field read is the one the kernel fills (µs, never negative)
 
 
 # -- sync status from the store ----------------------------------------------------------------------------
