@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +35,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import BadRequest
-from ..i18n import Tr, translator
+from ..i18n import N_, Tr, translator
 
 RED, AMBER, GREEN = "red", "amber", "green"
 STATE_RANK = {RED: 0, AMBER: 1, GREEN: 2}
@@ -144,7 +145,36 @@ class HubStatus:
 class Alert:
     code: str
     level: str
-    message: str
+    message: str  # the fleet's record, in English (the API, the logs)
+    words: str = ""  # the message's template (N_), for a page in the reader's language
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
+def _alert(code: str, level: str, words: str, **params: Any) -> Alert:
+    """An alert whose English message is ``words`` with ``params``; a page says it in its
+    reader's language (``alert_words``). Params ending ``_at`` are times, ``_s`` ages,
+    other numbers counts or measures, strings the hub's own words."""
+    return Alert(code, level, alert_words(words, params, translator("en")), words, params)
+
+
+def alert_words(words: str, params: Mapping[str, Any], tr: Tr) -> str:
+    vals: dict[str, object] = {}
+    for k, v in params.items():
+        if k.endswith("_at") and isinstance(v, (int, float)):
+            vals[k] = when(v) if tr.locale == "en" else tr.datetime(
+                datetime.fromtimestamp(v, UTC), UTC) + " UTC"
+        elif k.endswith("_s") and isinstance(v, (int, float)):
+            vals[k] = age(v, tr)
+        elif isinstance(v, float):
+            vals[k] = f"{v:g}" if tr.locale == "en" else tr.num(v)
+        elif isinstance(v, str) and _DECIMAL.fullmatch(v):
+            vals[k] = tr.digit(v)  # a measure kept as written ("92.3"), in the reader's digits
+        else:
+            vals[k] = v
+    return tr(words, **vals)
 
 
 def when(ts: float) -> str:
@@ -171,42 +201,54 @@ def evaluate(h: HubStatus, now: float, th: Thresholds) -> list[Alert]:
     quiet = now - ref
     if quiet > th.silent_after_s:
         # messages name fixed times, not ages: they are stored and must not go stale
-        msg = (f"no heartbeat since {when(ref)}" if h.last_seen is not None
-               else f"never reported since enrolment on {when(ref)}")
-        out.append(Alert("silent", RED, msg))
+        out.append(_alert("silent", RED, N_("no heartbeat since {since_at}"), since_at=ref)
+                   if h.last_seen is not None else
+                   _alert("silent", RED, N_("never reported since enrolment on {since_at}"),
+                          since_at=ref))
     if h.integrity_ok is False:
-        out.append(Alert("integrity", RED, "database integrity check failed"))
+        out.append(_alert("integrity", RED, N_("database integrity check failed")))
     elif h.ro_remount:
-        out.append(Alert("integrity", RED, "data filesystem remounted read-only"))
+        out.append(_alert("integrity", RED, N_("data filesystem remounted read-only")))
     if h.disk_pct is not None and h.disk_pct > th.disk_pct:
-        out.append(Alert("disk", RED, f"disk {h.disk_pct:.1f}% full (over {th.disk_pct:g}%)"))
+        out.append(_alert("disk", RED, N_("disk {pct}% full (over {limit}%)"),
+                          pct=f"{h.disk_pct:.1f}", limit=float(th.disk_pct)))
     if h.temp_c is not None and h.temp_c > th.temp_c:
-        out.append(Alert("temp", RED, f"temperature {h.temp_c:.1f} °C (over {th.temp_c:g} °C)"))
+        out.append(_alert("temp", RED, N_("temperature {c} °C (over {limit} °C)"),
+                          c=f"{h.temp_c:.1f}", limit=float(th.temp_c)))
     if h.undervoltage_at is not None and now - h.undervoltage_at < UNDERVOLTAGE_WINDOW_S:
-        out.append(Alert("undervoltage", AMBER, f"undervoltage at {when(h.undervoltage_at)}"))
+        out.append(_alert("undervoltage", AMBER, N_("undervoltage at {seen_at}"),
+                          seen_at=h.undervoltage_at))
     if h.lag_s is not None and h.lag_s > th.sync_lag_h * 3600:
-        out.append(Alert("sync_lag", AMBER, f"last successful sync {age(h.lag_s)} ago "
-                                            f"(over {th.sync_lag_h:g} h)"))
+        out.append(_alert("sync_lag", AMBER,
+                          N_("last successful sync {lag_s} ago (over {limit} h)"),
+                          lag_s=h.lag_s, limit=float(th.sync_lag_h)))
     if h.conflicts is not None and h.conflicts > 0:
-        out.append(Alert("conflicts", AMBER, f"{h.conflicts} unresolved sync conflict"
-                                             + ("s" if h.conflicts != 1 else "")))
+        out.append(_alert("conflicts", AMBER, N_("{n} unresolved sync conflict") if
+                          h.conflicts == 1 else N_("{n} unresolved sync conflicts"),
+                          n=h.conflicts))
     off = h.clock_offset_s
     if off is not None and abs(off) > th.clock_offset_s:
-        way = "behind" if off > 0 else "ahead"
-        out.append(Alert("clock", AMBER, f"clock {age(abs(off))} {way} "
-                                         f"(over {th.clock_offset_s:g} s)"))
+        out.append(_alert("clock", AMBER, N_("clock {off_s} behind (over {limit} s)") if off > 0
+                          else N_("clock {off_s} ahead (over {limit} s)"),
+                          off_s=abs(off), limit=float(th.clock_offset_s)))
     exp = h.cert_not_after
     if exp is not None and exp <= now:
-        out.append(Alert("cert_expiry", RED, f"HTTPS certificate expired on {when(exp)}: "
-                                             "tablets cannot connect; its renewal failed"))
+        out.append(_alert("cert_expiry", RED, N_("HTTPS certificate expired on {expiry_at}: "
+                                                 "tablets cannot connect; its renewal failed"),
+                          expiry_at=exp))
     elif exp is not None and exp - now < th.cert_expiry_days * 86400:
-        out.append(Alert("cert_expiry", AMBER, f"HTTPS certificate expires on {when(exp)} "
-                                               f"(within {th.cert_expiry_days:g} days): its "
-                                               "renewal keeps failing"))
+        out.append(_alert("cert_expiry", AMBER,
+                          N_("HTTPS certificate expires on {expiry_at} (within {days} days): "
+                             "its renewal keeps failing"),
+                          expiry_at=exp, days=float(th.cert_expiry_days)))
     if h.backup_lag_s is not None and h.backup_lag_s > th.backup_lag_h * 3600:
-        why = f": {h.backup_error}" if h.backup_error else ""
-        out.append(Alert("backup_lag", AMBER, f"backup replica {age(h.backup_lag_s)} behind "
-                                              f"(over {th.backup_lag_h:g} h){why}"[:500]))
+        a = (_alert("backup_lag", AMBER, N_("backup replica {lag_s} behind (over {limit} h): "
+                                            "{why}"), lag_s=h.backup_lag_s,
+                    limit=float(th.backup_lag_h), why=h.backup_error[:400])
+             if h.backup_error else
+             _alert("backup_lag", AMBER, N_("backup replica {lag_s} behind (over {limit} h)"),
+                    lag_s=h.backup_lag_s, limit=float(th.backup_lag_h)))
+        out.append(dataclasses.replace(a, message=a.message[:500]))
     out.extend(_update_alerts(h))
     out.sort(key=lambda a: STATE_RANK[a.level])  # red ones first, stable otherwise
     return out
@@ -215,13 +257,18 @@ def evaluate(h: HubStatus, now: float, th: Thresholds) -> list[Alert]:
 def _update_alerts(h: HubStatus) -> list[Alert]:
     """A rolled-back or refused release: the hub still serves, on its old release."""
     target = h.update_target or "the new release"
-    why = f": {h.update_reason}" if h.update_reason else ""
+    why = h.update_reason or ""
     if h.update_state == "rolled_back":
-        return [Alert("update_rollback", AMBER, f"rolled back from {target} to the previous "
-                                                f"release{why}")]
+        return [_alert("update_rollback", AMBER,
+                       N_("rolled back from {target} to the previous release: {why}") if why
+                       else N_("rolled back from {target} to the previous release"),
+                       target=target, why=why)]
     if h.update_state in ("refused", "failed"):
-        verb = "refused" if h.update_state == "refused" else "could not install"
-        return [Alert("update_failed", AMBER, f"{verb} {target}{why}")]
+        refused = h.update_state == "refused"
+        words = ((N_("refused {target}: {why}") if why else N_("refused {target}")) if refused
+                 else (N_("could not install {target}: {why}") if why
+                       else N_("could not install {target}")))
+        return [_alert("update_failed", AMBER, words, target=target, why=why)]
     return []
 
 

@@ -285,7 +285,9 @@ MIGRATIONS = [("0001_fleet.sql", SCHEMA), ("0002_fleet_auth.sql", AUTH_SCHEMA),
               ("0005_fleet_updates.sql", UPDATES_SCHEMA),
               ("0006_fleet_reporting.sql", REPORTING_SCHEMA),
               # the language a fleet user reads the pages in (issue 14): NULL until they choose
-              ("0007_fleet_user_locale.sql", "ALTER TABLE users ADD COLUMN locale TEXT;")]
+              ("0007_fleet_user_locale.sql", "ALTER TABLE users ADD COLUMN locale TEXT;"),
+              # an alert's message as template and values, for a page in Bangla (issue 14)
+              ("0008_fleet_alert_words.sql", "ALTER TABLE alerts ADD COLUMN words TEXT;")]
 AUDIT_DAYS = 400  # login and admin audit: a year and a bit, whatever retention_days says
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -690,12 +692,15 @@ def apply_alerts(conn: sqlite3.Connection, hub: sqlite3.Row, now: float,
         (hub["id"],))}
     for a in found:
         cur = open_rows.pop(a.code, None)
+        words = json.dumps({"t": a.words, "p": dict(a.params)}, separators=(",", ":"),
+                           ensure_ascii=False) if a.words else None
         if cur is None:
-            conn.execute("INSERT INTO alerts (hub_id, code, level, message, since, updated) "
-                         "VALUES (?,?,?,?,?,?)", (hub["id"], a.code, a.level, a.message, now, now))
+            conn.execute("INSERT INTO alerts (hub_id, code, level, message, since, updated, "
+                         "words) VALUES (?,?,?,?,?,?,?)",
+                         (hub["id"], a.code, a.level, a.message, now, now, words))
         elif cur["message"] != a.message or cur["level"] != a.level:
-            conn.execute("UPDATE alerts SET message=?, level=?, updated=? WHERE id=?",
-                         (a.message, a.level, now, cur["id"]))
+            conn.execute("UPDATE alerts SET message=?, level=?, updated=?, words=? WHERE id=?",
+                         (a.message, a.level, now, words, cur["id"]))
     for cur in open_rows.values():
         conn.execute("UPDATE alerts SET resolved_at=?, updated=? WHERE id=?",
                      (now, now, cur["id"]))

@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 
 from ..i18n import N_, Tr, translator
 from . import charts
-from .alerts import STATE_RANK, Thresholds, age, when
+from .alerts import STATE_RANK, Thresholds, age, alert_words, when
 from .auth import Account
 from .db import BOOL_COLUMNS, SAMPLE_COLUMNS
 from .lang import switch
@@ -112,6 +112,19 @@ def layout(title: str, body: str, *, script: str = "", account: Account | None =
 STATE_WORDS = {"red": N_("red"), "amber": N_("amber"), "green": N_("green")}
 
 
+def alert_text(a: sqlite3.Row, tr: Tr | None) -> str:
+    """An alert's message in the reader's language (the English record when it has no
+    template: raised before there were, or read in English)."""
+    raw = a["words"] if "words" in a.keys() else None  # noqa: SIM118 - a Row: `in` reads values
+    if tr is None or tr.locale == "en" or not raw:
+        return str(a["message"])
+    try:
+        doc = json.loads(raw)
+        return alert_words(str(doc["t"]), dict(doc.get("p") or {}), tr)
+    except (ValueError, KeyError, TypeError):
+        return str(a["message"])
+
+
 def dot(state: str, tr: Tr | None = None) -> str:
     s = state if state in STATE_RANK else "green"
     w = esc(tr(STATE_WORDS[s])) if tr else s
@@ -119,7 +132,8 @@ def dot(state: str, tr: Tr | None = None) -> str:
 
 
 # The alert rules in the reader's language; the rule's code stays in the tooltip (the API,
-# the logs and the rules' settings use it). The message is the fleet's record, in English.
+# the logs and the rules' settings use it). The message is the fleet's record, in English;
+# a page says it in its reader's language from the template and values kept beside it.
 RULE_WORDS = {
     "silent": N_("Hub silent"), "integrity": N_("Database damaged"), "disk": N_("Disk full"),
     "temp": N_("Too hot"), "undervoltage": N_("Power supply too weak"),
@@ -300,7 +314,7 @@ def hub_page(hub: sqlite3.Row, alerts: list[sqlite3.Row], hist: list[sqlite3.Row
             f" · seq {esc(hub['last_seq'] if hub['last_seq'] is not None else '–')}</p>")
     if alerts:
         items = "".join(f"<li>{dot(a['level'], tr)} {rule(a['code'], tr)}: "
-                        f"{esc(a['message'])} <small>"
+                        f"{esc(alert_text(a, tr))} <small>"
                         f"{esc(tr('since {when}', when=when(a['since'])))}</small></li>"
                         for a in alerts)
         alert_html = f'<h2>{esc(tr("Alerts"))}</h2><ul class="alerts">{items}</ul>'
@@ -432,7 +446,7 @@ def alerts_page(rows: list[sqlite3.Row], f: HubFilter, places: list[tuple[str, s
         f"<td>{dot(a['level'], tr)} {esc(tr(STATE_WORDS.get(a['level'], a['level'])))}</td>"
         f'<td><a href="{esc(hub_url(a["hub_id"]))}">{esc(a["name"] or a["hub_id"])}</a></td>'
         f"<td>{esc(', '.join(x for x in (a['upazila'], a['district']) if x))}</td>"
-        f"<td>{rule(a['code'], tr)}</td><td>{esc(a['message'])}</td>"
+        f"<td>{rule(a['code'], tr)}</td><td>{esc(alert_text(a, tr))}</td>"
         f"<td>{esc(tr('{age} ago', age=age(max(0.0, now - a['since']), tr)))}</td>"
         + (f"<td>{esc(when(a['resolved_at']))}</td>" if resolved else "") + "</tr>"
         for a in rows)

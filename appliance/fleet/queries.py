@@ -126,7 +126,8 @@ def alerts(conn: sqlite3.Connection, f: HubFilter, *, hub_id: str | None = None,
     order = "a.resolved_at DESC" if resolved else \
         "CASE a.level WHEN 'red' THEN 0 ELSE 1 END, a.since, a.hub_id"
     return conn.execute(
-        "SELECT a.hub_id, a.code, a.level, a.message, a.since, a.updated, a.resolved_at, "
+        "SELECT a.hub_id, a.code, a.level, a.message, a.words, a.since, a.updated, "
+        "a.resolved_at, "
         "h.name, h.upazila, h.district, h.division, h.state FROM alerts a "
         "JOIN hubs h ON h.id = a.hub_id WHERE " + " AND ".join(clauses) +
         f" ORDER BY {order} LIMIT ?", (*params, limit)).fetchall()

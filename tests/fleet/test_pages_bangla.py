@@ -85,3 +85,21 @@ def test_words_inside_f_strings_are_in_the_catalogue() -> None:
 
 def test_every_alert_rule_has_words() -> None:
     assert set(RULE_WORDS) == set(ALL_CODES)
+
+
+async def test_alerts_read_in_the_page_s_language(server: FleetServer) -> None:
+    """The fleet keeps each alert's English message (the API, the logs) and its template
+    with the values: a Bangla page says it in Bangla, digits included."""
+    server.enroll("ramu", name="Ramu UHC", district="Cox's Bazar", division="Chattogram")
+    hb = heartbeat("ramu", samples=[sample(time.time() - 5, temp_c=91.0, disk_pct=97.5)])
+    assert (await server.send(hb))[0] == 200
+    status, html, _ = await server.get_text("/alerts?lang=en")
+    assert "temperature 91.0 °C (over" in html and "disk 97.5% full (over" in html
+    for path in ("/alerts?lang=bn", "/hubs/ramu"):
+        status, html, _ = await server.get_text(path)
+        assert status == 200 and "তাপমাত্রা ৯১.০ °সে" in html, path
+        assert "ডিস্ক ৯৭.৫% ভরা" in html, path
+        assert "temperature 91.0" not in html and "disk 97.5%" not in html, path
+    status, doc = await server.get_json("/api/alerts")
+    assert status == 200 and any(str(a["message"]).startswith("temperature 91.0 °C")
+                                 for a in doc["alerts"]), doc
