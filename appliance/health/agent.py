@@ -23,6 +23,7 @@ from .. import __version__, trigger
 from ..config import Config
 from ..dhis2.timefmt import iso_z
 from ..errors import ConfigError
+from ..memory import trim
 from ..store import Store, reporting
 from ..store.db import Tx
 from . import state
@@ -277,6 +278,7 @@ class HealthAgent:
                 await self.heartbeats.send(batch)
         except Exception:  # noqa: BLE001 - the next period tries again
             log.exception("health commit or heartbeat failed")
+        trim()
 
     async def check_backup(self) -> dict[str, Any] | None:
         """How far the litestream replica is behind, kept in ``health_state`` ``backup``

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from aiohttp import web
 
 from ..config import Config
+from ..memory import trim
 from ..store import Store
 from ..store.datavalues import LOCAL_EDIT, Provenance
 from ..sync.upstream import Upstream
@@ -51,6 +52,7 @@ from .web import (
 log = logging.getLogger(__name__)
 
 METADATA_POLL_S = 2.0
+TRIM_EVERY = 30  # metadata polls: give freed heap back to the kernel once a minute
 
 
 def dhis2_app(config: Config, store: Store, *, state: HubState, writes: Provenance,
@@ -119,10 +121,12 @@ async def _metadata_watch(app: web.Application) -> AsyncIterator[None]:
     state.on_reload.append(lambda _index: app[AUTH].forget())  # users' roles come from it
 
     async def loop() -> None:
+        n = 0
         while True:
             await asyncio.sleep(METADATA_POLL_S)
             try:
-                await state.refresh(store)
+                if await state.refresh(store) or (n := n + 1) % TRIM_EVERY == 0:
+                    trim()  # an old index, an import's parsed body: back to the kernel
             except Exception:  # keep serving with the old index
                 log.exception("metadata reload failed")
     task = asyncio.create_task(loop())

@@ -28,6 +28,7 @@ from typing import IO
 
 from ..config import Config
 from ..errors import SyncError
+from ..memory import trim
 from ..store import Store
 from ..trigger import REASONS, socket_path
 from .backoff import backoff_delay
@@ -183,6 +184,7 @@ class Daemon:
         except Exception:  # a bug must not kill the worker: log, back off, go on
             log.exception("sync cycle crashed")
             result = CycleResult(reason=reason, error="internal error (see the sync log)")
+        trim()  # the pull's parsed pages are garbage now: back to the kernel with them
         self.cycles.append(result)
         del self.cycles[:-20]
         now = time.monotonic()
