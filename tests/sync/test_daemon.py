@@ -101,7 +101,9 @@ async def test_triggers_debounce_and_immediate_reasons(pair: Pair) -> None:
         t0 = time.monotonic()
         assert request_sync(pair.data_dir, "modem")  # the health agent saw the modem
         assert await _wait(lambda: len(daemon.cycles) == 3)
-        assert time.monotonic() - t0 < 0.5 and daemon.cycles[2].reason == "modem"
+        # it started at once (its own length, a full cycle, varies with the machine's load)
+        started = time.monotonic() - daemon.cycles[2].seconds
+        assert started - t0 < 0.5 and daemon.cycles[2].reason == "modem"
         # the update agent trying a new release: it commits only after a cycle there
         assert request_sync(pair.data_dir, "update")
         assert await _wait(lambda: len(daemon.cycles) == 4)
