@@ -1,6 +1,10 @@
 """The health agent: samples, LEDs, button, udev events, heartbeats, certificate renewal
 and software updates (``updater``) in one asyncio loop.
 
+Its own bytes to the fleet (heartbeats, update checks and downloads, renewal) are counted
+in memory (``wire``, category ``fleet``) and written with the next sample's commit: no SD
+commit of their own.
+
 Blocking work (psutil, sysfs, subprocesses, quick_check) runs in a worker thread so
 the loop stays responsive for udev events and LED changes.
 """
@@ -23,7 +27,7 @@ from .. import __version__, trigger
 from ..config import Config
 from ..dhis2.timefmt import iso_z
 from ..errors import ConfigError
-from ..store import Store, reporting
+from ..store import Store, reporting, wirebytes
 from ..store.db import Tx
 from . import state
 from .backup import BackupMonitor, BackupSettings, heartbeat_backup
@@ -69,6 +73,7 @@ class Settings:
     lan: LanAddress | None = None
     backup: BackupSettings | None = None  # None: no [backup] replica
     update: UpdateSettings | None = None  # None: updates off, or no rauc command
+    modem_budget_mb: float = 0.0  # [sync] modem_budget_mb, sent in heartbeats (0: none)
 
     @classmethod
     def from_config(cls, config: Config) -> Settings:
@@ -94,7 +99,8 @@ class Settings:
             lan=LanAddress(g("dns", "address"), g("dns", "interface"),
                            g("health", "heartbeat_url")),
             backup=BackupSettings.from_config(config),
-            update=UpdateSettings.from_config(config))
+            update=UpdateSettings.from_config(config),
+            modem_budget_mb=float(g("sync", "modem_budget_mb") or 0))
 
 
 def _optional(config: Config, section: str, key: str) -> Any:
@@ -114,9 +120,12 @@ class HealthAgent:
                  led_poll_s: float = 2.0, hub_ping_s: float = 10.0,
                  sensors: Callable[[], dict[str, Any]] | None = None,
                  installer: Installer | None = None,
-                 reboot: Callable[[], None] | None = None) -> None:
+                 reboot: Callable[[], None] | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
         self.s = settings
         self.store = store
+        self.wall = wall  # the day the bytes on the modem count for
+        self.wire = wirebytes.Tally()  # bytes to the fleet, written with the next sample
         self.paths = paths or HostPaths()
         self.request_sync = request_sync or (
             lambda d, reason: trigger.request_sync(d, reason, settings.sync_socket))
@@ -151,6 +160,11 @@ class HealthAgent:
             fleet_offset=lambda: self.heartbeats.fleet_offset_s,
             health_ok=lambda: self.latest is not None,
             request_sync=lambda reason: self.request_sync(settings.data_dir, reason))
+        self.heartbeats.wire = self.wire
+        if self.renewer is not None:
+            self.renewer.wire = self.wire
+        if self.updater is not None:
+            self.updater.wire = self.wire
         self.latest: Sample | None = None
         self.leds: LedDriver | None = None
         self.button: ButtonHandler | None = None
@@ -213,11 +227,23 @@ class HealthAgent:
                 await asyncio.wait_for(self._hb_task, timeout=5)
         if self._pending_writes:
             await asyncio.gather(*self._pending_writes, return_exceptions=True)
+        await self.flush_wire()
         await self.heartbeats.close()
 
+    async def flush_wire(self) -> None:
+        """Write the bytes counted since the last sample (at a stop: no sample follows)."""
+        counts, now = self.wire.take(), self.wall()
+        if not counts:
+            return
+        try:
+            await self.store.write(lambda tx: wirebytes.record(tx, counts, now))
+        except Exception:  # noqa: BLE001 - counted again with the next sample
+            self.wire.put_back(counts)
+            log.warning("cannot record the bytes sent to the fleet", exc_info=True)
+
     def _heartbeat_extra(self) -> dict[str, Any]:
-        """The heartbeat's ``tls``, ``lan_ip``, ``backup`` and ``update`` (run in a worker
-        thread)."""
+        """The heartbeat's ``tls``, ``lan_ip``, ``backup``, ``update``, ``reporting`` and
+        ``wire`` (run in a worker thread)."""
         backup = None
         if self.backup is not None:  # configured: an object even before the first check
             backup = heartbeat_backup(self.backup_report or {})
@@ -227,6 +253,9 @@ class HealthAgent:
         if self.updater is not None:  # where it is with software updates (#13)
             extra["update"] = self.updater.report()
         extra["reporting"] = self.store.read_sync(reporting_counts)  # (#14)
+        unsaved, now = self.wire.peek(), self.wall()  # this agent's, not yet written
+        extra["wire"] = self.store.read_sync(  # bytes on the modem and the budget (#15)
+            lambda c: wirebytes.report(c, now, self.s.modem_budget_mb, unsaved))
         return extra
 
     # -- work -----------------------------------------------------------------------------------
@@ -234,12 +263,18 @@ class HealthAgent:
         sample = await asyncio.to_thread(self.sampler.take, cpu_interval)
         max_rows = max_rows_for(self.s.retention_days, self.s.interval_s)
         backup, self._backup_unsaved = self._backup_unsaved, None
+        wire, now = self.wire.take(), self.wall()
 
         def commit(tx: Tx) -> None:  # one SD commit a minute at idle, not one per report
             store_sample(tx, sample, retention_days=self.s.retention_days, max_rows=max_rows)
             if backup is not None:
                 state.put_json(tx, "backup", backup)
-        await self.store.write(commit)
+            wirebytes.record(tx, wire, now)  # the fleet traffic since the last sample
+        try:
+            await self.store.write(commit)
+        except Exception:  # not written: the next sample carries them
+            self.wire.put_back(wire)
+            raise
         self.latest = sample
         await self.refresh_leds()
         return sample
