@@ -62,6 +62,7 @@ KEYS: list[Key] = [
     Key("sync", "debounce_s", 20, "Seconds to wait after new local data before a sync cycle starts."),
     Key("sync", "chunk_values", 500, "Initial number of data values per pushed chunk (adapts to the link)."),
     Key("sync", "tracker_chunk_rows", 8000, "Tracker records and values per pushed /api/tracker chunk."),
+    Key("sync", "modem_budget_mb", 0, "Monthly data budget of the modem in MB (1 MB = 1024 x 1024 bytes, as operators count packs); the fleet alerts when a calendar month's bytes (sync and fleet traffic, up and down) exceed it. 0: no budget."),
     Key("sync", "socket", "", "Unix socket the sync daemon listens on for 'sync now' (default: <data-dir>/sync.sock)."),
     Key("backup", "replica", "", "litestream replica URL (sftp://... or s3://...); empty disables backup."),
     Key("backup", "sftp_key", "", "This hub's own SSH private key (OpenSSH format) for an sftp:// replica; provisioning makes one per hub.", secret=True),

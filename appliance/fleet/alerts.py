@@ -19,6 +19,9 @@ States, worst first:
 * ``update_rollback`` (amber): the hub installed a new release and went back to the old one
   (it was not healthy, or did not boot); ``update_failed`` (amber): it refused an offered
   release (bad signature or checksum, wrong hardware) or could not install it;
+* ``modem_budget`` (amber): the hub's bytes on its modem this month (sync and fleet traffic,
+  up and down, as its heartbeats count them) are over its ``[sync] modem_budget_mb``; it
+  resolves when the hub's month ends or the budget is raised;
 * ``cert_expiry`` turns **red** once that certificate has expired (tablets cannot connect);
 * **green**: no alert.
 """
@@ -41,12 +44,13 @@ RED, AMBER, GREEN = "red", "amber", "green"
 STATE_RANK = {RED: 0, AMBER: 1, GREEN: 2}
 RED_CODES = frozenset({"silent", "integrity", "disk", "temp"})
 AMBER_CODES = frozenset({"undervoltage", "sync_lag", "conflicts", "clock", "backup_lag",
-                         "update_rollback", "update_failed"})
+                         "update_rollback", "update_failed", "modem_budget"})
 AMBER_OR_RED_CODES = frozenset({"cert_expiry"})  # amber before expiry, red after
 ALL_CODES = ("silent", "integrity", "disk", "temp", "undervoltage", "sync_lag",
              "conflicts", "clock", "cert_expiry", "backup_lag", "update_rollback",
-             "update_failed")
+             "update_failed", "modem_budget")
 UNDERVOLTAGE_WINDOW_S = 86400.0
+MB = 1024 * 1024  # a modem budget's MB, as the hub counts it (store/wirebytes.py)
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,10 @@ class HubStatus:
     update_state: str | None = None  # the hub's latest update report (#13)
     update_target: str | None = None  # the release it was updating to
     update_reason: str | None = None  # why its last update failed
+    wire_period: str | None = None  # the hub's month (YYYYMM) its modem bytes are for (#15)
+    wire_month_bytes: int | None = None  # sent + received this month
+    wire_month_ends: float | None = None  # fleet clock
+    wire_budget_mb: int | None = None  # the hub's monthly budget (None: none)
 
 
 @dataclass(frozen=True)
@@ -250,6 +258,7 @@ def evaluate(h: HubStatus, now: float, th: Thresholds) -> list[Alert]:
                     lag_s=h.backup_lag_s, limit=float(th.backup_lag_h)))
         out.append(dataclasses.replace(a, message=a.message[:500]))
     out.extend(_update_alerts(h))
+    out.extend(_modem_budget(h, now))
     out.sort(key=lambda a: STATE_RANK[a.level])  # red ones first, stable otherwise
     return out
 
@@ -270,6 +279,21 @@ def _update_alerts(h: HubStatus) -> list[Alert]:
                        else N_("could not install {target}")))
         return [_alert("update_failed", AMBER, words, target=target, why=why)]
     return []
+
+
+def _modem_budget(h: HubStatus, now: float) -> list[Alert]:
+    """This month's bytes on the hub's modem over its budget, until its month ends."""
+    budget, used = h.wire_budget_mb, h.wire_month_bytes
+    if not budget or used is None or used <= budget * MB:
+        return []
+    if h.wire_month_ends is not None and now >= h.wire_month_ends:
+        return []  # a new month: nothing used of it yet, as far as the fleet knows
+    month = h.wire_period or "this month"
+    if len(month) == 6 and month.isdigit():
+        month = f"{month[:4]}-{month[4:]}"
+    return [Alert("modem_budget", AMBER, f"modem used {used / MB:,.0f} MB in {month}, over "
+                                         f"its budget of {budget:,} MB "
+                                         f"({100 * used / (budget * MB):.0f}%)")]
 
 
 def effective_offset(*estimates: float | None) -> float | None:

@@ -43,6 +43,11 @@ counts per data set and month (expected, complete, on time, received by national
 The litestream backup (``BACKUP_SCHEMA``, #13): ``hubs`` gains what the latest heartbeat
 said of the hub's replica: ``backup_configured``, ``backup_lag_s``, ``backup_last_at``
 (fleet clock), ``backup_error`` and ``backup_reported_at``.
+Bytes on the modem (``WIRE_SCHEMA``, #15): ``hubs`` gains what the latest heartbeat said
+of them: the hub's day and month (``wire_day``, ``wire_period``), their totals sent plus
+received (``wire_today_bytes``, ``wire_month_bytes``), when that month ends (fleet clock,
+``wire_month_ends``), the hub's monthly budget in MB (``wire_budget_mb``), the split by
+category (``wire_detail``, JSON) and ``wire_reported_at``.
 Software updates (``UPDATES_SCHEMA``, #13; see ``releases`` and ``rollouts``):
 
 * ``releases``: signed RAUC bundles national added (version, compatible, SHA-256, size);
@@ -280,6 +285,18 @@ CREATE TABLE IF NOT EXISTS reporting (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS reporting_period ON reporting(period);
 """
+# Bytes on the modem (#15): what each hub's latest heartbeat said of today and this month
+WIRE_SCHEMA = """
+ALTER TABLE hubs ADD COLUMN wire_day TEXT;
+ALTER TABLE hubs ADD COLUMN wire_today_bytes INTEGER;
+ALTER TABLE hubs ADD COLUMN wire_period TEXT;
+ALTER TABLE hubs ADD COLUMN wire_month_bytes INTEGER;
+ALTER TABLE hubs ADD COLUMN wire_month_ends REAL;
+ALTER TABLE hubs ADD COLUMN wire_budget_mb INTEGER;
+ALTER TABLE hubs ADD COLUMN wire_detail TEXT;
+ALTER TABLE hubs ADD COLUMN wire_reported_at REAL;
+CREATE INDEX IF NOT EXISTS hubs_wire_ends ON hubs(wire_month_ends) WHERE wire_month_ends IS NOT NULL;
+"""
 MIGRATIONS = [("0001_fleet.sql", SCHEMA), ("0002_fleet_auth.sql", AUTH_SCHEMA),
               ("0003_fleet_tls.sql", TLS_SCHEMA), ("0004_fleet_backup.sql", BACKUP_SCHEMA),
               ("0005_fleet_updates.sql", UPDATES_SCHEMA),
@@ -287,7 +304,8 @@ MIGRATIONS = [("0001_fleet.sql", SCHEMA), ("0002_fleet_auth.sql", AUTH_SCHEMA),
               # the language a fleet user reads the pages in (issue 14): NULL until they choose
               ("0007_fleet_user_locale.sql", "ALTER TABLE users ADD COLUMN locale TEXT;"),
               # an alert's message as template and values, for a page in Bangla (issue 14)
-              ("0008_fleet_alert_words.sql", "ALTER TABLE alerts ADD COLUMN words TEXT;")]
+              ("0008_fleet_alert_words.sql", "ALTER TABLE alerts ADD COLUMN words TEXT;"),
+              ("0009_fleet_wire.sql", WIRE_SCHEMA)]
 AUDIT_DAYS = 400  # login and admin audit: a year and a bit, whatever retention_days says
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -638,6 +656,16 @@ def ingest_tx(conn: sqlite3.Connection, hb: Heartbeat, received: float, max_skew
                      "backup_error=?, backup_reported_at=? WHERE id=?",
                      (int(b is not None), b.lag_s if b else None, last,
                       b.error if b else None, received, hb.hub_id))
+    if hb.wire_reported:  # bytes on its modem (#15); null: none reported
+        w = hb.wire
+        conn.execute("UPDATE hubs SET wire_day=?, wire_today_bytes=?, wire_period=?, "
+                     "wire_month_bytes=?, wire_month_ends=?, wire_budget_mb=?, wire_detail=?, "
+                     "wire_reported_at=? WHERE id=?",
+                     (w.day, w.today_bytes, w.period, w.month_bytes,
+                      w.ends_at + offset,  # hub clock -> fleet clock
+                      w.budget_mb, json.dumps(w.detail, separators=(",", ":")), received,
+                      hb.hub_id) if w is not None else
+                     (None, None, None, None, None, None, None, received, hb.hub_id))
     if hb.reporting_reported:  # the months it reports replace what it said of them before
         months = sorted({r.period for r in hb.reporting})
         conn.execute(f"DELETE FROM reporting WHERE hub_id=? AND period IN "
@@ -680,7 +708,11 @@ def status_of(row: sqlite3.Row | dict[str, Any]) -> al.HubStatus:
         backup_error=row["backup_error"] if "backup_error" in cols else None,
         update_state=row["update_state"] if "update_state" in cols else None,
         update_target=row["update_target"] if "update_target" in cols else None,
-        update_reason=row["update_reason"] if "update_reason" in cols else None)
+        update_reason=row["update_reason"] if "update_reason" in cols else None,
+        wire_period=row["wire_period"] if "wire_period" in cols else None,
+        wire_month_bytes=row["wire_month_bytes"] if "wire_month_bytes" in cols else None,
+        wire_month_ends=row["wire_month_ends"] if "wire_month_ends" in cols else None,
+        wire_budget_mb=row["wire_budget_mb"] if "wire_budget_mb" in cols else None)
 
 
 def apply_alerts(conn: sqlite3.Connection, hub: sqlite3.Row, now: float,
@@ -714,7 +746,7 @@ def apply_alerts(conn: sqlite3.Connection, hub: sqlite3.Row, now: float,
 
 def sweep_tx(conn: sqlite3.Connection, now: float, th: al.Thresholds) -> int:
     """Re-evaluate hubs whose alerts changed with time alone (went silent, undervoltage aged,
-    a certificate came near its expiry or passed it).
+    a certificate came near its expiry or passed it, the month over its modem budget ended).
 
     Only rows where the stored flag disagrees with the clock are touched, so a sweep over
     10,000 quiet hubs is one scan and no writes.
@@ -729,7 +761,9 @@ def sweep_tx(conn: sqlite3.Connection, now: float, th: al.Thresholds) -> int:
         # amber -> red at expiry: the level is only in the alerts table
         "OR (tls_not_after <= :now AND instr(alert_codes, ',cert_expiry,') > 0 AND EXISTS ("
         "   SELECT 1 FROM alerts a WHERE a.hub_id = hubs.id AND a.code = 'cert_expiry' "
-        "   AND a.resolved_at IS NULL AND a.level != 'red'))",
+        "   AND a.resolved_at IS NULL AND a.level != 'red')) "
+        # the month of an over-budget hub ended: its new month starts with nothing used
+        "OR (wire_month_ends <= :now AND instr(alert_codes, ',modem_budget,') > 0)",
         {"silent_cut": now - th.silent_after_s, "uv_cut": now - al.UNDERVOLTAGE_WINDOW_S,
          "cert_cut": now + th.cert_expiry_days * DAY, "now": now}).fetchall()
     for hub in rows:

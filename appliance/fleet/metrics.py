@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .alerts import ALL_CODES, STATE_RANK
+from .alerts import ALL_CODES, MB, STATE_RANK
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -77,6 +77,10 @@ HUB_GAUGES: list[tuple[str, str, Any]] = [
      "and the hub's own estimates)",
      "clock_offset_s"),
     ("fleet_hub_sd_written_megabytes", "Megabytes written to the SD card", "sd_written_mb"),
+    ("fleet_hub_modem_month_bytes", "Bytes on the hub's modem this month (its zone), sent "
+     "plus received, as its latest heartbeat counted them", "wire_month_bytes"),
+    ("fleet_hub_modem_budget_bytes", "The hub's monthly modem budget in bytes (absent: none)",
+     lambda r, now: None if not r["wire_budget_mb"] else r["wire_budget_mb"] * MB),
 ]
 
 

@@ -139,6 +139,25 @@ class ReportingCount:
     received: int
 
 
+WIRE_CATEGORIES = ("metadata", "pull", "push", "other", "total")
+MAX_WIRE_BYTES = 2**53  # a counter JSON carries exactly
+
+
+@dataclass(frozen=True)
+class WireInfo:
+    """A hub's bytes on its modem (#15), as its heartbeat reports them: today and this
+    calendar month in the hub's zone, sent and received per category (``detail``, as the
+    hub's ``/api/hub/status`` shapes them), and its monthly budget."""
+
+    day: str  # YYYY-MM-DD, the hub's
+    today_bytes: int  # sent + received
+    period: str  # YYYYMM
+    ends_at: float  # hub clock: when the hub's month ends
+    month_bytes: int
+    budget_mb: int | None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Heartbeat:
     hub_id: str
@@ -163,6 +182,9 @@ class Heartbeat:
     # optional (#14): the hub's reporting completeness for the last months
     reporting_reported: bool = False
     reporting: tuple[ReportingCount, ...] = ()
+    # optional (#15): bytes on the modem, today and this month, and the monthly budget
+    wire_reported: bool = False
+    wire: WireInfo | None = None
 
 
 # ------------------------------------------------------------------------- decoding
@@ -439,6 +461,59 @@ def parse_reporting(obj: Any) -> tuple[ReportingCount, ...]:
     return tuple(out)
 
 
+_DAY = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
+
+
+def _sent_received(obj: Any, name: str) -> dict[str, int]:
+    obj = _obj(obj, name)
+    out = {}
+    for k in ("sent", "received"):
+        v = _check(obj.get(k), "int", f"{name}.{k}")
+        if v is None or not 0 <= v <= MAX_WIRE_BYTES:
+            raise BadRequest(f"{name}.{k} must be an integer from 0 to 2^53")
+        out[k] = int(v)
+    return out
+
+
+def _wire_part(obj: Any, name: str) -> dict[str, Any]:
+    obj = _obj(obj, name)
+    out: dict[str, Any] = {c: _sent_received(obj.get(c), f"{name}.{c}")
+                           for c in WIRE_CATEGORIES}
+    fleet = _obj(obj["other"], f"{name}.other").get("fleet")
+    if fleet is not None:
+        out["other"]["fleet"] = _sent_received(fleet, f"{name}.other.fleet")
+    return out
+
+
+def parse_wire(obj: Any) -> WireInfo | None:
+    """``wire``: null, or {today: {date, metadata, pull, push, other (its fleet part),
+    total}, month: {period, endsAt, the same}, budgetMb}, each part {sent, received}."""
+    if obj is None:
+        return None
+    obj = _obj(obj, "wire")
+    today_raw = _obj(obj.get("today"), "wire.today")
+    month_raw = _obj(obj.get("month"), "wire.month")
+    day = _str(today_raw, "date", "wire.today.date", required=True, max_len=10) or ""
+    if not _DAY.match(day):
+        raise BadRequest("wire.today.date must be a date, YYYY-MM-DD")
+    period = _str(month_raw, "period", "wire.month.period", required=True, max_len=6) or ""
+    if not _MONTH.match(period):
+        raise BadRequest("wire.month.period must be a month, YYYYMM")
+    if "endsAt" not in month_raw:
+        raise BadRequest("wire.month.endsAt is required")
+    ends_at = parse_time(month_raw["endsAt"], "wire.month.endsAt")
+    today, month = _wire_part(today_raw, "wire.today"), _wire_part(month_raw, "wire.month")
+    budget = _check(obj.get("budgetMb"), "int", "wire.budgetMb")
+    if budget is not None and not 1 <= budget <= 10**9:
+        raise BadRequest("wire.budgetMb must be an integer from 1 to 10^9, or null")
+    return WireInfo(
+        day=day, today_bytes=today["total"]["sent"] + today["total"]["received"],
+        period=period, ends_at=ends_at,
+        month_bytes=month["total"]["sent"] + month["total"]["received"], budget_mb=budget,
+        detail={"today": {"date": day, **today},
+                "month": {"period": period, **month}})
+
+
 def parse_heartbeat(obj: Any) -> Heartbeat:
     obj = _obj(obj, "body")
     hub_id = _str(obj, "hub_id", "hub_id", required=True, max_len=100)
@@ -481,4 +556,5 @@ def parse_heartbeat(obj: Any) -> Heartbeat:
         backup_reported="backup" in obj, backup=parse_backup(obj.get("backup")),
         update=parse_update(obj.get("update")),
         reporting_reported="reporting" in obj, reporting=parse_reporting(obj.get("reporting")),
+        wire_reported="wire" in obj, wire=parse_wire(obj.get("wire")),
     )

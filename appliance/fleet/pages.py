@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 
 from ..i18n import N_, Tr, translator
 from . import charts
-from .alerts import STATE_RANK, Thresholds, age, alert_words, when
+from .alerts import MB, STATE_RANK, Thresholds, age, alert_words, when
 from .auth import Account
 from .db import BOOL_COLUMNS, SAMPLE_COLUMNS
 from .lang import switch
@@ -140,7 +140,7 @@ RULE_WORDS = {
     "sync_lag": N_("Sync behind"), "conflicts": N_("Sync conflicts"),
     "clock": N_("Clock wrong"), "cert_expiry": N_("HTTPS certificate"),
     "backup_lag": N_("Backup behind"), "update_rollback": N_("Update rolled back"),
-    "update_failed": N_("Update failed"),
+    "update_failed": N_("Update failed"), "modem_budget": N_("Modem budget exceeded"),
 }
 
 
@@ -236,7 +236,8 @@ def dashboard(page: HubPage, f: HubFilter, places: list[tuple[str, str, int]], *
         (N_("Hub"), 0), (N_("Upazila / district"), 0), (N_("State"), 0),
         (N_("Last heartbeat"), 0), (N_("Version"), 0), (N_("Backlog · lag"), 1),
         (N_("Conflicts"), 1), (N_("Temp"), 1), (N_("Power"), 0), (N_("Disk"), 1),
-        (N_("SD written"), 1), (N_("Power cuts"), 1), (N_("Modem"), 0), (N_("Clock"), 1)))
+        (N_("SD written"), 1), (N_("Power cuts"), 1), (N_("Modem"), 0), (N_("Clock"), 1),
+        (N_("Modem data this month"), 1)))
     body = (f'<p class="counts"><strong>{esc(tr("{n} hubs", n=total_all))}</strong> &nbsp; '
             f"{counts}</p>" + filter_form("/", f, places, tr=tr) +
             f'<div class="wrap"><table id="hubs"><thead><tr>{heads}</tr></thead>'
@@ -291,7 +292,76 @@ def _hub_row(r: sqlite3.Row, now: float, th: Thresholds, tr: Tr | None = None) -
             f'<td class="n">{sd_txt}</td><td class="n">{_num(r["power_cuts"])}</td>'
             f"<td>{modem_txt}</td>"
             f"<td{_cls(',clock,' in codes)}>"
-            f"{_offset(r['clock_offset_s'], tr)}</td></tr>")
+            f"{_offset(r['clock_offset_s'], tr)}</td>"
+            f"<td{_cls(',modem_budget,' in codes)}>{_month_use(r, tr)}</td></tr>")
+
+
+def _mb(n: float, tr: Tr) -> str:
+    return tr("{n} MB", n=tr.num(round(n / MB)))
+
+
+def _month_use(r: sqlite3.Row, tr: Tr) -> str:
+    """This month's bytes on the hub's modem, against its budget when it has one (#15)."""
+    used, budget = r["wire_month_bytes"], r["wire_budget_mb"]
+    if used is None:
+        return '<span class="muted">–</span>'
+    if not budget:
+        return esc(_mb(used, tr))
+    return esc(tr("{used} of {budget} ({pct} %)", used=_mb(used, tr),
+                  budget=tr("{n} MB", n=tr.num(budget)),
+                  pct=tr.num(round(100 * used / (budget * MB)))))
+
+
+WIRE_ROWS = (("metadata", N_("Metadata")), ("pull", N_("Data pulled")),
+             ("push", N_("Data pushed")), ("other", N_("Other")))
+# the section's other words (f-strings hide tr() calls from the extractor)
+WIRE_WORDS = {"title": N_("Modem data"), "today": N_("Today"), "month": N_("This month"),
+              "total": N_("Total"), "budget": N_("Monthly budget"),
+              "fleet": N_("of which fleet (heartbeats, updates)")}
+
+
+def _wire_html(hub: sqlite3.Row, tr: Tr) -> str:
+    """The hub's modem: today and this month by category, and its budget (#15)."""
+    if hub["wire_period"] is None:
+        return ""
+    detail = json.loads(hub["wire_detail"]) if hub["wire_detail"] else {}
+    today, month = detail.get("today") or {}, detail.get("month") or {}
+
+    def cell(part: dict[str, Any] | None) -> str:
+        if not part:
+            return '<span class="muted">–</span>'
+        return esc(tr("{sent} up · {received} down", sent=_kb(part.get("sent"), tr),
+                      received=_kb(part.get("received"), tr)))
+    word = {k: esc(tr(v)) for k, v in WIRE_WORDS.items()}
+    rows = "".join(f"<tr><td>{esc(tr(label))}</td><td class=\"n\">{cell(today.get(k))}</td>"
+                   f"<td class=\"n\">{cell(month.get(k))}</td></tr>" for k, label in WIRE_ROWS)
+    fleet = (f"<tr><td><small>{word['fleet']}</small></td>"
+             f"<td class=\"n\"><small>{cell((today.get('other') or {}).get('fleet'))}</small>"
+             f"</td><td class=\"n\"><small>{cell((month.get('other') or {}).get('fleet'))}"
+             "</small></td></tr>")
+    total = (f"<tr><th>{word['total']}</th><th class=\"n\">{cell(today.get('total'))}</th>"
+             f"<th class=\"n\">{cell(month.get('total'))}</th></tr>")
+    budget = hub["wire_budget_mb"]
+    used = hub["wire_month_bytes"] or 0
+    words = tr("none set") if not budget else tr(
+        "{used} of {budget} ({pct} %)", used=_mb(used, tr), budget=tr("{n} MB", n=tr.num(budget)),
+        pct=tr.num(round(100 * used / (budget * MB))))
+    period = str(hub["wire_period"])
+    reported = tr("reported {when}", when=when(hub["wire_reported_at"]))
+    return (f"<h2>{word['title']}</h2><p><small>{esc(reported)}</small></p>"
+            f'<dl class="kv"><dt>{word["budget"]}</dt>'
+            f"<dd{_bad(',modem_budget,' in hub['alert_codes'])}>{esc(words)}</dd></dl>"
+            f'<div class="wrap"><table id="wire"><thead><tr><th></th>'
+            f"<th class=\"n\">{word['today']} ({esc(tr.digit(str(hub['wire_day'])))})</th>"
+            f"<th class=\"n\">{word['month']} ({esc(tr.period(period))})</th>"
+            f"</tr></thead><tbody>{rows}{fleet}{total}</tbody></table></div>")
+
+
+def _kb(n: Any, tr: Tr) -> str:
+    b = int(n or 0)
+    if b < MB:
+        return tr("{n} KB", n=tr.num(-(-b // 1024)))
+    return tr("{n} MB", n=tr.num(b / MB, 1))
 
 
 RANGES = ((6, N_("6 h")), (24, N_("24 h")), (24 * 7, N_("7 days")), (24 * 30, N_("30 days")))
@@ -356,6 +426,7 @@ def hub_page(hub: sqlite3.Row, alerts: list[sqlite3.Row], hist: list[sqlite3.Row
         (N_("Seq"), 1), (N_("Received"), 0), (N_("Clock offset"), 1), (N_("Samples"), 1),
         (N_("Version"), 0), (N_("Offline summary"), 0)))
     body = (f"<h1>{esc(title)}</h1>{meta}{alert_html}{_tls_html(tls)}{update_html}"
+            f"{_wire_html(hub, tr)}"
             f"<h2>{esc(tr('History'))}</h2><p>{ranges} "
             f"<small>({esc(tr('{n} samples', n=len(hist)))})</small></p>"
             f'<div class="charts">{chart_html}</div>'

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..dhis2.timefmt import iso_z as iso
-from .alerts import STATE_RANK
+from .alerts import MB, STATE_RANK
 from .db import BOOL_COLUMNS, SAMPLE_COLUMNS
 
 ORDER = "state_rank, division, district, upazila, id"
@@ -20,7 +20,7 @@ LIST_COLUMNS = ("id, name, upazila, district, division, org_unit_id, created_at,
                 "last_seen, sent_offset_s, clock_offset_s, version, sample_at, " +
                 ", ".join(SAMPLE_COLUMNS) +
                 ", pending, conflicts, rejected, lag_s, last_success, undervoltage_at, state, "
-                "state_rank, alert_codes")
+                "state_rank, alert_codes, wire_period, wire_month_bytes, wire_budget_mb")
 
 
 @dataclass(frozen=True)
@@ -180,10 +180,29 @@ def hub_json(row: sqlite3.Row, now: float) -> dict[str, Any]:
                    heartbeats=row["heartbeats"], samples=row["samples"],
                    summary=json.loads(row["summary"]) if row["summary"] else None,
                    summary_received=iso(row["summary_at"]))
+    if "wire_month_bytes" in keys:  # bytes on the modem this month and the budget (#15)
+        out["wire"] = None if row["wire_period"] is None else wire_json(row)
     if "backup_reported_at" in keys:  # the litestream replica (#13), full rows only
         out["backup"] = None if not row["backup_configured"] else {
             "lag_s": row["backup_lag_s"], "last_replicated_at": iso(row["backup_last_at"]),
             "error": row["backup_error"], "reported_at": iso(row["backup_reported_at"])}
+    return out
+
+
+def wire_json(row: sqlite3.Row) -> dict[str, Any]:
+    """What the hub's latest heartbeat said of its modem: this month's bytes (sent plus
+    received) against its budget; full rows add today and the split by category."""
+    used, budget = row["wire_month_bytes"], row["wire_budget_mb"]
+    out: dict[str, Any] = {
+        "period": row["wire_period"], "month_bytes": used, "budget_mb": budget,
+        "month_used_pct": round(100 * used / (budget * MB), 1) if budget and used is not None
+        else None}
+    keys = row.keys()  # a sqlite3.Row: ``in`` would look at its values
+    if "wire_detail" in keys:
+        out.update(day=row["wire_day"], today_bytes=row["wire_today_bytes"],
+                   month_ends=iso(row["wire_month_ends"]),
+                   reported_at=iso(row["wire_reported_at"]),
+                   detail=json.loads(row["wire_detail"]) if row["wire_detail"] else None)
     return out
 
 

@@ -1,6 +1,10 @@
 """The health agent: samples, LEDs, button, udev events, heartbeats, certificate renewal
 and software updates (``updater``) in one asyncio loop.
 
+Its own bytes to the fleet (heartbeats, update checks and downloads, renewal) are counted
+in memory (``wire``, category ``fleet``) and written with the next sample's commit: no SD
+commit of their own.
+
 Blocking work (psutil, sysfs, subprocesses, quick_check) runs in a worker thread so
 the loop stays responsive for udev events and LED changes.
 """
@@ -24,7 +28,7 @@ from ..config import Config
 from ..dhis2.timefmt import iso_z
 from ..errors import ConfigError
 from ..memory import trim
-from ..store import Store, reporting
+from ..store import Store, reporting, wirebytes
 from ..store.db import Tx
 from . import state
 from .backup import BackupMonitor, BackupSettings, heartbeat_backup
@@ -70,6 +74,7 @@ class Settings:
     lan: LanAddress | None = None
     backup: BackupSettings | None = None  # None: no [backup] replica
     update: UpdateSettings | None = None  # None: updates off, or no rauc command
+    modem_budget_mb: float = 0.0  # [sync] modem_budget_mb, sent in heartbeats (0: none)
 
     @classmethod
     def from_config(cls, config: Config) -> Settings:
@@ -95,7 +100,8 @@ class Settings:
             lan=LanAddress(g("dns", "address"), g("dns", "interface"),
                            g("health", "heartbeat_url")),
             backup=BackupSettings.from_config(config),
-            update=UpdateSettings.from_config(config))
+            update=UpdateSettings.from_config(config),
+            modem_budget_mb=float(g("sync", "modem_budget_mb") or 0))
 
 
 def _optional(config: Config, section: str, key: str) -> Any:
@@ -115,9 +121,12 @@ class HealthAgent:
                  led_poll_s: float = 2.0, hub_ping_s: float = 10.0,
                  sensors: Callable[[], dict[str, Any]] | None = None,
                  installer: Installer | None = None,
-                 reboot: Callable[[], None] | None = None) -> None:
+                 reboot: Callable[[], None] | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
         self.s = settings
         self.store = store
+        self.wall = wall  # the day the bytes on the modem count for
+        self.wire = wirebytes.Tally()  # bytes to the fleet, written with the next sample
         self.paths = paths or HostPaths()
         self.request_sync = request_sync or (
             lambda d, reason: trigger.request_sync(d, reason, settings.sync_socket))
@@ -153,6 +162,11 @@ class HealthAgent:
             fleet_offset=lambda: self.heartbeats.fleet_offset_s,
             health_ok=lambda: self.latest is not None,
             request_sync=lambda reason: self.request_sync(settings.data_dir, reason))
+        self.heartbeats.wire = self.wire
+        if self.renewer is not None:
+            self.renewer.wire = self.wire
+        if self.updater is not None:
+            self.updater.wire = self.wire
         self.latest: Sample | None = None
         self.leds: LedDriver | None = None
         self.button: ButtonHandler | None = None
@@ -220,8 +234,8 @@ class HealthAgent:
         await self.heartbeats.close()
 
     def _heartbeat_extra(self) -> dict[str, Any]:
-        """The heartbeat's ``tls``, ``lan_ip``, ``backup`` and ``update`` (run in a worker
-        thread)."""
+        """The heartbeat's ``tls``, ``lan_ip``, ``backup``, ``update``, ``reporting`` and
+        ``wire`` (run in a worker thread)."""
         backup = None
         if self.backup is not None:  # configured: an object even before the first check
             backup = heartbeat_backup(self.backup_report or {})
@@ -231,6 +245,9 @@ class HealthAgent:
         if self.updater is not None:  # where it is with software updates (#13)
             extra["update"] = self.updater.report()
         extra["reporting"] = self.store.read_sync(reporting_counts)  # (#14)
+        unsaved, now = self.wire.peek(), self.wall()  # this agent's, not yet written
+        extra["wire"] = self.store.read_sync(  # bytes on the modem and the budget (#15)
+            lambda c: wirebytes.report(c, now, self.s.modem_budget_mb, unsaved))
         return extra
 
     # -- work -----------------------------------------------------------------------------------
@@ -254,6 +271,7 @@ class HealthAgent:
         loop commits once a heartbeat period (5 minutes), not once a sample."""
         samples, self._unsaved_samples = self._unsaved_samples, []
         backup, self._backup_unsaved = self._backup_unsaved, None
+        wire, now = self.wire.take(), self.wall()  # the fleet traffic since the last commit
         max_rows = max_rows_for(self.s.retention_days, self.s.interval_s)
 
         def write(tx: Tx) -> Batch | None:
@@ -262,12 +280,18 @@ class HealthAgent:
                              max_rows=max_rows)
             if backup is not None:
                 state.put_json(tx, "backup", backup)
+            wirebytes.record(tx, wire, now)
             self.heartbeats.settle(tx)
             if not heartbeat or self.latest is None:
                 return None
             self.heartbeats.queue.enqueue(tx, self.latest.to_dict())
             return self.heartbeats.queue.take_batch(tx)
-        return await self.store.write(write)
+        try:
+            return await self.store.write(write)
+        except Exception:  # not written: the next commit carries them
+            self.wire.put_back(wire)
+            self._unsaved_samples[:0] = samples
+            raise
 
     async def _beat(self) -> None:
         """The heartbeat period: commit, then send the batch (its bookkeeping waits for the

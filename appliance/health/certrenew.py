@@ -41,6 +41,7 @@ from ..config import Config
 from ..dhis2.timefmt import iso_z
 from ..errors import CertificateError
 from ..store import Store
+from ..store.wirebytes import FLEET, Tally
 from . import state
 from .fleeturl import fleet_endpoint
 from .heartbeat import HttpOutcome, date_header_time, post, request_headers
@@ -140,6 +141,7 @@ class CertRenewer:
         self.sleep = sleep
         self.fleet_offset_s = 0.0
         self.requests = 0
+        self.wire: Tally | None = None  # the agent's count of bytes on the modem
 
     async def check(self, *, force: bool = False, wait_s: float | None = None) -> RenewResult:
         """Renew if due (or ``force``). Never raises for the network or the fleet's answer;
@@ -200,8 +202,11 @@ class CertRenewer:
                           separators=(",", ":")).encode()
         headers = request_headers(self.s.hub_id, self.s.token, body, gzipped=False)
         self.requests += 1
-        return await asyncio.to_thread(post, self.s.url, body, headers, self.s.timeout_s,
-                                       read_ok=MAX_CERT_BYTES)
+        out = await asyncio.to_thread(post, self.s.url, body, headers, self.s.timeout_s,
+                                      read_ok=MAX_CERT_BYTES)
+        if self.wire is not None:
+            self.wire.add(FLEET, out.sent_bytes, out.received_bytes)
+        return out
 
     def _observe_date(self, header: str | None) -> bool:
         fleet_now = date_header_time(header)

@@ -14,6 +14,7 @@ health agent for it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import http.client
 import json
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import signing
-from .heartbeat import request_headers
+from .heartbeat import reply_size, request_headers, request_size
 
 CHUNK = 64 * 1024
 SYNC_EVERY = 8 * 1024 * 1024  # fsync the partial file this often: a power cut keeps it
@@ -41,6 +42,8 @@ class Slice:
     error: str | None = None   # why the slice ended early (a cut, an HTTP error)
     status: int | None = None
     refused: bool = False      # the fleet will not serve it (4xx): ask again what to run
+    sent_bytes: int = 0        # on the modem (the request; ``heartbeat.request_size``)
+    received_bytes: int = 0    # the reply's headers and what came of its body
 
 
 def part_path(directory: Path, sha256: str) -> Path:
@@ -78,37 +81,51 @@ def fetch_slice(url: str, part: Path, size: int, headers: dict[str, str], *,
     req = dict(headers)
     if have:
         req["Range"] = f"bytes={have}-"
+    path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+    sent = request_size("GET", path, req)
     try:
         try:
-            path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+            conn.connect()  # apart from the request: a refused connection sent nothing
+        except OSError as e:
+            return Slice(have, error=f"fleet unreachable: {type(e).__name__} {e}".strip())
+        try:
             conn.request("GET", path, headers=req)
             resp = conn.getresponse()
         except (OSError, http.client.HTTPException) as e:
-            return Slice(have, error=f"fleet unreachable: {type(e).__name__} {e}".strip())
+            return Slice(have, error=f"fleet unreachable: {type(e).__name__} {e}".strip(),
+                         sent_bytes=sent)
         status = resp.status
+        head = reply_size(resp, whole=True)  # the headers; the body as it is read
         if status == 416:  # asked past the end: what we have is all there is, or wrong
-            resp.read(4096)
+            got = len(resp.read(4096))
             if have == size:
-                return Slice(have, complete=True, status=status)
+                return Slice(have, complete=True, status=status, sent_bytes=sent,
+                             received_bytes=head + got)
             part.unlink(missing_ok=True)
             return Slice(0, error="the fleet's file is shorter than offered; starting over",
-                         status=status)
+                         status=status, sent_bytes=sent, received_bytes=head + got)
         if status >= 400:
-            text = resp.read(2048).decode("utf-8", "replace")
+            raw = resp.read(2048)
+            text = raw.decode("utf-8", "replace")
             return Slice(have, error=f"the fleet answered HTTP {status} {_message(text)}".strip(),
-                         status=status, refused=400 <= status < 500)
+                         status=status, refused=400 <= status < 500, sent_bytes=sent,
+                         received_bytes=head + len(raw))
         if status == 206:
             m = _RANGE.match(resp.getheader("Content-Range", ""))
             if m is None or int(m.group(1)) != have:
                 part.unlink(missing_ok=True)
                 return Slice(0, error="the fleet resumed at the wrong place; starting over",
-                             status=status)
+                             status=status, sent_bytes=sent, received_bytes=head)
             mode = "ab"
         elif status == 200:
             mode, have = "wb", 0  # the whole file again (the fleet ignored Range)
         else:
-            return Slice(have, error=f"the fleet answered HTTP {status}", status=status)
-        return _stream(resp, part, mode, have, size, max_s, stop, progress, status)
+            return Slice(have, error=f"the fleet answered HTTP {status}", status=status,
+                         sent_bytes=sent, received_bytes=head)
+        start = have
+        sl = _stream(resp, part, mode, have, size, max_s, stop, progress, status)
+        return dataclasses.replace(sl, sent_bytes=sent,
+                                   received_bytes=head + max(0, sl.have - start))
     finally:
         conn.close()
 

@@ -9,12 +9,15 @@ Contract (the fleet side is built to it)::
     body = gzip(JSON {"hub_id", "seq", "sent_at", "version", "name", "org_unit",
                       "boot_id", "uptime_s", "samples": [...], "summary": null | {...},
                       "tls": null | {"name", "not_after", "issuer", "fingerprint"},
-                      "lan_ip": null | "10.77.0.1", "update": {...}})
+                      "lan_ip": null | "10.77.0.1", "update": {...}, "wire": {...}})
 
 ``tls`` is the certificate the hub serves now, ``lan_ip`` the LAN address its name
 resolves to (``certrenew``), ``update`` where the hub is with software updates
-(``updater.Updater.report``; absent without an update agent); all are optional for the
-fleet (older hubs omit them).
+(``updater.Updater.report``; absent without an update agent), ``wire`` its bytes on the
+modem today and this month by category and its monthly budget (``store.wirebytes.report``,
+as ``/api/hub/status`` shows them); all are optional for the fleet (older hubs omit them).
+The agent's own requests to the fleet (these POSTs, update checks and downloads,
+certificate renewal) count as ``fleet`` bytes: ``HttpOutcome.sent_bytes``/``received_bytes``.
 
 Each heartbeat adds the current sample to ``heartbeat_queue``; a flush POSTs every
 queued sample in one batch. ``seq`` is allocated in the same transaction that freezes
@@ -40,6 +43,7 @@ bytes as sent; an aiohttp server must be run with ``auto_decompress=False`` to s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import http.client
 import json
@@ -58,6 +62,7 @@ from ..store import Store
 from ..store import health as hstore
 from ..store.db import Tx
 from ..store.metadata import org_unit_row
+from ..store.wirebytes import FLEET, Tally
 from . import state
 from .syncstatus import parse_iso
 from .system import BOOT_ID_PATH, UPTIME_PATH, read_boot_id, read_uptime
@@ -255,6 +260,27 @@ class HttpOutcome:
     connected: bool = True   # False: no connection was made, so nothing can have arrived
     error: str | None = None
     retry_after: str | None = None
+    sent_bytes: int = 0      # on the wire, estimated as the sync client does (wirebytes)
+    received_bytes: int = 0
+
+
+def request_size(method: str, target: str, headers: dict[str, str], body: int = 0) -> int:
+    """A request's bytes on the wire: its line, headers (with Host, Content-Length and
+    Accept-Encoding, which http.client adds: ~80) and body. TLS is not counted."""
+    return len(method) + len(target) + 12 + sum(len(k) + len(v) + 4 for k, v in headers.items()) \
+        + 80 + body
+
+
+def reply_size(resp: http.client.HTTPResponse, read: int = 0, *, whole: bool = False) -> int:
+    """A reply's bytes on the wire: status line, headers and body. ``read``: the body's
+    bytes read; unless that was ``whole`` of it, its Content-Length counts (a body is on
+    the wire whether or not it is read)."""
+    body = read
+    if not whole:
+        with contextlib.suppress(ValueError):
+            body = max(read, int(resp.getheader("Content-Length") or 0))
+    return 17 + len(resp.reason or "") + sum(len(k) + len(v) + 4 for k, v in resp.getheaders()) \
+        + 2 + body
 
 
 def post(url: str, data: bytes, headers: dict[str, str], timeout_s: float, *,
@@ -270,16 +296,20 @@ def post(url: str, data: bytes, headers: dict[str, str], timeout_s: float, *,
             conn.connect()  # includes the TLS handshake for https
         except OSError as e:
             return HttpOutcome(None, connected=False, error=f"fleet unreachable: {e}")
+        path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+        sent = request_size("POST", path, headers, len(data))
         try:
-            path = (u.path or "/") + (f"?{u.query}" if u.query else "")
             conn.request("POST", path, body=data, headers=headers)
             resp = conn.getresponse()
             limit = 4096 if resp.status >= 300 else read_ok
-            text = resp.read(limit).decode("utf-8", "replace") if limit else ""
-            return HttpOutcome(resp.status, text, resp.getheader("Date"),
-                               retry_after=resp.getheader("Retry-After"))
+            raw = resp.read(limit) if limit else b""
+            got = reply_size(resp, len(raw), whole=limit > 0 and len(raw) < limit)
+            return HttpOutcome(resp.status, raw.decode("utf-8", "replace"),
+                               resp.getheader("Date"), retry_after=resp.getheader("Retry-After"),
+                               sent_bytes=sent, received_bytes=got)
         except (OSError, http.client.HTTPException) as e:
-            return HttpOutcome(None, error=f"heartbeat failed: {type(e).__name__} {e}".strip())
+            return HttpOutcome(None, error=f"heartbeat failed: {type(e).__name__} {e}".strip(),
+                               sent_bytes=sent)
     finally:
         conn.close()
 
@@ -305,6 +335,7 @@ class HeartbeatClient:
         # batch under the same seq, which the fleet takes as a replay
         self._unsettled: list[Callable[[Tx], None]] = []
         self._last_delivered: bool | None = None
+        self.wire: Tally | None = None  # the agent's count of bytes on the modem
 
     async def close(self) -> None:
         """Nothing to release (one connection per POST); kept for symmetry."""
@@ -367,6 +398,8 @@ class HeartbeatClient:
         data = encode(body)
         headers = request_headers(self.identity.hub_id, self.token, data)
         out = await asyncio.to_thread(post, self.url, data, headers, self.timeout_s)
+        if self.wire is not None:
+            self.wire.add(FLEET, out.sent_bytes, out.received_bytes)
         status = out.status
         if status is None:
             if not out.connected:

@@ -68,6 +68,7 @@ from ..dhis2.timefmt import iso_z
 from ..errors import UpdateError
 from ..store import Store
 from ..store.synclog import last_cycle_event
+from ..store.wirebytes import FLEET, Tally
 from . import download, state
 from .fleeturl import fleet_endpoint
 from .heartbeat import post, request_headers
@@ -243,6 +244,7 @@ class Updater:
         self._reconciled = False
         self.stop_event = threading.Event()
         self.checks = 0
+        self.wire: Tally | None = None  # the agent's count of bytes on the modem
 
     # -- the record ----------------------------------------------------------------------
     @property
@@ -459,6 +461,8 @@ class Updater:
             out = await asyncio.to_thread(post, self.s.url, body, headers,
                                           timeout_s or self.s.timeout_s, read_ok=65536)
             out_error = out.error
+            if self.wire is not None:
+                self.wire.add(FLEET, out.sent_bytes, out.received_bytes)
         every = self.s.check_every_s
         if out is None or out.status != 200:
             why = out_error or f"the fleet answered HTTP {out.status if out else '?'}"
@@ -533,6 +537,8 @@ class Updater:
             sl = await asyncio.to_thread(download.fetch_slice, url, part, size, headers,
                                          timeout_s=self.s.timeout_s, max_s=self.s.slice_s,
                                          stop=self.stop_event)
+            if self.wire is not None:
+                self.wire.add(FLEET, sl.sent_bytes, sl.received_bytes)
             self.rec["bytes"] = sl.have
             self.rec["download_error"] = sl.error
             await self._save()

@@ -103,6 +103,41 @@ UPDATE_STATUS: S = {
         "last_failure": {"type": "object", "nullable": True}}}
 
 
+# /api/hub/status's "wire": bytes on the modem (issue 15; store/wirebytes.py)
+_SENT_RECEIVED: S = {"type": "object", "required": ["sent", "received"],
+                     "properties": {"sent": {"type": "integer", "minimum": 0},
+                                    "received": {"type": "integer", "minimum": 0}}}
+_WIRE_CATEGORIES: S = {
+    "metadata": _SENT_RECEIVED, "pull": _SENT_RECEIVED, "push": _SENT_RECEIVED,
+    "other": {**_SENT_RECEIVED, "required": ["sent", "received", "fleet"],
+              "properties": {**_SENT_RECEIVED["properties"], "fleet": _SENT_RECEIVED}},
+    "total": _SENT_RECEIVED}
+WIRE_STATUS: S = {
+    "type": "object",
+    "description": "Bytes on the modem (estimated: request and reply lines, headers and "
+                   "bodies as sent, compressed; not TCP/TLS overhead), sent and received, "
+                   "for today and this calendar month in the hub's zone, by category: "
+                   "metadata (the metadata pull), pull (data values, completions, tracker "
+                   "reads), push (imports and their job reports), other (the link probe, "
+                   "first logins, everything else; other.fleet: the health agent's "
+                   "heartbeats, update checks and downloads and certificate renewal, "
+                   "included in other), total (the sum). budgetMb: [sync] modem_budget_mb "
+                   "(MB of 1024 x 1024 bytes; null: no budget); monthUsedPct: this month's "
+                   "sent and received bytes as a percentage of it.",
+    "required": ["today", "month", "budgetMb", "monthUsedPct"],
+    "properties": {
+        "today": {"type": "object", "required": ["date", *_WIRE_CATEGORIES],
+                  "properties": {"date": {"type": "string", "format": "date"},
+                                 **_WIRE_CATEGORIES}},
+        "month": {"type": "object",
+                  "required": ["period", "startDate", "endsAt", *_WIRE_CATEGORIES],
+                  "properties": {"period": {"type": "string", "pattern": "^[0-9]{6}$"},
+                                 "startDate": {"type": "string", "format": "date"},
+                                 "endsAt": {"type": "string"}, **_WIRE_CATEGORIES}},
+        "budgetMb": {"type": "integer", "nullable": True, "minimum": 1},
+        "monthUsedPct": {"type": "number", "nullable": True, "minimum": 0}}}
+
+
 def nullable(schema: S) -> S:
     return {**schema, "nullable": True}
 
@@ -490,8 +525,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     # -- hub status, conflicts and rejections (routes_hub, sync.api)
     ("GET", "/api/hub/status"): Op("Hub and sync status", {200: obj(
         {"hub": obj(), "sync": obj(), "events": arr(obj()), "metadataVersion": ANY,
-         "tls": TLS_STATUS, "backup": BACKUP_STATUS, "update": UPDATE_STATUS},
-        ("hub", "sync"))}, public=True),
+         "tls": TLS_STATUS, "backup": BACKUP_STATUS, "update": UPDATE_STATUS,
+         "wire": WIRE_STATUS},
+        ("hub", "sync", "wire"))}, public=True),
     ("GET", "/api/hub/health"): Op("Hardware health", {200: obj(
         {"sample": nullable(obj()), "events": arr(obj())})}),
     ("GET", "/api/hub/conflicts"): Op(

@@ -44,7 +44,7 @@ from ..store.users import User
 from . import lang, tls
 from .events import event_words, failure_words
 from .refusals import Names, refusal_words
-from .routes_hub import read_status
+from .routes_hub import read_status, wire_status
 from .web import CONFIG, ROLE, STATE, STORE, USER_KEY
 
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}
@@ -76,6 +76,7 @@ WORDS = {
     "hardware": N_("Hardware"),
     "https_for_tablets": N_("HTTPS for tablets"),
     "recent_sync_events": N_("Recent sync events"),
+    "modem_use": N_("Modem data use"),
     "conflict_log": N_("Conflict log"),
     "refused_by_national": N_("Refused by national"),
     "needs_js": N_("Data entry needs JavaScript. Use a current Chrome, Firefox or Edge."),
@@ -400,6 +401,59 @@ def _scoped_lists(conn: Any, index: MetadataIndex, user: User
     return conflicts, rejections
 
 
+# /api/hub/status's "wire" categories as the IT focal point reads them (issue 15)
+WIRE_ROWS = (("metadata", N_("Forms and settings (metadata)")),
+             ("pull", N_("Data from national")), ("push", N_("Data to national")),
+             ("other", N_("Other (link checks, logins, fleet)")))
+MIB = 1024 * 1024
+# the card's other words (f-strings hide tr() calls from the extractor)
+WIRE_WORDS = {"today": N_("Today"), "month": N_("This month"), "total": N_("Total"),
+              "fleet": N_("of which heartbeats and updates (fleet)"),
+              "over": N_("OVER BUDGET")}
+
+
+def size(n: Any, tr: Tr) -> str:
+    """Bytes as KB (below 1 MB) or MB with one decimal, in the reader's digits."""
+    b = max(0, int(n or 0))
+    if b < MIB:
+        return tr("{n} KB", n=tr.num(-(-b // 1024)))
+    return tr("{n} MB", n=tr.num(b / MIB, 1))
+
+
+def _wire(w: dict[str, Any], tr: Tr) -> str:
+    """Today's and this month's bytes on the modem by category, and the monthly budget."""
+    today, month = w["today"], w["month"]
+
+    def cell(part: dict[str, Any]) -> str:
+        return escape(tr("{sent} up · {received} down", sent=size(part["sent"], tr),
+                         received=size(part["received"], tr)))
+    word = {k: escape(tr(v)) for k, v in WIRE_WORDS.items()}
+    head = (f'<th scope="col"></th><th scope="col">{word["today"]}</th>'
+            f'<th scope="col">{word["month"]} '
+            f'({escape(tr.period(str(month["period"])))})</th>')
+    rows = [f'<tr data-wire="{k}"><th scope="row">{escape(tr(label))}</th>'
+            f"<td>{cell(today[k])}</td><td>{cell(month[k])}</td></tr>" for k, label in WIRE_ROWS]
+    rows.append(f'<tr data-wire="fleet"><th scope="row"><small>{word["fleet"]}</small></th>'
+
+                f'<td><small>{cell(today["other"]["fleet"])}</small></td>'
+                f'<td><small>{cell(month["other"]["fleet"])}</small></td></tr>')
+    rows.append(f'<tr data-wire="total"><th scope="row">{word["total"]}</th>'
+                f'<td><b>{cell(today["total"])}</b></td><td><b>{cell(month["total"])}</b></td>'
+                "</tr>")
+    budget, pct = w.get("budgetMb"), w.get("monthUsedPct")
+    if budget is None:
+        words = escape(tr("none set"))
+    else:
+        used = month["total"]["sent"] + month["total"]["received"]
+        words = escape(tr("{used} of {budget} used this month ({pct} %)", used=size(used, tr),
+                          budget=tr("{n} MB", n=tr.num(budget)), pct=tr.num(pct, 1)))
+        if pct is not None and pct > 100:
+            words = f'<b class="over">{word["over"]}</b>: ' + words
+    return (f'<div class="tw"><table class="list" id="wire-table"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>'
+            + _kv([(N_("Monthly budget"), words)], tr))
+
+
 LINK_WORDS = {"up": N_("online"), "down": N_("offline"), "unknown": N_("not checked yet")}
 REJECTION_NOW = {"pending": N_("edited again: waiting for national"),
                  "synced": N_("accepted by national")}
@@ -478,6 +532,8 @@ def status_main(request: web.Request, raw: dict[str, Any], health: dict[str, Any
         '<div class="grid">',
         f'<div class="card" id="hub"><h2>{w("hub")}</h2>{hub}</div>',
         f'<div class="card" id="sync"><h2>{w("sync_with_national")}</h2>{sync}</div>',
+        *([f'<div class="card" id="wire"><h2>{w("modem_use")}</h2>{_wire(raw["wire"], tr)}'
+           "</div>"] if raw.get("wire") else []),
         f'<div class="card" id="hardware"><h2>{w("hardware")}</h2>'
         f"{_hardware(health, tr)}</div>",
         *([f'<div class="card" id="https"><h2>{w("https_for_tablets")}</h2>'
@@ -575,6 +631,8 @@ def setup(app: web.Application) -> None:
         user: User | None = request.get(USER_KEY)
         raw = await store.read(read_status)
         raw["tls"] = await tls.status(request.app)
+        budget = request.app[CONFIG].get("sync", "modem_budget_mb")
+        raw["wire"] = await store.read(lambda c: wire_status(c, budget))
         health = await health_payload(store)
         lists = None if user is None else await store.read(
             lambda c: _scoped_lists(c, index, user))

@@ -10,7 +10,7 @@ from aiohttp import web
 from .. import __version__
 from ..health.api import backup_status, health_payload
 from ..health.updater import update_status
-from ..store import backlog, synclog
+from ..store import backlog, synclog, wirebytes
 from ..store import datavalues as dv
 from . import tls
 from .web import CONFIG, ROLE, STATE, STORE, json_response
@@ -26,6 +26,15 @@ def read_status(conn: Any) -> dict[str, Any]:
             "conflicts": synclog.open_conflicts(conn), "events": synclog.event_log(conn)}
 
 
+def wire_status(conn: Any, budget_mb: Any, now: float | None = None) -> dict[str, Any]:
+    """``wire``: bytes on the modem today and this month by category, and the budget."""
+    try:
+        budget = float(budget_mb or 0)
+    except (TypeError, ValueError):
+        budget = 0.0
+    return wirebytes.report(conn, time.time() if now is None else now, budget)
+
+
 def _num(v: str | None) -> float | None:
     try:
         return float(v) if v is not None else None
@@ -38,6 +47,8 @@ async def status(request: web.Request) -> web.Response:
     raw = await request.app[STORE].read(read_status)
     configured = bool(cfg.get("backup", "replica"))
     backup = await request.app[STORE].read(lambda c: backup_status(c, configured))
+    budget = cfg.get("sync", "modem_budget_mb")
+    wire = await request.app[STORE].read(lambda c: wire_status(c, budget))
     st = raw["state"]
     values = raw["values"]
     tracker = raw["tracker"]
@@ -66,6 +77,7 @@ async def status(request: web.Request) -> web.Response:
         "tls": await tls.status(request.app),  # null: no [tls] name, no HTTPS
         "backup": backup,  # the litestream replica: how far behind, and why
         "update": await request.app[STORE].read(update_status),  # null: no update agent
+        "wire": wire,  # bytes on the modem today and this month, and the monthly budget
     })
 
 

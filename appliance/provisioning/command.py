@@ -59,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--lan", choices=("router", "access-point"), default="router",
                      help="how tablets reach the hub (docs/lan.md): behind the UHC's router "
                           "(eth0), or the hub as the Wi-Fi access point (wlan0, DHCP)")
+    gen.add_argument("--modem-budget-mb", type=int, default=0, metavar="MB",
+                     help="each hub's monthly modem data budget in MB ([sync] "
+                          "modem_budget_mb; the fleet alerts above it); 0: none")
 
     app = sub.add_parser("apply", help="install a provisioning file (first boot)",
                          description="Validate FILE (or the one upazila-hub*.toml in DIR), "
@@ -151,7 +154,8 @@ def _generate(args: argparse.Namespace) -> int:
                     fleet_url=args.fleet_url, fleet_data_dir=args.fleet_data_dir,
                     rotate_fleet_tokens=args.rotate_fleet_tokens,
                     replica_template=args.replica_template, level=args.level,
-                    hub_domain=args.hub_domain, lan=args.lan, backup_host_key=host_key)
+                    hub_domain=args.hub_domain, lan=args.lan, backup_host_key=host_key,
+                    modem_budget_mb=args.modem_budget_mb)
     todo = sum(not r.national_token for r in rows)
     print(f"wrote {len(rows)} provisioning files and index.csv to {args.out}")
     if host_key:

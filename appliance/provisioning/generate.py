@@ -159,13 +159,14 @@ def _defaults(section: str) -> dict[str, Any]:
 def hub_document(u: Upazila, hub_id: str, *, national_url: str, national_token: str,
                  heartbeat_url: str, fleet_token: str, replica: str, https_name: str = "",
                  lan: str = "router", sftp_key: str = "",
-                 host_key: str = "") -> dict[str, dict[str, Any]]:
+                 host_key: str = "", modem_budget_mb: int = 0) -> dict[str, dict[str, Any]]:
     gpio = _defaults("gpio")
     doc: dict[str, dict[str, Any]] = {
         "hub": {"id": hub_id, "name": hub_name(u), "org_unit": u.uid, "listen": LISTEN},
         "national": {"url": national_url, "token": national_token},
         "sync": {"interval_s": _defaults("sync")["interval_s"],
-                 "policy": _defaults("sync")["policy"]},
+                 "policy": _defaults("sync")["policy"],
+                 **({"modem_budget_mb": modem_budget_mb} if modem_budget_mb > 0 else {})},
         "backup": {"replica": replica, **({"sftp_key": sftp_key, "host_key": host_key}
                                           if sftp_key else {})},
         "health": {"heartbeat_url": heartbeat_url, "token": fleet_token},
@@ -190,6 +191,8 @@ COMMENTS = {
                             "backup-authorized_keys). Secret: never share it.",
     ("backup", "host_key"): "The backup server's host key: the hub talks to no other server.",
     ("health", "token"): "Fleet token from `appliance fleet add-hub` (empty: not enrolled).",
+    ("sync", "modem_budget_mb"): "The modem's monthly data budget in MB: the fleet alerts the\n"
+                                 "national team when a month's traffic goes over it.",
     ("gpio", "enabled"): "LEDs and button on the BCM pins below.",
     ("tls", "name"): "Tablets use https://<this name>. National issues its certificate to the\n"
                      "key this hub makes itself; the hub renews it on its own.",
@@ -290,7 +293,8 @@ def generate(doc: Mapping[str, Any], out_dir: Path, *, national_url: str,
              national_tokens: Mapping[str, str] | None = None, fleet_url: str = "",
              fleet_data_dir: Path | None = None, rotate_fleet_tokens: bool = False,
              replica_template: str = "", level: int = UPAZILA_LEVEL, hub_domain: str = "",
-             lan: str = "router", backup_host_key: str = "") -> list[Row]:
+             lan: str = "router", backup_host_key: str = "",
+             modem_budget_mb: int = 0) -> list[Row]:
     """Write every upazila's file and ``index.csv`` into ``out_dir``; returns the index rows.
 
     ``national_tokens``: {org unit uid: PAT} known already (the demo's); others get the
@@ -298,8 +302,11 @@ def generate(doc: Mapping[str, Any], out_dir: Path, *, national_url: str,
     ``hub_domain``: national's hub domain (``hub.dghs.gov.bd``): each hub gets its HTTPS
     name under it, registered with the fleet, and runs dnsmasq on its ``lan`` side.
     ``backup_host_key``: the backup server's host key line (``sshkeys.pick_host_key``),
-    required with an sftp:// template.
+    required with an sftp:// template. ``modem_budget_mb``: every hub's monthly modem
+    budget (``[sync] modem_budget_mb``; 0: none).
     """
+    if modem_budget_mb < 0:
+        raise ConfigError(f"--modem-budget-mb must be 0 (none) or more, not {modem_budget_mb}")
     if lan not in LAN_INTERFACE:
         raise ConfigError(f"--lan must be one of {', '.join(LAN_INTERFACE)}, not {lan!r}")
     sftp = replica_template.startswith("sftp://")
@@ -338,7 +345,8 @@ def generate(doc: Mapping[str, Any], out_dir: Path, *, national_url: str,
                             national_token=pat or PAT_PLACEHOLDER,
                             heartbeat_url=heartbeat_url, fleet_token=fleet_token,
                             replica=replica, https_name=names.get(u.uid, ""), lan=lan,
-                            sftp_key=sftp_key, host_key=backup_host_key if sftp else "")
+                            sftp_key=sftp_key, host_key=backup_host_key if sftp else "",
+                            modem_budget_mb=modem_budget_mb)
         write_private(path, tomlout.dumps(body, COMMENTS, header(u, hub_id)))
         load(path)  # what we wrote must be what apply accepts (keys, types, mode)
         rows.append(Row(path, hub_id, u, bool(pat), bool(fleet_token), bool(replica),

@@ -8,8 +8,10 @@ Every failure becomes a ``SyncError`` whose message a person can act on:
   answered something that is not DHIS2 JSON (an HTML error or login page, a truncated
   body, a 5xx after retries).
 
-Bodies are counted as they cross the wire (compressed), for the status page and benches.
-The credentials are sent in headers only and never logged.
+Bodies are counted as they cross the wire (compressed), for the status page and benches:
+in total (``bytes_sent``, ``bytes_received``) and by the category the caller names for
+each request (``wire``: metadata, pull, push or other; ``store/wirebytes.py``), in memory,
+for the cycle to write once. The credentials are sent in headers only and never logged.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from yarl import URL
 
 from ..dhis2.timefmt import parse_http_date, parse_ts
 from ..errors import LinkDown, NationalRejected, SyncError
+from ..store.wirebytes import OTHER, Tally
 from .backoff import backoff_delay
 from .clock import Interval, NationalClock, estimate_offset, mono
 
@@ -146,6 +149,7 @@ class NationalClient:
         self.bytes_sent = 0
         self.bytes_received = 0
         self.requests = 0
+        self.wire = Tally()  # the same bytes by category, until the cycle writes them
         self._session: aiohttp.ClientSession | None = None
         self._addr: tuple[int, Any] | None = None
         self.rto_max_ms = int(rto_max_ms)
@@ -290,22 +294,25 @@ class NationalClient:
 
     # -- one exchange ---------------------------------------------------------------------------
     async def _once(self, method: str, url: str, *, data: bytes | None,
-                    headers: dict[str, str], timeout: float) -> Reply:
+                    headers: dict[str, str], timeout: float, category: str = OTHER) -> Reply:
         to = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 15.0))
         req_bytes = len(method) + len(url) + 16 + len(data or b"") + sum(
             len(k) + len(v) + 4 for k, v in headers.items()) + 120  # + session headers
         sent_ms, mono_sent = self.wall() * 1000, mono()
         self.requests += 1
         self.bytes_sent += req_bytes
+        self.wire.add(category, req_bytes)
         try:
-            return await self._exchange(method, url, data, headers, to, sent_ms, mono_sent)
+            return await self._exchange(method, url, data, headers, to, sent_ms, mono_sent,
+                                        category)
         except aiohttp.ClientConnectorError:
             self.bytes_sent -= req_bytes  # never connected: nothing went on the wire
+            self.wire.add(category, -req_bytes)
             raise
 
     async def _exchange(self, method: str, url: str, data: bytes | None,
                         headers: dict[str, str], to: aiohttp.ClientTimeout, sent_ms: float,
-                        mono_sent: float) -> Reply:
+                        mono_sent: float, category: str = OTHER) -> Reply:
         epoch = self.cut_epoch
         async with self.session().request(method, url, data=data, headers=headers,
                                           timeout=to, allow_redirects=False) as resp:
@@ -316,8 +323,9 @@ class NationalClient:
                 resp.connection.protocol.force_close()  # type: ignore[union-attr]
             raw = await resp.read()
             mono_recv, recv_ms = mono(), self.wall() * 1000
-            self.bytes_received += len(raw) + 20 + sum(
-                len(k) + len(v) + 4 for k, v in resp.raw_headers)
+            got = len(raw) + 20 + sum(len(k) + len(v) + 4 for k, v in resp.raw_headers)
+            self.bytes_received += got
+            self.wire.add(category, 0, got)
             enc = resp.headers.get("Content-Encoding", "").lower()
             body = raw
             try:
@@ -334,8 +342,11 @@ class NationalClient:
                       payload: Any = None, gzip_body: bool = True, timeout: float | None = None,
                       retries: int | None = None, auth: str | None = None,
                       ok: tuple[int, ...] = (200,), parse: bool = False,
-                      cut_retries: int | None = None) -> Reply:
+                      cut_retries: int | None = None, category: str = OTHER) -> Reply:
         """Send with retries; returns a reply whose status is in ``ok``, else raises.
+
+        ``category``: what the bytes of this request (and its retries) count as on the
+        modem: ``metadata``, ``pull``, ``push`` or ``other`` (``store.wirebytes``).
 
         With ``parse`` the body must be JSON (in ``reply.data``); an HTML page or a body
         cut short is retried like a broken connection, then reported. ``cut_retries`` caps
@@ -378,7 +389,7 @@ class NationalClient:
                 attempt += 1
             try:
                 reply = await self._once(method, url, data=data, headers=headers,
-                                         timeout=timeout)
+                                         timeout=timeout, category=category)
             except TimeoutError:
                 last = LinkDown(f"national did not answer {method} {path} within "
                                 f"{timeout:g}s (the link is very slow or the reply never "
@@ -428,9 +439,10 @@ class NationalClient:
 
     async def get_json(self, path: str, params: Mapping[str, Any] | None = None, *,
                        timeout: float | None = None, retries: int | None = None,
-                       cut_retries: int | None = None) -> Any:
+                       cut_retries: int | None = None, category: str = OTHER) -> Any:
         reply = await self.request("GET", path, params=params, timeout=timeout,
-                                   retries=retries, parse=True, cut_retries=cut_retries)
+                                   retries=retries, parse=True, cut_retries=cut_retries,
+                                   category=category)
         return reply.data
 
     # -- the local link ------------------------------------------------------------------------

@@ -18,11 +18,12 @@ from typing import Any
 from ..config import Config
 from ..dhis2.timefmt import format_ts, iso_z
 from ..errors import LinkDown, NationalRejected, SyncError
-from ..store import Store, backlog, tracker_sync
+from ..store import Store, backlog, tracker_sync, wirebytes
 from ..store import datavalues as dv
 from ..store.datavalues import pending_org_units_periods
 from ..store.hlc import pack
 from ..store.metadata import MetadataIndex, load_index
+from ..store.wirebytes import PULL
 from . import apply, metadata, state, tracker_pull
 from . import clock as clock_mod
 from .chunking import ChunkSizer
@@ -70,6 +71,8 @@ class CycleResult:
     tracker_push: TrackerPushStats = field(default_factory=TrackerPushStats)
     bytes_sent: int = 0
     bytes_received: int = 0
+    # the same bytes by category (metadata, pull, push, other): {category: (sent, received)}
+    wire: dict[str, tuple[int, int]] = field(default_factory=dict)
     resumed: bool = False
     seconds: float = 0.0
 
@@ -156,15 +159,17 @@ class SyncEngine:
         log.log(logging.WARNING if level != "info" else logging.INFO, "%s: %s", kind, message)
         await self.store.write(lambda tx: state.add_event(tx, level, kind, message, at, data))
 
-    async def _finish(self, result: CycleResult, sent0: int, recv0: int,
-                      end: dict[str, Any],
+    async def _finish(self, result: CycleResult, end: dict[str, Any],
                       event: Callable[[], tuple[str, str, str, dict[str, Any]]] | None) -> None:
         """The cycle's last transaction: what waited (``_defer``), the outcome, its event,
-        the bytes and syncing=0 together."""
-        sent, recv = self.client.bytes_sent - sent0, self.client.bytes_received - recv0
-        result.bytes_sent, result.bytes_received = sent, recv
+        and the bytes (the cumulative counters, and by category and local day in
+        ``store.wirebytes``: never a commit per request) and syncing=0, together."""
+        wire = self.client.wire.take()
+        sent, recv = wirebytes.total(wire)
+        result.bytes_sent, result.bytes_received, result.wire = sent, recv, wire
         result.pending, result.rejected, result.conflicts = await self.store.read(counts)
-        at = iso_z(self.wall(), millis=True)
+        now = self.wall()
+        at = iso_z(now, millis=True)
         ev = event() if event is not None else None
         if ev is not None:
             level, kind, message, _data = ev
@@ -175,9 +180,14 @@ class SyncEngine:
         def write(tx: Any) -> None:
             state.set_state(tx, {**later, **end, "syncing": "0"})
             state.add_bytes(tx, sent, recv)
+            wirebytes.record(tx, wire, now)
             if ev is not None:
                 state.add_event(tx, ev[0], ev[1], ev[2], at, ev[3])
-        await self.store.write(write)
+        try:
+            await self.store.write(write)
+        except Exception:  # the write failed: the next cycle's commit carries the bytes
+            self.client.wire.put_back(wire)
+            raise
 
     # -- clock -------------------------------------------------------------------------------------
     async def do_probe(self) -> ProbeResult:
@@ -230,7 +240,6 @@ class SyncEngine:
     async def cycle(self, reason: str = "cli") -> CycleResult:
         result = CycleResult(reason=reason)
         t0 = time.monotonic()
-        sent0, recv0 = self.client.bytes_sent, self.client.bytes_received
         self._later = {}
         await self._set(syncing="1", last_attempt=iso_z(self.wall(), millis=True))
         await self._load_sizer()
@@ -259,7 +268,7 @@ class SyncEngine:
             raise
         finally:
             try:
-                await self._finish(result, sent0, recv0, end, event)
+                await self._finish(result, end, event)
             except BaseException:
                 await self._set(syncing="0")
                 raise
@@ -355,7 +364,8 @@ class SyncEngine:
         while True:
             data = await self.client.get_json("/api/tracker/trackedEntities", {
                 **query, "includeDeleted": "true", "fields": tracker_pull.FIELDS,
-                "order": "updatedAt:asc", "page": page, "pageSize": tracker_pull.PAGE_SIZE})
+                "order": "updatedAt:asc", "page": page, "pageSize": tracker_pull.PAGE_SIZE},
+                category=PULL)
             items = data.get("trackedEntities", data.get("instances")) \
                 if isinstance(data, dict) else None
             if not isinstance(items, list):
@@ -461,7 +471,7 @@ class SyncEngine:
         since_r = pull_since(st.get("registration_watermark"), probe.server_ms)
         regs = await self.client.get_json("/api/completeDataSetRegistrations", {
             "dataSet": data_sets, "orgUnit": root, "children": "true", "lastUpdated": since_r,
-            "paging": "false"})
+            "paging": "false"}, category=PULL)
         items = regs.get("completeDataSetRegistrations") if isinstance(regs, dict) else None
         if not isinstance(items, list):
             items = []
@@ -497,7 +507,8 @@ class SyncEngine:
                 params["period"] = periods
             try:
                 data = await self.client.get_json("/api/dataValueSets", params,
-                                                  cut_retries=0 if len(ous) > 1 else None)
+                                                  cut_retries=0 if len(ous) > 1 else None,
+                                                  category=PULL)
             except LinkDown as e:
                 if e.error_code not in ("cut", "timeout") or len(ous) <= 1:
                     raise
@@ -534,7 +545,7 @@ class SyncEngine:
             periods = sorted({k[1] for k in held})
             regs = await self.client.get_json("/api/completeDataSetRegistrations", {
                 "dataSet": data_sets, "orgUnit": root, "children": "true", "period": periods,
-                "paging": "false"})
+                "paging": "false"}, category=PULL)
             items = regs.get("completeDataSetRegistrations") if isinstance(regs, dict) else None
             if not isinstance(items, list):
                 return  # not an answer to judge by: nothing is taken back

@@ -26,6 +26,7 @@ from ..errors import NationalRejected
 from ..store.db import Tx
 from ..store.metadata import delete_metadata, put_metadata, read_documents
 from ..store.users import disable_national_user, read_user_documents, upsert_user
+from ..store.wirebytes import METADATA
 from .client import NationalClient
 from .subset import subset_for
 
@@ -186,7 +187,8 @@ class MetadataPull:
         self.calls += 1
         try:
             data = await self.client.get_json(f"/api/{type_}", {
-                "fields": ":owner", "paging": "false", "filter": list(filters)})
+                "fields": ":owner", "paging": "false", "filter": list(filters)},
+                category=METADATA)
         except NationalRejected as e:
             if type_ == "users" and e.error_code == "403":
                 # an account that may not list users still syncs data; users then only
@@ -236,7 +238,7 @@ class MetadataPull:
                 fetched[t] = await self._get(t, [f"lastUpdated:ge:{since}"])
             self.calls += 1
             data = await self.client.get_json("/api/deletedObjects", {
-                "deletedAt": since, "paging": "false"})
+                "deletedAt": since, "paging": "false"}, category=METADATA)
             for d in (data.get("deletedObjects") if isinstance(data, dict) else None) or []:
                 kind = KLASS.get(str(d.get("klass", "")).rsplit(".", 1)[-1])
                 if kind and d.get("uid"):

@@ -25,6 +25,7 @@ from ..store import datavalues as dv
 from ..store.db import Tx
 from ..store.hlc import to_iso
 from ..store.keys import key_str
+from ..store.wirebytes import PUSH
 from . import apply
 from .backoff import backoff_delay
 from .chunking import ChunkSizer
@@ -491,7 +492,7 @@ class Pusher:
                 "POST", "/api/dataValueSets", payload=value_set(values, self.default_aoc),
                 ok=(200, 409), parse=True,
                 timeout=self.sizer.timeout_s(len(values), floor=self.client.timeout_s),
-                retries=0)
+                retries=0, category=PUSH)
         except LinkDown as e:
             if e.error_code not in ("connect", "local-down"):  # bytes were lost in flight
                 self.sizer.failure(mono())
@@ -520,7 +521,7 @@ class Pusher:
             reply = await self.client.request(
                 "POST", "/api/completeDataSetRegistrations",
                 payload={"completeDataSetRegistrations": regs}, ok=(200, 409), parse=True,
-                retries=1)
+                retries=1, category=PUSH)
             nbytes += reply.sent_body_bytes
             sub = parse_import_summary(reply.status, reply.data, len(regs), regs)
             if sub.aborted is not None:
@@ -532,7 +533,7 @@ class Pusher:
                       **self.aoc_params(r["ds"], r["aoc"])}
             reply = await self.client.request("DELETE", "/api/completeDataSetRegistrations",
                                               params=params, ok=(200, 204, 404, 409),
-                                              retries=1)
+                                              retries=1, category=PUSH)
             if reply.status == 409:
                 msg = reply.body.decode("utf-8", "replace")
                 with contextlib.suppress(ValueError, AttributeError):

@@ -2,7 +2,9 @@
 counters and clock anchors, and how many of each are kept (the SQL is ``store.synclog``'s).
 
 Keys others read (``/api/hub/status``, the health agent): link, last_success,
-last_attempt, last_error, clock_offset_s, syncing, bytes_sent, bytes_received. The
+last_attempt, last_error, clock_offset_s, syncing, bytes_sent, bytes_received (cumulative;
+the same bytes by local day and category are ``store.wirebytes``'s, added in the same
+commit). The
 worker's own keys: data_watermark, registration_watermark, metadata_watermark,
 last_full_pull (national ms), national_version, root_org_unit.
 """

@@ -42,6 +42,7 @@ from ..store import Store, synclog
 from ..store import tracker_sync as ts
 from ..store.db import Tx
 from ..store.hlc import to_iso
+from ..store.wirebytes import PUSH
 from .backoff import backoff_delay
 from .client import NationalClient
 from .clock import NationalClock
@@ -366,7 +367,8 @@ class TrackerPusher:
             raw = orjson.dumps(body)
             reply = await self.client.request(
                 "POST", "/api/tracker", params=params, payload=raw, ok=(200,), parse=True,
-                retries=0, timeout=max(self.client.timeout_s, 30.0 + len(raw) / 2000))
+                retries=0, timeout=max(self.client.timeout_s, 30.0 + len(raw) / 2000),
+                category=PUSH)
             self.stats.body_bytes += reply.sent_body_bytes
             job = ((reply.data or {}).get("response") or {}).get("id") \
                 if isinstance(reply.data, dict) else None
@@ -407,7 +409,7 @@ class TrackerPusher:
         unknown = 0
         for _ in range(JOB_POLLS):
             st = await self.client.request("GET", f"/api/tracker/jobs/{job}", ok=(200, 404),
-                                           parse=False, retries=2)
+                                           parse=False, retries=2, category=PUSH)
             if st.status == 404:
                 unknown += 1
                 if unknown >= 3:
@@ -423,7 +425,7 @@ class TrackerPusher:
                     reply = await self.client.request(
                         "GET", f"/api/tracker/jobs/{job}/report",
                         params={"reportMode": "ERRORS"}, ok=(200, 404), parse=False,
-                        retries=2)
+                        retries=2, category=PUSH)
                     if reply.status == 200:
                         data = reply.json()
                         if not isinstance(data, dict):
@@ -440,7 +442,7 @@ class TrackerPusher:
             reply = await self.client.request(
                 "PUT", "/api/tracker/ownership/transfer",
                 params={"trackedEntity": te, "program": program, "ou": ou},
-                ok=(200, 400, 403, 404, 409), parse=False, retries=2)
+                ok=(200, 400, 403, 404, 409), parse=False, retries=2, category=PUSH)
             base = format_ts(self.clock.upper_ms())
             if reply.status == 200:
                 def accept(tx: Tx, k: tuple[str, str] = (te, program), h: int = hlc,
@@ -472,7 +474,7 @@ class TrackerPusher:
                 "POST", "/api/potentialDuplicates",
                 payload=orjson.dumps({"original": original, "duplicate": duplicate,
                                       "status": "OPEN", "reasons": reasons}),
-                ok=(200, 201, 400, 403, 404, 409), parse=False, retries=2)
+                ok=(200, 201, 400, 403, 404, 409), parse=False, retries=2, category=PUSH)
             base = format_ts(self.clock.upper_ms())
             if reply.status in (200, 201, 409):
                 def accept(tx: Tx, u: str = uid, h: int = hlc, b: str = base) -> int:

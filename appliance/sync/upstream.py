@@ -11,7 +11,9 @@ raises ``Unauthorized`` with a message saying so: that is not a failed password,
 does not count towards the lockout. Lockout and rate limits are the authenticator's and
 are checked before this is called, so a locked account never reaches national.
 
-``create_app`` wires it for a hub whose ``[national] url`` is set.
+``create_app`` wires it for a hub whose ``[national] url`` is set. Each check's bytes on
+the modem count as ``other`` in ``wire_bytes`` (one commit per check: first logins are
+rare, and each one is audited in a commit of its own anyway).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import time
 from typing import Any
 
 import aiohttp
@@ -26,7 +29,7 @@ import orjson
 
 from ..config import Config
 from ..errors import Unauthorized
-from ..store import Store
+from ..store import Store, wirebytes
 from ..store.metadata import known_uids
 from ..store.synclog import state_value
 from .metadata import strip_user
@@ -68,19 +71,26 @@ class Upstream:
                                "accounts can log in")
         self.calls += 1
         cred = base64.b64encode(f"{username}:{password}".encode()).decode()
+        headers = {"Authorization": f"Basic {cred}", "Accept": "application/json"}
+        wire = [0, 0]
         try:
             async with aiohttp.ClientSession() as session, session.get(
-                    f"{self.url}/api/me", params={"fields": ME_FIELDS},
-                    headers={"Authorization": f"Basic {cred}", "Accept": "application/json"},
+                    f"{self.url}/api/me", params={"fields": ME_FIELDS}, headers=headers,
                     timeout=aiohttp.ClientTimeout(total=self.timeout_s),
                     allow_redirects=False) as resp:
+                # as the sync client estimates a request: line, headers, ~120 of aiohttp's
+                wire[0] = len(str(resp.url)) + 20 + sum(
+                    len(k) + len(v) + 4 for k, v in headers.items()) + 120
                 body = await resp.read()
                 status = resp.status
+                wire[1] = len(body) + 20 + sum(len(k) + len(v) + 4 for k, v in resp.raw_headers)
         except (TimeoutError, aiohttp.ClientError, OSError, asyncio.CancelledError) as e:
             if isinstance(e, asyncio.CancelledError):
                 raise
             log.info("first login of %s: national unreachable (%s)", username, e)
+            await self._count(wire)
             raise Unauthorized(UNREACHABLE) from None
+        await self._count(wire)
         if status in (401, 403) or 300 <= status < 400:
             return None
         if status != 200:
@@ -102,6 +112,16 @@ class Upstream:
                                "in to national DHIS2 instead")
         doc["username"] = name
         return strip_user(doc)
+
+    async def _count(self, wire: list[int]) -> None:
+        if self.store is None or not any(wire):
+            return
+        counts = {wirebytes.OTHER: (wire[0], wire[1])}
+        now = time.time()
+        try:
+            await self.store.write(lambda tx: wirebytes.record(tx, counts, now))
+        except Exception:  # noqa: BLE001 - a login must not fail over its byte count
+            log.warning("first login: could not record its bytes", exc_info=True)
 
     async def _in_subtree(self, doc: dict[str, Any]) -> bool:
         root = await self._hub_root()

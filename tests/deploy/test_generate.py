@@ -159,3 +159,21 @@ def test_https_names_under_the_hub_domain(tmp_path: Path) -> None:
     with pytest.raises(config.ConfigError, match="--lan"):
         generate(demo.national(), tmp_path / "x", national_url="http://n",
                  hub_domain="hub.dghs.gov.bd", lan="mesh")
+
+
+def test_a_modem_budget_goes_into_every_file(tmp_path: Path) -> None:
+    """``--modem-budget-mb``: each hub's ``[sync] modem_budget_mb`` (issue 15), which its
+    heartbeats carry to the fleet's budget alert; without it, no budget."""
+    from appliance.provisioning.generate import generate
+
+    rows = generate(demo.national(), tmp_path / "out", national_url="http://n",
+                    modem_budget_mb=2048)
+    assert rows and all(config.load(r.file).get("sync", "modem_budget_mb") == 2048
+                        for r in rows)
+    text = rows[0].file.read_text()
+    assert "# The modem's monthly data budget in MB" in text
+    plain = generate(demo.national(), tmp_path / "plain", national_url="http://n")
+    assert config.load(plain[0].file).get("sync", "modem_budget_mb") == 0
+    assert "modem_budget_mb" not in plain[0].file.read_text()
+    with pytest.raises(config.ConfigError, match="--modem-budget-mb"):
+        generate(demo.national(), tmp_path / "x", national_url="http://n", modem_budget_mb=-1)

@@ -487,6 +487,39 @@ async def test_the_download_resumes_after_the_link_is_cut(tmp_path: Path, pki: P
     assert slots.versions["B"] == "1.3.0"
 
 
+async def test_checks_and_the_download_count_as_fleet_bytes(tmp_path: Path, pki: Pki) -> None:
+    """Update checks and the bundle's download are counted on the modem (issue 15), as
+    ``fleet`` bytes; the estimate is measured against what a proxy in the way carried."""
+    from appliance.store.wirebytes import FLEET, Tally
+    size = pki.bundles["1.2.0"].stat().st_size
+    async with fleet_with(tmp_path, pki.national.cert, {"1.2.0": pki.bundles["1.2.0"]},
+                          "1.2.0") as server:
+        host, port = server.url.rsplit("/", 1)[1].split(":")
+        async with FlappingProxy(host, int(port)) as proxy:
+            (tmp_path / "hub").mkdir()
+            store = Store(tmp_path / "hub" / "hub.db")
+            slots = FakeSlots(pki.national.cert)
+            hub = Hub(store, slots, Clocks(), settings(
+                tmp_path / "hub" / "updates", f"http://127.0.0.1:{proxy.port}",
+                server.tokens[HUB]), boot_id=lambda: slots.boot_id)
+            try:
+                agent = hub.agent()
+                agent.wire = Tally()
+                await agent.start()
+                await drive(agent, lambda: agent.state == "installed")
+            finally:
+                store.close()
+            stats = proxy.stats()
+    counted = agent.wire.peek()
+    assert set(counted) == {FLEET}
+    sent, received = counted[FLEET]
+    assert received > size
+    # the estimate is within a few percent of the bytes that crossed (and a few hundred
+    # bytes a request: HTTP/1.1 headers are estimated, TLS would come on top)
+    assert abs(received - stats.bytes_down) < 0.02 * stats.bytes_down + 300, (counted, stats)
+    assert abs(sent - stats.bytes_up) < 0.1 * stats.bytes_up + 300, (counted, stats)
+
+
 # ---------------------------------------------------------------- status and heartbeats
 async def test_status_api_and_heartbeat_carry_the_update_state(tmp_path: Path,
                                                                pki: Pki) -> None:
