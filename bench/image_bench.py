@@ -26,6 +26,7 @@ with ``IMAGE_BENCH_KEY`` the private half of the ``ADMIN_SSH_PUBKEY`` it was bui
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -290,8 +291,31 @@ def _boot_figures(img: Path, key: Path, tmp: Path, res: dict[str, Any]) -> None:
             after = json.loads(_guest_python(vm, WRITERS))
             t_after = time.monotonic()
             _writes(w1 - w0, t1 - t0, before, after, t_after - t_before, res)
+            _journal(vm, t1 - t0, res)
         finally:
             vm.kill()
+
+
+def _journal(vm: Any, seconds: float, res: dict[str, Any]) -> None:
+    """What wrote to the journal over the idle window, by source: each entry re-dirties
+    pages of the journal's files, so an entry a minute costs more than its own bytes."""
+    out = vm.ssh(f"sudo journalctl --since=-{int(seconds)}s -o json --no-pager "
+                 "--output-fields=SYSLOG_IDENTIFIER,_SYSTEMD_UNIT,PRIORITY,MESSAGE",
+                 check=False, timeout=120).stdout
+    by: dict[str, int] = {}
+    sample: dict[str, str] = {}
+    for line in out.splitlines():
+        with contextlib.suppress(ValueError):
+            e = json.loads(line)
+            src = f"{e.get('_SYSTEMD_UNIT', '-')} {e.get('SYSLOG_IDENTIFIER', '-')}"
+            by[src] = by.get(src, 0) + 1
+            sample.setdefault(src, str(e.get("MESSAGE", ""))[:100])
+    per_hour = 3600 / max(seconds, 1)
+    top = sorted(by.items(), key=lambda x: -x[1])
+    res["journal_entries_per_hour"] = {k: round(n * per_hour) for k, n in top}
+    print(f"   journal entries at idle: {round(sum(by.values()) * per_hour)} an hour")
+    for src, n in top[:12]:
+        print(f"      {round(n * per_hour):6d}/h  {src}: {sample[src]!r}")
 
 
 def _project(serving: float, pre_kernel: float, guest_nbody: float, res: dict[str, Any]
