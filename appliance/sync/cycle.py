@@ -128,6 +128,7 @@ class SyncEngine:
         self.clock: NationalClock | None = None
         self.probe: ProbeResult | None = None
         self._sizer_loaded = False
+        self.metadata_stats: metadata.PullStats | None = None  # the last metadata pull's
         # a chunk lost to a cut is re-sent after a jittered backoff, this many times in a row
         self.push_retries = 6
         self.push_backoff_s = 0.5
@@ -350,20 +351,21 @@ class SyncEngine:
 
     # -- metadata ---------------------------------------------------------------------------------------
     async def pull_metadata(self, root: str, st: dict[str, str], probe: ProbeResult) -> int:
-        since = st.get("metadata_watermark") or None
-        started = probe.server_date
-        local, local_users, local_only = await self.store.read(metadata.read_local)
-        puller = metadata.MetadataPull(self.client, root)
-        _merged, sub = await puller.fetch(local, local_users,
-                                          pull_since(since, probe.server_ms) if since else None)
-        changes = metadata.diff(local, local_users, sub)
-        at = probe.server_date
-
-        def write(tx: Any) -> None:
-            metadata.write_changes(tx, changes, local_only, at)
-            state.set_state(tx, {"metadata_watermark": advance(since, started) or started,
-                                 "metadata_pulled_ms": probe.server_ms})
-        await self.store.write(write)
+        """National's metadata changes since the watermark, in pages (``metadata.py``): a
+        cut resumes at the page it reached, and nothing reaches the forms (nor moves the
+        watermark) before every page of every collection is in."""
+        watermark = st.get("metadata_watermark") or None
+        rnd = metadata.load_round(st.get(metadata.ROUND_KEY), root, watermark)
+        puller = metadata.MetadataPull(self.client, root, int(
+            self.config.get("sync", "metadata_page_size") or metadata.PAGE_SIZE),
+            fresh=rnd is None)
+        if rnd is None:
+            since = pull_since(watermark, probe.server_ms) if watermark else None
+            rnd = metadata.new_round(root, watermark, since, probe.server_date, probe.server_ms)
+        changes = await puller.run(self.store, rnd, at=probe.server_date, done_state={
+            "metadata_watermark": advance(watermark, rnd["started"]) or rnd["started"],
+            "metadata_pulled_ms": probe.server_ms})
+        self.metadata_stats = puller.stats
         if changes.count:
             await self.event("info", "metadata", f"{changes.count} metadata changes applied "
                              f"({', '.join(f'{t}: {len(v)}' for t, v in changes.put.items())})",
