@@ -63,6 +63,7 @@ KEYS: list[Key] = [
     Key("sync", "chunk_values", 500, "Initial number of data values per pushed chunk (adapts to the link)."),
     Key("sync", "tracker_chunk_rows", 8000, "Tracker records and values per pushed /api/tracker chunk."),
     Key("sync", "modem_budget_mb", 0, "Monthly data budget of the modem in MB (1 MB = 1024 x 1024 bytes, as operators count packs); the fleet alerts when a calendar month's bytes (sync and fleet traffic, up and down) exceed it. 0: no budget."),
+    Key("sync", "metadata_page_size", 250, "Metadata objects per page of a metadata pull (a cut link resumes at the page it reached)."),
     Key("sync", "socket", "", "Unix socket the sync daemon listens on for 'sync now' (default: <data-dir>/sync.sock)."),
     Key("backup", "replica", "", "litestream replica URL (sftp://... or s3://...); empty disables backup."),
     Key("backup", "sftp_key", "", "This hub's own SSH private key (OpenSSH format) for an sftp:// replica; provisioning makes one per hub.", secret=True),

@@ -705,6 +705,21 @@ def aoc_block(options: OptionRules, targets: list[str], one_data_set: bool,
 KeyConflict = tuple[str, str, str, str | None]  # code, object, message, property
 
 
+def approved_at(approved: set[tuple[str, str, str, str]], index: MetadataIndex, ds: str,
+                pe: str, ou: str, aoc: str) -> str | None:
+    """The org unit whose approval locks (ds, pe, ou, aoc): ``ou`` itself or the nearest
+    unit above it (DHIS2 locks a unit's data once it or a unit above it is approved), or
+    None when the key is open."""
+    if not approved:
+        return None
+    if (ds, pe, ou, aoc) in approved:
+        return ou
+    for above in reversed([p for p in index.path(ou).split("/") if p and p != ou]):
+        if (ds, pe, above, aoc) in approved:
+            return above
+    return None
+
+
 def _period_block(index: MetadataIndex, targets: list[str], period: periods.Period, pe_id: str,
                   de: str, ou: str, aoc: str, now: datetime, today: Any, can_edit_expired: bool,
                   approved: set[tuple[str, str, str, str]]
@@ -733,7 +748,7 @@ def _period_block(index: MetadataIndex, targets: list[str], period: periods.Peri
                 f"`{latest.id}` for data element: `{de}`", "period")
 
     def approved_(ds_uid: str, ds: dict[str, Any]) -> KeyConflict | None:
-        if (ds_uid, pe_id, ou, aoc) not in approved:
+        if approved_at(approved, index, ds_uid, pe_id, ou, aoc) is None:
             return None
         return ("E7642", ou, f"Data already approved for data set: `{ds_uid}` period: "
                 f"`{pe_id}` org unit: `{ou}` attribute option combo: `{aoc}`", None)

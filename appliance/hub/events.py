@@ -14,7 +14,8 @@ from typing import Any
 from ..i18n import N_, Tr
 
 KIND_WORDS = {"cycle": N_("Sync"), "conflict": N_("Conflict"), "metadata": N_("Forms updated"),
-              "push": N_("Sending"), "pull": N_("Receiving"), "identity": N_("Hub identity")}
+              "push": N_("Sending"), "pull": N_("Receiving"), "identity": N_("Hub identity"),
+              "approvals": N_("Approvals")}
 
 # why a cycle failed (appliance.sync.cycle.failure_cause), for the reader; "other" says the
 # worker's own text
@@ -78,6 +79,18 @@ def _sentence(code: str, d: dict[str, Any], text: str, tr: Tr) -> str | None:
         return tr("National's reply was cut off; asking again in smaller pieces.")
     if code == "uncompleted":
         return tr("National marked {n} forms not complete; the hub shows them so.", n=n)
+    if code == "approvals":
+        parts = []
+        if _int(d, "locked"):
+            parts.append(tr("National approved {n} forms: they are locked at the hub.",
+                            n=_int(d, "locked")))
+        if _int(d, "unlocked"):
+            parts.append(tr("National took back the approval of {n} forms: they can be "
+                            "changed again.", n=_int(d, "unlocked")))
+        return " ".join(parts) or None
+    if code == "approvals-failed":
+        return tr("Could not read which forms national has approved; the hub asks again "
+                  "next time.")
     if code == "identity":
         return tr("The hub was restored from its backup; it checks its waiting edits "
                   "with national before sending them again.")

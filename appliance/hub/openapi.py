@@ -275,6 +275,8 @@ IMPORT_QUERY = (
                         "requireAttributeOptionCombo", "skipAudit", "firstRowIsHeader")))
 APPROVAL_QUERY = (qp("ds", STR, "data set (or `wf`)"), qp("wf", STR), qp("pe", STR),
                   qp("ou", STR), qp("aoc", STR))
+MULTI_APPROVAL_QUERY = (multi("wf"), multi("pe"), qp("startDate", DATE), qp("endDate", DATE),
+                        multi("ou"), multi("aoc"), FIELDS)
 COMPLETION_QUERY = (multi("dataSet"), multi("period"), multi("orgUnit"), qp("startDate", DATE),
                     qp("endDate", DATE), qp("lastUpdated", STR), flag("children"),
                     flag("includeDeleted"), FIELDS)
@@ -420,7 +422,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         {200: obj({"dataValues": arr(ref("DataValue")), "minMaxValues": arr(obj()),
                    "lockStatus": {"type": "string", "enum": ["OPEN", "LOCKED", "APPROVED"]},
                    "completeStatus": obj({"complete": BOOL, "hubSync": ref("SyncState")}),
-                   "hubSync": obj(), "hubPending": INT},
+                   "hubSync": obj(), "hubPending": INT,
+                   "hubApproval": {**obj({"state": STR, "national": BOOL, "at": STR,
+                                          "orgUnit": STR}), "nullable": True}},
                   ("dataValues", "minMaxValues", "lockStatus", "completeStatus"))},
         (400, 403, 404, 409),
         (qp("ds"), qp("dataSet"), qp("pe"), qp("period"), qp("ou"), qp("orgUnit"),
@@ -431,10 +435,23 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                   ("validationRuleViolations",))},
         (400, 404, 409), (qp("pe"), qp("ou"), *ATTRIBUTE_OPTIONS)),
     ("GET", "/api/dataApprovals"): Op("Approval state", {200: obj(
-        {"state": STR, "mayApprove": BOOL, "mayUnapprove": BOOL}, ("state",))}, (400, 403),
+        {"state": STR, "mayApprove": BOOL, "mayUnapprove": BOOL, "mayAccept": BOOL,
+         "mayUnaccept": BOOL, "mayReadData": BOOL}, ("state",))}, (400, 403, 409),
         APPROVAL_QUERY),
-    ("POST", "/api/dataApprovals"): Op("Approve", {204: None}, (400,), APPROVAL_QUERY),
-    ("DELETE", "/api/dataApprovals"): Op("Unapprove", {204: None}, (400,), APPROVAL_QUERY),
+    ("POST", "/api/dataApprovals"): Op("Approve (every data set of the workflow)", {204: None},
+                                       (400, 403, 409), APPROVAL_QUERY),
+    ("DELETE", "/api/dataApprovals"): Op("Unapprove", {204: None}, (400, 403, 409),
+                                         APPROVAL_QUERY),
+    ("GET", "/api/dataApprovals/multiple"): Op(
+        "Approval states of workflows x periods x org units x attribute option combos "
+        "(a bare array; the Android SDK's and the hub sync's call)",
+        {200: arr(obj({"wf": STR, "pe": STR, "ou": STR, "aoc": STR, "state": STR,
+                       "permissions": obj()}))},
+        (400, 403, 409), MULTI_APPROVAL_QUERY),
+    ("GET", "/api/dataApprovals/approvals"): Op(
+        "The same as /api/dataApprovals/multiple",
+        {200: arr(obj({"wf": STR, "pe": STR, "ou": STR, "aoc": STR, "state": STR}))},
+        (400, 403, 409), MULTI_APPROVAL_QUERY),
     ("GET", "/api/audits/dataValue"): Op(
         "Data value audit trail", {200: obj({"dataValueAudits": arr(obj()),
                                              "pager": ref("Pager")}, ("dataValueAudits",))},

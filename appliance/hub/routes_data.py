@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..dhis2 import approvals as approvals_pure
 from ..dhis2 import expressions, periods, query
 from ..dhis2.timefmt import format_ts
 from ..dhis2.webmessage import import_summary_message
@@ -392,20 +393,20 @@ async def data_entry_values(request: web.Request) -> web.Response:
                 dv.registration(c, (ds, period.id, ou, aoc)),
                 dv.form_sync(c, ou, period.id, aoc, set(des)),
                 _registration_sync(dv.registration_sync(c, (ds, period.id, ou, aoc))),
-                backlog.backlog(c)[0])
+                backlog.backlog(c)[0],
+                approvals_db.approval(c, [(ds, period.id, a, aoc) for a in chain]))
         finally:
             c.execute("COMMIT")
-    rows, reg, sync, reg_sync, hub_pending = await request.app[STORE].read(read)
+    # the form's own approval, else one above it (DHIS2 locks a unit's data then too)
+    chain = [ou, *reversed([p for p in index.path(ou).split("/") if p and p != ou])]
+    rows, reg, sync, reg_sync, hub_pending, approval = await request.app[STORE].read(read)
     minmax = [{"orgUnit": ou, "dataElement": de, "categoryOptionCombo": coc,
                "minValue": mn, "maxValue": mx}
               for (o, de, coc), (mn, mx) in index.minmax.items() if o == ou and de in des]
     now = _now()
     locked = not user.has("F_EDIT_EXPIRED") and periods.is_expired(
         period, int(ds_doc.get("expiryDays") or 0), now)
-    if (ds, period.id, ou, aoc) in request.app[STATE].approvals:  # type: ignore[attr-defined]
-        lock = "APPROVED"
-    else:
-        lock = "LOCKED" if locked else "OPEN"
+    lock = "APPROVED" if approval is not None else "LOCKED" if locked else "OPEN"
     values, counts = [], {s: 0 for s in ("pending", "synced", "rejected", "conflict")}
     for r in rows:
         v = dv.value_json(r)
@@ -422,6 +423,13 @@ async def data_entry_values(request: web.Request) -> web.Response:
     return json_response({
         "dataValues": values, "minMaxValues": minmax,
         "lockStatus": lock,
+        # why it is approved, for the page to say (a key DHIS2 clients ignore): national's
+        # state when sync brought it, when the hub learnt it, and the unit approved
+        "hubApproval": None if approval is None else {
+            "state": approval[1] or ("APPROVED_HERE" if approval[0][2] == ou
+                                     else "APPROVED_ABOVE"),
+            "national": approval[1] is not None, "at": approval[2],
+            "orgUnit": approval[0][2]},
         "completeStatus": {"complete": bool(reg and reg[0]), "storedBy": reg[1] if reg else None,
                            "date": reg[2] if reg else None,
                            "lastUpdated": reg[3] if reg else None, "hubSync": reg_sync},
@@ -481,34 +489,155 @@ async def validate_data_set(request: web.Request) -> web.Response:
     return json_response({"validationRuleViolations": rules_out, "commentRequiredViolations": []})
 
 
+def _approval_sets(index: MetadataIndex, ds: str | None, wf: str | None) -> list[str]:
+    """The data sets an approval of ``ds`` or ``wf`` covers: every data set of the
+    workflow (DHIS2 approves a workflow). The stand-in is lenient where DHIS2 answers 409:
+    a data set without a workflow is approved by itself, and so is a ``wf`` that names a
+    data set."""
+    flows = approvals_pure.workflows(index.list("dataSets"))
+    if ds:
+        doc = index.get_typed("dataSets", ds)
+        if doc is None:
+            raise Conflict(f"Data set does not exist: {ds}")
+        flow = approvals_pure.workflow_of(doc)
+        return flows[flow] if flow else [ds]
+    if wf:
+        if wf in flows:
+            return flows[wf]
+        if index.get_typed("dataSets", wf) is not None:
+            return [wf]
+        raise Conflict(f"Data approval workflow does not exist: {wf}")
+    raise Conflict("Either data set or data approval workflow must be specified")
+
+
+def approval_state(approved: set[tuple[str, str, str, str]], states: dict[Any, str],
+                   index: MetadataIndex, data_sets: list[str], pe: str, ou: str,
+                   aoc: str) -> str:
+    """DHIS2's state of (workflow of ``data_sets``, pe, ou, aoc) as this server holds it:
+    national's when sync brought it, else APPROVED_HERE/ABOVE by where the approval is."""
+    for ds in data_sets:
+        at = dataimport.approved_at(approved, index, ds, pe, ou, aoc)
+        if at is None:
+            continue
+        return states.get((ds, pe, ou, aoc)) or ("APPROVED_HERE" if at == ou
+                                                 else "APPROVED_ABOVE")
+    return "UNAPPROVED_READY"
+
+
+def _permissions(user: Any, state: str) -> dict[str, bool]:
+    may = bool(user.is_superuser)
+    approved = approvals_pure.is_approved(state)
+    return {"mayApprove": may and not approved, "mayUnapprove": may and bool(approved),
+            "mayAccept": False, "mayUnaccept": False, "mayReadData": True}
+
+
 async def approvals(request: web.Request) -> web.Response:
+    """``/api/dataApprovals``: one key's state (GET), approve (POST), unapprove (DELETE)."""
     index = index_of(request)
     user = user_of(request)
     q = request.query
-    ds, pe, ou = q.get("ds") or q.get("wf"), q.get("pe"), q.get("ou")
-    if not ds or not pe or not ou:
+    pe, ou = q.get("pe"), q.get("ou")
+    if not (q.get("ds") or q.get("wf")) or not pe or not ou:
         raise BadRequest("Parameters ds (or wf), pe and ou are required")
     aoc = q.get("aoc") or index.default_coc or ""
     if not user.can_view(index, ou):
         raise Forbidden(f"User is not allowed to view org unit: `{ou}`")
-    key = (ds, pe, ou, aoc)
+    data_sets = _approval_sets(index, q.get("ds"), q.get("wf"))
     store = request.app[STORE]
     state = request.app[STATE]
     if request.method == "GET":
-        approved = key in state.approvals  # type: ignore[attr-defined]
-        return json_response({"state": "APPROVED_HERE" if approved else "UNAPPROVED_READY",
-                              "mayApprove": user.is_superuser, "mayUnapprove": user.is_superuser})
+        states = await store.read(approvals_db.national_approvals)
+        st = approval_state(state.approvals, states, index,  # type: ignore[attr-defined]
+                            data_sets, pe, ou, aoc)
+        return json_response({**_permissions(user, st), "state": st})
     if not user.is_superuser:
         raise Forbidden("You need the ALL authority to approve data")
+    keys = [(ds, pe, ou, aoc) for ds in data_sets]
     if request.method == "POST":
         at = format_ts(int(_now().timestamp()) * 1000)
-        await store.write(lambda tx: approvals_db.approve(
-            tx, key, username=user.username, at=at, client=request.remote))
+        def write(tx: Any) -> None:
+            for key in keys:
+                approvals_db.approve(tx, key, username=user.username, at=at,
+                                     client=request.remote)
+        await store.write(write)
     else:
-        await store.write(lambda tx: approvals_db.unapprove(
-            tx, key, username=user.username, client=request.remote))
+        await store.write(lambda tx: [approvals_db.unapprove(
+            tx, key, username=user.username, client=request.remote) for key in keys])
     await state.reload(store)  # type: ignore[attr-defined]
     return web.Response(status=204)
+
+
+async def approvals_multiple(request: web.Request) -> web.Response:
+    """``GET /api/dataApprovals/multiple`` (and ``/approvals``): the state of every
+    (wf, pe, ou, aoc) asked, as a bare array; what the Android SDK and the hub's sync ask
+    for the data sets that have a workflow. Periods of another type than the workflow's
+    are left out, as in DHIS2. ``fields`` is not applied: dhis2-core serialises its
+    ``ApprovalStatusDto`` list whole, and the SDK's fixture (asked with
+    ``fields=wf,ou,pe,aoc,state``) carries ``permissions`` too."""
+    index = index_of(request)
+    user = user_of(request)
+    q = request.query
+    wfs, ous, aocs = _multi(request, "wf"), _multi(request, "ou"), _multi(request, "aoc")
+    pes = _multi(request, "pe")
+    start, end = q.get("startDate"), q.get("endDate")
+    if not wfs:
+        raise Conflict("Either data sets or data approval workflows must be specified")
+    if not ous:
+        raise BadRequest("Parameter ou is required")
+    if pes and (start or end):
+        raise Conflict("Cannot have both pe and startDate or endDate.")
+    if not pes and not (start and end):
+        raise Conflict("Must have either pe or both startDate and endDate.")
+    for ou in ous:  # the hub's scope first: nothing is said about another clinic
+        if not user.can_view(index, ou):
+            raise Forbidden(f"User is not allowed to view org unit: `{ou}`")
+        if index.get_typed("organisationUnits", ou) is None:
+            raise Conflict(f"Organisation unit does not exist: {ou}")
+    flows = approvals_pure.workflows(index.list("dataSets"))
+    for wf in wfs:
+        if wf not in flows:
+            raise Conflict(f"Data approval workflow does not exist: {wf}")
+    aocs = aocs or [index.default_coc or ""]
+    for aoc in aocs:
+        if index.get_typed("categoryOptionCombos", aoc) is None:
+            raise Conflict(f"Attribute option combo does not exist: {aoc}")
+    parsed: list[periods.Period] = []
+    for pe in pes:
+        try:
+            parsed.append(periods.parse_period(pe))
+        except ValueError:
+            raise Conflict(f"Illegal period identifier: {pe}") from None
+    states = await request.app[STORE].read(approvals_db.national_approvals)
+    approved = request.app[STATE].approvals  # type: ignore[attr-defined]
+    out: list[dict[str, Any]] = []
+    for wf in dict.fromkeys(wfs):
+        data_sets = flows[wf]
+        ptype = index.ds_period_type.get(data_sets[0], "")
+        if pes:
+            wf_periods = [p for p in parsed if p.period_type == ptype]
+        else:
+            wf_periods = _periods_between(ptype, start or "", end or "")
+        for p in wf_periods:
+            for ou in ous:
+                for aoc in aocs:
+                    st = approval_state(approved, states, index, data_sets, p.id, ou, aoc)
+                    out.append({"wf": wf, "pe": p.id, "ou": ou, "aoc": aoc, "state": st,
+                                "permissions": _permissions(user, st)})
+    return json_response(out)
+
+
+def _periods_between(ptype: str, start: str, end: str) -> list[periods.Period]:
+    try:
+        first, last = (datetime.strptime(d[:10], "%Y-%m-%d").date() for d in (start, end))
+        p = periods.period_containing(ptype, first)
+    except ValueError:
+        raise Conflict(f"Dates not valid: `{start}`, `{end}`") from None
+    out: list[periods.Period] = []
+    while p.start <= last and len(out) < 1000:
+        if p.start >= first and p.end <= last:
+            out.append(p)
+        p = periods.shift(p, 1)
+    return out
 
 
 async def audits(request: web.Request) -> web.Response:
@@ -556,5 +685,7 @@ def setup(app: web.Application) -> None:
     add_api(app, "GET", "/validation/dataSet/{ds}", validate_data_set)
     for m in ("GET", "POST", "DELETE"):
         add_api(app, m, "/dataApprovals", approvals)
+    add_api(app, "GET", "/dataApprovals/multiple", approvals_multiple)
+    add_api(app, "GET", "/dataApprovals/approvals", approvals_multiple)
     add_api(app, "GET", "/audits/dataValue", audits)
 

@@ -15,7 +15,7 @@ from ..config import Config
 from ..dhis2 import query
 from ..dhis2.webmessage import web_message
 from ..store import Store
-from ..store.approvals import all_approved
+from ..store.approvals import all_approved, approvals_version
 from ..store.datavalues import Provenance
 from ..store.metadata import MetadataIndex, load_index, metadata_version
 from ..store.users import User
@@ -35,6 +35,7 @@ class HubState:
     request_sync: Callable[[str], bool] | None = None
     index: MetadataIndex = field(default_factory=MetadataIndex)
     approvals: set[tuple[str, str, str, str]] = field(default_factory=set)
+    approvals_version: int = 0
     started: float = field(default_factory=time.time)
     last_signal: float = 0.0
     on_reload: list[Callable[[MetadataIndex], None]] = field(default_factory=list)
@@ -42,21 +43,28 @@ class HubState:
     _reloading: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def reload(self, store: Store) -> None:
-        def read(conn: Any) -> tuple[MetadataIndex, set[tuple[str, str, str, str]]]:
-            return load_index(conn), all_approved(conn)
-        index, approvals = await store.read(read)
+        def read(conn: Any) -> tuple[MetadataIndex, set[tuple[str, str, str, str]], int]:
+            return load_index(conn), all_approved(conn), approvals_version(conn)
+        index, approvals, version = await store.read(read)
         for hook in self.on_reload:
             hook(index)
-        self.index, self.approvals = index, approvals
+        self.index, self.approvals, self.approvals_version = index, approvals, version
 
     async def refresh(self, store: Store) -> bool:
-        """Reload if another process (sync) changed metadata since the index was loaded;
-        True if it did. One reload at a time: callers that arrive during one wait for it."""
+        """Reload if another process (sync) changed metadata since the index was loaded
+        (or only the approvals, if just they changed); True if anything was reloaded. One
+        reload at a time: callers that arrive during one wait for it."""
         async with self._reloading:
-            if await store.read(metadata_version) == self.index.version:
-                return False
-            await self.reload(store)
-            return True
+            meta, appr = await store.read(lambda c: (metadata_version(c), approvals_version(c)))
+            if meta != self.index.version:
+                await self.reload(store)
+                return True
+            if appr != self.approvals_version:
+                def read(conn: Any) -> tuple[set[tuple[str, str, str, str]], int]:
+                    return all_approved(conn), approvals_version(conn)
+                self.approvals, self.approvals_version = await store.read(read)
+                return True
+            return False
 
     def signal_sync(self, reason: str, *, now: bool = False) -> bool:
         """Tell the sync daemon there is new local data: at most once a second, unless

@@ -78,6 +78,8 @@ async def users(request: web.Request) -> web.Response:
     index = index_of(request)
     pred = query.parse_filters(q.getall("filter", []), q.get("rootJunction", "AND"))
     docs = [d for d in docs if pred(d, index.get)]
+    if q.get("order"):  # hubs page through users in a stable order
+        docs = query.sort(docs, query.parse_order(q.get("order")), index.get)
     spec = query.parse_fields(q.get("fields"))
     return json_response(paged(request, "users", docs,
                                shape=lambda page: query.project_all(page, spec, index.get)))

@@ -534,6 +534,11 @@ def pending_org_units_periods(conn: sqlite3.Connection) -> tuple[list[str], list
                 "SELECT DISTINCT pe FROM datavalue WHERE sync_state='pending'")}))
 
 
+def held_periods(conn: sqlite3.Connection) -> set[str]:
+    """Every period the hub holds values in (once a day: it reads the whole table)."""
+    return {r[0] for r in conn.execute("SELECT DISTINCT pe FROM datavalue")}
+
+
 def oldest_pending_hlc(conn: sqlite3.Connection) -> int | None:
     """The smallest HLC stamp of a pending value or completion."""
     return conn.execute(

@@ -241,3 +241,39 @@ def known_uids(conn: sqlite3.Connection, type_: str, uids: list[Any]) -> set[str
     return {r[0] for r in conn.execute(
         f"SELECT uid FROM metadata WHERE type=? AND uid IN ({','.join('?' * len(uids))})",
         (type_, *uids))}
+
+
+# -- a metadata pull in progress (the sync worker's) ---------------------------------------------
+def stage(tx: Tx, type_: str, docs: Iterable[Mapping[str, Any]]) -> int:
+    """Keep a page of national's documents until the whole pull is in."""
+    rows = [(type_, d["id"], json.dumps(d, separators=(",", ":"))) for d in docs]
+    tx.executemany("INSERT INTO metadata_stage(type, uid, doc) VALUES (?,?,?) "
+                   "ON CONFLICT(type, uid) DO UPDATE SET doc=excluded.doc", rows)
+    return len(rows)
+
+
+def stage_deleted(tx: Tx, type_: str, uids: Iterable[str]) -> None:
+    """Objects national deleted (by ``/api/deletedObjects``): they leave at the apply."""
+    tx.executemany("INSERT INTO metadata_stage(type, uid, doc) VALUES (?,?,NULL) "
+                   "ON CONFLICT(type, uid) DO UPDATE SET doc=NULL",
+                   [(type_, u) for u in uids])
+
+
+def staged(conn: sqlite3.Connection, type_: str | None = None
+           ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, set[str]]]:
+    """What the pull in progress brought: (documents by collection, deleted uids by
+    collection), of one collection or all."""
+    docs: dict[str, list[dict[str, Any]]] = {}
+    gone: dict[str, set[str]] = {}
+    rows = conn.execute("SELECT type, uid, doc FROM metadata_stage WHERE ? IS NULL OR type=?",
+                        (type_, type_))
+    for t, uid, doc in rows:
+        if doc is None:
+            gone.setdefault(t, set()).add(uid)
+        else:
+            docs.setdefault(t, []).append(json.loads(doc))
+    return docs, gone
+
+
+def clear_stage(tx: Tx) -> None:
+    tx.execute("DELETE FROM metadata_stage")

@@ -13,19 +13,24 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..config import Config
+from ..dhis2 import approvals as approvals_pure
 from ..dhis2.timefmt import format_ts, iso_z
 from ..errors import LinkDown, NationalRejected, SyncError
 from ..store import Store, backlog, tracker_sync, wirebytes
+from ..store import approvals as approvals_db
 from ..store import datavalues as dv
 from ..store.datavalues import pending_org_units_periods
 from ..store.hlc import pack
 from ..store.metadata import MetadataIndex, load_index
 from ..store.wirebytes import PULL
-from . import apply, metadata, state, tracker_pull
+from . import apply, approvals, metadata, state, tracker_pull
 from . import clock as clock_mod
+from .approvals import ApprovalStats
 from .chunking import ChunkSizer
 from .client import NationalClient, ProbeResult
 from .clock import NationalClock, OffsetTracker
@@ -69,6 +74,7 @@ class CycleResult:
     tracker_pull: tracker_pull.TrackerPullStats = field(
         default_factory=tracker_pull.TrackerPullStats)
     tracker_push: TrackerPushStats = field(default_factory=TrackerPushStats)
+    approvals: ApprovalStats = field(default_factory=ApprovalStats)
     bytes_sent: int = 0
     bytes_received: int = 0
     # the same bytes by category (metadata, pull, push, other): {category: (sent, received)}
@@ -135,6 +141,7 @@ class SyncEngine:
         # nothing, the link's state): an idle cycle then costs the SD card three commits,
         # not a dozen. A cycle cut before its end loses only these, and re-reads a little.
         self._later: dict[str, Any] = {}
+        self.metadata_stats: metadata.PullStats | None = None  # the last metadata pull's
         # a chunk lost to a cut is re-sent after a jittered backoff, this many times in a row
         self.push_retries = 6
         self.push_backoff_s = 0.5
@@ -401,25 +408,21 @@ class SyncEngine:
 
     # -- metadata ---------------------------------------------------------------------------------------
     async def pull_metadata(self, root: str, st: dict[str, str], probe: ProbeResult) -> int:
-        since = st.get("metadata_watermark") or None
-        started = probe.server_date
-        local, local_users, local_only = await self.store.read(metadata.read_local)
-        puller = metadata.MetadataPull(self.client, root)
-        _merged, sub = await puller.fetch(local, local_users,
-                                          pull_since(since, probe.server_ms) if since else None)
-        changes = metadata.diff(local, local_users, sub)
-        at = probe.server_date
-
-        moved = {"metadata_watermark": advance(since, started) or started,
-                 "metadata_pulled_ms": probe.server_ms}
-        if not changes.count:
-            self._defer(moved)
-            return 0
-
-        def write(tx: Any) -> None:
-            metadata.write_changes(tx, changes, local_only, at)
-            state.set_state(tx, moved)
-        await self.store.write(write)
+        """National's metadata changes since the watermark, in pages (``metadata.py``): a
+        cut resumes at the page it reached, and nothing reaches the forms (nor moves the
+        watermark) before every page of every collection is in."""
+        watermark = st.get("metadata_watermark") or None
+        rnd = metadata.load_round(st.get(metadata.ROUND_KEY), root, watermark)
+        puller = metadata.MetadataPull(self.client, root, int(
+            self.config.get("sync", "metadata_page_size") or metadata.PAGE_SIZE),
+            fresh=rnd is None)
+        if rnd is None:
+            since = pull_since(watermark, probe.server_ms) if watermark else None
+            rnd = metadata.new_round(root, watermark, since, probe.server_date, probe.server_ms)
+        changes = await puller.run(self.store, rnd, at=probe.server_date, done_state={
+            "metadata_watermark": advance(watermark, rnd["started"]) or rnd["started"],
+            "metadata_pulled_ms": probe.server_ms}, defer=self._defer)
+        self.metadata_stats = puller.stats
         if changes.count:
             await self.event("info", "metadata", f"{changes.count} metadata changes applied "
                              f"({', '.join(f'{t}: {len(v)}' for t, v in changes.put.items())})",
@@ -482,6 +485,7 @@ class SyncEngine:
         if result.reason in CHECK_UNCOMPLETES_REASONS or not checked.isdigit() or \
                 not 0 <= probe.server_ms - int(checked) < CHECK_UNCOMPLETES_EVERY_MS:
             await self.check_uncompletes(root, index, data_sets, probe, result)
+        await self.pull_approvals(root, index, st, probe, result)
         if result.pull.conflicts:
             await self.event("warning", "conflict", f"{result.pull.conflicts} conflicts: "
                              f"{result.pull.hub_won} kept the hub's edit, "
@@ -571,6 +575,57 @@ class SyncEngine:
                              "as complete; the hub shows them not complete",
                              {"code": "uncompleted", "n": n})
 
+    async def pull_approvals(self, root: str, index: MetadataIndex, st: dict[str, str],
+                             probe: ProbeResult, result: CycleResult) -> None:
+        """National's approval states of the forms that matter now (``approvals.py``),
+        before anything is pushed: a form national approved is locked at the hub, one it
+        unapproved is open again."""
+        flows = approvals_pure.workflows(index.list("dataSets"))
+        national = await self.store.read(approvals_db.national_approvals)
+        if not flows and not national:
+            return  # no data set has a workflow: nothing can be approved
+        checked = st.get("approvals_checked_ms", "")
+        sweep = result.reason in approvals.SWEEP_REASONS or not checked.isdigit() or \
+            not 0 <= probe.server_ms - int(checked) < approvals.SWEEP_EVERY_MS
+
+        def read(c: Any) -> tuple[list[str], set[str]]:
+            return (pending_org_units_periods(c)[1], dv.held_periods(c) if sweep else set())
+        pending, held = await self.store.read(read)
+        asks = approvals.plan(index, root, national_date(probe), pending=pending, held=held,
+                              national=national if sweep else ())
+        answer = approvals.Answer()
+        stats = result.approvals
+        try:
+            for ask in asks:
+                stats.requests += 1
+                stats.asked += ask.size
+                items = await self.client.get_json("/api/dataApprovals/multiple", ask.params())
+                answer.add(*approvals.read_reply(ask, items, flows, index.default_coc or ""))
+        except NationalRejected as e:
+            if e.error_code in ("401", "403"):
+                raise
+            # approvals only show at the hub what national enforces anyway: a national
+            # that cannot answer them must not stop the push
+            await self.event("warning", "approvals", f"approval states not read: {e.message}",
+                             {"code": "approvals-failed"})
+            return
+        answer.without_workflow(national, {ds for dss in flows.values() for ds in dss})
+        if not sweep and not answer.changes(national):
+            return  # as the hub holds it already: no commit
+        at = probe.server_date
+
+        def write(tx: Any) -> tuple[int, int]:
+            n = approvals_db.apply_national(tx, answer.approved, answer.unapproved, at)
+            if sweep:
+                state.set_state(tx, {"approvals_checked_ms": str(probe.server_ms)})
+            return n
+        stats.locked, stats.unlocked = await self.store.write(write)
+        if stats.locked or stats.unlocked:
+            await self.event("info", "approvals", f"national approved {stats.locked} and "
+                             f"unapproved {stats.unlocked} forms; the hub locks what is "
+                             "approved", {"code": "approvals", "locked": stats.locked,
+                                          "unlocked": stats.unlocked})
+
     async def _apply_registrations(self, items: list[Any], index: MetadataIndex,
                                    ctx: apply.Context, extra: dict[str, Any],
                                    result: CycleResult) -> None:
@@ -604,6 +659,15 @@ class SyncEngine:
             ous = sorted(index.descendants(root))
         await self._pull_pieces(rnd, root, ous, data_sets, pes, ctx, result, persist=False,
                                 done_state=None)
+
+
+def national_date(probe: ProbeResult) -> date:
+    """National's today, in its time zone: which periods are open is its call."""
+    try:
+        zone: tzinfo = ZoneInfo(probe.time_zone)
+    except (ValueError, KeyError, ZoneInfoNotFoundError):
+        zone = UTC
+    return datetime.fromtimestamp(probe.server_ms / 1000, zone).date()
 
 
 def _load_round(text: str | None) -> dict[str, Any] | None:

@@ -3,10 +3,14 @@
 The rule for *what* a hub holds is ``appliance.sync.subset.subset_for`` (the demo hub is
 cut from the national demo by the same function). A pull builds the national document as
 far as the hub knows it (its stored metadata and users), overlays what national changed
-since the metadata watermark (``filter=lastUpdated:ge:``, one call per collection, and
+since the metadata watermark (``filter=lastUpdated:ge:``, each collection in pages, and
 ``/api/deletedObjects``), fetches objects the subset now references but the hub lacks
 (``id:in:[...]``), cuts the subset and writes the difference. The first pull asks only
 for the subtree (``path:like``) and what it references, never the whole country.
+
+The pages are kept as they come (``metadata_stage``) with the pull's progress, so a link
+cut mid-pull resumes at the page it reached; nothing reaches the hub's forms, and the
+watermark does not move, until every collection and page is in (``MetadataPull.run``).
 
 Users come down without passwords; a verifier is made at the user's first login (see
 ``upstream.py``). A user disabled at national is disabled here; a national user who left
@@ -18,13 +22,23 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import NationalRejected
+from ..errors import NationalRejected, SyncError
+from ..store import Store
 from ..store.db import Tx
-from ..store.metadata import delete_metadata, put_metadata, read_documents
+from ..store.metadata import (
+    clear_stage,
+    delete_metadata,
+    put_metadata,
+    read_documents,
+    stage,
+    stage_deleted,
+    staged,
+)
+from ..store.synclog import set_state
 from ..store.users import disable_national_user, read_user_documents, upsert_user
 from ..store.wirebytes import METADATA
 from .client import NationalClient
@@ -176,81 +190,214 @@ def read_local(conn: sqlite3.Connection) -> tuple[Doc, dict[str, dict[str, Any]]
     return doc, users, local_only
 
 
+# A pull is a *round*: a list of paged requests (steps), then rounds of fetching the
+# references the subset lacks. Each page is staged (``metadata_stage``) together with the
+# round's progress (``sync_state`` ``metadata_round``), so a cut resumes at the page it
+# reached; the round is applied to ``metadata`` in one transaction, with the watermark,
+# only when every step and page is in: a half-pulled set never reaches the forms.
+ROUND_KEY = "metadata_round"
+PAGE_SIZE = 250
+CLOSURE_ROUNDS = 6
+RESTARTS_MAX = 3  # a step whose list shrank under it starts again, at most this often
+
+
+def _step(type_: str, filters: list[str], then: str | None = None) -> dict[str, Any]:
+    return {"type": type_, "filters": filters, "page": 1, "total": None, "then": then,
+            "restarts": 0}
+
+
+def new_round(root: str, watermark: str | None, since: str | None, started: str,
+              started_ms: int) -> dict[str, Any]:
+    """The steps of a pull: since a watermark, every collection changed since and the
+    deletions; the first time, the subtree (whose pages then name the rest) and the
+    collections small enough to take whole."""
+    if since is None:
+        todo = [_step("organisationUnits", [f"path:like:{root}"], then="subtree"),
+                *(_step(t, []) for t in WHOLE_ON_FIRST)]
+    else:
+        todo = [*(_step(t, [f"lastUpdated:ge:{since}"]) for t in PULL_TYPES),
+                _step("deletedObjects", [])]
+    return {"root": root, "watermark": watermark, "since": since, "started": started,
+            "started_ms": started_ms, "todo": todo, "closure": 0, "asked": {},
+            "users_forbidden": False}
+
+
+def load_round(text: str | None, root: str, watermark: str | None) -> dict[str, Any] | None:
+    """The round a cut left, if it is still the one to finish (same upazila, same
+    watermark it started from)."""
+    try:
+        rnd = json.loads(text) if text else None
+    except ValueError:
+        return None
+    if not isinstance(rnd, dict) or rnd.get("root") != root or \
+            rnd.get("watermark") != watermark or not isinstance(rnd.get("todo"), list) or \
+            not isinstance(rnd.get("started_ms"), int) or not isinstance(rnd.get("asked"), dict):
+        return None
+    return rnd
+
+
+def _batches(type_: str, key: str, ids: Iterable[str]) -> list[dict[str, Any]]:
+    ordered = sorted(ids)
+    return [_step(type_, [f"{key}:in:[{','.join(ordered[i:i + ID_BATCH])}]"])
+            for i in range(0, len(ordered), ID_BATCH)]
+
+
+def subtree_steps(ous: list[dict[str, Any]], root: str) -> list[dict[str, Any]]:
+    """After the subtree's pages: its ancestors, and the users and min-max values of its
+    org units."""
+    root_doc = next((o for o in ous if o["id"] == root), None)
+    if root_doc is None:
+        raise SyncError(f"national does not know org unit {root} (or our account cannot see "
+                        "it): check [hub] org_unit")
+    ancestors = {u for u in (root_doc.get("path") or "").strip("/").split("/")
+                 if u and u != root}
+    sub_ids = {o["id"] for o in ous}
+    return [*_batches("organisationUnits", "id", ancestors),
+            *_batches("users", "organisationUnits.id", sub_ids),
+            *_batches("minMaxDataElements", "source.id", sub_ids)]
+
+
+@dataclass
+class PullStats:
+    requests: int = 0
+    pages: int = 0
+    objects: int = 0
+    resumed: bool = False
+
+
 class MetadataPull:
-    def __init__(self, client: NationalClient, root: str) -> None:
+    def __init__(self, client: NationalClient, root: str, page_size: int = PAGE_SIZE, *,
+                 fresh: bool = True) -> None:
         self.client = client
         self.root = root
-        self.calls = 0
-        self.users_forbidden = False
+        self.page_size = max(1, page_size)
+        self.stats = PullStats(resumed=not fresh)
+        # a new round: what an abandoned one staged goes at its first write
+        self.fresh = fresh
 
-    async def _get(self, type_: str, filters: Iterable[str]) -> list[dict[str, Any]]:
-        self.calls += 1
+    async def page(self, step: dict[str, Any], since: str | None
+                   ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, bool]:
+        """One page of a step: (its objects, the pager, whether users were forbidden)."""
+        type_ = step["type"]
+        params: dict[str, Any] = {"pageSize": self.page_size}
+        if step["page"] > 1:
+            params["page"] = step["page"]
+        if type_ == "deletedObjects":
+            params["deletedAt"] = since
+        else:
+            # a stable order, so the pages of one list do not overlap or skip
+            params.update(fields=":owner", order="id:asc", filter=list(step["filters"]))
+        self.stats.requests += 1
         try:
-            data = await self.client.get_json(f"/api/{type_}", {
-                "fields": ":owner", "paging": "false", "filter": list(filters)},
-                category=METADATA)
+            data = await self.client.get_json(f"/api/{type_}", params, category=METADATA)
         except NationalRejected as e:
             if type_ == "users" and e.error_code == "403":
                 # an account that may not list users still syncs data; users then only
                 # arrive through first logins (upstream.py)
-                self.users_forbidden = True
-                return []
+                return [], None, True
             raise
         items = data.get(type_) if isinstance(data, dict) else None
         if not isinstance(items, list):
             raise NationalRejected(f"national's /api/{type_} reply has no `{type_}` list")
-        return [o for o in items if isinstance(o, dict) and isinstance(o.get("id"), str)]
+        pager = data.get("pager")
+        self.stats.pages += 1
+        if type_ == "deletedObjects":
+            return [d for d in items if isinstance(d, dict)], \
+                pager if isinstance(pager, dict) else None, False
+        out = [o for o in items if isinstance(o, dict) and isinstance(o.get("id"), str)]
+        if type_ == "users":
+            out = [strip_user(o) for o in out]
+        self.stats.objects += len(out)
+        return out, pager if isinstance(pager, dict) else None, False
 
-    async def _by_ids(self, type_: str, ids: set[str]) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        ordered = sorted(ids)
-        for i in range(0, len(ordered), ID_BATCH):
-            batch = ordered[i:i + ID_BATCH]
-            out += await self._get(type_, [f"id:in:[{','.join(batch)}]"])
-        return out
-
-    async def fetch(self, local: Doc, local_users: dict[str, dict[str, Any]],
-                    since: str | None) -> tuple[Doc, dict[str, Any]]:
-        """National's changes merged over what the hub has; returns (merged, subset)."""
-        fetched: Doc = {t: [] for t in PULL_TYPES}
-        deleted: dict[str, set[str]] = {}
-        if since is None:
-            subtree = await self._get("organisationUnits", [f"path:like:{self.root}"])
-            root = next((o for o in subtree if o["id"] == self.root), None)
-            if root is None:
-                from ..errors import SyncError
-                raise SyncError(f"national does not know org unit {self.root} (or our account "
-                                "cannot see it): check [hub] org_unit")
-            ancestors = {u for u in (root.get("path") or "").strip("/").split("/")
-                         if u and u != self.root}
-            fetched["organisationUnits"] = subtree + (
-                await self._by_ids("organisationUnits", ancestors) if ancestors else [])
-            for t in WHOLE_ON_FIRST:
-                fetched[t] = await self._get(t, [])
-            sub_ids = sorted({o["id"] for o in subtree})
-            for i in range(0, len(sub_ids), ID_BATCH):
-                ids = ",".join(sub_ids[i:i + ID_BATCH])
-                fetched["users"] += await self._get("users", [f"organisationUnits.id:in:[{ids}]"])
-                fetched["minMaxDataElements"] += await self._get(
-                    "minMaxDataElements", [f"source.id:in:[{ids}]"])
-        else:
-            for t in PULL_TYPES:
-                fetched[t] = await self._get(t, [f"lastUpdated:ge:{since}"])
-            self.calls += 1
-            data = await self.client.get_json("/api/deletedObjects", {
-                "deletedAt": since, "paging": "false"}, category=METADATA)
-            for d in (data.get("deletedObjects") if isinstance(data, dict) else None) or []:
-                kind = KLASS.get(str(d.get("klass", "")).rsplit(".", 1)[-1])
-                if kind and d.get("uid"):
-                    deleted.setdefault(kind, set()).add(d["uid"])
-        merged = merge(local, local_users, fetched, deleted)
-        for _ in range(6):  # follow references until the subset is closed
-            missing = missing_refs(merged, self.root)
-            if not missing:
+    async def run(self, store: Store, rnd: dict[str, Any], *, at: str,
+                  done_state: dict[str, Any],
+                  defer: Callable[[dict[str, Any]], None] | None = None) -> MetadataChanges:
+        """Finish the round ``rnd`` (new, or as a cut left it): fetch and stage every page
+        left, follow references, then apply it all with ``done_state`` (the watermark).
+        A new round that brought nothing hands ``done_state`` to ``defer`` instead (the
+        sync cycle's last transaction): an idle check costs the SD card no commit."""
+        while True:
+            await self._steps(store, rnd)
+            local, local_users, local_only, fetched, deleted = await store.read(
+                lambda c: _read_all(c, staged_too=not self.fresh))
+            merged = merge(local, local_users, fetched, deleted)
+            asked = {t: set(ids) for t, ids in rnd["asked"].items()}
+            missing = {t: ids - asked.get(t, set())
+                       for t, ids in missing_refs(merged, self.root).items()}
+            missing = {t: ids for t, ids in missing.items() if ids}
+            if not missing or rnd["closure"] >= CLOSURE_ROUNDS:
                 break
-            more: Doc = {t: await self._by_ids(t, ids) for t, ids in missing.items()}
-            merged = merge(merged, {}, more, {})
-        return merged, subset_for(merged, self.root)
+            rnd["closure"] += 1  # follow references until the subset is closed
+            for t, ids in missing.items():
+                rnd["asked"][t] = sorted(asked.get(t, set()) | ids)
+                rnd["todo"] += _batches(t, "id", ids)
+        changes = diff(local, local_users, subset_for(merged, self.root))
+        if defer is not None and self.fresh and not changes.count:
+            defer({**done_state, ROUND_KEY: ""})  # nothing staged, nothing to apply
+            return changes
+
+        def write(tx: Tx) -> None:
+            write_changes(tx, changes, local_only, at)
+            clear_stage(tx)
+            set_state(tx, {**done_state, ROUND_KEY: ""})
+        await store.write(write)
+        return changes
+
+    async def _steps(self, store: Store, rnd: dict[str, Any]) -> None:
+        """Fetch the round's pages left. A page that brings something is staged in one
+        transaction with the round's progress; an empty one (most of a delta pull) only
+        moves the progress in memory, so an idle pull costs the SD card no commit of its
+        own, and a cut costs at most the empty pages since the last page staged."""
+        while rnd["todo"]:
+            step = rnd["todo"][0]
+            items, pager, forbidden = await self.page(step, rnd["since"])
+            total = pager.get("total") if pager else None
+            count = pager.get("pageCount") if pager else None
+            if isinstance(total, int) and isinstance(step["total"], int) and \
+                    total < step["total"] and step["restarts"] < RESTARTS_MAX:
+                # something left the list under us: the later pages moved up by as much,
+                # and what crossed into the pages already read would be missed
+                step.update(page=1, total=None, restarts=step["restarts"] + 1)
+                continue
+            last = forbidden or not isinstance(count, int) or step["page"] >= count
+            if forbidden:
+                rnd["users_forbidden"] = True
+            if last:
+                rnd["todo"].pop(0)
+            else:
+                step.update(page=step["page"] + 1, total=total)
+            expand = last and step["then"] == "subtree"
+            if not items and not expand:
+                continue
+
+            def write(tx: Tx, step: dict[str, Any] = step, items: list[Any] = items,
+                      expand: bool = expand) -> None:
+                if self.fresh:
+                    clear_stage(tx)
+                if step["type"] == "deletedObjects":
+                    gone: dict[str, list[str]] = {}
+                    for d in items:
+                        kind = KLASS.get(str(d.get("klass", "")).rsplit(".", 1)[-1])
+                        if kind and isinstance(d.get("uid"), str):
+                            gone.setdefault(kind, []).append(d["uid"])
+                    for kind, uids in gone.items():
+                        stage_deleted(tx, kind, uids)
+                else:
+                    stage(tx, step["type"], items)
+                if expand:
+                    ous = staged(tx.conn, "organisationUnits")[0].get("organisationUnits", [])
+                    rnd["todo"][:0] = subtree_steps(ous, self.root)
+                set_state(tx, {ROUND_KEY: json.dumps(rnd)})
+            await store.write(write)
+            self.fresh = False
+
+
+def _read_all(conn: sqlite3.Connection, *, staged_too: bool
+              ) -> tuple[Doc, dict[str, dict[str, Any]], set[str], Doc, dict[str, set[str]]]:
+    doc, users, local_only = read_local(conn)
+    fetched, deleted = staged(conn) if staged_too else ({}, {})
+    return doc, users, local_only, fetched, deleted
 
 
 def merge(base: Doc, users: dict[str, dict[str, Any]], fetched: Doc,

@@ -531,6 +531,27 @@ async def test_complete_registrations_get(hub: RunningHub, http: aiohttp.ClientS
     assert got == {(r["dataSet"], r["period"], r["date"], True) for r in regs}
 
 
+async def test_data_approvals_multiple(hub: RunningHub, http: aiohttp.ClientSession) -> None:
+    """What the SDK asks for the data sets that have a workflow (the demo's have none:
+    one is given a workflow here, as national's metadata would bring it)."""
+    from appliance.hub.web import STATE
+    from appliance.store.metadata import put_metadata
+    form1 = dict(C.form1, workflow={"id": "WfCcMonthly"})
+    hub.store.write_sync(lambda tx: put_metadata(tx, {"dataSets": [form1]}))
+    await hub.app[STATE].reload(hub.store)
+    async with http.post(hub.api("dataApprovals"), headers=ADMIN, params={
+            "wf": "WfCcMonthly", "pe": month(-1), "ou": C.chcp_clinic}) as r:
+        assert r.status == 204, await r.text()
+    status, body = await get(http, hub, "dataApprovals/multiple", [
+        ("fields", "wf,ou,pe,aoc,state"), ("wf", "WfCcMonthly"),
+        ("pe", f"{month(-1)},{month()}"), ("ou", C.chcp_clinic), ("aoc", C.default_coc)],
+        auth=CHCP)
+    assert status == 200
+    assert_conforms(body, "dataapproval/data_approvals_multiple.json")
+    assert {(x["pe"], x["state"]) for x in body} == {(month(-1), "APPROVED_HERE"),
+                                                     (month(), "UNAPPROVED_READY")}
+
+
 # -- the comparer itself must be able to fail ----------------------------------------------------
 def test_shape_comparer_catches_drift() -> None:
     good = sdk.fixture("dataset/data_sets.json")

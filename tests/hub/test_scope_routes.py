@@ -70,6 +70,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/dataEntry/dataValues"): DATA, ("GET", "/api/validation/dataSet/{ds}"): DATA,
     ("GET", "/api/dataApprovals"): DATA, ("POST", "/api/dataApprovals"): DATA,
     ("DELETE", "/api/dataApprovals"): DATA, ("GET", "/api/audits/dataValue"): DATA,
+    ("GET", "/api/dataApprovals/multiple"): DATA, ("GET", "/api/dataApprovals/approvals"): DATA,
     ("GET", "/api/hub/status"): PUBLIC, ("GET", "/api/hub/health"): META,
     ("GET", "/api/hub/conflicts"): DATA, ("POST", "/api/hub/conflicts/{id}/resolve"): DATA,
     ("POST", "/api/hub/sync"): SELF, ("GET", "/api/hub/rejections"): DATA,
@@ -190,6 +191,12 @@ PROBES: dict[tuple[str, str], list[Probe]] = {
         Probe("POST", "/api/dataApprovals", lambda ou: {"ds": DS, "pe": PE, "ou": ou})],
     ("DELETE", "/api/dataApprovals"): [
         Probe("DELETE", "/api/dataApprovals", lambda ou: {"ds": DS, "pe": PE, "ou": ou})],
+    ("GET", "/api/dataApprovals/multiple"): [
+        Probe("GET", "/api/dataApprovals/multiple",
+              lambda ou: {"wf": DS, "pe": PE, "ou": f"{C.chcp_clinic},{ou}"})],
+    ("GET", "/api/dataApprovals/approvals"): [
+        Probe("GET", "/api/dataApprovals/approvals",
+              lambda ou: {"wf": DS, "pe": PE, "ou": ou})],
     ("GET", "/api/audits/dataValue"): [
         Probe("GET", "/api/audits/dataValue", lambda ou: {"ou": ou}),
         Probe("GET", "/api/audits/dataValue", lambda ou: {"de": DE["id"]})],

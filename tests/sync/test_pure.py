@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from appliance.dhis2.timefmt import format_ts, parse_http_date, parse_ts
-from appliance.errors import NationalRejected
+from appliance.errors import NationalRejected, SyncError
 from appliance.store.hlc import pack
 from appliance.sync import conflict as cf
 from appliance.sync.backoff import backoff_delay
@@ -228,3 +228,53 @@ def test_metadata_subset_helpers() -> None:
     user = dict(nat["users"][0], password="x", userCredentials={"password": "y", "id": "z"})
     assert "password" not in strip_user(user) and "password" not in strip_user(user)[
         "userCredentials"]
+
+
+# -- approvals ---------------------------------------------------------------------------------------
+def test_approval_requests_ask_only_what_matters() -> None:
+    from datetime import date
+
+    from appliance import demo
+    from appliance.store.metadata import MetadataIndex
+    from appliance.sync import approvals as ap
+    doc = demo.hub()
+    form1 = next(d for d in doc["dataSets"] if d["id"] == "NwLMuiBAxSb")
+    assert (form1["expiryDays"], form1["openFuturePeriods"]) == (15, 1)
+    # the 10th: last month still open (15 expiry days), this one open; the 20th: this one
+    assert ap.open_periods(form1, date(2024, 3, 10)) == ["202403", "202402"]
+    assert ap.open_periods(form1, date(2024, 3, 20)) == ["202403"]
+    assert ap.open_periods({**form1, "openFuturePeriods": 3}, date(2024, 3, 20)) == [
+        "202405", "202404", "202403"]
+    assert ap.open_periods({**form1, "expiryDays": 0}, date(2024, 3, 20)) == [
+        "202403", "202402", "202401"]
+    # no workflow, no request
+    idx = MetadataIndex(by_type={k: v for k, v in doc.items() if isinstance(v, list)})
+    assert ap.plan(idx, demo.RAMU_UID, date(2024, 3, 20)) == []
+    sets = [dict(d, workflow={"id": "WfA"}) if d["name"].startswith("CC Form") else d
+            for d in doc["dataSets"]]
+    idx = MetadataIndex(by_type={**{k: v for k, v in doc.items() if isinstance(v, list)},
+                                 "dataSets": sets})
+    (ask,) = ap.plan(idx, demo.RAMU_UID, date(2024, 3, 20), pending=["202401", "2024W3"])
+    assert ask.wfs == ("WfA",) and ask.periods == ("202401", "202403") and ask.aocs == ()
+    assert len(ask.org_units) == 27 and ask.size == 54
+    assert ask.params()["fields"] == "ou,pe,state" and "aoc" not in ask.params()
+    # the sweep: the periods held (13 months back at most) and those held approved
+    (ask,) = ap.plan(idx, demo.RAMU_UID, date(2024, 3, 20), held=["202212", "202302", "202310"],
+                     national=[("NwLMuiBAxSb", "202211", demo.CHCP_CLINIC_UID, "x")])
+    assert ask.periods == ("202211", "202302", "202310", "202403")
+    # national's answer, over the workflow's four forms; unknown states and keys not asked
+    # change nothing
+    ou = ask.org_units[0]
+    flows = {"WfA": sorted(d["id"] for d in sets if d.get("workflow"))}
+    approved, open_ = ap.read_reply(ask, [
+        {"ou": ou, "pe": "202403", "state": "APPROVED_ABOVE", "permissions": {}},
+        {"ou": ou, "pe": "202310", "state": "UNAPPROVED_READY"},
+        {"ou": ou, "pe": "202302"},                                   # no state
+        {"ou": ou, "pe": "202302", "state": "SOMETHING_NEW"},
+        {"ou": "NotAskedOu1", "pe": "202403", "state": "APPROVED_HERE"},
+        {"ou": ou, "pe": "202404", "state": "APPROVED_HERE"}], flows, idx.default_coc or "")
+    aoc = idx.default_coc
+    assert approved == {(ds, "202403", ou, aoc): "APPROVED_ABOVE" for ds in flows["WfA"]}
+    assert open_ == {(ds, "202310", ou, aoc) for ds in flows["WfA"]}
+    with pytest.raises(SyncError):
+        ap.read_reply(ask, {"httpStatusCode": 409}, flows, aoc or "")

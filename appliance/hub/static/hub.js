@@ -486,6 +486,16 @@ function paint(c) {
   c.rng.textContent = out ? t('outside usual range {min}–{max}', {min: mm[0], max: mm[1]}) : '';
 }
 
+// why the form cannot be changed: national's approval (of this clinic, or of an area above
+// it, which DHIS2 locks too) or the expiry days
+function lockWords(d) {
+  if (d.lockStatus !== 'APPROVED') return t('This month is locked (past the expiry days).');
+  const a = d.hubApproval || {};
+  if (!a.national) return t('This form is approved: it cannot be changed.');
+  return a.state === 'APPROVED_ABOVE'
+    ? t('National has approved this month for an area that includes this clinic, so this form is locked: nothing in it can be changed here. If a value is wrong, ask national to unapprove it.')
+    : t('National has approved this form, so it is locked: nothing in it can be changed here. If a value is wrong, ask national to unapprove it.');
+}
 function applyServer(d) {
   MINMAX = {};
   (d.minMaxValues || []).forEach(m => {
@@ -503,8 +513,7 @@ function applyServer(d) {
     c.input.disabled = locked;
     paint(c);
   }
-  fill($('lock'), locked ? h('p', {class: 'banner warn', role: 'status'}, d.lockStatus === 'APPROVED'
-    ? t('This form is approved: it cannot be changed.') : t('This month is locked (past the expiry days).')) : null);
+  fill($('lock'), locked ? h('p', {class: 'banner warn', role: 'status'}, lockWords(d)) : null);
   $('save').disabled = $('complete').disabled = FORM.locked = locked;
   const cs = d.completeStatus || {}, hs = cs.hubSync, st = $('complete-st');
   FORM.complete = !!cs.complete;
