@@ -110,8 +110,25 @@ mkdir -p "$outdir" "$IMAGE_CACHE"
 log "wheels: the appliance ($commit) and image/requirements.lock for $pyarch"
 wheels=$work/wheels
 mkdir -p "$wheels"
-python3 -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir "$wheels" "$repo" 2>/dev/null ||
-  python3 -m pip wheel --quiet --no-deps --wheel-dir "$wheels" "$repo"
+# from a copy of the checkout's files (tracked, and new ones not ignored), not the checkout
+# itself: setuptools keeps build/lib in the tree, and a module or migration renamed since
+# the last build stayed in it and went into the wheel (a card whose hub then failed every
+# start on a migration applied twice)
+src=$work/src
+python3 - "$repo" "$src" <<'PY'
+import os, shutil, subprocess, sys
+repo, dst = sys.argv[1:]
+names = subprocess.run(["git", "-C", repo, "ls-files", "-z", "--cached", "--others",
+                        "--exclude-standard"], capture_output=True, check=True).stdout
+for name in filter(None, names.split(b"\0")):
+    rel = os.fsdecode(name)
+    path = os.path.join(repo, rel)
+    if os.path.isfile(path) and not os.path.islink(path):  # a file deleted but still tracked: left out
+        os.makedirs(os.path.dirname(os.path.join(dst, rel)), exist_ok=True)
+        shutil.copy2(path, os.path.join(dst, rel))
+PY
+python3 -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir "$wheels" "$src" 2>/dev/null ||
+  python3 -m pip wheel --quiet --no-deps --wheel-dir "$wheels" "$src"
 platforms=(--platform "manylinux2014_$pyarch" --platform "linux_$pyarch")
 for v in $(seq 17 36); do platforms+=(--platform "manylinux_2_${v}_$pyarch"); done  # glibc 2.36
 wcache=$IMAGE_CACHE/wheels-$pyarch
