@@ -104,6 +104,11 @@ class CycleResult:
 counts = backlog.backlog  # aggregate and tracker, as status and health report it
 
 
+def _log_event(level: str, kind: str, message: str) -> None:
+    """A sync event's English line, for the log (the status page reads its data)."""
+    log.log(logging.WARNING if level != "info" else logging.INFO, "%s: %s", kind, message)
+
+
 def failure_cause(e: SyncError) -> str:
     """Why a cycle failed, as the status page words it: ``link`` (national not reached),
     ``credentials`` (it refused the hub's account), ``national`` (it answered with an
@@ -163,7 +168,7 @@ class SyncEngine:
         """``message`` for the log, in English; ``data`` ({"code": ...}) for the status page
         to say it in the reader's language (appliance/hub/events.py)."""
         at = iso_z(self.wall(), millis=True)
-        log.log(logging.WARNING if level != "info" else logging.INFO, "%s: %s", kind, message)
+        _log_event(level, kind, message)
         await self.store.write(lambda tx: state.add_event(tx, level, kind, message, at, data))
 
     async def _finish(self, result: CycleResult, end: dict[str, Any],
@@ -179,9 +184,7 @@ class SyncEngine:
         at = iso_z(now, millis=True)
         ev = event() if event is not None else None
         if ev is not None:
-            level, kind, message, _data = ev
-            log.log(logging.WARNING if level != "info" else logging.INFO, "%s: %s", kind,
-                    message)
+            _log_event(*ev[:3])
         later, self._later = self._later, {}
 
         def write(tx: Any) -> None:
