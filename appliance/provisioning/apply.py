@@ -36,7 +36,7 @@ from urllib.parse import urlparse
 from ..config import KEYS, Config, load
 from ..dhis2.uid import is_uid
 from ..errors import ConfigError
-from ..fsutil import fsync_dir
+from ..fsutil import fsync_dir, write_atomic
 from ..store import Store
 from ..sync.identity import take_new_identity
 from . import dnsmasq, sshkeys, tomlout
@@ -242,20 +242,17 @@ def _apply(src: Path, *, etc: Path, data_dir: Path, user: str | None, layout: La
         raise
     _own(staged, ids)
     os.replace(staged, hub_toml)
+    fsync_dir(etc)
     written.insert(0, hub_toml)
 
     conf = etc / "supervisord.conf"
-    tmp = etc / ".supervisord.conf.new"
-    tmp.write_text(render(cfg, layout, available))
-    tmp.chmod(0o644)  # no secrets in it
-    os.replace(tmp, conf)
+    write_atomic(conf, render(cfg, layout, available))  # no secrets in it: 0644
     written.append(conf)
-    fsync_dir(etc)
 
     aside = None
     if not keep_source:
         aside = src.with_name(src.name + ".applied")
-        aside.write_text(redacted(text))
+        write_atomic(aside, redacted(text))
         _shred(src)
         (src.parent / ERROR_FILE).unlink(missing_ok=True)
         fsync_dir(src.parent)

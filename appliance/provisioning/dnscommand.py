@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..errors import ConfigError
+from ..fsutil import write_atomic
 from . import dnsmasq as dm
 
 log = logging.getLogger("appliance.dns")
@@ -77,10 +78,7 @@ def prepare(config: Config, conf: Path, *, dnsmasq: Path | None = None,
     s = dm.settings(config)
     _preflight(s, binary)
     conf.parent.mkdir(parents=True, exist_ok=True)
-    tmp = conf.with_name(conf.name + ".tmp")
-    tmp.write_text(text)
-    tmp.chmod(0o644)
-    os.replace(tmp, conf)
+    write_atomic(conf, text)
     dm.check(conf, binary)
     return [str(binary), "--keep-in-foreground", f"--conf-file={conf}"]
 

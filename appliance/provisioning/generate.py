@@ -31,6 +31,7 @@ from typing import Any
 
 from ..config import KEYS, load
 from ..errors import ConfigError
+from ..fsutil import write_atomic
 from . import sshkeys, tomlout
 
 # What the national team replaces with the hub's personal access token (apply refuses it).
@@ -233,15 +234,8 @@ def enrol(hub_id: str, u: Upazila, fleet_data_dir: Path, *, rotate: bool,
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write ``text`` as a 0600 file, atomically: never readable by others, not even briefly."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write ``text`` as a 0600 file, atomically and durably: never readable by others."""
+    write_atomic(path, text, mode=0o600)
 
 
 def existing_sftp_key(path: Path) -> str:
@@ -283,10 +277,7 @@ def write_authorized_keys(path: Path, lines: list[str]) -> None:
     header = ["# Public SSH keys of the upazila hubs, one line per hub (comment: hub:<hub id>).",
               "# Install as the backup user's authorized_keys on the backup server",
               "# (provisioning/README.md). Each key may only use SFTP. No secrets here."]
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(header + lines) + "\n", encoding="utf-8")
-    tmp.chmod(0o644)
-    os.replace(tmp, path)
+    write_atomic(path, "\n".join(header + lines) + "\n")
 
 
 def generate(doc: Mapping[str, Any], out_dir: Path, *, national_url: str,

@@ -233,3 +233,47 @@ def test_redacted_copy_hides_url_passwords() -> None:
     assert "s3cret" not in out and "d2pat_x" not in out
     assert "sftp://hub:(installed on the hub)@backup.example.org/hubs/x" in out
     assert "https://dhis2.example.org" in out
+
+
+def test_every_file_apply_installs_is_on_disk_before_it_is_in_place(
+        boot: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plug pulled minutes after first boot must not leave an empty supervisord.conf.
+
+    The image lets unsynced pages wait 10 minutes while ext4 commits renames every 60 s:
+    a file renamed into place before its data was fsynced comes back empty (CI's pulled
+    plug found supervisord refusing exactly that). So each file apply installs must have
+    been fsynced under the name it was renamed from, and its directory after the rename.
+    """
+    from appliance.provisioning import apply as apply_mod
+
+    synced: set[tuple[int, int]] = set()  # (st_dev, st_ino) of every file fsynced
+    synced_dirs: list[Path] = []
+    unsafe: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            synced_dirs.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        else:
+            synced.add((st.st_dev, st.st_ino))
+        real_fsync(fd)
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        st = os.stat(src)
+        if (st.st_dev, st.st_ino) not in synced:
+            unsafe.append(f"{src} -> {dst}")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    user = "nobody" if os.geteuid() == 0 else None
+    done = apply_mod.apply(boot, etc=tmp_path / "etc", data_dir=tmp_path / "data", user=user)
+    assert unsafe == []
+    installed = [*done.written, done.aside]
+    assert {p.name for p in installed if p} >= {"hub.toml", "supervisord.conf",
+                                                "upazila-hub.toml.applied"}
+    for path in installed:
+        assert path is not None and path.stat().st_size > 0
+        assert (path.stat().st_dev, path.stat().st_ino) in synced, path
+    assert (tmp_path / "etc").resolve() in synced_dirs and boot.resolve() in synced_dirs

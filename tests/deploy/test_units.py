@@ -102,7 +102,11 @@ def test_firstboot_and_journal() -> None:
     assert one(fb, "Service", "Type") == "oneshot"
     assert one(fb, "Unit", "ConditionPathExistsGlob") == "/boot/firmware/upazila-hub*.toml"
     assert "provision apply /boot/firmware" in one(fb, "Service", "ExecStart")
-    assert "disable upazila-firstboot.service" in one(fb, "Service", "ExecStartPost")
+    post = fb["Service"]["ExecStartPost"]
+    # what apply wrote reaches the card before the unit disables itself: the image lets
+    # unsynced pages wait 10 minutes, longer than a UHC's power often stays on
+    assert post[0] == "/bin/sync -f /var/lib/upazila-hub", post
+    assert "disable upazila-firstboot.service" in post[-1]
     assert "upazila-hub.service" in one(fb, "Unit", "Before")
     # with [backup] replica, apply asks the backup server for a database to restore: the
     # link must be up first, or a new card for a dead one would be refused
@@ -116,7 +120,7 @@ def test_firstboot_and_journal() -> None:
 
 def test_referenced_programs_ship_with_the_image() -> None:
     """Every Exec path is made by the image recipe: the venv, our scripts, or the OS."""
-    from_os = {"/bin/systemctl", "/usr/bin/systemctl", "/bin/mkdir", "/bin/rm",
+    from_os = {"/bin/systemctl", "/usr/bin/systemctl", "/bin/mkdir", "/bin/rm", "/bin/sync",
                "/usr/bin/ssh-keygen"}  # Debian packages
     for path in UNITS:
         for exe in exec_paths(parse(path)):
