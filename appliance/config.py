@@ -61,6 +61,7 @@ KEYS: list[Key] = [
     Key("sync", "policies", {}, "Per data set policy overrides: {<dataSet uid> = <policy>}."),
     Key("sync", "debounce_s", 20, "Seconds to wait after new local data before a sync cycle starts."),
     Key("sync", "chunk_values", 500, "Initial number of data values per pushed chunk (adapts to the link)."),
+    Key("sync", "wire_format", "csv", "How data values travel to and from national: 'csv' (DHIS2's CSV, the fewest bytes: bench/wire_bench.py) or 'json'. With 'csv' the hub falls back to JSON by itself while a national refuses CSV (remembered until its version changes)."),
     Key("sync", "tracker_chunk_rows", 8000, "Tracker records and values per pushed /api/tracker chunk."),
     Key("sync", "modem_budget_mb", 0, "Monthly data budget of the modem in MB (1 MB = 1024 x 1024 bytes, as operators count packs); the fleet alerts when a calendar month's bytes (sync and fleet traffic, up and down) exceed it. 0: no budget."),
     Key("sync", "metadata_page_size", 250, "Metadata objects per page of a metadata pull (a cut link resumes at the page it reached)."),

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from ..dhis2 import periods, valuetypes
+from ..dhis2 import csvformat, periods, valuetypes
 from ..dhis2.webmessage import IMPORT_OPTIONS_DEFAULTS
 from ..errors import BadRequest
 from ..store.datavalues import Counts, ValueRow
@@ -27,8 +27,7 @@ STRATEGIES = {"CREATE_AND_UPDATE", "CREATE", "UPDATE", "DELETE", "NEW_AND_UPDATE
               "UPDATES", "DELETES"}
 _STRATEGY_ALIASES = {"NEW_AND_UPDATES": "CREATE_AND_UPDATE", "NEW": "CREATE",
                      "UPDATES": "UPDATE", "DELETES": "DELETE"}
-CSV_COLUMNS = ["dataelement", "period", "orgunit", "categoryoptioncombo", "attributeoptioncombo",
-               "value", "storedby", "lastupdated", "comment", "followup", "deleted"]
+CSV_COLUMNS = list(csvformat.HEADER)
 MAX_COMMENT = 50000
 MAX_STORED_BY = 255
 # DHIS2 import settings the hub always has on: a key national would refuse (a COC outside
@@ -175,8 +174,8 @@ def parse_csv_payload(text: str, first_row_is_header: bool = True) -> dict[str, 
             if not row or all(not c.strip() for c in row):
                 continue
             if n == 0 and first_row_is_header:
-                header = [c.strip().lower().replace("_", "") for c in row]
-                if "dataelement" not in header:
+                header = csvformat.columns(row)
+                if header is None:
                     raise BadRequest("CSV header must name the columns: " + ",".join(CSV_COLUMNS))
                 columns = header
                 continue
@@ -193,12 +192,18 @@ def parse_csv_payload(text: str, first_row_is_header: bool = True) -> dict[str, 
                 "value": rec.get("value") if rec.get("value") != "" else None,
                 "storedBy": rec.get("storedby") or None,
                 "comment": rec.get("comment") or None,
-                "followup": (rec.get("followup") or "").strip().lower() == "true",
+                # an empty cell says nothing, as a JSON value without "followup"
+                "followup": _flag_cell(rec.get("followup")),
                 "deleted": (rec.get("deleted") or "").strip().lower() == "true",
             })
     except csv.Error as e:
         raise BadRequest(f"Malformed CSV: {e}") from None
     return {"dataValues": values}
+
+
+def _flag_cell(cell: str | None) -> bool | None:
+    text = (cell or "").strip().lower()
+    return None if text in ("", "null") else text == "true"
 
 
 # -- validation ------------------------------------------------------------------------------

@@ -77,6 +77,9 @@ def _sentence(code: str, d: dict[str, Any], text: str, tr: Tr) -> str | None:
                   "to find it.", n=n, of=_int(d, "of"))
     if code == "pieces":
         return tr("National's reply was cut off; asking again in smaller pieces.")
+    if code == "csv-refused":
+        return tr("National's server does not take data values as CSV; the hub sends them "
+                  "as JSON until national's software changes.")
     if code == "uncompleted":
         return tr("National marked {n} forms not complete; the hub shows them so.", n=n)
     if code == "approvals":

@@ -388,12 +388,15 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         SHARING_QUERY, body={JSON: obj({"object": SHARING}, ("object",))}),
     # -- aggregate data (routes_data)
     ("GET", "/api/dataValueSets"): Op(
-        "Data values (JSON; CSV when Accept asks for it)", {200: DVS_OK}, (400, 409),
-        DVS_QUERY, ok_type=(JSON, "application/csv")),
+        "Data values (JSON; CSV when Accept or `format=csv` asks for it)", {200: DVS_OK},
+        (400, 409), (*DVS_QUERY, qp("format", {"type": "string", "enum": ["json", "csv"]},
+                                   "csv: the values as DHIS2 writes them in CSV")),
+        ok_type=(JSON, "application/csv")),
     ("GET", "/api/dataValueSets.csv"): Op("Data values as CSV", {200: CSV}, (400, 409),
                                           DVS_QUERY, ok_type=("application/csv",)),
     ("POST", "/api/dataValueSets"): Op(
-        "Import data values; the ImportSummary is in `response`", {200: MESSAGE}, (409, 415),
+        "Import data values (a gzip or zip body is found by its magic bytes); the "
+        "ImportSummary is in `response`", {200: MESSAGE}, (409, 415),
         IMPORT_QUERY, body={JSON: ref("DataValueSet"), "application/csv": CSV}),
     ("GET", "/api/dataValues"): Op("One data value", {200: arr(STR)}, (400, 409),
                                    DATA_VALUE_QUERY),

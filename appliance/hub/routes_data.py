@@ -3,18 +3,23 @@ approvals and audits (DHIS2 §5–6)."""
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from ..dhis2 import approvals as approvals_pure
-from ..dhis2 import expressions, periods, query
+from ..dhis2 import compression, csvformat, expressions, periods, query
 from ..dhis2.timefmt import format_ts
 from ..dhis2.webmessage import import_summary_message
-from ..errors import BadRequest, Conflict, Forbidden, NotFound, UnsupportedMediaType
+from ..errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 from ..store import approvals as approvals_db
 from ..store import audit, backlog
 from ..store import datavalues as dv
@@ -22,7 +27,7 @@ from ..store.keys import split_key
 from ..store.metadata import MetadataIndex
 from ..webguard import bounded_int, parse_json, read_form
 from . import completions, dataimport
-from .web import STATE, STORE, WRITES, add_api, index_of, json_response, paged, user_of
+from .web import CONFIG, STATE, STORE, WRITES, add_api, index_of, json_response, paged, user_of
 
 
 def _multi(request: web.Request, *names: str) -> list[str]:
@@ -58,6 +63,20 @@ async def _body(request: web.Request) -> tuple[str, bytes]:
     if not body:
         raise BadRequest("Request body is empty")
     return ctype, body
+
+
+def _unpacked(request: web.Request, body: bytes) -> bytes:
+    """A gzip or zip import body inflated, found by its magic bytes whatever the headers
+    say, as DHIS2's imports read it (appliance/dhis2/compression.py). A body sent with
+    ``Content-Encoding: gzip`` is already inflated by aiohttp, which refuses one that is
+    not gzip (DHIS2, which ignores the header, would read it plain)."""
+    limit = int(request.app[CONFIG].get("hub", "max_body_mb")) * 1024 * 1024
+    try:
+        return compression.unpack(body, limit)
+    except compression.TooLarge:
+        raise PayloadTooLarge("Request body is too large") from None
+    except ValueError as e:
+        raise BadRequest(f"The request body could not be read: {e}") from None
 
 
 def _json(body: bytes) -> Any:
@@ -112,8 +131,8 @@ async def get_data_value_sets(request: web.Request) -> web.StreamResponse:
         aocs=_multi(request, "attributeOptionCombo") or None, limit=lim))
     values = [dv.value_json(r) for r in rows]
     if request.match_info.get("_x") == ".csv" or request.path.endswith(".csv") or \
-            "csv" in request.headers.get("Accept", ""):
-        return _csv_response(values)
+            q.get("format") == "csv" or "csv" in request.headers.get("Accept", ""):
+        return _csv_response(request, values)
     fields = q.get("fields")
     if fields:
         spec = query.parse_fields(fields)
@@ -129,16 +148,21 @@ async def get_data_value_sets(request: web.Request) -> web.StreamResponse:
     return json_response(body)
 
 
-def _csv_response(values: list[dict[str, Any]]) -> web.Response:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(dataimport.CSV_COLUMNS)
-    for v in values:
-        w.writerow([v["dataElement"], v["period"], v["orgUnit"], v["categoryOptionCombo"],
-                    v["attributeOptionCombo"], v.get("value", ""), v.get("storedBy") or "",
-                    v.get("lastUpdated") or "", v.get("comment") or "",
-                    str(v.get("followup", False)).lower(), str(v.get("deleted", False)).lower()])
-    return web.Response(text=buf.getvalue(), content_type="application/csv", charset="utf-8")
+def _csv_response(request: web.Request, values: list[dict[str, Any]]) -> web.Response:
+    """The values as DHIS2 exports them in CSV: its columns, no ``created``; a live value's
+    ``deleted`` says ``null`` as 2.41 writes it (``false`` from 2.43)."""
+    version = str(request.app[CONFIG].get("hub", "dhis2_version"))
+    live = "false" if _version(version) >= (2, 43) else "null"
+    return web.Response(text=csvformat.encode_export(values, live_deleted=live),
+                        content_type=csvformat.MEDIA_TYPE, charset="utf-8")
+
+
+def _version(version: str) -> tuple[int, ...]:
+    """``2.41.3`` as (2, 41, 3); what does not parse as (0,)."""
+    try:
+        return tuple(int(p) for p in version.split("-")[0].split("."))
+    except ValueError:
+        return (0,)
 
 
 async def post_data_value_sets(request: web.Request) -> web.Response:
@@ -152,6 +176,7 @@ async def post_data_value_sets(request: web.Request) -> web.Response:
 async def _post_data_value_sets(request: web.Request,
                                 opts: dataimport.ImportOptions) -> web.Response:
     ctype, body = await _body(request)
+    body = _unpacked(request, body)
     if ctype in ("application/json", "application/octet-stream", "") or ctype.endswith("+json"):
         payload = dataimport.parse_json_payload(_json(body))
         del body

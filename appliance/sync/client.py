@@ -342,7 +342,9 @@ class NationalClient:
                       payload: Any = None, gzip_body: bool = True, timeout: float | None = None,
                       retries: int | None = None, auth: str | None = None,
                       ok: tuple[int, ...] = (200,), parse: bool = False,
-                      cut_retries: int | None = None, category: str = OTHER) -> Reply:
+                      cut_retries: int | None = None, category: str = OTHER,
+                      content_type: str = "application/json",
+                      accept: str | None = None) -> Reply:
         """Send with retries; returns a reply whose status is in ``ok``, else raises.
 
         ``category``: what the bytes of this request (and its retries) count as on the
@@ -351,16 +353,20 @@ class NationalClient:
         With ``parse`` the body must be JSON (in ``reply.data``); an HTML page or a body
         cut short is retried like a broken connection, then reported. ``cut_retries`` caps
         the retries after a reply was cut off or timed out (a caller that can ask for less
-        would rather split than repeat); refused connections use ``retries``.
+        would rather split than repeat); refused connections use ``retries``. A ``bytes``
+        payload is sent as ``content_type`` (CSV, appliance/sync/wire.py); ``accept``
+        replaces the session's ``Accept: application/json``.
         """
         url = self.base + path
         if params:
             url += "?" + urlencode(_flatten(params), safe=":[],/*!$")
         headers = {"Authorization": auth or self._auth}
+        if accept:
+            headers["Accept"] = accept
         data: bytes | None = None
         if payload is not None:
             data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = content_type
             if gzip_body:
                 data = gzip.compress(data, GZIP_LEVEL)
                 headers["Content-Encoding"] = "gzip"
@@ -430,7 +436,8 @@ class NationalClient:
                     f"{reply.status}): credentials not accepted or wrong [national] url")
             if reply.status in RETRY_STATUSES:
                 last = NationalRejected(f"national failed: HTTP {reply.status} on {method} "
-                                        f"{path}: {_message(reply)}")
+                                        f"{path}: {_message(reply)}",
+                                        error_code=str(reply.status))
                 continue
             raise NationalRejected(f"national answered HTTP {reply.status} on {method} {path}: "
                                    f"{_message(reply)}", error_code=str(reply.status))

@@ -38,6 +38,7 @@ from .push import Pusher, PushStats, form_order
 from .push import inflight as push_inflight
 from .tracker_push import TrackerPusher, TrackerPushStats
 from .watermark import advance, pull_since
+from .wire import WireFormat
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ class SyncEngine:
         self.wall = wall
         self.client = client or make_client(config, wall)
         self.sizer = ChunkSizer(size=int(config.get("sync", "chunk_values") or 500))
+        self.wire_format = WireFormat.from_config(config)  # CSV or JSON for data values
         self.offset = OffsetTracker()
         self.clock: NationalClock | None = None
         self.probe: ProbeResult | None = None
@@ -296,6 +298,7 @@ class SyncEngine:
     async def _cycle(self, reason: str, result: CycleResult) -> None:
         probe = await self.do_probe()
         st = await self.store.read(state.read_state)
+        self.wire_format.resolve(st, probe.version)
         seen = {"link": "up", "clock_offset_s": round(self.offset.offset_ms / 1000, 3),
                 "national_version": probe.version}
         if st.get("link") == "up" and st.get("national_version") == probe.version:
@@ -327,7 +330,7 @@ class SyncEngine:
                 await self.pull_data(root, index, ctx, st, data_sets, probe, result)
         pusher = Pusher(self.store, self.client, self.sizer, probe.clock, self.event,
                         lambda ds, aoc: _aoc_params(index, ds, aoc), form_order(index),
-                        default_aoc=index.default_coc)
+                        default_aoc=index.default_coc, wire_format=self.wire_format)
         result.push = pusher.stats  # filled in as chunks are acknowledged, even if cut
         await pusher.push_all(max_failures=self.push_retries, backoff_base=self.push_backoff_s)
         # the registers after the aggregate forms: monthly reports have deadlines and are
@@ -513,9 +516,9 @@ class SyncEngine:
             if periods:
                 params["period"] = periods
             try:
-                data = await self.client.get_json("/api/dataValueSets", params,
-                                                  cut_retries=0 if len(ous) > 1 else None,
-                                                  category=PULL)
+                values = await self.wire_format.get_values(
+                    self.client, params, cut_retries=0 if len(ous) > 1 else None,
+                    store=self.store, event=self.event)
             except LinkDown as e:
                 if e.error_code not in ("cut", "timeout") or len(ous) <= 1:
                     raise
@@ -528,9 +531,6 @@ class SyncEngine:
                                  f"again in pieces of {half} org units",
                                  {"code": "pieces", "n": half})
                 continue
-            values = data.get("dataValues") if isinstance(data, dict) else None
-            if not isinstance(values, list):
-                raise SyncError("national's dataValueSets reply has no dataValues list")
             todo = todo[1:]
             rnd["todo"] = todo
             extra: dict[str, Any] | None = None

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..dhis2 import csvformat
 from ..dhis2.timefmt import format_ts
 from ..errors import LinkDown, NationalRejected
 from ..store import Store, synclog
@@ -33,6 +34,7 @@ from .client import ROUTE_DOWN_RTO_MS, NationalClient
 from .clock import NationalClock, mono
 from .state import EventFn
 from .summary import ImportResult, Refusal, parse_import_summary
+from .wire import WireFormat, blame, misread
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +226,8 @@ class Pusher:
                  clock: NationalClock,
                  event: EventFn | None = None,
                  aoc_params: Callable[[str, str], dict[str, str]] | None = None,
-                 order: OrderKey | None = None, default_aoc: str | None = None) -> None:
+                 order: OrderKey | None = None, default_aoc: str | None = None,
+                 wire_format: WireFormat | None = None) -> None:
         self.store = store
         self.client = client
         self.sizer = sizer
@@ -233,6 +236,7 @@ class Pusher:
         self.aoc_params = aoc_params or (lambda ds, aoc: {})
         self.order = order
         self.default_aoc = default_aoc
+        self.wire_format = wire_format or WireFormat()
         self.stats = PushStats()
 
     async def push_all(self, max_chunks: int = 100000, max_failures: int = 6,
@@ -488,23 +492,60 @@ class Pusher:
                                     for r in rows])
         t0 = time.monotonic()
         try:
-            reply = await self.client.request(
-                "POST", "/api/dataValueSets", payload=value_set(values, self.default_aoc),
-                ok=(200, 409), parse=True,
-                timeout=self.sizer.timeout_s(len(values), floor=self.client.timeout_s),
-                retries=0, category=PUSH)
+            result, nbytes = await self._post_chunk(values)
         except LinkDown as e:
             if e.error_code not in ("connect", "local-down"):  # bytes were lost in flight
                 self.sizer.failure(mono())
             raise
         seconds = time.monotonic() - t0
-        result = parse_import_summary(reply.status, reply.data, len(values), values)
         if result.aborted is not None:
             raise NationalRejected(
                 f"national refused the whole import ({result.aborted.code or 'no code'}: "
                 f"{result.aborted.message}); nothing was marked synced",
                 error_code=result.aborted.code)
-        return result, seconds, reply.sent_body_bytes
+        return result, seconds, nbytes
+
+    async def _post_chunk(self, values: list[dict[str, Any]]) -> tuple[ImportResult, int]:
+        """POST one chunk in the wire format in use (appliance/sync/wire.py) and read its
+        import summary; returns it and the body bytes sent. A CSV chunk that national
+        refuses or misreads is sent again as JSON at once; when JSON goes through, national
+        cannot take CSV and the hub uses JSON from then on. The summary's indexes count
+        CSV rows after the header as they count JSON's ``dataValues``: the same values."""
+        body = self.wire_format.csv_body(values)
+        if body is None:
+            return await self._post_once(values, None)
+        verdict: str | None
+        try:
+            result, nbytes = await self._post_once(values, body)
+        except NationalRejected as e:
+            # its bytes are in the client's counters; the chunk's figure is the re-send's
+            verdict, why, nbytes = blame(e), e.message, 0
+            if verdict is None:
+                raise
+        else:
+            misreading = misread(result)
+            if misreading is None:
+                return result, nbytes
+            verdict, why = "refused", misreading
+        result, more = await self._post_once(values, None)
+        if verdict == "refused" and misread(result) is None:
+            await self.wire_format.refuse(self.store, self.event, "push", why)
+        return result, nbytes + more
+
+    async def _post_once(self, values: list[dict[str, Any]], csv_body: bytes | None
+                         ) -> tuple[ImportResult, int]:
+        if csv_body is not None:
+            payload: Any = csv_body
+            ctype = csvformat.MEDIA_TYPE
+        else:
+            payload, ctype = value_set(values, self.default_aoc), "application/json"
+        reply = await self.client.request(
+            "POST", "/api/dataValueSets", payload=payload, content_type=ctype,
+            ok=(200, 409), parse=True,
+            timeout=self.sizer.timeout_s(len(values), floor=self.client.timeout_s),
+            retries=0, category=PUSH)
+        return (parse_import_summary(reply.status, reply.data, len(values), values),
+                reply.sent_body_bytes)
 
     async def _post_registrations(self, chunk: Chunk, rows: list[Any]
                                   ) -> tuple[ImportResult, float, int]:

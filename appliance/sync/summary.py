@@ -137,9 +137,12 @@ def parse_import_summary(http_status: int, body: Any, n_sent: int,
             result.ambiguous.append(refusal)
     if status == "ERROR" and not result.rejected and result.aborted is None and \
             not result.ambiguous:
+        # nothing refused, nothing imported: the whole import failed. DHIS2 2.41 answers a
+        # body it cannot read ("The import process failed: ...", a CSV it could not parse)
+        # so, with every count 0
         succeeded = counts.get("imported", 0) + counts.get("updated", 0) + \
             counts.get("deleted", 0)
-        if succeeded == 0 and counts.get("ignored", 0) >= n_sent > 0:
+        if succeeded == 0 and n_sent > 0:
             result.aborted = Refusal(None, str(summary.get("description") or
                                                "national refused the whole import"))
     return result

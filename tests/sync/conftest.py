@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,9 +127,38 @@ def conflicts(store: Store) -> list[Any]:
         "SELECT * FROM sync_conflict ORDER BY id").fetchall())
 
 
+# Every sync test that talks to a national stand-in runs in both wire formats (issue 15):
+# the ``wire_format`` fixture is parametrized for tests whose fixtures include
+# ``national``, and ``sync_config`` writes the format of the test running. Tests marked
+# ``default_wire`` (the flaky-link ones), and those that start their own processes (the
+# end-to-end and SIGKILL tests), run in the default format only.
+WIRE_FORMATS = ("csv", "json")
+_WIRE: dict[str, str | None] = {"format": None}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "wire_format" in metafunc.fixturenames and "national" in metafunc.fixturenames and \
+            metafunc.definition.get_closest_marker("default_wire") is None:
+        metafunc.parametrize("wire_format", WIRE_FORMATS, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def wire_format(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The wire format of this test's sync configs (the default unless parametrized)."""
+    from appliance.config import defaults
+    fmt = str(getattr(request, "param", None) or defaults()["sync"]["wire_format"])
+    _WIRE["format"] = fmt
+    try:
+        yield fmt
+    finally:
+        _WIRE["format"] = None
+
+
 def sync_config(data_dir: Path, url: str, **over: Any) -> Config:
     base: dict[str, Any] = {"national__url": url, "national__token": TOKEN,
                             "hub__org_unit": RAMU, "national__timeout_s": 20}
+    if _WIRE["format"]:
+        base["sync__wire_format"] = _WIRE["format"]
     base.update(over)
     return make_config(data_dir, "hub", **base)
 

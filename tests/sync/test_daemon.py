@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from appliance.store import datavalues as dv
 from appliance.sync.daemon import Daemon
@@ -37,6 +38,7 @@ async def _wait(pred: object, timeout: float = 10.0) -> bool:
     return False
 
 
+@pytest.mark.default_wire  # a flaky link: the default format only
 async def test_form_entered_offline_reaches_national_by_itself(
         pair: Pair, http: aiohttp.ClientSession) -> None:
     """The CHCP's story: entered while the link is down ("on the hub, waiting for

@@ -177,6 +177,19 @@ def test_summary_whole_import_refused() -> None:
     assert parse_import_summary(200, bare, 1).accepted() == [0]  # pre-2.38: no envelope
 
 
+def test_summary_of_an_import_that_failed_to_read_its_body_accepts_nothing() -> None:
+    """DHIS2 2.41's answer to a body it cannot parse (a CSV it misreads, a stream error):
+    ERROR, no conflicts, every count 0. Nothing was imported."""
+    body = {"httpStatus": "Conflict", "httpStatusCode": 409, "status": "ERROR",
+            "response": {"responseType": "ImportSummary", "status": "ERROR",
+                         "description": "The import process failed: Failed to read record",
+                         "importCount": {"imported": 0, "updated": 0, "ignored": 0,
+                                         "deleted": 0}, "conflicts": []}}
+    r = parse_import_summary(409, body, 3)
+    assert r.aborted is not None and "Failed to read" in r.aborted.message
+    assert r.accepted() == []
+
+
 def test_not_a_summary_is_refused() -> None:
     with pytest.raises(NationalRejected):
         parse_import_summary(500, {"httpStatusCode": 500, "message": "boom"}, 3)
