@@ -333,9 +333,17 @@ class SyncEngine:
 
         subtree = frozenset(index.descendants(root))
 
+        synced = frozenset(data_sets)
+
         async def check(keys: Sequence[tuple[str, ...]]) -> None:
             # keys outside the upazila: national refuses them (and a query naming them)
-            await self.check_keys([k for k in keys if k[2] in subtree], ctx, floor, result)
+            mine = [k for k in keys if k[2] in subtree]
+            # DHIS2 reads data value sets by data set (or data element group), never by
+            # data element: the check names the data sets that hold the chunk's elements
+            des = {k[0] for k in mine}
+            sets = sorted(ds for ds, els in index.ds_elements.items()
+                          if ds in synced and els & des)
+            await self.check_keys(mine, sets, ctx, floor, result)
         pusher = Pusher(self.store, self.client, self.sizer, probe.clock, self.event,
                         lambda ds, aoc: _aoc_params(index, ds, aoc), form_order(index),
                         default_aoc=index.default_coc, wire_format=self.wire_format,
@@ -670,17 +678,18 @@ class SyncEngine:
             return stats
         result.pull.add(await self.store.write(write))
 
-    async def check_keys(self, keys: Sequence[tuple[str, ...]], ctx: apply.Context,
-                         floor: str | None, result: CycleResult) -> None:
-        """National's values of a chunk's cells (its data elements x periods x org units)
-        changed since the hub last knew its keys, read just before the chunk's POST and
+    async def check_keys(self, keys: Sequence[tuple[str, ...]], data_sets: Sequence[str],
+                         ctx: apply.Context, floor: str | None, result: CycleResult) -> None:
+        """National's values of a chunk's cells (the data sets holding its data elements x
+        its periods x its org units: DHIS2 reads no narrower) changed since the hub last
+        knew its keys, read just before the chunk's POST and
         applied like a pull: a national edit of a pending key is a conflict, not
         overwritten. The hub knew a key as of the later of ``floor`` (the full pull's
         watermark, every key) and the key's ``base`` (what national said last, or when it
         acknowledged the hub's push of it), so a key the hub pushed before brings back
         only what changed since, not the echo since the last full pull."""
         assert self.clock is not None
-        if not keys:
+        if not keys or not data_sets:
             return
 
         def read(c: Any) -> tuple[list[str | None], dict[tuple[str, str],
@@ -698,7 +707,7 @@ class SyncEngine:
         since = pull_since(format_ts(first) if first is not None else None, now_ms)
         try:
             values = await self.wire_format.get_values(self.client, {
-                "dataElement": sorted({k[0] for k in keys}),
+                "dataSet": list(data_sets),
                 "period": sorted({k[1] for k in keys}),
                 "orgUnit": sorted({k[2] for k in keys}), "lastUpdated": since,
                 "includeDeleted": "true", "paging": "false"},
