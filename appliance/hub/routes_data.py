@@ -27,7 +27,18 @@ from ..store.keys import split_key
 from ..store.metadata import MetadataIndex
 from ..webguard import bounded_int, parse_json, read_form
 from . import completions, dataimport
-from .web import CONFIG, STATE, STORE, WRITES, add_api, index_of, json_response, paged, user_of
+from .web import (
+    CONFIG,
+    ROLE,
+    STATE,
+    STORE,
+    WRITES,
+    add_api,
+    index_of,
+    json_response,
+    paged,
+    user_of,
+)
 
 
 def _multi(request: web.Request, *names: str) -> list[str]:
@@ -89,15 +100,18 @@ async def get_data_value_sets(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
     q = request.query
     data_sets = _multi(request, "dataSet")
-    elements = set(_multi(request, "dataElement"))
+    # dataElement= is the hub's own LAN extension; national's DHIS2 has no such filter
+    # (DataValueSetQueryParams) and ignores it, and the stand-in must do as DHIS2 does
+    by_element = _multi(request, "dataElement") if request.app[ROLE] != "national" else []
+    elements = set(by_element)
     for ds in data_sets:
         if index.get_typed("dataSets", ds) is None:
             raise Conflict(f"Data set does not exist: `{ds}`", error_code="E2003")
         elements |= index.ds_elements.get(ds, set())
-    for de in _multi(request, "dataElement"):
+    for de in by_element:
         if index.get_typed("dataElements", de) is None:
             raise Conflict(f"Data element does not exist: `{de}`")
-    if not data_sets and not _multi(request, "dataElement"):
+    if not data_sets and not by_element:
         raise Conflict("At least one valid data set or data element group must be specified",
                        error_code="E2001")
     pes = _multi(request, "period")

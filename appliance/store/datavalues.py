@@ -526,6 +526,17 @@ def pending_rows(conn: sqlite3.Connection, entity: str, keys: Iterable[Sequence[
     return out
 
 
+def bases(conn: sqlite3.Connection, entity: str, keys: Iterable[Sequence[str]]
+          ) -> list[str | None]:
+    """The ``base`` (national lastUpdated the row reflects) of each key; None if no row."""
+    sql = f"SELECT base FROM {entity} WHERE {_WHERE[entity]}"
+    out: list[str | None] = []
+    for k in keys:
+        r = conn.execute(sql, tuple(k)).fetchone()
+        out.append(r[0] if r is not None else None)
+    return out
+
+
 def pending_org_units_periods(conn: sqlite3.Connection) -> tuple[list[str], list[str]]:
     """The org units and the periods (each sorted) of pending values."""
     return (sorted({r[0] for r in conn.execute(

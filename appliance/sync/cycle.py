@@ -8,6 +8,7 @@ A cycle that is cut anywhere leaves the store consistent: the next one resumes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..config import Config
 from ..dhis2 import approvals as approvals_pure
-from ..dhis2.timefmt import format_ts, iso_z
+from ..dhis2.timefmt import format_ts, iso_z, parse_ts
 from ..errors import LinkDown, NationalRejected, SyncError
 from ..store import Store, backlog, tracker_sync, wirebytes
 from ..store import approvals as approvals_db
@@ -43,14 +44,13 @@ from .wire import WireFormat
 log = logging.getLogger(__name__)
 
 # A data-triggered or retried cycle within this long of the last full data pull skips
-# the full pull (which would re-download the echo of everything already pushed) and only
-# re-checks the keys it still has to push.
+# the full pull (which would re-download the echo of everything already pushed); the
+# pre-push check of each chunk (``check_keys``) still reads national's edits of its keys.
 RESUME_WINDOW_MS = 10 * 60 * 1000
 METADATA_EVERY_MS = 60 * 60 * 1000   # metadata deltas on data-triggered cycles at most hourly
 APPLY_BATCH = 2000
 ROUND_MAX_MS = 60 * 60 * 1000  # a pull round unfinished for an hour starts again
 WHOLE = "*"  # a pull piece meaning "the root and all its children"
-TARGET_OUS_MAX = 8  # above this, a targeted pull names the subtree instead of each unit
 # national's un-completes are looked for at most this often, and on every sync a person asks for
 CHECK_UNCOMPLETES_EVERY_MS = 6 * 60 * 60 * 1000
 CHECK_UNCOMPLETES_REASONS = frozenset({"cli", "api", "button", "usb", "start"})
@@ -71,6 +71,8 @@ class CycleResult:
     pulled_values: int = 0
     pulled_registrations: int = 0
     pull: apply.PullStats = field(default_factory=apply.PullStats)
+    # the part of ``pull`` read by the pre-push checks of the chunks
+    checked: apply.PullStats = field(default_factory=apply.PullStats)
     push: PushStats = field(default_factory=PushStats)
     tracker_pull: tracker_pull.TrackerPullStats = field(
         default_factory=tracker_pull.TrackerPullStats)
@@ -99,7 +101,9 @@ class CycleResult:
                 f"{self.push.rejected} refused; tracker: pulled "
                 f"{self.tracker_pull.tracked_entities} people ({self.tracker_pull.conflicts} "
                 f"conflicts), pushed {self.tracker_push.accepted} records, "
-                f"{self.tracker_push.rejected} refused; {self.pending} left pending")
+                f"{self.tracker_push.rejected} refused; {self.pending} left pending"
+                + (f"; longest check-to-push gap {self.push.check_gap_s:.2f} s"
+                   if self.push.checks else ""))
 
 
 counts = backlog.backlog  # aggregate and tracker, as status and health report it
@@ -323,16 +327,39 @@ class SyncEngine:
         index, sent = await self.store.read(lambda c: (load_index(c), push_inflight(c)))
         ctx = self.context(index, sent)
         data_sets = sorted(d["id"] for d in index.list("dataSets"))
-        if data_sets:
-            if resume:
-                await self.pull_targeted(index, ctx, st, data_sets, result)
-            else:
-                await self.pull_data(root, index, ctx, st, data_sets, probe, result)
+        floor = st.get("data_watermark") or None
+        if data_sets and not resume:
+            floor = await self.pull_data(root, index, ctx, st, data_sets, probe, result)
+
+        subtree = frozenset(index.descendants(root))
+
+        synced = frozenset(data_sets)
+
+        async def check(keys: Sequence[tuple[str, ...]]) -> None:
+            # keys outside the upazila: national refuses them (and a query naming them)
+            mine = [k for k in keys if k[2] in subtree]
+            # DHIS2 reads data value sets by data set (or data element group), never by
+            # data element: the check names the data sets that hold the chunk's elements
+            des = {k[0] for k in mine}
+            sets = sorted(ds for ds, els in index.ds_elements.items()
+                          if ds in synced and els & des)
+            await self.check_keys(mine, sets, ctx, floor, result)
         pusher = Pusher(self.store, self.client, self.sizer, probe.clock, self.event,
                         lambda ds, aoc: _aoc_params(index, ds, aoc), form_order(index),
-                        default_aoc=index.default_coc, wire_format=self.wire_format)
+                        default_aoc=index.default_coc, wire_format=self.wire_format,
+                        check=check)
         result.push = pusher.stats  # filled in as chunks are acknowledged, even if cut
-        await pusher.push_all(max_failures=self.push_retries, backoff_base=self.push_backoff_s)
+        try:
+            await pusher.push_all(max_failures=self.push_retries,
+                                  backoff_base=self.push_backoff_s)
+        finally:
+            c = result.checked
+            if c.conflicts:
+                await self.event("warning", "conflict", f"{c.conflicts} conflicts found just "
+                                 f"before the push: {c.hub_won} kept the hub's edit, "
+                                 f"{c.national_won} national's",
+                                 {"code": "conflicts", "n": c.conflicts, "hub": c.hub_won,
+                                  "national": c.national_won})
         # the registers after the aggregate forms: monthly reports have deadlines and are
         # small, a month of visits is not; a cut in the tracker push delays no report
         if index.list("programs"):
@@ -456,8 +483,9 @@ class SyncEngine:
 
     async def pull_data(self, root: str, index: MetadataIndex, ctx: apply.Context,
                         st: dict[str, str], data_sets: list[str], probe: ProbeResult,
-                        result: CycleResult) -> None:
-        """Everything national changed in the subtree since the watermark.
+                        result: CycleResult) -> str | None:
+        """Everything national changed in the subtree since the watermark; returns the
+        watermark it moved to.
 
         A *round* asks for the whole subtree at once; a reply cut off by the link (too
         big for the time the link stays up) is split by org units and asked again in
@@ -471,9 +499,11 @@ class SyncEngine:
                    "todo": [[WHOLE]]}
         subtree = sorted(index.descendants(root))
 
+        watermark = advance(st.get("data_watermark"), rnd["started"])
+
         def finished() -> dict[str, Any]:
-            return {"data_watermark": advance(st.get("data_watermark"), rnd["started"]),
-                    "last_full_pull": rnd["started_ms"], "pull_round": ""}
+            return {"data_watermark": watermark, "last_full_pull": rnd["started_ms"],
+                    "pull_round": ""}
 
         await self._pull_pieces(rnd, root, subtree, data_sets, None, ctx, result,
                                 persist=True, done_state=finished)
@@ -498,6 +528,7 @@ class SyncEngine:
                              f"{result.pull.national_won} national's",
                              {"code": "conflicts", "n": result.pull.conflicts,
                               "hub": result.pull.hub_won, "national": result.pull.national_won})
+        return watermark
 
     async def _pull_pieces(self, rnd: dict[str, Any], root: str, subtree: list[str],
                            data_sets: list[str], periods: list[str] | None,
@@ -647,21 +678,60 @@ class SyncEngine:
             return stats
         result.pull.add(await self.store.write(write))
 
-    async def pull_targeted(self, index: MetadataIndex, ctx: apply.Context, st: dict[str, str],
-                            data_sets: list[str], result: CycleResult) -> None:
-        """National's changes since the watermark, only where the hub has something to
-        push, so the conflict check holds without re-pulling the whole subtree."""
-        ous, pes = await self.store.read(pending_org_units_periods)
-        if not ous or not pes:
+    async def check_keys(self, keys: Sequence[tuple[str, ...]], data_sets: Sequence[str],
+                         ctx: apply.Context, floor: str | None, result: CycleResult) -> None:
+        """National's values of a chunk's cells (the data sets holding its data elements x
+        its periods x its org units: DHIS2 reads no narrower) changed since the hub last
+        knew its keys, read just before the chunk's POST and
+        applied like a pull: a national edit of a pending key is a conflict, not
+        overwritten. The hub knew a key as of the later of ``floor`` (the full pull's
+        watermark, every key) and the key's ``base`` (what national said last, or when it
+        acknowledged the hub's push of it), so a key the hub pushed before brings back
+        only what changed since, not the echo since the last full pull."""
+        assert self.clock is not None
+        if not keys or not data_sets:
             return
-        rnd = {"since": pull_since(st.get("data_watermark"), ctx.now_national_ms),
-               "todo": [ous]}
-        root = str(self.config.get("hub", "org_unit") or st.get("root_org_unit") or "")
-        if len(ous) > TARGET_OUS_MAX and root:
-            rnd["todo"] = [[WHOLE]]  # a shorter request: the subtree, for these periods
-            ous = sorted(index.descendants(root))
-        await self._pull_pieces(rnd, root, ous, data_sets, pes, ctx, result, persist=False,
-                                done_state=None)
+
+        def read(c: Any) -> tuple[list[str | None], dict[tuple[str, str],
+                                                         tuple[int, list[list[Any]]]]]:
+            return dv.bases(c, "datavalue", keys), push_inflight(c)
+        bases, sent = await self.store.read(read)
+        floor_ms = parse_ts(floor) if floor else None
+        known: list[int | None] = []
+        for b in bases:
+            seen = [x for x in (parse_ts(b, ctx.tz) if b else None, floor_ms) if x is not None]
+            known.append(max(seen) if seen else None)
+        now_ms = self.clock.now_ms()
+        first = None if any(k is None for k in known) else \
+            min(k for k in known if k is not None)
+        since = pull_since(format_ts(first) if first is not None else None, now_ms)
+        try:
+            values = await self.wire_format.get_values(self.client, {
+                "dataSet": list(data_sets),
+                "period": sorted({k[1] for k in keys}),
+                "orgUnit": sorted({k[2] for k in keys}), "lastUpdated": since,
+                "includeDeleted": "true", "paging": "false"},
+                cut_retries=None, store=self.store, event=self.event)
+        except NationalRejected as e:
+            if e.error_code in ("401", "403"):
+                raise
+            # e.g. a data element national deleted: its refusal of the POST says which
+            # value; a check that cannot be made must not hold the push up for ever
+            await self.event("warning", "pull", f"national refused the check before a push "
+                             f"({e.message}); the chunk goes unchecked",
+                             {"code": "check-failed"})
+            return
+        parsed = [p for p in (apply.Pulled.value_from(v, ctx.tz) for v in values) if p]
+        result.pulled_values += len(parsed)
+        # chunks cut earlier in this cycle are in flight too: their echo is no conflict
+        now_ctx = dataclasses.replace(ctx, inflight=sent, now_national_ms=now_ms)
+        for i in range(0, len(parsed), APPLY_BATCH):
+            def write(tx: Any, b: list[apply.Pulled] = parsed[i:i + APPLY_BATCH]
+                      ) -> apply.PullStats:
+                return apply.apply_values(tx, b, now_ctx)
+            stats = await self.store.write(write)
+            result.pull.add(stats)
+            result.checked.add(stats)
 
 
 def national_date(probe: ProbeResult) -> date:

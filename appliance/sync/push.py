@@ -39,6 +39,8 @@ from .wire import WireFormat, blame, misread
 log = logging.getLogger(__name__)
 
 OrderKey = Callable[[tuple[str, ...]], Any]
+# reads national's current state of a chunk's keys just before its POST (cycle.py)
+CheckFn = Callable[[Sequence[tuple[str, ...]]], Awaitable[None]]
 
 
 def form_order(index: Any) -> OrderKey:
@@ -150,6 +152,10 @@ class PushStats:
     superseded: int = 0
     national_won: int = 0
     body_bytes: int = 0
+    checks: int = 0
+    # the longest time from a pre-push check's request to its chunk's POST: a national
+    # edit of a key in this gap (or during the POST) is overwritten unseen (NATIONAL.md)
+    check_gap_s: float = 0.0
 
 
 def load_rows(conn: Any, entity: str, keys: Sequence[tuple[str, ...]]) -> list[Any]:
@@ -227,8 +233,10 @@ class Pusher:
                  event: EventFn | None = None,
                  aoc_params: Callable[[str, str], dict[str, str]] | None = None,
                  order: OrderKey | None = None, default_aoc: str | None = None,
-                 wire_format: WireFormat | None = None) -> None:
+                 wire_format: WireFormat | None = None,
+                 check: CheckFn | None = None) -> None:
         self.store = store
+        self.check = check
         self.client = client
         self.sizer = sizer
         self.clock = clock
@@ -426,6 +434,13 @@ class Pusher:
         return True
 
     async def _push_chunk(self, chunk: Chunk) -> None:
+        checked_at: float | None = None
+        if chunk.entity == "datavalue" and self.check is not None:
+            # national's edits of these keys since the hub last knew them become conflicts
+            # now, not after the POST has overwritten them; rows national won drop out
+            checked_at = time.monotonic()
+            await self.check(chunk.keys)
+            self.stats.checks += 1
         rows = await self.store.read(lambda c: load_rows(c, chunk.entity, chunk.keys))
         if not rows:  # everything in it was resolved meanwhile
             def empty(tx: Tx) -> apply.AckStats:
@@ -433,7 +448,7 @@ class Pusher:
             await self.store.write(empty)
             return
         if chunk.entity == "datavalue":
-            result, seconds, nbytes = await self._post_values(chunk, rows)
+            result, seconds, nbytes = await self._post_values(chunk, rows, checked_at)
         else:
             result, seconds, nbytes = await self._post_registrations(chunk, rows)
         key_len = 5 if chunk.entity == "datavalue" else 4
@@ -484,13 +499,15 @@ class Pusher:
             synclog.note_attempt(tx, chunk.id, json.dumps(rec, separators=(",", ":")))
         await self.store.write(write)
 
-    async def _post_values(self, chunk: Chunk, rows: list[Any]
+    async def _post_values(self, chunk: Chunk, rows: list[Any], checked_at: float | None = None
                            ) -> tuple[ImportResult, float, int]:
         values = [value_json(r) for r in rows]
         await self._attempt(chunk, [(key_str(r[:5]),
                                      None if r["deleted"] else r["value"], bool(r["deleted"]))
                                     for r in rows])
         t0 = time.monotonic()
+        if checked_at is not None:
+            self.stats.check_gap_s = max(self.stats.check_gap_s, t0 - checked_at)
         try:
             result, nbytes = await self._post_chunk(values)
         except LinkDown as e:

@@ -19,12 +19,13 @@ INITIAL_LOOKBACK_MS = 400 * 24 * 3600 * 1000
 
 
 def pull_since(watermark: str | None, national_now_ms: int,
-               overlap_ms: int = OVERLAP_MS) -> str:
+               overlap_ms: int | None = None) -> str:
     """The ``lastUpdated`` parameter for the next pull."""
     ms = parse_ts(watermark) if watermark else None
     if ms is None:
         return format_ts(national_now_ms - INITIAL_LOOKBACK_MS)
-    return format_ts(ms - overlap_ms)
+    # OVERLAP_MS read at call time: tests shorten it to reach past it in seconds
+    return format_ts(ms - (OVERLAP_MS if overlap_ms is None else overlap_ms))
 
 
 def advance(current: str | None, server_date_before_pull: str) -> str | None:
