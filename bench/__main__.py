@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ["bench.hub_bench", "bench.sync_bench", "bench.wire_bench", "bench.fleet_bench", "bench.health_bench",
+BENCHES = ["bench.hub_bench", "bench.sync_bench", "bench.wire_bench", "bench.day_bench",
+           "bench.fleet_bench", "bench.health_bench",
            "bench.search_bench", "bench.tracker_sync_bench", "bench.tls_bench",
            "bench.backup_bench", "bench.board_bench", "bench.image_bench"]
 

@@ -601,7 +601,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/api/metadata"): Op(
         "Metadata export", {200: obj({"system": obj({"date": STR}), **{
             t: arr(obj()) for t in TYPES}}, ("system",))}, (400,),
-        (FIELDS, *(flag(t) for t in TYPES))),
+        (FIELDS, multi("filter", "`property:operator:value`, applied to every type"),
+         qp("rootJunction", {"type": "string", "enum": ["AND", "OR"]}),
+         *(flag(t) for t in TYPES))),
     ("POST", "/api/metadata"): Op(
         "Metadata import (national stand-in only)", {200: ref("ImportReport")}, (400, 403),
         (qp("importStrategy", {"type": "string",

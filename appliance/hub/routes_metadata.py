@@ -9,6 +9,7 @@ from aiohttp import web
 from ..dhis2 import query
 from ..errors import BadRequest, Forbidden, NotFound
 from ..store.metadata import TYPES, MetadataIndex, deleted_since
+from ..store.users import user_docs
 from .routes_system import server_date
 from .web import STORE, Handler, add_api, index_of, json_response, paged, user_of
 
@@ -132,9 +133,16 @@ async def get_metadata(request: web.Request) -> web.Response:
     q = request.query
     wanted = [t for t in TYPES if q.get(t) == "true"] or [t for t in TYPES if t != "users"]
     spec = query.parse_fields(q.get("fields"), default=":owner")
+    # as DHIS2's export: ``filter`` applies to every type (the hub's metadata check asks
+    # ``filter=lastUpdated:ge:...&fields=id`` across its collections)
+    pred = query.parse_filters(q.getall("filter", []), q.get("rootJunction", "AND"))
     body: dict[str, Any] = {"system": {"date": server_date()}}
     for t in wanted:
         docs = index.list(t)
+        if t == "users" and not docs and user_of(request).is_superuser:
+            # users live in their own table (as /api/users serves them: no passwords)
+            docs = await request.app[STORE].read(user_docs)
+        docs = [d for d in docs if pred(d, index.get)]
         if docs:
             body[t] = query.project_all(docs, spec, index.get)
     return json_response(body)

@@ -53,6 +53,11 @@ LOCAL_POLL_S = 0.5
 LOCAL_WAIT_S = 30.0
 USER_AGENT = "upazila-hub-sync/1"
 GZIP_LEVEL = 9  # bytes matter more than CPU on a 32-256 kbit/s uplink
+# Sent with every request, so each byte counts once per request on the modem: no
+# ``Accept: application/json`` (DHIS2 answers /api JSON by default; aiohttp sends its
+# shorter ``Accept: */*``), and the CSV pull names its own Accept.
+SESSION_HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"}
+_AUTO_HEADERS = {"Accept": "*/*"}  # what aiohttp adds when the request names none
 # rtnetlink multicast groups (linux/rtnetlink.h): a link or route change wakes the client
 RTMGRP_LINK, RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_ROUTE = 0x1, 0x40, 0x400
 
@@ -168,8 +173,7 @@ class NationalClient:
                 auto_decompress=False,
                 connector=aiohttp.TCPConnector(limit=4, enable_cleanup_closed=True,
                                                socket_factory=self._socket),
-                headers={"User-Agent": USER_AGENT, "Accept": "application/json",
-                         "Accept-Encoding": "gzip"})
+                headers=SESSION_HEADERS)
             self._watch_routes()
         return self._session
 
@@ -296,8 +300,7 @@ class NationalClient:
     async def _once(self, method: str, url: str, *, data: bytes | None,
                     headers: dict[str, str], timeout: float, category: str = OTHER) -> Reply:
         to = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 15.0))
-        req_bytes = len(method) + len(url) + 16 + len(data or b"") + sum(
-            len(k) + len(v) + 4 for k, v in headers.items()) + 120  # + session headers
+        req_bytes = request_bytes(method, url, headers, data)
         sent_ms, mono_sent = self.wall() * 1000, mono()
         self.requests += 1
         self.bytes_sent += req_bytes
@@ -323,7 +326,9 @@ class NationalClient:
                 resp.connection.protocol.force_close()  # type: ignore[union-attr]
             raw = await resp.read()
             mono_recv, recv_ms = mono(), self.wall() * 1000
-            got = len(raw) + 20 + sum(len(k) + len(v) + 4 for k, v in resp.raw_headers)
+            # "HTTP/1.1 200 OK\r\n", the headers, the blank line, the body
+            got = len(raw) + 17 + len(resp.reason or "") + sum(
+                len(k) + len(v) + 4 for k, v in resp.raw_headers)
             self.bytes_received += got
             self.wire.add(category, 0, got)
             enc = resp.headers.get("Content-Encoding", "").lower()
@@ -355,7 +360,7 @@ class NationalClient:
         the retries after a reply was cut off or timed out (a caller that can ask for less
         would rather split than repeat); refused connections use ``retries``. A ``bytes``
         payload is sent as ``content_type`` (CSV, appliance/sync/wire.py); ``accept``
-        replaces the session's ``Accept: application/json``.
+        replaces aiohttp's ``Accept: */*``.
         """
         url = self.base + path
         if params:
@@ -490,7 +495,7 @@ class NationalClient:
         """Cheap link check: ``/api/system/info`` with just the fields we use."""
         reply = await self.request(
             "GET", "/api/system/info",
-            params={"fields": "serverDate,version,serverTimeZoneId,contextPath"},
+            params={"fields": "serverDate,version,serverTimeZoneId"},
             timeout=timeout or min(self.timeout_s, 30.0), parse=True)
         info = reply.data
         if not isinstance(info, dict) or "serverDate" not in info:
@@ -507,6 +512,22 @@ class NationalClient:
             version=str(info.get("version") or ""), time_zone=tz, offset=offset,
             clock=NationalClock(server_ms, reply.mono_sent, reply.mono_recv),
             rtt_s=reply.mono_recv - reply.mono_sent, info=info)
+
+
+def request_bytes(method: str, url: str, headers: Mapping[str, str], data: bytes | None) -> int:
+    """What a request puts on the wire, as aiohttp writes it: the request line, ``Host``,
+    the session's headers, aiohttp's defaults not overridden, this request's own, the
+    blank line and the body (not TCP/IP or TLS)."""
+    u = URL(url)
+    line = len(method) + len(u.raw_path_qs) + 12  # "GET <path?query> HTTP/1.1\r\n"
+    host = 8 + len(u.raw_authority)  # "Host: <host:port>\r\n"
+    own = {k.lower() for k in headers}
+    hdrs = {**{k: v for k, v in _AUTO_HEADERS.items() if k.lower() not in own},
+            **{k: v for k, v in SESSION_HEADERS.items() if k.lower() not in own}, **headers}
+    if data is not None:
+        hdrs["Content-Length"] = str(len(data))
+    return line + host + sum(len(k) + len(v) + 4 for k, v in hdrs.items()) + 2 + \
+        len(data or b"")
 
 
 def _flatten(params: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -47,7 +47,12 @@ log = logging.getLogger(__name__)
 # the full pull (which would re-download the echo of everything already pushed); the
 # pre-push check of each chunk (``check_keys``) still reads national's edits of its keys.
 RESUME_WINDOW_MS = 10 * 60 * 1000
-METADATA_EVERY_MS = 60 * 60 * 1000   # metadata deltas on data-triggered cycles at most hourly
+# metadata on timer and data-triggered cycles at most hourly: an idle 15-minute timer
+# cycle then asks national nothing about metadata (issue 15: an idle cycle <= 2 KB)
+METADATA_EVERY_MS = 60 * 60 * 1000
+# a metadata check first asks whether anything changed (``metadata.anything_changed``, two
+# requests); the page of every collection is asked for anyway once a day, in case
+METADATA_FULL_EVERY_MS = 24 * 60 * 60 * 1000
 APPLY_BATCH = 2000
 ROUND_MAX_MS = 60 * 60 * 1000  # a pull round unfinished for an hour starts again
 WHOLE = "*"  # a pull piece meaning "the root and all its children"
@@ -56,6 +61,7 @@ CHECK_UNCOMPLETES_EVERY_MS = 6 * 60 * 60 * 1000
 CHECK_UNCOMPLETES_REASONS = frozenset({"cli", "api", "button", "usb", "start"})
 UNCOMPLETE_LOOKBACK_MS = 366 * 24 * 60 * 60 * 1000
 FULL_REASONS = frozenset({"cli", "timer", "api", "modem", "button", "usb", "start", "update"})
+META_AT_ONCE_REASONS = FULL_REASONS - {"timer"}  # these check metadata whenever they run
 ANCHOR_MIN_GAP_MS = 1000
 
 
@@ -153,6 +159,7 @@ class SyncEngine:
         # not a dozen. A cycle cut before its end loses only these, and re-reads a little.
         self._later: dict[str, Any] = {}
         self.metadata_stats: metadata.PullStats | None = None  # the last metadata pull's
+        self.metadata_gate = True  # False once national refused the metadata export
         # a chunk lost to a cut is re-sent after a jittered backoff, this many times in a row
         self.push_retries = 6
         self.push_backoff_s = 0.5
@@ -320,7 +327,7 @@ class SyncEngine:
         result.resumed = resume
         meta_ms = int(st["metadata_pulled_ms"]) if st.get("metadata_pulled_ms", "").isdigit() \
             else None
-        want_meta = not resume and (reason in FULL_REASONS or meta_ms is None or
+        want_meta = not resume and (reason in META_AT_ONCE_REASONS or meta_ms is None or
                                     now_ms - meta_ms >= METADATA_EVERY_MS or now_ms < meta_ms)
         if want_meta:
             result.metadata_changes = await self.pull_metadata(root, st, probe)
@@ -451,10 +458,20 @@ class SyncEngine:
             fresh=rnd is None)
         if rnd is None:
             since = pull_since(watermark, probe.server_ms) if watermark else None
+            full = st.get("metadata_full_ms", "")
+            if since is not None and self.metadata_gate and full.isdigit() and \
+                    0 <= probe.server_ms - int(full) < METADATA_FULL_EVERY_MS:
+                changed = await metadata.anything_changed(self.client, since)
+                self.metadata_gate = changed is not None
+                if changed is False:  # nothing to fetch: the watermark moves at the end
+                    self._defer({"metadata_watermark": advance(watermark, probe.server_date)
+                                 or probe.server_date, "metadata_pulled_ms": probe.server_ms})
+                    return 0
             rnd = metadata.new_round(root, watermark, since, probe.server_date, probe.server_ms)
         changes = await puller.run(self.store, rnd, at=probe.server_date, done_state={
             "metadata_watermark": advance(watermark, rnd["started"]) or rnd["started"],
-            "metadata_pulled_ms": probe.server_ms}, defer=self._defer)
+            "metadata_pulled_ms": probe.server_ms, "metadata_full_ms": rnd["started_ms"]},
+            defer=self._defer)
         self.metadata_stats = puller.stats
         if changes.count:
             await self.event("info", "metadata", f"{changes.count} metadata changes applied "

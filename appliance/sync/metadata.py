@@ -257,6 +257,32 @@ def subtree_steps(ous: list[dict[str, Any]], root: str) -> list[dict[str, Any]]:
             *_batches("minMaxDataElements", "source.id", sub_ids)]
 
 
+async def anything_changed(client: NationalClient, since: str) -> bool | None:
+    """Whether national changed or deleted anything of the hub's collections since
+    ``since``: two small requests instead of a page of each collection. DHIS2's metadata
+    export applies a ``filter`` and ``fields`` to every type named; ``deletedObjects``
+    with a page of one says whether there is any deletion. None: national would not
+    answer the export (the account may lack F_METADATA_EXPORT), so ask each collection.
+    A false positive (a deletion of something the hub does not hold) only costs the
+    full delta pull."""
+    params: dict[str, Any] = {"fields": "id", "filter": f"lastUpdated:ge:{since}",
+                              **{t: "true" for t in PULL_TYPES}}
+    try:
+        data = await client.get_json("/api/metadata", params, category=METADATA)
+    except NationalRejected as e:
+        if e.error_code == "401":  # the account itself: the cycle must say so
+            raise
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("system"), dict):
+        return None  # not a metadata export: ask each collection
+    if any(isinstance(data.get(t), list) and data[t] for t in PULL_TYPES):
+        return True
+    gone = await client.get_json("/api/deletedObjects", {"deletedAt": since, "pageSize": 1,
+                                                         "fields": "uid"}, category=METADATA)
+    items = gone.get("deletedObjects") if isinstance(gone, dict) else None
+    return not isinstance(items, list) or bool(items)
+
+
 @dataclass
 class PullStats:
     requests: int = 0

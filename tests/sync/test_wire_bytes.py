@@ -70,7 +70,7 @@ async def test_a_cycle_counts_metadata_pull_push_and_other(
     assert wirebytes.total(r.wire) == (r.bytes_sent, r.bytes_received)
     assert (r.bytes_sent, r.bytes_received) == (client.bytes_sent - c_sent,
                                                 client.bytes_received - c_recv)
-    assert client.requests - requests >= 10
+    assert client.requests - requests >= 6  # probe, metadata check (2), 3 pulls, push
     # the push's upload is the bulk of what went up; the probe is small
     assert r.wire[PUSH][0] > r.wire[OTHER][0]
     # the table has them under today, and the cumulative counters moved by the same
@@ -119,7 +119,7 @@ async def test_no_commit_per_request(pair: Pair, monkeypatch: pytest.MonkeyPatch
     requests = pair.engine.client.requests
     r = await pair.cycle("cli")
     assert r.ok and r.push.accepted == 30
-    assert pair.engine.client.requests - requests >= 10
+    assert pair.engine.client.requests - requests >= 6
     assert len(commits.ran["record"]) == 1  # one transaction wrote wire_bytes
     assert commits.ran["record"] == commits.ran["add_bytes"]  # the counters' own
     assert commits.n > 1  # the watch saw the cycle's other commits too

@@ -1,0 +1,258 @@
+"""The whole reporting day (issue 15, "Performance"): one upazila-month entered at the hub
+over two hours, then eight hours of timer cycles, against the national stand-in over a
+256 kbit/s link cut every 15 s.
+
+In one run, no timed test. The national stand-in is its own process; the hub's sync engine
+runs here, in-process, talking to national through the userspace ``FlappingProxy`` of
+``tests/netlink/harness.py`` (a token bucket of 256 kbit/s each way, every connection reset
+every 15 s and new ones refused for 3 s): ``bench/sync_bench.py``'s link without root.
+(Its network-namespace link would need the engine in a namespace of its own.)
+
+Time is compressed, never waited for, except what the link itself takes:
+
+* *entry*: the month's forms (the demo generator's, as ``bench/wire_bench.py`` builds
+  them) are written into the hub's store clinic by clinic, form by form, as the LAN import
+  writes them, in 24 batches ("every 5 minutes for two hours"); after each batch a
+  data-triggered cycle runs (``local-data``), and more run until nothing is pending;
+* *the rest of the day*: 32 timer cycles ("every 15 minutes for eight hours").
+
+Between cycles the hub's own periodic decisions (the last full pull, the last metadata
+check, the daily sweeps) are moved back by the simulated minutes, so each cycle decides
+what it would after that much time. Bytes are counted twice: the proxy's payload bytes
+(what crossed, no TCP/IP headers) for the targets, the client's categories for the split.
+
+Baseline **B**: gzip -9 of the month's minimal JSON (``dataElement``, ``period``,
+``orgUnit``, ``categoryOptionCombo``, ``attributeOptionCombo``, ``value``) in entry order;
+B in data-set order is printed beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from appliance.config import load as load_config
+from appliance.store import Store
+from appliance.store import datavalues as dv
+from appliance.store.wirebytes import CATEGORIES, METADATA, OTHER, PULL, PUSH
+from appliance.sync import state as sync_state
+from appliance.sync.cycle import CycleResult, SyncEngine
+
+from . import sync_bench, wire_bench
+
+RATE_KBIT = sync_bench.RATE_KBIT
+CUT_EVERY_S, CUT_DOWN_S = sync_bench.CUT_EVERY_S, sync_bench.CUT_DOWN_S
+ENTRY_BATCHES = 24      # two hours of entry, a data-triggered cycle every 5 minutes
+ENTRY_STEP_MIN = 5
+TIMER_CYCLES = 32       # eight hours of the 15-minute timer
+TIMER_STEP_MIN = 15
+# sync_state keys holding a time (ms) the cycle compares with national's clock
+CLOCK_KEYS = ("last_full_pull", "metadata_pulled_ms", "metadata_full_ms",
+              "registrations_checked_ms", "approvals_checked_ms")
+
+
+# The pulls re-read the 60 s before their watermark (a late national commit). Compressed,
+# the day's cycles are seconds apart, so 60 s would re-download every cycle's echo many
+# times over: the overlap is compressed too (~1:100, as 5 minutes take ~3 s here).
+OVERLAP_MS = 600
+
+
+def compress_overlap() -> None:
+    from appliance.sync import cycle, watermark
+
+    def pull_since(wm: str | None, now_ms: int, overlap_ms: int = OVERLAP_MS) -> str:
+        return watermark.pull_since(wm, now_ms, overlap_ms=min(overlap_ms, OVERLAP_MS))
+    cycle.pull_since = pull_since  # type: ignore[assignment]
+
+
+async def age(store: Store, minutes: float) -> None:
+    """As if ``minutes`` had passed since the hub's periodic decisions were last taken."""
+    st = await store.read(sync_state.read_state)
+    shift = int(minutes * 60_000)
+    moved = {k: str(int(st[k]) - shift) for k in CLOCK_KEYS if st.get(k, "").isdigit()}
+    if moved:
+        await store.write(lambda tx: sync_state.set_state(tx, moved))
+
+
+def write_forms(store: Store, forms: list[dict[str, Any]]) -> None:
+    for f in forms:
+        rows = [dv.ValueRow(i, v["dataElement"], v["period"], v["orgUnit"],
+                            v["categoryOptionCombo"], v["attributeOptionCombo"], v["value"],
+                            None, None, None, False) for i, v in enumerate(f["dataValues"])]
+        store.write_sync(lambda tx, r=rows: dv.import_values(tx, r, username="chcp"))
+
+
+def pending(store: Store) -> int:
+    return int(store.read_sync(lambda c: c.execute(
+        "SELECT count(*) FROM datavalue WHERE sync_state='pending'").fetchone()[0]))
+
+
+class Day:
+    def __init__(self, engine: SyncEngine, proxy: Any) -> None:
+        self.engine, self.proxy = engine, proxy
+        self.wire: dict[str, list[int]] = {c: [0, 0] for c in CATEGORIES}
+        self.cycles: list[tuple[str, CycleResult]] = []
+
+    async def cycle(self, reason: str) -> CycleResult:
+        r = await self.engine.cycle(reason)
+        for k, (s, rcv) in r.wire.items():
+            self.wire[k][0] += s
+            self.wire[k][1] += rcv
+        self.cycles.append((reason, r))
+        return r
+
+    def link(self) -> tuple[int, int, float]:
+        st = self.proxy.stats()
+        return st.bytes_up, st.bytes_down, float(st.dead_time_s)
+
+
+async def run_day(tmp: Path, port: int) -> dict[str, Any]:
+    from appliance.demo.seed import seed
+    from tests.netlink.harness import FlappingProxy
+
+    compress_overlap()
+    entry, by_ds, forms = wire_bench.month()
+    clinics: list[str] = []
+    for f in forms:
+        if f["orgUnit"] not in clinics:
+            clinics.append(f["orgUnit"])
+    entry_forms = [f for ou in clinics for f in forms if f["orgUnit"] == ou]
+    b_entry = wire_bench.gz(wire_bench.minimal_json(entry))
+    b_ds = wire_bench.gz(wire_bench.minimal_json(by_ds))
+
+    hub_dir = tmp / "hub"
+    hub_dir.mkdir()
+    store = Store(hub_dir / "hub.db")
+    seed(store, "hub")
+    # provisioning over a good link, as at installation: not part of the day
+    direct = load_config(sync_bench.write_config(tmp / "direct.toml",
+                                                 f"http://127.0.0.1:{port}"), hub_dir)
+    first = SyncEngine(store, direct)
+    try:
+        r = await first.cycle("start")
+        if not r.ok:
+            raise RuntimeError(f"provisioning sync failed: {r.error}")
+    finally:
+        await first.close()
+
+    rate = RATE_KBIT * 1000 / 8
+    proxy = FlappingProxy.thread("127.0.0.1", port, rate=rate, every_s=CUT_EVERY_S,
+                                 down_s=CUT_DOWN_S)
+    with proxy:
+        cfg = load_config(sync_bench.write_config(tmp / "hub.toml",
+                                                  f"http://127.0.0.1:{proxy.port}"), hub_dir)
+        engine = SyncEngine(store, cfg)
+        day = Day(engine, proxy)
+        try:
+            # the night before: the day starts idle, an hour after the last sync
+            await age(store, 60)
+            up0, down0, dead0 = day.link()
+            # entry: forms in entry order, a data-triggered cycle after each batch
+            per = -(-len(entry_forms) // ENTRY_BATCHES)
+            busy_s = 0.0
+            for i in range(0, len(entry_forms), per):
+                await asyncio.to_thread(write_forms, store, entry_forms[i:i + per])
+                t = time.monotonic()
+                await day.cycle("local-data")
+                busy_s += time.monotonic() - t
+                await age(store, ENTRY_STEP_MIN)
+            retries = 0
+            while pending(store) and retries < 20:  # the worker retries what a cut left
+                t = time.monotonic()
+                await day.cycle("retry")
+                busy_s += time.monotonic() - t
+                retries += 1
+            up1, down1, dead1 = day.link()
+            left = pending(store)
+            entry_cycles = len(day.cycles)
+            # the rest of the day: the timer
+            for _ in range(TIMER_CYCLES):
+                await age(store, TIMER_STEP_MIN)
+                await day.cycle("timer")
+            up2, down2, dead2 = day.link()
+        finally:
+            await engine.close()
+            store.close()
+
+    timer = [r for reason, r in day.cycles[entry_cycles:]]
+    idle = [r.bytes_sent + r.bytes_received for r in timer if r.ok]
+    failed = sum(1 for _, r in day.cycles if not r.ok)
+    month_wire = (up1 - up0) + (down1 - down0)
+    month_dead = dead1 - dead0
+    month_target = month_wire / rate + month_dead
+    day_up, day_down = up2 - up0, down2 - down0
+    cats = {METADATA: day.wire[METADATA], PULL: day.wire[PULL], PUSH: day.wire[PUSH],
+            OTHER: [day.wire[OTHER][0] + day.wire["fleet"][0],
+                    day.wire[OTHER][1] + day.wire["fleet"][1]]}
+    counted = sum(s + r for s, r in cats.values())
+    return {
+        "link": f"userspace FlappingProxy: {RATE_KBIT} kbit/s each way, connections reset "
+                f"every {CUT_EVERY_S:g} s, refused for {CUT_DOWN_S:g} s",
+        "values": len(entry), "forms": len(forms), "clinics": len(clinics),
+        "B_entry": b_entry, "B_data_set": b_ds,
+        "cycles": len(day.cycles), "entry_cycles": entry_cycles, "failed_cycles": failed,
+        "pending_after_entry": left,
+        "day_wire_up": day_up, "day_wire_down": day_down,
+        "day_ratio": round((day_up + day_down) / b_entry, 3),
+        "up_ratio": round(day_up / b_entry, 3),
+        "day_client_counted": counted,
+        "by_category": {k: {"sent": s, "received": r,
+                            "share": round((s + r) / counted, 3) if counted else 0}
+                        for k, (s, r) in cats.items()},
+        "idle_cycle_bytes_median": int(statistics.median(idle)) if idle else None,
+        "idle_cycle_bytes_max": max(idle) if idle else None,
+        "idle_cycle_bytes_min": min(idle) if idle else None,
+        "month_wire_bytes": month_wire, "month_busy_s": round(busy_s, 2),
+        "month_dead_s": round(month_dead, 2), "month_target_s": round(month_target, 2),
+        "month_time_ratio": round(busy_s / month_target, 3) if month_target else None,
+    }
+
+
+def main() -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="daybench-"))
+    national = None
+    try:
+        port = sync_bench._free_port()
+        national = sync_bench.start_national(tmp / "national", port)
+        res = asyncio.run(run_day(tmp, port))
+    finally:
+        if national is not None:
+            national.terminate()
+            national.wait(30)
+        if os.environ.get("DAY_BENCH_KEEP"):
+            print(f"   kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    idle = res["idle_cycle_bytes_median"] or 0
+    cat = res["by_category"]
+    res["targets"] = [
+        ("day: bytes up+down / B (entry order)", res["day_ratio"], "<= 1.5", "x",
+         res["day_ratio"] <= 1.5),
+        ("day: bytes up / B", res["up_ratio"], "<= 0.65", "x", res["up_ratio"] <= 0.65),
+        ("idle timer cycle, median (client-counted)", idle, "<= 2048", "bytes",
+         idle <= 2048),
+        ("timer cycle, largest (an echo or metadata check)", res["idle_cycle_bytes_max"],
+         "info", "bytes", None),
+        ("month: wall / (bytes/rate + dead time)", res["month_time_ratio"], "<= 1.5", "x",
+         res["month_time_ratio"] is not None and res["month_time_ratio"] <= 1.5),
+        ("B: gzip -9 minimal JSON, entry order", res["B_entry"], "info", "bytes", None),
+        ("B in data-set order", res["B_data_set"], "info", "bytes", None),
+        *((f"day's bytes: {k} share", v["share"], "info", "x", None)
+          for k, v in cat.items()),
+    ]
+    for k, v in res.items():
+        if k != "targets":
+            print(f"   {k}: {v}")
+    return res
+
+
+if __name__ == "__main__":
+    import json
+    out = main()
+    print(json.dumps(out["targets"], indent=1))
