@@ -25,12 +25,13 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from babel.dates import format_datetime, format_skeleton
-from babel.messages.catalog import Catalog
-from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
+
+if TYPE_CHECKING:
+    from babel.messages.catalog import Catalog
 
 LOCALES = ("bn", "en")
 DEFAULT_LOCALE = "bn"
@@ -63,7 +64,12 @@ def locale_dir() -> Any:
 
 @cache
 def catalog(locale: str) -> Catalog:
-    """The locale's catalogue as Babel reads it (an empty one for a locale without a file)."""
+    """The locale's catalogue as Babel reads it (an empty one for a locale without a file).
+    Babel's catalogue reader is imported here, by the first process that translates: the
+    sync worker and the health agent mostly never do, and it costs each a few MB."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import read_po
+
     path = locale_dir().joinpath(locale, "LC_MESSAGES", f"{DOMAIN}.po")
     if not path.is_file():
         return Catalog(locale=locale, domain=DOMAIN)

@@ -265,20 +265,34 @@ def evaluate(h: HubStatus, now: float, th: Thresholds) -> list[Alert]:
 
 def _update_alerts(h: HubStatus) -> list[Alert]:
     """A rolled-back or refused release: the hub still serves, on its old release."""
-    target = h.update_target or "the new release"
-    why = h.update_reason or ""
+    target, why = h.update_target or "", h.update_reason or ""
     if h.update_state == "rolled_back":
-        return [_alert("update_rollback", AMBER,
-                       N_("rolled back from {target} to the previous release: {why}") if why
-                       else N_("rolled back from {target} to the previous release"),
-                       target=target, why=why)]
-    if h.update_state in ("refused", "failed"):
-        refused = h.update_state == "refused"
-        words = ((N_("refused {target}: {why}") if why else N_("refused {target}")) if refused
-                 else (N_("could not install {target}: {why}") if why
-                       else N_("could not install {target}")))
-        return [_alert("update_failed", AMBER, words, target=target, why=why)]
-    return []
+        kind, words = "update_rollback", _ROLLBACK_WORDS[bool(target), bool(why)]
+    elif h.update_state in ("refused", "failed"):
+        kind = "update_failed"
+        words = (_REFUSED_WORDS if h.update_state == "refused" else _FAILED_WORDS)[
+            bool(target), bool(why)]
+    else:
+        return []
+    return [_alert(kind, AMBER, words, target=target, why=why)]
+
+
+# (release named, reason given) -> words: a hub that did not say which release it was
+# offered gets words of their own, never an English stand-in inside a Bangla sentence
+_ROLLBACK_WORDS = {
+    (True, True): N_("rolled back from {target} to the previous release: {why}"),
+    (True, False): N_("rolled back from {target} to the previous release"),
+    (False, True): N_("rolled back from a new release to the previous release: {why}"),
+    (False, False): N_("rolled back from a new release to the previous release")}
+_REFUSED_WORDS = {
+    (True, True): N_("refused {target}: {why}"), (True, False): N_("refused {target}"),
+    (False, True): N_("refused a new release: {why}"),
+    (False, False): N_("refused a new release")}
+_FAILED_WORDS = {
+    (True, True): N_("could not install {target}: {why}"),
+    (True, False): N_("could not install {target}"),
+    (False, True): N_("could not install a new release: {why}"),
+    (False, False): N_("could not install a new release")}
 
 
 def _modem_budget(h: HubStatus, now: float) -> list[Alert]:

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from aiohttp import web
 
 from ..config import Config
-from ..demo.seed import seed  # --demo only
 from ..httpserver import make_runner, start_site
 from ..store import Store
 from ..store.metadata import is_empty
@@ -60,6 +59,8 @@ def serve_store(args: argparse.Namespace, config: Config, *, demo_data: str, nam
     store = Store(config.data_dir / "hub.db",
                   autocheckpoint=not config.get("backup", "replica"))
     if args.demo and store.read_sync(is_empty):
+        from ..demo.seed import seed  # only for --demo: a hub in service never loads it
+
         t0 = time.monotonic()
         counts = seed(store, demo_data)
         log.info("seeded demo %s data in %.1fs: %s", demo_data, time.monotonic() - t0, counts)

@@ -35,6 +35,7 @@ from ..store.metadata import MetadataIndex
 from ..store.users import User
 from ..webguard import bounded_int, parse_json
 from . import tracker_import as ti
+from .lang import reader
 from .web import STATE, STORE, WRITES, add_api, index_of, json_response, user_of
 
 ORG_UNIT_MODES = ("SELECTED", "CHILDREN", "DESCENDANTS", "ACCESSIBLE", "CAPTURE", "ALL")
@@ -493,11 +494,15 @@ async def people_duplicates(request: web.Request) -> web.Response:
     person: dict[str, str] = {str(codes.get(k, k)): v for k, v in raw.items()
                               if isinstance(v, str) and v.strip()}
     ous = _search_scope(index, user)
+    tr = await reader(request)
 
     def read(c: Any) -> list[dict[str, Any]]:
         cands = search.duplicates(c, person, org_units=ous)
         found = _people(c, index, [x.te for x in cands])
-        return [{**found[x.te], "score": round(x.score, 3), "reasons": x.reasons}
+        # reasons: English, as national is sent them; said: the same in the reader's words
+        return [{**found[x.te], "score": round(x.score, 3), "reasons": x.reasons,
+                 "said": [tr(w, **{k: tr.digit(v) if isinstance(v, str) else v
+                                   for k, v in f.items()}) for w, f in x.words]}
                 for x in cands if x.te in found]
     return json_response({"candidates": await request.app[STORE].read(read),
                           "threshold": search.DUPLICATE_THRESHOLD})

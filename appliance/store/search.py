@@ -40,6 +40,7 @@ from typing import Any
 import orjson
 from rapidfuzz import fuzz
 
+from ..i18n import N_
 from .db import Tx
 from .metadata import metadata_version
 
@@ -605,14 +606,27 @@ DUPLICATE_THRESHOLD = 0.55
 _CHILD_YEARS = 12  # younger: the relation name is the mother's
 
 
+Reason = tuple[str, dict[str, Any]]  # an N_ template and its fields
+
+
+def said(reason: Reason) -> str:
+    """A reason in English (the API's ``reasons``, what national is sent)."""
+    words, fields = reason
+    return words.format(**fields)
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A registered person who may be the one being registered: ``score`` 0..1 and the
-    evidence, for and against, in words."""
+    evidence, for and against (``words``: templates, for a page in the reader's language)."""
 
     te: str
     score: float
-    reasons: list[str] = field(default_factory=list)
+    words: list[Reason] = field(default_factory=list)
+
+    @property
+    def reasons(self) -> list[str]:
+        return [said(r) for r in self.words]
 
 
 @dataclass(frozen=True)
@@ -664,76 +678,98 @@ def _age_years(p: _Profile, today: date) -> float | None:
     return float(p.age) if p.age is not None else None
 
 
-def _birth_evidence(a: _Profile, b: _Profile, today: date) -> tuple[float, str]:
+def _birth_evidence(a: _Profile, b: _Profile, today: date) -> tuple[float, Reason | None]:
     if a.dob and b.dob:
         days = abs((a.dob - b.dob).days)
         swapped = a.dob.year == b.dob.year and (a.dob.month, a.dob.day) == (b.dob.day,
                                                                              b.dob.month)
+        born = b.dob.isoformat()
         if days == 0:
-            return 1.0, f"same date of birth {b.dob.isoformat()}"
+            return 1.0, (N_("same date of birth {born}"), {"born": born})
+        if days == 1:
+            return 0.8, (N_("born {born}, 1 day apart"), {"born": born})
         if days <= 7:
-            return 0.8, f"born {b.dob.isoformat()}, {days} day{'s' * (days > 1)} apart"
+            return 0.8, (N_("born {born}, {days} days apart"), {"born": born, "days": days})
         if swapped:
-            return 0.7, f"born {b.dob.isoformat()}, day and month swapped"
+            return 0.7, (N_("born {born}, day and month swapped"), {"born": born})
         if days <= 31:
-            return 0.5, f"born {b.dob.isoformat()}, {days} days apart"
+            return 0.5, (N_("born {born}, {days} days apart"), {"born": born, "days": days})
         if days <= 366:
-            return 0.0, ""
-        return -1.0, f"different date of birth ({a.dob.isoformat()} / {b.dob.isoformat()})"
+            return 0.0, None
+        return -1.0, (N_("different date of birth ({a} / {b})"),
+                      {"a": a.dob.isoformat(), "b": born})
     ya, yb = _age_years(a, today), _age_years(b, today)
     if ya is None or yb is None:
-        return 0.0, ""
+        return 0.0, None
     gap = abs(ya - yb)
     if gap <= 1.5:
-        return 0.4, f"about the same age ({int(yb)} years)"
+        return 0.4, (N_("about the same age ({years} years)"), {"years": int(yb)})
     if gap <= 3.5:
-        return 0.0, ""
-    return -1.0, f"different age ({int(ya)} / {int(yb)} years)"
+        return 0.0, None
+    return -1.0, (N_("different age ({a} / {b} years)"), {"a": int(ya), "b": int(yb)})
 
 
 def compare(a: Mapping[str, str], b: Mapping[str, str], *,
             today: date | None = None) -> tuple[float, list[str]]:
     """The duplicate score of ``b`` (registered) against ``a`` (being registered), both
-    attribute code → value, and the reasons: evidence for, strongest first, then against."""
-    return _compare(_profile(a), _profile(b), today=today)
+    attribute code → value, and the reasons in English: evidence for, strongest first,
+    then against."""
+    score, words = _compare(_profile(a), _profile(b), today=today)
+    return score, [said(r) for r in words]
 
 
-def _compare(a: _Profile, b: _Profile, *, today: date | None = None) -> tuple[float, list[str]]:
+# (name evidence) -> words; the relation's words by whose name it is
+_NAME_WORDS = {"same": N_("name sounds the same ({a} / {b})"),
+               "alike": N_("name is alike ({a} / {b})"),
+               "different": N_("name is different ({a} / {b})")}
+_RELATION_WORDS = {
+    ("mother", True): N_("mother's name matches ({a} / {b})"),
+    ("mother", False): N_("mother's name is different ({a} / {b})"),
+    ("husband", True): N_("husband's name matches ({a} / {b})"),
+    ("husband", False): N_("husband's name is different ({a} / {b})"),
+    ("either", True): N_("husband's/mother's name matches ({a} / {b})"),
+    ("either", False): N_("husband's/mother's name is different ({a} / {b})")}
+
+
+def _compare(a: _Profile, b: _Profile, *,
+             today: date | None = None) -> tuple[float, list[Reason]]:
     today = today or date.today()
-    ev: list[tuple[float, str]] = []  # (weighted evidence, reason)
+    ev: list[tuple[float, Reason | None]] = []  # (weighted evidence, reason)
     if a.names and b.names:
         sim, ka, kb = max((name_similarity(ka, kb), na, nb)
                           for ka, na in a.names for kb, nb in b.names)
         e = _alike(sim)
-        said = "sounds the same" if sim >= 0.9 else "is alike" if e > 0 else "is different"
-        ev.append((W_NAME * e, f"name {said} ({ka} / {kb})"))
+        how = "same" if sim >= 0.9 else "alike" if e > 0 else "different"
+        ev.append((W_NAME * e, (_NAME_WORDS[how], {"a": ka, "b": kb})))
     if a.rel_key and b.rel_key:
         e = _alike(name_similarity(a.rel_key, b.rel_key))
         ya = _age_years(a, today)
-        whose = ("husband's/mother's" if ya is None else
-                 "mother's" if ya < _CHILD_YEARS else "husband's")
-        said = "matches" if e > 0 else "is different"
-        ev.append((W_RELATION * e, f"{whose} name {said} ({a.relation} / {b.relation})"))
+        whose = "either" if ya is None else "mother" if ya < _CHILD_YEARS else "husband"
+        ev.append((W_RELATION * e, (_RELATION_WORDS[whose, e > 0],
+                                    {"a": a.relation, "b": b.relation})))
     e, why = _birth_evidence(a, b, today)
     if e:
         ev.append((W_BIRTH * e, why))
     if a.phone and b.phone:
+        phone = {"phone": phone_display(b.phone)}
         if a.phone == b.phone:
-            ev.append((W_PHONE, f"same phone {phone_display(b.phone)}"))
+            ev.append((W_PHONE, (N_("same phone {phone}"), phone)))
         else:
-            ev.append((-0.3 * W_PHONE, f"different phone ({phone_display(b.phone)})"))
+            ev.append((-0.3 * W_PHONE, (N_("different phone ({phone})"), phone)))
     if a.village_key and b.village_key:
+        village = {"village": b.village}
         if fuzz.ratio(a.village_key, b.village_key) >= 85:
-            ev.append((W_VILLAGE, f"same village ({b.village})"))
+            ev.append((W_VILLAGE, (N_("same village ({village})"), village)))
         else:
-            ev.append((-0.5 * W_VILLAGE, f"different village ({b.village})"))
+            ev.append((-0.5 * W_VILLAGE, (N_("different village ({village})"), village)))
     if a.brn and b.brn:
+        brn = {"brn": b.brn}
         if a.brn == b.brn:
-            ev.append((W_BRN, f"same birth registration number {b.brn}"))
+            ev.append((W_BRN, (N_("same birth registration number {brn}"), brn)))
         else:
-            ev.append((-W_BRN, f"different birth registration number ({b.brn})"))
+            ev.append((-W_BRN, (N_("different birth registration number ({brn})"), brn)))
     if a.sex and b.sex and a.sex != b.sex:
-        ev.append((-W_SEX, "different sex"))
+        ev.append((-W_SEX, (N_("different sex"), {})))
     score = max(0.0, min(1.0, sum(w for w, _ in ev)))
     reasons = [why for w, why in sorted(ev, key=lambda x: -x[0]) if why and w > 0]
     reasons += [why for w, why in sorted(ev, key=lambda x: x[0]) if why and w < 0]
@@ -818,8 +854,8 @@ def duplicates(conn: sqlite3.Connection, person: Mapping[str, str], *,
     for r in rows.values():
         if _ceiling(a, r) < min_score:  # a name unlike this one: no other field can lift it
             continue
-        score, reasons = _compare(a, _row_profile(r), today=today)
+        score, words = _compare(a, _row_profile(r), today=today)
         if score >= min_score:
-            out.append(Candidate(r[1], score, reasons))
+            out.append(Candidate(r[1], score, words))
     out.sort(key=lambda c: (-c.score, c.te))
     return out[:limit]

@@ -119,3 +119,24 @@ def test_thresholds_come_from_config(fleet_config) -> None:  # type: ignore[no-u
     th = Thresholds.from_config(fleet_config)
     assert th.temp_c == 70.0
     assert th.disk_pct == 90.0
+
+
+@pytest.mark.parametrize(("state", "code", "bangla"), [
+    ("rolled_back", "update_rollback", "নতুন সংস্করণ থেকে আগের সংস্করণে ফিরে গেছে"),
+    ("refused", "update_failed", "নতুন সংস্করণ গ্রহণ করেনি"),
+    ("failed", "update_failed", "নতুন সংস্করণ ইনস্টল করা যায়নি"),
+])
+def test_update_alert_without_a_release_name_reads_whole_in_bangla(
+        state: str, code: str, bangla: str) -> None:
+    """A hub that never said which release it was offered: the Bangla reader gets a Bangla
+    sentence, not an English "the new release" inside one."""
+    from appliance.fleet.alerts import alert_words
+    from appliance.i18n import translator
+
+    (a,) = [a for a in evaluate(status(update_state=state), NOW, TH) if a.code == code]
+    assert "{target}" not in a.words and "new release" in a.message
+    assert alert_words(a.words, a.params, translator("bn")) == bangla
+    (b,) = [a for a in evaluate(status(update_state=state, update_target="1.3.0",
+                                       update_reason="disk full"), NOW, TH) if a.code == code]
+    text = alert_words(b.words, b.params, translator("bn"))
+    assert "1.3.0" in text and text.endswith(": disk full") and "new release" not in text

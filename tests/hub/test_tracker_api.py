@@ -474,6 +474,18 @@ async def test_search_finds_a_person_across_scripts_and_the_duplicate_check_expl
     assert r.status == 200 and found["candidates"][0]["trackedEntity"] == te
     assert found["candidates"][0]["score"] >= found["threshold"]
     assert any("phone" in reason for reason in found["candidates"][0]["reasons"])
+    # the same reasons in the CHCP's Bangla, for the registration page; English stays in
+    # "reasons", which is what national is sent
+    async with http.post(hub.api("hub/people/duplicates") + "?lang=bn&digits=bengali",
+                         headers=CHCP, json={"attributes": form}) as r:
+        bn = (await r.json())["candidates"][0]
+    assert bn["reasons"] == found["candidates"][0]["reasons"]
+    assert len(bn["said"]) == len(bn["reasons"])
+    assert any(s.startswith("একই ফোন নম্বর") for s in bn["said"]), bn["said"]
+    assert not any(c.isascii() and c.isalpha() for s in bn["said"]
+                   for c in s.replace("Fatima Begum", "").replace("Abdul Karim", "")
+                   .replace("Merongloa", "")), bn["said"]
+    assert not any(c in "0123456789" for s in bn["said"] for c in s), bn["said"]
     async with http.post(hub.api("hub/people/duplicates"), headers=CHCP, json={"attributes": {
             "BD_NAME_EN": "Shirin Akter", "BD_PHONE": "01999999999", "BD_VILLAGE": "Ramu"}}) as r:
         assert (await r.json())["candidates"] == []

@@ -291,7 +291,7 @@ function registration() {
         return h('div', {class: 'cand', 'data-te': c.trackedEntity},
           h('div', {class: 'who'}, h('b', {class: 'bn'}, a[CODES.bn] || ''), ' · ', h('b', {}, a[CODES.en] || ''),
             h('span', {class: 'muted'}, ` · ${a[CODES.rel] || ''} · ${a[CODES.phone] || ''} · ${a[CODES.village] || ''} · ${T.score(c.score)}`)),
-          h('ul', {class: 'reasons'}, (c.reasons || []).map(x => h('li', {}, x))),
+          h('ul', {class: 'reasons'}, (c.said || c.reasons || []).map(x => h('li', {}, x))),
           h('a', {class: 'open-existing', href: '/hub/people/' + encodeURIComponent(c.trackedEntity)}, T.open));
       }),
       h('div', {class: 'actions'}, h('button', {type: 'button', id: 'confirm-new', class: 'primary',
