@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 OrderKey = Callable[[tuple[str, ...]], Any]
 # reads national's current state of a chunk's keys just before its POST (cycle.py)
-CheckFn = Callable[[Sequence[tuple[str, ...]]], Awaitable[None]]
+# a chunk's keys -> whether it read them at national (False: their cells were, earlier)
+CheckFn = Callable[[Sequence[tuple[str, ...]]], Awaitable[bool]]
 
 
 def form_order(index: Any) -> OrderKey:
@@ -438,9 +439,10 @@ class Pusher:
         if chunk.entity == "datavalue" and self.check is not None:
             # national's edits of these keys since the hub last knew them become conflicts
             # now, not after the POST has overwritten them; rows national won drop out
-            checked_at = time.monotonic()
-            await self.check(chunk.keys)
-            self.stats.checks += 1
+            started = time.monotonic()
+            if await self.check(chunk.keys):
+                checked_at = started
+                self.stats.checks += 1
         rows = await self.store.read(lambda c: load_rows(c, chunk.entity, chunk.keys))
         if not rows:  # everything in it was resolved meanwhile
             def empty(tx: Tx) -> apply.AckStats:
