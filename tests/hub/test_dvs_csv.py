@@ -17,25 +17,18 @@ import orjson
 from appliance import demo
 from appliance.dhis2 import csvformat
 from tests.conftest import RunningHub
-from tests.sync.conftest import PERIOD, RAMU, basic, first_values, national_post
+from tests.sync.conftest import (
+    PERIOD,
+    RAMU,
+    basic,
+    first_values,
+    key_of,
+    key_of_dict,
+    national_post,
+    national_rows,
+)
 
-KEY = ("dataElement", "period", "orgUnit", "categoryOptionCombo", "attributeOptionCombo")
 STAT = basic("statistician")
-
-
-def key_of(v: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(v[k] for k in KEY)
-
-
-def key_of_dict(v: dict[str, Any]) -> dict[str, Any]:
-    return {k: v[k] for k in KEY}
-
-
-def national_rows(national: RunningHub) -> dict[tuple[str, ...], dict[str, Any]]:
-    rows = national.store.read_sync(lambda c: c.execute(
-        "SELECT de, pe, ou, coc, aoc, value, comment, followup, stored_by, deleted "
-        "FROM datavalue").fetchall())
-    return {tuple(r[:5]): dict(r) for r in rows}
 
 
 async def _post(http: aiohttp.ClientSession, national: RunningHub, body: bytes,

@@ -214,3 +214,21 @@ async def hub_app(store: Store, data_dir: Path, national_url: str = "",
                            hub__org_unit=RAMU) as hub:
         yield hub
 
+
+# a data value's key as DHIS2 names its parts, and national's rows by key (CSV tests)
+KEY = ("dataElement", "period", "orgUnit", "categoryOptionCombo", "attributeOptionCombo")
+
+
+def key_of(v: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(v[k] for k in KEY)
+
+
+def key_of_dict(v: dict[str, Any]) -> dict[str, Any]:
+    return {k: v[k] for k in KEY}
+
+
+def national_rows(national: RunningHub) -> dict[tuple[str, ...], dict[str, Any]]:
+    rows = national.store.read_sync(lambda c: c.execute(
+        "SELECT de, pe, ou, coc, aoc, value, comment, followup, stored_by, deleted "
+        "FROM datavalue").fetchall())
+    return {tuple(r[:5]): dict(r) for r in rows}

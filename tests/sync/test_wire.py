@@ -32,26 +32,12 @@ from .conftest import (
     as_value,
     first_values,
     hub_edit,
+    key_of,
+    key_of_dict,
     national_post,
+    national_rows,
     row,
 )
-
-KEY = ("dataElement", "period", "orgUnit", "categoryOptionCombo", "attributeOptionCombo")
-
-
-def key_of(v: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(v[k] for k in KEY)
-
-
-def key_of_dict(v: dict[str, Any]) -> dict[str, Any]:
-    return {k: v[k] for k in KEY}
-
-
-def national_rows(national: RunningHub) -> dict[tuple[str, ...], dict[str, Any]]:
-    rows = national.store.read_sync(lambda c: c.execute(
-        "SELECT de, pe, ou, coc, aoc, value, comment, followup, stored_by, deleted "
-        "FROM datavalue").fetchall())
-    return {tuple(r[:5]): dict(r) for r in rows}
 
 
 def audit_counts(national: RunningHub) -> dict[str, list[str]]:
