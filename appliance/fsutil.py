@@ -29,7 +29,7 @@ def write_atomic(path: Path, data: str | bytes, *, mode: int = 0o644) -> None:
     pulled in between boots with an empty file. ``mode`` holds from the first byte.
     """
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # two processes never share it
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:

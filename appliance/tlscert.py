@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from .errors import CertificateError
-from .fsutil import fsync_dir
+from .fsutil import fsync_dir, write_atomic
 
 LIVE = "live"
 KEY_FILE = "key.pem"
@@ -207,18 +207,7 @@ def renewal_due(info: CertInfo | None, renew_days: float,
 # -- files -------------------------------------------------------------------------------------
 def write_secret(path: Path, data: bytes) -> None:
     """Write ``data`` to a new file that is 0600 from its first byte, then fsync it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # whatever the umask said
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    write_atomic(path, data, mode=0o600)
 
 
 def _write_public(path: Path, data: bytes) -> None:

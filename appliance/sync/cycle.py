@@ -342,12 +342,14 @@ class SyncEngine:
         subtree = frozenset(index.descendants(root))
 
         synced = frozenset(data_sets)
-        # the cells (data set, period, org unit) this cycle has read at national: each is
-        # checked once, before the first chunk that holds any of its keys. Checking it
-        # again before each later chunk of the same form would read back the echo of the
-        # earlier chunks each time: on a link that cuts, chunks shrink and a form's cell was
-        # read a dozen times (3,001 values read back to push 350)
-        checked: set[tuple[str, str, str]] = set()
+        # the cells (data set, period, org unit) this cycle has read at national, each with
+        # the time the hub knew national's state from when it read it (None: the first
+        # pull's look-back): a key of a read cell is checked if the hub knew it as of that
+        # time or later. Checking the cell again before each later chunk of the same form
+        # would read back the echo of the earlier chunks each time: on a link that cuts,
+        # chunks shrink and a form's cell was read a dozen times (3,001 values read back
+        # to push 350)
+        checked: dict[tuple[str, str, str], int | None] = {}
         # two chunks are in flight: the second one's check waits for the first's, then
         # finds its cells read, rather than reading them at the same time
         one_at_a_time = asyncio.Lock()
@@ -356,6 +358,12 @@ class SyncEngine:
             async with one_at_a_time:
                 return await check_cells(keys)
 
+        def covered(cell: tuple[str, str, str], known: int | None) -> bool:
+            if cell not in checked:
+                return False
+            read_from = checked[cell]
+            return read_from is None or (known is not None and read_from <= known)
+
         async def check_cells(keys: Sequence[tuple[str, ...]]) -> bool:
             # keys outside the upazila: national refuses them (and a query naming them)
             mine = [k for k in keys if k[2] in subtree]
@@ -363,14 +371,18 @@ class SyncEngine:
             # data element: the check names the data sets that hold the chunk's elements
             cells = {k: {(ds, k[1], k[2]) for ds, els in index.ds_elements.items()
                          if ds in synced and k[0] in els} for k in mine}
-            todo = [k for k in mine if cells[k] and not cells[k] <= checked]
+            known = await self.known_as_of(mine, floor, ctx)
+            todo = [(k, kn) for k, kn in zip(mine, known, strict=True)
+                    if cells[k] and not all(covered(c, kn) for c in cells[k])]
             if not todo:
                 return False
-            sets = sorted({c[0] for k in todo for c in cells[k]})
-            pes, ous = sorted({k[1] for k in todo}), sorted({k[2] for k in todo})
-            await self.check_keys(todo, sets, ctx, floor, result)
-            # the read covered every data set x period x org unit it named
-            checked.update((ds, pe, ou) for ds in sets for pe in pes for ou in ous)
+            times = [kn for _k, kn in todo]
+            first = None if None in times else min(t for t in times if t is not None)
+            sets = sorted({c[0] for k, _kn in todo for c in cells[k]})
+            pes, ous = sorted({k[1] for k, _ in todo}), sorted({k[2] for k, _ in todo})
+            await self.check_keys(pes, ous, sets, first, ctx, result)
+            # the read covered every data set x period x org unit it named, from ``first``
+            checked.update(((ds, pe, ou), first) for ds in sets for pe in pes for ou in ous)
             return True
         pusher = Pusher(self.store, self.client, self.sizer, probe.clock, self.event,
                         lambda ds, aoc: _aoc_params(index, ds, aoc), form_order(index),
@@ -716,36 +728,36 @@ class SyncEngine:
             return stats
         result.pull.add(await self.store.write(write))
 
-    async def check_keys(self, keys: Sequence[tuple[str, ...]], data_sets: Sequence[str],
-                         ctx: apply.Context, floor: str | None, result: CycleResult) -> None:
-        """National's values of a chunk's cells (the data sets holding its data elements x
-        its periods x its org units: DHIS2 reads no narrower) changed since the hub last
-        knew its keys, read just before the chunk's POST and
-        applied like a pull: a national edit of a pending key is a conflict, not
-        overwritten. The hub knew a key as of the later of ``floor`` (the full pull's
-        watermark, every key) and the key's ``base`` (what national said last, or when it
-        acknowledged the hub's push of it), so a key the hub pushed before brings back
-        only what changed since, not the echo since the last full pull."""
-        assert self.clock is not None
-        if not keys or not data_sets:
-            return
-
-        def read(c: Any) -> tuple[list[str | None], dict[tuple[str, str],
-                                                         tuple[int, list[list[Any]]]]]:
-            return dv.bases(c, "datavalue", keys), push_inflight(c)
-        bases, sent = await self.store.read(read)
+    async def known_as_of(self, keys: Sequence[tuple[str, ...]], floor: str | None,
+                          ctx: apply.Context) -> list[int | None]:
+        """When the hub last knew national's state of each key (national ms): the later
+        of ``floor`` (the full pull's watermark, every key) and the key's ``base`` (what
+        national said last, or when it acknowledged the hub's push of it); None for a key
+        known by neither (the first pull's look-back then applies)."""
+        bases = await self.store.read(lambda c: dv.bases(c, "datavalue", keys))
         floor_ms = parse_ts(floor) if floor else None
         known: list[int | None] = []
         for b in bases:
             seen = [x for x in (parse_ts(b, ctx.tz) if b else None, floor_ms) if x is not None]
             known.append(max(seen) if seen else None)
+        return known
+
+    async def check_keys(self, periods: list[str], ous: list[str], data_sets: list[str],
+                         first: int | None, ctx: apply.Context, result: CycleResult) -> None:
+        """National's values of a chunk's cells (the data sets holding its data elements x
+        its periods x its org units: DHIS2 reads no narrower) changed since ``first``,
+        the earliest time the hub knew its keys as of (``known_as_of``), read just before
+        the chunk's POST and applied like a pull: a national edit of a pending key is a
+        conflict, not overwritten. A key the hub pushed before brings back only what
+        changed since, not the echo since the last full pull."""
+        assert self.clock is not None
+        if not data_sets:
+            return
+        sent = await self.store.read(push_inflight)
         now_ms = self.clock.now_ms()
-        first = None if any(k is None for k in known) else \
-            min(k for k in known if k is not None)
         since = pull_since(format_ts(first) if first is not None else None, now_ms)
         try:
-            values = await self._check_pieces(list(data_sets), sorted({k[1] for k in keys}),
-                                              sorted({k[2] for k in keys}), since)
+            values = await self._check_pieces(data_sets, periods, ous, since)
         except NationalRejected as e:
             if e.error_code in ("401", "403"):
                 raise
@@ -766,7 +778,6 @@ class SyncEngine:
             stats = await self.store.write(write)
             result.pull.add(stats)
             result.checked.add(stats)
-
 
     async def _check_pieces(self, data_sets: list[str], periods: list[str], ous: list[str],
                             since: str) -> list[Any]:
