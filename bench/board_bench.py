@@ -38,7 +38,9 @@ from bench.hub_bench import pct, post_forms, start_hub
 AUTH = "Basic " + base64.b64encode(b"admin:district").decode()
 BOARDS = 300
 CHANGES = 24           # completions made while the load runs
-CHANGE_EVERY_S = 0.5
+# the load of 1,200 forms lasts a few seconds on a quiet machine: the changes come fast
+# enough to fall inside it, and the target is read from those that did
+CHANGE_EVERY_S = 0.05
 TARGET_S = 2.0
 PAGE_KB = 100
 
@@ -145,9 +147,9 @@ async def run(url: str) -> dict[str, Any]:
         day_lat: list[float] = []
         day_err: list[str] = []
         load = asyncio.create_task(post_forms(url, clients, day_lat, day_err))
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.3)
         write_s: list[float] = []
-        during_load = 0
+        during: list[tuple[str, str]] = []
         for ou, ds in todo:
             boards.started[(ou, ds)] = time.perf_counter()
             async with s.post(f"{url}/api/completeDataSetRegistrations", json={
@@ -156,7 +158,8 @@ async def run(url: str) -> dict[str, Any]:
                 if r.status != 200:
                     boards.errors.append(f"completion {r.status}")
             write_s.append(time.perf_counter() - boards.started[(ou, ds)])
-            during_load += not load.done()
+            if not load.done():
+                during.append((ou, ds))
             await asyncio.sleep(CHANGE_EVERY_S)
         await load
         await asyncio.sleep(TARGET_S * 2)  # the last changes' stragglers
@@ -164,12 +167,16 @@ async def run(url: str) -> dict[str, Any]:
             w.cancel()
         await asyncio.gather(*watchers, return_exceptions=True)
     lat: list[float] = []
+    lat_load: list[float] = []
     missed = 0
     for key in todo:
         got = boards.arrived.get(key, [])
         missed += BOARDS - len(got)
         lat += got
-    return {"boards": BOARDS, "changes": len(todo), "changes_during_load": during_load,
+        if key in during:
+            lat_load += got
+    return {"boards": BOARDS, "changes": len(todo), "changes_during_load": len(during),
+            "p99_during_load_s": round(pct(lat_load, 99), 3) if lat_load else None,
             "deliveries": len(lat), "missed": missed, "connect_all_s": round(connect_s, 2),
             "p50_s": round(pct(lat, 50), 3) if lat else None,
             "p99_s": round(pct(lat, 99), 3) if lat else None,
@@ -196,8 +203,11 @@ def main() -> dict[str, Any]:
         p99 = res["p99_s"] if res["p99_s"] is not None else float("inf")
         kb = weight["bytes"] / 1024
         ok = p99 < TARGET_S and res["missed"] == 0
+        loaded = res["p99_during_load_s"]
         res["targets"] = [
             ("board update to all 300 boards p99", res["p99_s"], f"< {TARGET_S}", "s", ok),
+            (f"the same, the {res['changes_during_load']} changes made during the load",
+             loaded, f"< {TARGET_S}", "s", loaded is not None and loaded < TARGET_S),
             ("board updates missed", res["missed"], "0", "", res["missed"] == 0),
             ("reporting day p99 beside 300 boards", res["reporting_day"]["p99_s"], "< 1", "s",
              res["reporting_day"]["p99_s"] < 1.0),
