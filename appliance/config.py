@@ -102,6 +102,7 @@ KEYS: list[Key] = [
     Key("fleet", "temp_c", 80.0, "Alert when a hub's temperature exceeds this (deg C)."),
     Key("fleet", "sync_lag_h", 48.0, "Alert when a hub's last successful sync is older than this (hours)."),
     Key("fleet", "clock_offset_s", 300.0, "Alert when a hub's clock is off by more than this (seconds)."),
+    Key("fleet", "language", "bn", "Language of the fleet pages for a user who has not chosen one (bn or en); each user's choice (the বাংলা / English switch) is remembered on their account."),
     Key("fleet", "max_skew_s", 900, "Heartbeats stamped further than this from fleet time are refused (replay)."),
     Key("fleet", "backup_lag_h", 12.0, "Alert when a hub's backup replica is further behind than this (hours): litestream cannot reach the backup server, or is not running."),
     Key("fleet", "cert_expiry_days", 14.0, "Alert when a hub's served certificate expires within this many days (its renewal keeps failing)."),

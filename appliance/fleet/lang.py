@@ -1,9 +1,11 @@
-"""Which language a fleet page speaks (issue 14): the national team's ``বাংলা | English``.
+"""Which language a fleet page speaks (issue 14): Bangla by default, English one click away.
 
-A ``?lang=`` link (the switch, no JS needed) wins for that page, sets a cookie and, for a
-logged-in user, their record's ``locale`` (audited), so the choice follows them to another
-computer; otherwise their record's choice, then the cookie (the login form), then English:
-the fleet's readers are national staff, and its pages were English before the switch."""
+A ``?lang=`` link (the ``বাংলা | English`` switch, no JS needed) wins for that page, sets a
+cookie and, for a logged-in user, their record's ``locale`` (audited), so the choice follows
+them to another computer; otherwise their record's choice, then the cookie (the login form),
+then ``[fleet] language``. That defaults to Bangla, as every hub page does: the national
+team's staff read Bangla, and issue 14 asks that every page be Bangla by default. A
+deployment whose readers want English without clicking sets ``language = "en"``."""
 
 from __future__ import annotations
 
@@ -11,17 +13,27 @@ import sqlite3
 
 from aiohttp import web
 
-from ..i18n import LOCALE_NAMES, LOCALES, Tr, translator
+from ..config import Config
+from ..errors import ConfigError
+from ..i18n import DEFAULT_LOCALE, LOCALE_NAMES, LOCALES, Tr, translator
 from .auth import Account
 from .db import FleetDB, set_user_locale, user_locale
 
 COOKIE = "fleet_lang"
-DEFAULT = "en"
 CHOSEN = web.RequestKey("fleet_lang_chosen", str)
 
 
+def configured(config: Config) -> str:
+    """``[fleet] language``, checked when the app is built: a typo stops the service with
+    the key's name rather than serving pages in a language nobody asked for."""
+    value = str(config.get("fleet", "language")).strip().lower() or DEFAULT_LOCALE
+    if value not in LOCALES:
+        raise ConfigError(f"[fleet] language is {value!r}; use one of: " + ", ".join(LOCALES))
+    return value
+
+
 async def reader(request: web.Request, account: Account | None, db: FleetDB,
-                 now: float) -> Tr:
+                 now: float, default: str) -> Tr:
     asked = request.query.get("lang", "")
     if asked in LOCALES:
         request[CHOSEN] = asked
@@ -38,8 +50,7 @@ async def reader(request: web.Request, account: Account | None, db: FleetDB,
         mine = await db.read(lambda c: user_locale(c, name))
         if mine in LOCALES:
             return translator(mine)
-    cookie = request.cookies.get(COOKIE, "")
-    return translator(cookie if cookie in LOCALES else DEFAULT)
+    return _cookie(request, default)
 
 
 def remember(request: web.Request, resp: web.StreamResponse) -> None:
@@ -57,11 +68,16 @@ def switch(tr: Tr) -> str:
         for loc in LOCALES) + "</span>")
 
 
-def anonymous(request: web.Request) -> Tr:
-    """Before login (the login form, an error page): ``?lang=``, else the cookie."""
+def anonymous(request: web.Request, default: str) -> Tr:
+    """Before login (the login form, an error page): ``?lang=``, else the cookie, else
+    ``default`` (``[fleet] language``)."""
     asked = request.query.get("lang", "")
     if asked in LOCALES:
         request[CHOSEN] = asked
         return translator(asked)
+    return _cookie(request, default)
+
+
+def _cookie(request: web.Request, default: str) -> Tr:
     cookie = request.cookies.get(COOKIE, "")
-    return translator(cookie if cookie in LOCALES else DEFAULT)
+    return translator(cookie if cookie in LOCALES else default)

@@ -57,7 +57,7 @@ from ..errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from ..i18n import Tr
+from ..i18n import DEFAULT_LOCALE, Tr
 from ..webguard import check_same_origin, parse_json
 from . import auth, metrics, pages, queries, releases, reporting, rollouts, updates_pages
 from . import lang as fleet_lang
@@ -102,6 +102,7 @@ class Fleet:
     accounts: Accounts
     base_thresholds: Thresholds = field(default_factory=Thresholds)
     metrics_token: str = ""
+    language: str = DEFAULT_LOCALE  # [fleet] language: pages' default before a user chooses
     clock: Callable[[], float] = time.time
     stats: metrics.IngestStats = field(default_factory=metrics.IngestStats)
     own_db: bool = False
@@ -122,6 +123,7 @@ PUBLIC, HUB, METRICS = "public", "hub", "metrics"
 def create_app(config: Config, db: FleetDB | None = None, *,
                clock: Callable[[], float] = time.time) -> web.Application:
     f = config.section("fleet")
+    language = fleet_lang.configured(config)  # before opening anything: a typo stops here
     own = db is None
     if db is None:
         db = FleetDB(config.data_dir / "fleet.db")
@@ -129,7 +131,7 @@ def create_app(config: Config, db: FleetDB | None = None, *,
     fleet = Fleet(config=config, db=db, thresholds=base, base_thresholds=base,
                   max_skew_s=float(f["max_skew_s"]), retention_days=float(f["retention_days"]),
                   accounts=Accounts(db, clock), metrics_token=str(f["metrics_token"]).strip(),
-                  clock=clock, own_db=own)
+                  language=language, clock=clock, own_db=own)
     fleet.certs = _certificates(config, db, clock)
     app = web.Application(client_max_size=MAX_BODY, middlewares=[errors, guard])
     app[FLEET] = fleet
@@ -243,7 +245,7 @@ def error_response(request: web.Request, status: int, message: str,
     if _is_api(request):
         resp = json_response(web_message(status, message, error_code=error_code), status)
     else:
-        resp = web.Response(text=pages.error_page(status, message, fleet_lang.anonymous(request)),
+        resp = web.Response(text=pages.error_page(status, message, _anonymous_tr(request)),
                             status=status,
                             content_type="text/html")
     if status == 401:
@@ -330,7 +332,7 @@ def _account(request: web.Request) -> Account | None:
 # ------------------------------------------------------------------------------ login
 def _login_reply(request: web.Request, next_url: str, *, status: int = 200,
                  error: str | None = None, username: str = "") -> web.Response:
-    tr = fleet_lang.anonymous(request)
+    tr = _anonymous_tr(request)
     resp = web.Response(text=pages.login_page(next_url, error=error, username=username, tr=tr),
                         status=status, content_type="text/html", charset="utf-8")
     resp.headers["Cache-Control"] = "no-store"
@@ -887,7 +889,13 @@ def _html(request: web.Request, text: str, started: float) -> web.Response:
 async def _tr(request: web.Request) -> Tr:
     """The reader's language (fleet/lang.py)."""
     fleet = request.app[FLEET]
-    return await fleet_lang.reader(request, _account(request), fleet.db, fleet.clock())
+    return await fleet_lang.reader(request, _account(request), fleet.db, fleet.clock(),
+                                   fleet.language)
+
+
+def _anonymous_tr(request: web.Request) -> Tr:
+    """The language before login (the login form, an error page)."""
+    return fleet_lang.anonymous(request, request.app[FLEET].language)
 
 
 async def dashboard(request: web.Request) -> web.Response:

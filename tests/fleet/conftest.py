@@ -179,7 +179,9 @@ def make_config(data_dir: Path, **fleet: Any) -> Config:
 
 @pytest.fixture
 def fleet_config(tmp_path: Path) -> Config:
-    return make_config(tmp_path / "data")
+    """English pages (the default is Bangla), so the tests' English words keep their
+    meaning; test_pages_bangla.py checks the Bangla default."""
+    return make_config(tmp_path / "data", language="en")
 
 
 @contextlib.asynccontextmanager

@@ -41,7 +41,7 @@ FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-u
 def fleet(tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[tuple[ThreadedServer, list[SimHub], FleetDB]]:
     data = tmp_path_factory.mktemp("fleet-browser")
-    cfg = make_config(data)
+    cfg = make_config(data, language="en")  # the assertions read the English pages
     db = FleetDB(data / "fleet.db")
     hubs = make_hubs(500)
     register_hubs(db, hubs, history_h=2)

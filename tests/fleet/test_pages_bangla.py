@@ -1,6 +1,8 @@
-"""The fleet's pages in Bangla (issue 14): the বাংলা | English switch as plain links, the
-choice kept in a cookie (the login form) and in the fleet user's record (audited), so it
-follows the user to another computer; no English catalogue string left on a Bangla page."""
+"""The fleet's pages in Bangla (issue 14): Bangla by default (``[fleet] language``), the
+বাংলা | English switch as plain links, the choice kept in a cookie (the login form) and in
+the fleet user's record (audited), so it follows the user to another computer; no English
+catalogue string left on a Bangla page. The ``server`` fixture is configured English
+(conftest.py); the tests of the default build their own."""
 
 from __future__ import annotations
 
@@ -8,12 +10,82 @@ import ast
 import time
 from pathlib import Path
 
+import pytest
+
+from appliance.errors import ConfigError
 from appliance.fleet.alerts import ALL_CODES
 from appliance.fleet.pages import RULE_WORDS, SAMPLE_LABELS
+from appliance.fleet.web import create_app
 from appliance.i18n import messages
 from tests.i18n.test_locale_api import english_left
 
-from .conftest import ADMIN, FleetServer, client_session, heartbeat, login, sample
+from .conftest import (
+    ADMIN,
+    FleetServer,
+    client_session,
+    heartbeat,
+    login,
+    make_config,
+    sample,
+    serve_fleet,
+)
+from .test_command import fleet_cli
+
+
+async def test_bangla_by_default_english_one_click_away(tmp_path: Path) -> None:
+    """Default config: a stranger's login form and a user's dashboard are Bangla; ``?lang=en``
+    switches that user to English, and their account remembers it."""
+    async with serve_fleet(make_config(tmp_path / "data")) as server:
+        server.enroll("ramu", name="Ramu UHC", district="Cox's Bazar", division="Chattogram")
+        async with client_session() as anon:
+            async with anon.get(server.url + "/login") as r:
+                html = await r.text()
+            assert r.status == 200 and '<html lang="bn"' in html
+            assert "ফ্লিট: লগ ইন" in html and english_left(html) == []
+            assert "fleet_lang" not in r.headers.get("Set-Cookie", "")  # nothing chosen yet
+
+        status, html, _ = await server.get_text("/")
+        assert status == 200 and '<html lang="bn"' in html and "ফ্লিট: উপজেলা হাব" in html
+        assert '<a href="?lang=en" lang="en">English</a>' in html
+
+        status, html, r = await server.get_text("/?lang=en")
+        assert status == 200 and '<html lang="en"' in html and ">Hubs</a>" in html
+        assert "fleet_lang=en" in r.get("Set-Cookie", "")
+        status, html, _ = await server.get_text("/alerts")  # no ?lang: still English
+        assert '<html lang="en"' in html
+
+        # the account holds it: a fresh browser (no cookie) logs in and reads English
+        async with client_session() as other:
+            assert (await login(other, server.url, *ADMIN)).status == 303
+            async with other.get(server.url + "/") as r:
+                assert '<html lang="en"' in await r.text()
+            async with other.get(server.url + "/?lang=bn") as r:  # and back, one click
+                assert '<html lang="bn"' in await r.text()
+        status, html, _ = await server.get_text("/")
+        assert '<html lang="bn"' in html
+
+
+async def test_configured_english_is_the_default(tmp_path: Path) -> None:
+    async with serve_fleet(make_config(tmp_path / "data", language="en")) as server:
+        async with client_session() as anon:
+            async with anon.get(server.url + "/login") as r:
+                html = await r.text()
+            assert '<html lang="en"' in html and "Fleet: log in" in html
+        status, html, _ = await server.get_text("/")
+        assert status == 200 and '<html lang="en"' in html and ">Hubs</a>" in html
+
+
+def test_an_unknown_language_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"\[fleet\] language is 'fr'; use one of: bn, en"):
+        create_app(make_config(tmp_path, language="fr"))
+    # the service refuses to start, naming the key, instead of serving a fallback
+    toml = tmp_path / "hub.toml"
+    toml.write_text('[fleet]\nlanguage = "english"\n')
+    out = fleet_cli("--config", str(toml), "--data-dir", str(tmp_path / "data"),
+                    "--port", "0")
+    assert out.returncode == 1, out.stderr
+    assert "[fleet] language is 'english'; use one of: bn, en" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 async def test_switch_to_bangla_follows_the_user(server: FleetServer) -> None:
@@ -44,7 +116,7 @@ async def test_switch_to_bangla_follows_the_user(server: FleetServer) -> None:
     assert [tuple(x) for x in rows] == [("bn", "locale", '{"locale": "bn"}')]
     async with client_session() as other:
         async with other.get(server.url + "/login") as r:
-            assert '<html lang="en"' in await r.text()  # a stranger's login form: English
+            assert '<html lang="en"' in await r.text()  # a stranger's login form: configured en
         assert (await login(other, server.url, *ADMIN)).status in (302, 303)
         async with other.get(server.url + "/") as r:
             assert '<html lang="bn"' in await r.text()
