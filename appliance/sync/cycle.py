@@ -13,7 +13,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
@@ -378,11 +378,11 @@ class SyncEngine:
                 return False
             times = [kn for _k, kn in todo]
             first = None if None in times else min(t for t in times if t is not None)
-            sets = sorted({c[0] for k, _kn in todo for c in cells[k]})
-            pes, ous = sorted({k[1] for k, _ in todo}), sorted({k[2] for k, _ in todo})
-            await self.check_keys(pes, ous, sets, first, ctx, result)
-            # the read covered every data set x period x org unit it named, from ``first``
-            checked.update(((ds, pe, ou), first) for ds in sets for pe in pes for ou in ous)
+            for sets, pes, ous in cell_groups(c for k, _kn in todo for c in cells[k]):
+                await self.check_keys(pes, ous, sets, first, ctx, result)
+                # the read covered each data set x period x org unit it named, from ``first``
+                checked.update(((ds, pe, ou), first) for ds in sets for pe in pes
+                               for ou in ous)
             return True
         pusher = Pusher(self.store, self.client, self.sizer, probe.clock, self.event,
                         lambda ds, aoc: _aoc_params(index, ds, aoc), form_order(index),
@@ -799,6 +799,25 @@ class SyncEngine:
                 half = len(piece) // 2
                 todo = [piece[:half], piece[half:], *todo]
         return values
+
+
+def cell_groups(cells: Iterable[tuple[str, str, str]]
+                ) -> list[tuple[list[str], list[str], list[str]]]:
+    """The reads that cover ``cells`` (data set, period, org unit) and nothing else: DHIS2
+    reads data sets x periods x org units, so org units that need the same data sets and
+    periods share a read. One read of the whole cross product would also bring back the
+    echo of the forms of the same clinics pushed in an earlier cycle (a chunk holding one
+    clinic's last form and the next clinic's first read both clinics' every form): on
+    reporting day that was a third of a value read back per value pushed."""
+    need: dict[str, tuple[set[str], set[str]]] = {}
+    for ds, pe, ou in cells:
+        sets, pes = need.setdefault(ou, (set(), set()))
+        sets.add(ds)
+        pes.add(pe)
+    groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
+    for ou, (sets, pes) in sorted(need.items()):
+        groups.setdefault((tuple(sorted(sets)), tuple(sorted(pes))), []).append(ou)
+    return [(list(sets), list(pes), ous) for (sets, pes), ous in sorted(groups.items())]
 
 
 def national_date(probe: ProbeResult) -> date:

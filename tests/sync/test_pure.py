@@ -291,3 +291,21 @@ def test_approval_requests_ask_only_what_matters() -> None:
     assert open_ == {(ds, "202310", ou, aoc) for ds in flows["WfA"]}
     with pytest.raises(SyncError):
         ap.read_reply(ask, {"httpStatusCode": 409}, flows, aoc or "")
+
+
+def test_cell_groups_read_only_the_cells_named() -> None:
+    from appliance.sync.cycle import cell_groups
+    # a chunk holding clinic A's last form (Y) and clinic B's first (X), and C's X and Y
+    groups = cell_groups([("Y", "202611", "A"), ("X", "202611", "B"),
+                          ("X", "202611", "C"), ("Y", "202611", "C"),
+                          ("X", "202611", "B")])
+    assert groups == [(["X"], ["202611"], ["B"]), (["X", "Y"], ["202611"], ["C"]),
+                      (["Y"], ["202611"], ["A"])]
+    covered = {(ds, pe, ou) for sets, pes, ous in groups
+               for ds in sets for pe in pes for ou in ous}
+    assert covered == {("Y", "202611", "A"), ("X", "202611", "B"), ("X", "202611", "C"),
+                       ("Y", "202611", "C")}  # A's form X, pushed earlier, is not read
+    # org units needing the same forms and months share one read
+    assert cell_groups([("X", "202610", ou) for ou in "DCE"]) == [
+        (["X"], ["202610"], ["C", "D", "E"])]
+    assert cell_groups([]) == []
