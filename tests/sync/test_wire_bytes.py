@@ -98,7 +98,7 @@ async def test_a_cut_cycle_still_writes_what_crossed_the_wire(pair: Pair) -> Non
         raise LinkDown("cut for the test", error_code="cut")
     engine.client.get_json = cut  # type: ignore[method-assign]
     try:
-        r = await engine.cycle("timer")
+        r = await engine.cycle("cli")  # a full cycle: its metadata check is cut
     finally:
         await engine.close()
     assert not r.ok

@@ -1,0 +1,104 @@
+"""Issue 15, the idle cycle: a timer cycle between the hourly metadata checks reads
+national's data values and nothing else (its completions and the upazila's register
+changes wait for the hourly check); a person's sync reads everything at once."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+
+from appliance.store import datavalues as dv
+
+from .conftest import AOC, CLINIC, DS_FORM1, Pair, basic, this_month
+from .test_idle_bytes import metadata_due
+
+REG = "/api/completeDataSetRegistrations"
+TRACKER = "/api/tracker/trackedEntities"
+
+
+def record(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The path of every request the engine sends to national."""
+    client = pair.engine.client
+    real = client._once
+    paths: list[str] = []
+
+    async def once(method: str, url: str, **kw: Any) -> Any:
+        paths.append(urlsplit(url).path)
+        return await real(method, url, **kw)
+    monkeypatch.setattr(client, "_once", once)
+    return paths
+
+
+async def national_completes(http: aiohttp.ClientSession, pair: Pair, period: str) -> None:
+    body = {"completeDataSetRegistrations": [{
+        "dataSet": DS_FORM1, "period": period, "organisationUnit": CLINIC,
+        "attributeOptionCombo": AOC}]}
+    async with http.post(pair.national.api("completeDataSetRegistrations"), json=body,
+                         headers=basic("statistician")) as r:
+        assert r.status == 200, await r.text()
+
+
+def completed_at_hub(pair: Pair, period: str) -> bool:
+    reg = pair.hub.read_sync(lambda c: dv.registration(c, (DS_FORM1, period, CLINIC, AOC)))
+    return bool(reg is not None and reg["completed"])
+
+
+async def test_a_light_timer_cycle_reads_values_and_the_hourly_one_the_rest(
+        pair: Pair, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    period = this_month()
+    paths = record(pair, monkeypatch)
+    await national_completes(http, pair, period)
+    r = await pair.cycle("timer")  # the metadata check ran with the pair's first cycle
+    assert r.ok and r.light, r.error
+    assert any(p.startswith("/api/dataValueSets") for p in paths), paths
+    assert REG not in paths and TRACKER not in paths, paths  # no one has a record to push
+    assert not completed_at_hub(pair, period)  # national's completion waits for the hour
+
+    paths.clear()
+    await metadata_due(pair)
+    r = await pair.cycle("timer")
+    assert r.ok and not r.light, r.error
+    assert REG in paths and TRACKER in paths, paths
+    assert r.pulled_registrations >= 1 and completed_at_hub(pair, period)
+
+    # back to light: and a person's sync (or a data-triggered full one) reads it all
+    paths.clear()
+    assert (await pair.cycle("timer")).light
+    assert REG not in paths
+    r = await pair.cycle("cli")
+    assert r.ok and not r.light and REG in paths and TRACKER in paths, paths
+
+
+async def test_a_light_cycle_reads_national_on_the_people_it_pushes_first(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The merge of DESIGN.md §6 needs national's side of a person before the hub's edit
+    of them goes up: a light cycle reads those people (by uid), not the whole upazila."""
+    import asyncio
+
+    from appliance.store import tracker as tstore
+
+    from .test_tracker_sync import M, history_person, hub_write, national_write, te_in
+    p = history_person(pair.hub)
+    phone = M["attrs"]["BD_PHONE"]
+    await hub_write(pair.hub, tstore.Bundle(tracked_entities=[te_in(p, [(phone, "01811111111")])]))
+    await asyncio.sleep(0.3)
+    await national_write(pair.national.store, tstore.Bundle(
+        tracked_entities=[te_in(p, [(phone, "01922222222")])]))  # the later edit
+    queries: list[str] = []
+    client = pair.engine.client
+    real = client._once
+
+    async def once(method: str, url: str, **kw: Any) -> Any:
+        if urlsplit(url).path == TRACKER:
+            queries.append(urlsplit(url).query)
+        return await real(method, url, **kw)
+    monkeypatch.setattr(client, "_once", once)
+    r = await pair.cycle("timer")
+    assert r.ok and r.light, r.error
+    assert queries and all("trackedEntities=" + p["te"] in q and "orgUnitMode" not in q
+                           for q in queries), queries
+    assert r.tracker_pull.conflicts == 1 and r.tracker_pull.national_won == 1
+    assert r.tracker_push.rejected == 0
