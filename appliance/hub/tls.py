@@ -34,6 +34,22 @@ from .web import CONFIG, STORE
 
 log = logging.getLogger(__name__)
 
+
+# asyncio's SSLProtocol gives every TLS connection a 256 KiB read buffer (``max_size``,
+# zero-filled, so resident), which a protocol that is not a BufferedProtocol, as aiohttp's
+# is not, never reads into; ``max_size`` also caps each plaintext read, and a TLS record
+# holds at most 16 KiB. On reporting day 300 tablets held 75 MB of those zeros: the hub's
+# peak RSS went from ~100 MB over HTTP to ~200 MB with the HTTPS day (bench/hub_bench.py).
+TLS_READ_BUFFER = 16 * 1024
+
+
+def small_tls_read_buffers() -> None:
+    """Set asyncio's per-connection TLS read buffer to one record (process-wide: the hub
+    process serves the LAN and makes only small TLS requests of its own)."""
+    from asyncio import sslproto
+    if sslproto.SSLProtocol.max_size > TLS_READ_BUFFER:
+        sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
+
 POLL_S = 2.0
 
 
@@ -173,6 +189,7 @@ class HttpsListener:
     async def _start_site(self) -> None:
         if self.site is not None or self.serving is None or self._runner is None:
             return
+        small_tls_read_buffers()
         site = web.TCPSite(self._runner, self.s.host, self.s.port, ssl_context=self.serving,
                            backlog=1024, reuse_address=True)
         try:

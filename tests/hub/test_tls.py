@@ -422,3 +422,30 @@ def test_hub_process_serves_https(ca: TestCA, demo_template: dict[str, Path],
         assert asyncio.run(login())["username"] == "admin"
     finally:
         hp.kill()
+
+
+async def test_tls_connections_hold_one_record_of_read_buffer_and_big_forms_arrive(
+        ca: TestCA, store: Store, tmp_path: Path) -> None:
+    """asyncio gives each TLS connection a 256 KiB read buffer aiohttp never uses: 300
+    tablets held 75 MB of it. The listener caps it at one TLS record, and a body many
+    records long (a month of forms in one import) still arrives whole."""
+    from asyncio import sslproto
+
+    from appliance import demo
+    from appliance.demo import values as dvals
+    from appliance.hub import tls
+
+    cert, key = ca.pair()
+    tlscert.install(tmp_path / "hub" / "tls", cert, key, HUB_NAME)
+    async with https_hub(store, tmp_path / "hub") as hub, aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=ca.client_context())) as http:
+        assert sslproto.SSLProtocol.max_size == tls.TLS_READ_BUFFER == 16 * 1024
+        values = [v for f in dvals.forms(demo.hub(), "202401") for v in f["dataValues"]][:3000]
+        body = {"dataValues": values}
+        async with http.post(hub.https("/api/dataValueSets"), json=body, headers=ADMIN,
+                             server_hostname=HUB_NAME) as r:
+            reply = await r.json()
+        assert r.status == 200, reply
+        count = reply["response"]["importCount"]
+        assert count["imported"] + count["updated"] + count["ignored"] == len(values) == 3000
+        assert count["ignored"] == 0
