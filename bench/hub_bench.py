@@ -213,6 +213,7 @@ def main() -> dict[str, Any]:
             t0 = time.perf_counter()
             asyncio.run(post_forms(url, clients, day_lat, day_err))
             day_wall = time.perf_counter() - t0
+            http_peak = sampler.peak
 
             # the same day over HTTPS (other months' forms: each is new to the store)
             tls_pool: list[dict[str, Any]] = []
@@ -236,7 +237,8 @@ def main() -> dict[str, Any]:
         # busy for part of the run weighs on both sides of the ratio
         raw_rate = (raw_first + raw_baseline(demo_values.forms(doc, PERIODS_2025[3]),
                                              tmp / "raw2.db")) / 2
-        rss_mb = sampler.peak / 1e6
+        # the plain-HTTP load (the laptops), and the whole run with the HTTPS day after it
+        rss_mb, rss_all_mb = http_peak / 1e6, sampler.peak / 1e6
         ratio = max(seq_rate, par_rate) / raw_rate
         p99 = pct(day_lat, 99)
         tls_p99 = pct(tls_lat, 99)
@@ -255,7 +257,7 @@ def main() -> dict[str, Any]:
                                     "p99_s": round(tls_p99, 3), "max_s": round(max(tls_lat), 3),
                                     "errors": len(tls_err), "first_errors": tls_err[:3]},
             "ready_s": round(ready_s, 2), "demo_first_boot_s": round(first_boot_s, 2),
-            "peak_rss_mb": round(rss_mb, 1),
+            "peak_rss_mb": round(rss_mb, 1), "peak_rss_mb_with_https": round(rss_all_mb, 1),
             "cpus": os.cpu_count(),
         }
         res["targets"] = [
@@ -268,6 +270,8 @@ def main() -> dict[str, Any]:
             ("reporting day over HTTPS errors", len(tls_err), "0", "", not tls_err),
             ("hub ready after start", round(ready_s, 2), "< 3", "s", ready_s < 3),
             ("hub peak RSS under load", round(rss_mb, 1), "< 100", "MB", rss_mb < 100),
+            ("the same, after the HTTPS day too", round(rss_all_mb, 1), "< 100", "MB",
+             rss_all_mb < 100),
         ]
         for k, v in res.items():
             if k != "targets":
