@@ -19,6 +19,7 @@ import logging
 import os
 import ssl
 import time
+from asyncio import sslproto
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,6 @@ TLS_READ_BUFFER = 16 * 1024
 def small_tls_read_buffers() -> None:
     """Set asyncio's per-connection TLS read buffer to one record (process-wide: the hub
     process serves the LAN and makes only small TLS requests of its own)."""
-    from asyncio import sslproto
     if sslproto.SSLProtocol.max_size > TLS_READ_BUFFER:
         sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
 

@@ -334,11 +334,8 @@ class SyncEngine:
             else None
         want_meta = not resume and (reason in META_AT_ONCE_REASONS or meta_ms is None or
                                     now_ms - meta_ms >= METADATA_EVERY_MS or now_ms < meta_ms)
-        # National's completions and the upazila's register changes are read with the
-        # metadata check on the timer, hourly: they are other people's rare edits (a
-        # district officer completing a form, a person enrolled elsewhere), and their two
-        # reads were 1.3 KB of an idle cycle's 2.5 KB. A person's sync, a data-triggered
-        # full cycle and start-up read them at once.
+        # completions and the upazila's register changes: hourly on the timer, with the
+        # metadata check (other people's rare edits; NATIONAL.md "Light timer cycles")
         result.light = reason == "timer" and not want_meta and not resume
         if want_meta:
             result.metadata_changes = await self.pull_metadata(root, st, probe)
@@ -820,12 +817,13 @@ class SyncEngine:
 
 def cell_groups(cells: Iterable[tuple[str, str, str]]
                 ) -> list[tuple[list[str], list[str], list[str]]]:
-    """The reads that cover ``cells`` (data set, period, org unit) and nothing else: DHIS2
-    reads data sets x periods x org units, so org units that need the same data sets and
-    periods share a read. One read of the whole cross product would also bring back the
-    echo of the forms of the same clinics pushed in an earlier cycle (a chunk holding one
-    clinic's last form and the next clinic's first read both clinics' every form): on
-    reporting day that was a third of a value read back per value pushed."""
+    """The reads (data sets, periods, org units) that cover ``cells`` (data set, period,
+    org unit), crossing data sets and periods only within an org unit: DHIS2 reads data
+    sets x periods x org units, so org units that need the same data sets and periods
+    share a read. One read of the whole cross product would also bring back the echo of
+    the same clinics' forms pushed in an earlier cycle (a chunk holding one clinic's last
+    form and the next clinic's first read both clinics' every form): on reporting day
+    that was a third of a value read back per value pushed."""
     need: dict[str, tuple[set[str], set[str]]] = {}
     for ds, pe, ou in cells:
         sets, pes = need.setdefault(ou, (set(), set()))

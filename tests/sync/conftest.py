@@ -232,3 +232,18 @@ def national_rows(national: RunningHub) -> dict[tuple[str, ...], dict[str, Any]]
         "SELECT de, pe, ou, coc, aoc, value, comment, followup, stored_by, deleted "
         "FROM datavalue").fetchall())
     return {tuple(r[:5]): dict(r) for r in rows}
+
+
+async def national_complete(http: aiohttp.ClientSession, url: str, period: str,
+                            done: bool = True) -> None:
+    """National's statistician completes (or un-completes) the CHCP clinic's Form-1."""
+    reg, auth = "completeDataSetRegistrations", basic("statistician")
+    if done:
+        body = {reg: [{"dataSet": DS_FORM1, "period": period, "organisationUnit": CLINIC,
+                       "attributeOptionCombo": AOC}]}
+        async with http.post(f"{url}/api/{reg}", json=body, headers=auth) as r:
+            assert r.status == 200, await r.text()
+    else:
+        async with http.delete(f"{url}/api/{reg}", params={"ds": DS_FORM1, "pe": period,
+                                                           "ou": CLINIC}, headers=auth) as r:
+            assert r.status in (204, 404), await r.text()

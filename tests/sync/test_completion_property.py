@@ -29,7 +29,17 @@ from appliance.store import datavalues as dv
 from appliance.sync.cycle import SyncEngine
 from tests.conftest import copy_db, free_port, running_hub
 
-from .conftest import AOC, CHCP_FORM, CLINIC, DS_FORM1, Wall, basic, hub_edit, sync_config
+from .conftest import (
+    AOC,
+    CHCP_FORM,
+    CLINIC,
+    DS_FORM1,
+    Wall,
+    basic,
+    hub_edit,
+    national_complete,
+    sync_config,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -101,20 +111,6 @@ async def _hub_complete(store: Store, period: str, done: bool) -> None:
     await store.write(lambda tx: dv.register_complete(tx, [reg], username="chcp"))
 
 
-async def _national_complete(http: aiohttp.ClientSession, url: str, period: str,
-                             done: bool) -> None:
-    auth = basic("statistician")
-    if done:
-        body = {REG: [{"dataSet": DS_FORM1, "period": period, "organisationUnit": CLINIC,
-                       "attributeOptionCombo": AOC}]}
-        async with http.post(f"{url}/api/{REG}", json=body, headers=auth) as r:
-            assert r.status == 200, await r.text()
-    else:
-        async with http.delete(f"{url}/api/{REG}", params={"ds": DS_FORM1, "pe": period,
-                                                           "ou": CLINIC}, headers=auth) as r:
-            assert r.status in (204, 404), await r.text()
-
-
 async def _national_has(http: aiohttp.ClientSession, url: str, period: str) -> bool:
     async with http.get(f"{url}/api/{REG}", params={"dataSet": DS_FORM1, "period": period,
                                                     "orgUnit": CLINIC},
@@ -179,7 +175,7 @@ async def run_sequence(ops: list[str], primed: dict[str, Path], work: Path) -> N
                         v = form_values[n % len(form_values)]
                         await hub_edit(hub_store, [{**v, "value": str(n + 1)}])
                     elif op.startswith("national_"):
-                        await _national_complete(http, nat.url, period, op.endswith("_complete"))
+                        await national_complete(http, nat.url, period, op.endswith("_complete"))
                     else:
                         if op == "sync_lose_push":
                             link.lose = _is_push

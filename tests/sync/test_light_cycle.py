@@ -12,33 +12,29 @@ import pytest
 
 from appliance.store import datavalues as dv
 
-from .conftest import AOC, CLINIC, DS_FORM1, Pair, basic, this_month
+from .conftest import AOC, CLINIC, DS_FORM1, Pair, national_complete, this_month
 from .test_idle_bytes import metadata_due
 
 REG = "/api/completeDataSetRegistrations"
 TRACKER = "/api/tracker/trackedEntities"
 
 
-def record(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The path of every request the engine sends to national."""
+def record(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """The path and query of every request the engine sends to national."""
     client = pair.engine.client
     real = client._once
-    paths: list[str] = []
+    sent: list[tuple[str, str]] = []
 
     async def once(method: str, url: str, **kw: Any) -> Any:
-        paths.append(urlsplit(url).path)
+        parts = urlsplit(url)
+        sent.append((parts.path, parts.query))
         return await real(method, url, **kw)
     monkeypatch.setattr(client, "_once", once)
-    return paths
+    return sent
 
 
-async def national_completes(http: aiohttp.ClientSession, pair: Pair, period: str) -> None:
-    body = {"completeDataSetRegistrations": [{
-        "dataSet": DS_FORM1, "period": period, "organisationUnit": CLINIC,
-        "attributeOptionCombo": AOC}]}
-    async with http.post(pair.national.api("completeDataSetRegistrations"), json=body,
-                         headers=basic("statistician")) as r:
-        assert r.status == 200, await r.text()
+def paths(sent: list[tuple[str, str]]) -> list[str]:
+    return [p for p, _q in sent]
 
 
 def completed_at_hub(pair: Pair, period: str) -> bool:
@@ -49,27 +45,27 @@ def completed_at_hub(pair: Pair, period: str) -> bool:
 async def test_a_light_timer_cycle_reads_values_and_the_hourly_one_the_rest(
         pair: Pair, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch) -> None:
     period = this_month()
-    paths = record(pair, monkeypatch)
-    await national_completes(http, pair, period)
+    sent = record(pair, monkeypatch)
+    await national_complete(http, pair.national.url, period)
     r = await pair.cycle("timer")  # the metadata check ran with the pair's first cycle
     assert r.ok and r.light, r.error
-    assert any(p.startswith("/api/dataValueSets") for p in paths), paths
-    assert REG not in paths and TRACKER not in paths, paths  # no one has a record to push
+    assert any(p.startswith("/api/dataValueSets") for p in paths(sent)), sent
+    assert REG not in paths(sent) and TRACKER not in paths(sent), sent  # nothing to push
     assert not completed_at_hub(pair, period)  # national's completion waits for the hour
 
-    paths.clear()
+    sent.clear()
     await metadata_due(pair)
     r = await pair.cycle("timer")
     assert r.ok and not r.light, r.error
-    assert REG in paths and TRACKER in paths, paths
+    assert REG in paths(sent) and TRACKER in paths(sent), sent
     assert r.pulled_registrations >= 1 and completed_at_hub(pair, period)
 
     # back to light: and a person's sync (or a data-triggered full one) reads it all
-    paths.clear()
+    sent.clear()
     assert (await pair.cycle("timer")).light
-    assert REG not in paths
+    assert REG not in paths(sent)
     r = await pair.cycle("cli")
-    assert r.ok and not r.light and REG in paths and TRACKER in paths, paths
+    assert r.ok and not r.light and REG in paths(sent) and TRACKER in paths(sent), sent
 
 
 async def test_a_light_cycle_reads_national_on_the_people_it_pushes_first(
@@ -87,16 +83,9 @@ async def test_a_light_cycle_reads_national_on_the_people_it_pushes_first(
     await asyncio.sleep(0.3)
     await national_write(pair.national.store, tstore.Bundle(
         tracked_entities=[te_in(p, [(phone, "01922222222")])]))  # the later edit
-    queries: list[str] = []
-    client = pair.engine.client
-    real = client._once
-
-    async def once(method: str, url: str, **kw: Any) -> Any:
-        if urlsplit(url).path == TRACKER:
-            queries.append(urlsplit(url).query)
-        return await real(method, url, **kw)
-    monkeypatch.setattr(client, "_once", once)
+    sent = record(pair, monkeypatch)
     r = await pair.cycle("timer")
+    queries = [q for path, q in sent if path == TRACKER]
     assert r.ok and r.light, r.error
     assert queries and all("trackedEntities=" + p["te"] in q and "orgUnitMode" not in q
                            for q in queries), queries
