@@ -73,6 +73,7 @@ KEYS: list[Key] = [
     Key("health", "token", "", "This hub's fleet token (from 'appliance fleet add-hub').", secret=True),
     Key("health", "interval_s", 60, "Seconds between health samples."),
     Key("health", "heartbeat_every", 5, "Send a heartbeat every N samples."),
+    Key("health", "commit_every", 3, "Write the health samples to the SD card every N heartbeats (3: every 15 minutes); between, a heartbeat goes straight from memory. Each write costs the card a WAL write, its fsync and a backup file."),
     Key("health", "retention_days", 14, "Days of health samples kept in the store."),
     Key("health", "quick_check_every_s", 21600, "Seconds between SQLite quick_check runs."),
     Key("health", "disk_device", "", "Block device whose writes are counted (e.g. mmcblk0); empty: the data dir's."),

@@ -35,7 +35,7 @@ from .backup import BackupMonitor, BackupSettings, heartbeat_backup
 from .button import POWEROFF_COMMAND, ButtonHandler, poweroff
 from .certrenew import CertRenewer, LanAddress, RenewSettings, heartbeat_tls
 from .fleeturl import heartbeat_endpoint
-from .heartbeat import Batch, HeartbeatClient, HubIdentity, SendResult
+from .heartbeat import Batch, HeartbeatClient, HubIdentity, SendResult, queued_count
 from .leds import LedContext, LedDriver, LedState, led_state
 from .power import RunMarker, StartReport
 from .rauc import Installer, RaucInstaller
@@ -58,6 +58,7 @@ class Settings:
     token: str = ""
     interval_s: float = 60.0
     heartbeat_every: int = 5
+    commit_every: int = 3  # heartbeats per SD commit; between, heartbeats go from memory
     retention_days: float = 14.0
     quick_check_every_s: float = 21600.0
     queue_max: int = 500
@@ -87,6 +88,7 @@ class Settings:
             heartbeat_url=heartbeat_endpoint(g("health", "heartbeat_url")),
             token=g("health", "token"), interval_s=float(g("health", "interval_s")),
             heartbeat_every=max(1, int(g("health", "heartbeat_every"))),
+            commit_every=max(1, int(g("health", "commit_every"))),
             retention_days=float(g("health", "retention_days")),
             quick_check_every_s=float(g("health", "quick_check_every_s")),
             queue_max=int(g("health", "queue_max")), gpio_enabled=bool(g("gpio", "enabled")),
@@ -155,6 +157,11 @@ class HealthAgent:
         self.backup_report: dict[str, Any] | None = None
         self._backup_unsaved: dict[str, Any] | None = None  # written with the next commit
         self._unsaved_samples: list[Sample] = []
+        # seqs reserved by the last commit for heartbeats sent from memory: set only while
+        # nothing is queued for the fleet (the last committed batch was everything, and
+        # delivered); any failure empties it, and the next heartbeat commits again
+        self._direct_seqs: list[int] = []
+        self._beats_since_commit = settings.commit_every - 1  # the first beat commits
         u = settings.update
         self.updater = None if u is None else Updater(
             u, store, installer or RaucInstaller(u.rauc, u.keyring), reboot=reboot,
@@ -263,12 +270,14 @@ class HealthAgent:
         await self.refresh_leds()
         return sample
 
-    async def commit(self, *, heartbeat: bool = False) -> Batch | None:
+    async def commit(self, *, heartbeat: bool = False, reserve: int = 0) -> Batch | None:
         """What the agent kept in memory, in one transaction: the samples taken since the
         last commit, the backup's lag, what the last heartbeat left to write; with
-        ``heartbeat``, the newest sample is queued for the fleet and a batch taken to send.
-        Each commit costs the SD card a WAL write, its fsync and a litestream file: the run
-        loop commits once a heartbeat period (5 minutes), not once a sample."""
+        ``heartbeat``, the newest sample is queued for the fleet and a batch taken to send,
+        and if that batch is all that is queued, ``reserve`` seqs for the heartbeats sent
+        from memory until the next commit. Each commit costs the SD card a WAL write, its
+        fsync and a litestream file: the run loop commits every ``commit_every`` heartbeat
+        periods (15 minutes), not once a sample."""
         samples, self._unsaved_samples = self._unsaved_samples, []
         backup, self._backup_unsaved = self._backup_unsaved, None
         wire, now = self.wire.take(), self.wall()  # the fleet traffic since the last commit
@@ -284,23 +293,43 @@ class HealthAgent:
             self.heartbeats.settle(tx)
             if not heartbeat or self.latest is None:
                 return None
-            self.heartbeats.queue.enqueue(tx, self.latest.to_dict())
-            return self.heartbeats.queue.take_batch(tx)
+            queue = self.heartbeats.queue
+            queue.enqueue(tx, self.latest.to_dict())
+            batch = queue.take_batch(tx)
+            alone = batch is not None and queued_count(tx.conn) == len(batch.samples)
+            reserved.extend(queue.reserve_seqs(tx, reserve) if alone else [])
+            return batch
+        reserved: list[int] = []
         try:
-            return await self.store.write(write)
+            batch = await self.store.write(write)
+            self._direct_seqs = reserved  # only once on disk: a seq is never handed out twice
+            return batch
         except Exception:  # not written: the next commit carries them
             self.wire.put_back(wire)
             self._unsaved_samples[:0] = samples
             raise
 
     async def _beat(self) -> None:
-        """The heartbeat period: commit, then send the batch (its bookkeeping waits for the
-        next commit)."""
+        """The heartbeat period: every ``commit_every``-th, commit, then send the batch (its
+        bookkeeping waits for the next commit); between, with nothing queued, send the
+        newest sample straight from memory (nothing written unless it fails)."""
         try:
-            batch = await self.commit(heartbeat=bool(self.s.heartbeat_url))
-            if batch is not None:
-                await self.heartbeats.send(batch)
+            self._beats_since_commit += 1
+            url = bool(self.s.heartbeat_url)
+            if self._beats_since_commit < self.s.commit_every and \
+                    (not url or (self._direct_seqs and self.latest is not None)):
+                if url and self.latest is not None:
+                    res = await self.heartbeats.send_unqueued(self._direct_seqs.pop(0),
+                                                              self.latest.to_dict())
+                    if not res.delivered:
+                        self._direct_seqs = []  # now queued: the next beat commits, sends it
+            else:
+                self._beats_since_commit = 0
+                batch = await self.commit(heartbeat=url, reserve=self.s.commit_every - 1)
+                if batch is not None and not (await self.heartbeats.send(batch)).delivered:
+                    self._direct_seqs = []
         except Exception:  # noqa: BLE001 - the next period tries again
+            self._direct_seqs = []
             log.exception("health commit or heartbeat failed")
         trim()
 
@@ -389,9 +418,10 @@ class HealthAgent:
                 log.exception("health sample failed")
             n += 1
             # first sample right away, then every heartbeat_every samples (or a modem came):
-            # one commit and one heartbeat
+            # one heartbeat, and every commit_every-th of them a commit
             due = (n - 1) % self.s.heartbeat_every == 0 or self._flush_soon
-            if due or len(self._unsaved_samples) >= 2 * self.s.heartbeat_every:
+            if due or len(self._unsaved_samples) >= \
+                    (self.s.commit_every + 1) * self.s.heartbeat_every:
                 self._flush_soon = False
                 if self._hb_task is None or self._hb_task.done():
                     self._hb_task = asyncio.create_task(self._beat())

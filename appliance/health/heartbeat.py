@@ -97,6 +97,7 @@ class SendResult:
     count: int = 0              # samples delivered by this flush
     error: str | None = None
     queued: int = 0             # samples still queued afterwards
+    held: bool = False          # outcome unknown: the batch stays frozen under its seq
 
 
 # -- wire format ---------------------------------------------------------------------------------
@@ -228,6 +229,24 @@ class HeartbeatQueue:
         state.put_json(tx, "hb_inflight", {"seq": seq, "summary": summary})
         state.delete(tx, "hb_summary")
         return Batch(seq, samples, summary, False)
+
+    def reserve_seqs(self, tx: Tx, n: int) -> list[int]:
+        """``n`` seqs for heartbeats sent from memory before the next commit: taken from the
+        counter now, so a power cut never hands one out twice (a gap is fine to the fleet,
+        which wants each seq greater than the last)."""
+        if n <= 0:
+            return []
+        last = state.increment(tx, "heartbeat_seq", n)
+        return list(range(last - n + 1, last + 1))
+
+    def hold(self, tx: Tx, seq: int) -> None:
+        """Freeze what is queued under ``seq``, in flight with an unknown outcome: the next
+        batch resends it under the same seq (only when nothing else is in flight)."""
+        inflight = state.get_json(tx.conn, "hb_inflight")
+        if isinstance(inflight, dict) and "seq" in inflight:
+            return  # one batch in flight at a time: these join the queue unbatched
+        hstore.freeze_batch(tx, seq)
+        state.put_json(tx, "hb_inflight", {"seq": seq, "summary": None})
 
     def delivered(self, tx: Tx, seq: int) -> None:
         hstore.delete_batch(tx, seq)
@@ -393,6 +412,29 @@ class HeartbeatClient:
             await self.store.write(self.settle)
         return res
 
+    async def send_unqueued(self, seq: int, sample: dict[str, Any]) -> SendResult:
+        """One sample straight from memory, under a ``seq`` reserved by an earlier commit
+        (``reserve_seqs``), when nothing is queued: delivered, it costs the SD card nothing.
+        Otherwise the sample joins the queue at once, frozen under its seq if it may have
+        arrived (the resend is then a replay to the fleet), unbatched if it certainly did
+        not."""
+        res = await self._send(Batch(seq, [sample], None, False))
+
+        def keep(tx: Tx) -> None:
+            self.settle(tx)
+            self.queue.enqueue(tx, sample)
+            if res.held:
+                self.queue.hold(tx, seq)
+        if not res.delivered:
+            await self.store.write(keep)
+        queued = await self.store.read(queued_count)
+        self._record(SendResult(res.delivered, res.status, res.seq, 1 if res.delivered else 0,
+                                res.error, queued, res.held))
+        if res.delivered != self._last_delivered or not res.delivered:
+            self._last_delivered = res.delivered
+            await self.store.write(self.settle)
+        return res
+
     async def _send(self, batch: Batch, *, skew_retry: bool = True) -> SendResult:
         body = await self._body(batch)
         data = encode(body)
@@ -406,7 +448,7 @@ class HeartbeatClient:
                 # no connection was ever made: the batch certainly did not arrive
                 self._unsettled.append(lambda tx: self.queue.release(tx, batch.seq))
             # else unknown outcome: keep the batch frozen, retry it with the same seq
-            return SendResult(False, None, batch.seq, error=out.error)
+            return SendResult(False, None, batch.seq, error=out.error, held=out.connected)
         fleet_skew = self._observe_date(out.date, body["sent_at"])
         if 200 <= status < 300 or (status == 409 and not (skew_retry and fleet_skew)):
             self._unsettled.append(lambda tx: self.queue.delivered(tx, batch.seq))
@@ -422,7 +464,7 @@ class HeartbeatClient:
             what = "fleet refused the hub's token" if status in (401, 403) else "fleet refused"
             return SendResult(False, status, batch.seq,
                               error=f"{what} (HTTP {status}) {out.text[:200]}".strip())
-        return SendResult(False, status, batch.seq,
+        return SendResult(False, status, batch.seq, held=True,
                           error=f"fleet error (HTTP {status}) {out.text[:200]}".strip())
 
     def _observe_date(self, header: str | None, sent_at: str) -> bool:

@@ -202,3 +202,121 @@ async def test_the_loop_commits_once_a_heartbeat_period(tmp_path: Path, sink: Fl
     rec = await store.read(lambda c: hstate.get_json(c, "heartbeat"))
     assert rec is not None and rec["delivered"] is True
     store.close()
+
+
+def _queue(store: Store) -> list[int | None]:
+    """Each queued heartbeat's batch (None: in none yet)."""
+    return store.read_sync(lambda c: [r[0] for r in c.execute(
+        "SELECT batch_seq FROM heartbeat_queue ORDER BY rowid")])
+
+
+async def test_heartbeats_between_commits_go_from_memory(tmp_path: Path, sink: FleetSink,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop commits every commit_every-th heartbeat (15 minutes by default) and sends
+    the two between straight from memory: a third of the SD card's commits, the same
+    heartbeats to the fleet. At a clean stop every sample is on disk."""
+    settings = Settings(data_dir=tmp_path, hub_id="ramu", heartbeat_url=sink.url, token=TOKEN,
+                        interval_s=0.04, heartbeat_every=2, commit_every=3, gpio_enabled=False)
+    store = Store(tmp_path / "hub.db")
+    commits: list[str] = []
+    write = store.write
+
+    async def counted(fn: Any) -> Any:
+        commits.append(getattr(fn, "__qualname__", "?"))
+        return await write(fn)
+    monkeypatch.setattr(store, "write", counted)
+    agent = HealthAgent(settings, store, udev_source=None, led_poll_s=3600)
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    deadline = time.monotonic() + 20
+    while len(sink.received) < 9 and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    stop.set()
+    await task
+    beats = len(sink.received)
+    assert beats >= 9
+    seqs = [r.body["seq"] for r in sink.received]
+    assert seqs == sorted(set(seqs))  # each once, in order
+    assert all(len(r.body["samples"]) == 1 for r in sink.received)  # nothing piled up
+    sample_commits = [c for c in commits if c.startswith("HealthAgent.commit")]
+    # one a third beat, and the clean stop's (with commit_every=1 this is one a beat)
+    assert len(sample_commits) <= beats // 3 + 2, commits
+    assert len(commits) <= beats // 3 + 2 + 4, commits  # + outcome change and LED states
+    taken = store.read_sync(lambda c: c.execute("SELECT count(*) FROM health_sample"
+                                                ).fetchone()[0])
+    assert taken >= 2 * (beats - 1) + 1  # every sample reached the disk
+    assert _queue(store) == []
+    store.close()
+
+
+async def test_a_power_cut_never_reuses_a_seq_sent_from_memory(tmp_path: Path,
+                                                                sink: FleetSink) -> None:
+    """The seqs of the heartbeats sent from memory are reserved on disk by the commit
+    before them: the agent that starts after a power cut numbers after them, so the
+    fleet (which refuses a seq not above the last) takes its first heartbeat."""
+    settings = Settings(data_dir=tmp_path, hub_id="ramu", heartbeat_url=sink.url, token=TOKEN,
+                        commit_every=3, gpio_enabled=False)
+    store = Store(tmp_path / "hub.db")
+    first = HealthAgent(settings, store, udev_source=None)
+    await first.take_sample(0, commit=False)
+    await first._beat()  # commits, sends, reserves two
+    await first.take_sample(0, commit=False)
+    await first._beat()  # from memory: nothing written
+    assert [r.body["seq"] for r in sink.received] == [1, 2]
+    # the plug is pulled: no commit, no clean stop
+    second = HealthAgent(settings, store, udev_source=None)
+    await second.take_sample(0, commit=False)
+    await second._beat()
+    assert [r.body["seq"] for r in sink.received] == [1, 2, 4]
+    await second.commit()
+    rec = await store.read(lambda c: hstate.get_json(c, "heartbeat"))
+    assert rec["delivered"] is True and rec["status"] == 200  # not a 409 "replay"
+    store.close()
+
+
+async def test_a_heartbeat_from_memory_that_fails_is_queued_at_once(tmp_path: Path,
+                                                                    sink: FleetSink) -> None:
+    """A heartbeat sent from memory that did not certainly arrive is on disk before the
+    next period: with no connection it waits unbatched for the next commit's batch; with an
+    unknown outcome (a 500) it is frozen under its seq, so its resend is a replay."""
+    settings = Settings(data_dir=tmp_path, hub_id="ramu", heartbeat_url=sink.url, token=TOKEN,
+                        commit_every=3, gpio_enabled=False)
+    store = Store(tmp_path / "hub.db")
+    agent = HealthAgent(settings, store, udev_source=None)
+    await agent.take_sample(0, commit=False)
+    await agent._beat()
+    assert [r.body["seq"] for r in sink.received] == [1] and _queue(store) == []
+
+    sink.stop()  # the link is down
+    await agent.take_sample(0, commit=False)
+    lost_at = agent.latest.at if agent.latest else None
+    await agent._beat()
+    assert _queue(store) == [None]  # on disk, in no batch
+    rec = await store.read(lambda c: hstate.get_json(c, "heartbeat"))
+    assert rec["delivered"] is False and rec["error"]
+    sink.start()
+    await agent.take_sample(0, commit=False)
+    await agent._beat()  # no seq reserved now: this one commits and sends both
+    last = sink.received[-1].body
+    assert last["seq"] == 4 and [s["at"] for s in last["samples"]][0] == lost_at
+    assert len(last["samples"]) == 2
+
+    # the next from memory gets a 500: it may have been stored, so it keeps its seq
+    await agent.take_sample(0, commit=False)
+    await agent._beat()  # the commit after the failure reserved two again
+    assert sink.received[-1].body["seq"] == 5 and _queue(store) == []
+    sink.status = 500
+    await agent.take_sample(0, commit=False)
+    await agent._beat()
+    assert sink.received[-1].body["seq"] == 6
+    assert _queue(store) == [6]
+    sink.status = 200
+    await agent.take_sample(0, commit=False)
+    await agent._beat()  # commits: resends 6 as it was, the newest waits in the queue
+    assert [r.body["seq"] for r in sink.received][-2:] == [6, 6]
+    await agent.take_sample(0, commit=False)
+    await agent._beat()
+    assert sink.received[-1].body["seq"] == 7 and len(sink.received[-1].body["samples"]) == 2
+    await agent.commit()
+    assert _queue(store) == []
+    store.close()
