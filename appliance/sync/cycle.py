@@ -106,6 +106,14 @@ class CycleResult:
                 "conflicts": self.pull.conflicts + self.tracker_pull.conflicts,
                 "left": self.pending}
 
+    def quiet(self) -> bool:
+        """Nothing moved either way and nothing waits: an idle timer cycle, logged at
+        DEBUG (the journal is on the SD card; the status page still shows the cycle)."""
+        w = self.words()
+        return not (w["sent"] or w["refused"] or w["received"] or w["conflicts"] or w["left"]
+                    or self.metadata_changes or self.approvals.locked
+                    or self.approvals.unlocked)
+
     def summary(self) -> str:
         return (f"pulled {self.pulled_values} values/{self.pulled_registrations} completions "
                 f"({self.pull.conflicts} conflicts), pushed {self.push.accepted} accepted, "
@@ -201,7 +209,9 @@ class SyncEngine:
         now = self.wall()
         at = iso_z(now, millis=True)
         ev = event() if event is not None else None
-        if ev is not None:
+        if ev is not None and ev[0] == "info" and result.quiet():
+            log.debug("%s: %s", ev[1], ev[2])
+        elif ev is not None:
             _log_event(*ev[:3])
         later, self._later = self._later, {}
 
@@ -225,24 +235,34 @@ class SyncEngine:
         if p.offset is not None:
             self.offset.add(p.offset, p.clock.mono_recv)
         boot = clock_mod.boot_id()
-        await self.store.write(lambda tx: state.fill_anchors(tx, boot, p.clock.server_ms,
-                                                             p.clock.mid_ms))
-        await self.tick_anchor(force=True)
+
+        def fill(tx: Any) -> None:
+            state.fill_anchors(tx, boot, p.clock.server_ms, p.clock.mid_ms)
+        # a fresh anchor above the hub's pending edits places them on national's time line
+        # (conflicts); with nothing pending there is nothing to place, and an idle cycle
+        # skips the commit (the anchor loop still writes one on a clock step, or hourly)
+        await self.tick_anchor(force=None, before=fill)
         return p
 
-    async def tick_anchor(self, force: bool = False) -> bool:
+    async def tick_anchor(self, force: bool | None = False,
+                          before: Callable[[Any], None] | None = None) -> bool:
         """Record (HLC, this boot's monotonic clock, national time if known) when the HLC
         stopped tracking the monotonic clock since the last anchor (the wall clock was
-        stepped, or is behind the HLC so every stamp is pinned), or when ``force``d.
-        Runs offline too: national's time is filled in by the next probe of this boot."""
+        stepped, or is behind the HLC so every stamp is pinned), or when ``force``d
+        (``None``: when the hub has edits waiting to be pushed). ``before`` runs first in
+        the same transaction. Runs offline too: national's time is filled in by the next
+        probe of this boot."""
         clock = self.clock
         boot = clock_mod.boot_id()
         mono_ms = int(clock_mod.mono() * 1000)
         wall_ms = int(self.wall() * 1000)
 
         def write(tx: Any) -> bool:
+            if before is not None:
+                before(tx)
             last = state.last_anchor(tx.conn, boot)
-            if not force and last is not None:
+            forced = force if force is not None else counts(tx.conn)[0] > 0
+            if not forced and last is not None:
                 hlc_now = max(pack(wall_ms), state.persisted_hlc(tx.conn))
                 drift = state.hlc_drift_ms(hlc_now, mono_ms) - state.hlc_drift_ms(*last)
                 if abs(drift) < ANCHOR_MIN_GAP_MS and mono_ms - last[1] < 3600_000:
