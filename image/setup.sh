@@ -110,6 +110,17 @@ device=/dev/disk/by-partuuid/$PART-03
 type=vfat
 parent=rootfs.1
 EOF
+  # Debian's kernel cannot pass the trial reboot's "0 tryboot" to the firmware: our module
+  # does (image/tryboot), built here against this very kernel; udev loads it on a Pi
+  kver=$(basename /lib/modules/*)
+  make -s -C "/usr/src/linux-headers-$kver" M=/tmp/upazila/tryboot modules
+  strip --strip-debug /tmp/upazila/tryboot/upazila_tryboot.ko
+  install -D -m 0644 /tmp/upazila/tryboot/upazila_tryboot.ko \
+    "/lib/modules/$kver/updates/upazila_tryboot.ko"
+  depmod "$kver"
+  # the compiler and headers are for the build only (packages.txt)
+  apt-get purge -y -q --autoremove linux-headers-arm64 "linux-headers-$kver" gcc make \
+    >/dev/null
 else
   rm /usr/local/sbin/upazila-rauc-tryboot
 fi

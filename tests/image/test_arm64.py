@@ -27,9 +27,11 @@ from .vm import (
     Arm64VM,
     Built,
     Partition,
+    Raspi3bVM,
     elf_machine,
     ext4_link,
     ext4_ls,
+    ext4_put,
     ext4_read,
     extract,
     fat_files,
@@ -185,6 +187,14 @@ def test_wifi_firmware_and_rauc_tryboot(root: Path, built_arm64: Built) -> None:
     data = ext4_read(root, "/etc/initramfs-tools/scripts/local-bottom/upazila-data").decode()
     assert f"/dev/disk/by-partuuid/{PART}-07" in data
     assert f"PARTUUID={PART}-01  /boot/firmware" in ext4_read(root, "/etc/fstab").decode()
+    # the tryboot module (image/tryboot), built against the image's kernel; the compiler
+    # and headers that built it are gone
+    (kver,) = ext4_ls(root, "/lib/modules")
+    ko = ext4_read(root, f"/lib/modules/{kver}/updates/upazila_tryboot.ko")
+    assert elf_machine(ko) == "aarch64" and f"vermagic={kver} ".encode() in ko
+    assert b"upazila_tryboot" in ext4_read(root, f"/lib/modules/{kver}/modules.alias")
+    for pkg in ("gcc", "make", "linux-headers-arm64", f"linux-headers-{kver}"):
+        assert not re.search(rf"^{re.escape(pkg)}\t", manifest, re.M), pkg
 
 
 def test_every_account_is_locked(root: Path, built_arm64: Built) -> None:
@@ -231,5 +241,60 @@ def test_arm64_boots_to_serving(built_arm64: Built, national: National,
         assert (status["booted"], status["boot_primary"]) == ("A", "rootfs.0")
         assert vm.ssh("sudo cat /boot/firmware/autoboot.txt").stdout.startswith(
             "[all]\ntryboot_a_b=1\nboot_partition=2\n")
+        # the tryboot module: built for this kernel, loaded by udev on a Pi's firmware node
+        # only (virt has none, and no unit failed above for it)
+        magic = vm.ssh("/sbin/modinfo -F vermagic upazila_tryboot").stdout
+        assert magic.split()[0] == vm.ssh("uname -r").stdout.strip(), magic
+        alias = vm.ssh("/sbin/modinfo -F alias upazila_tryboot").stdout
+        assert "of:N*T*Craspberrypi,bcm2835-firmware" in alias, alias
+        assert vm.ssh("test -d /sys/module/upazila_tryboot", check=False).returncode != 0
     finally:
         vm.poweroff()
+
+
+TRIAL_UNIT = """[Unit]
+Description=test: the trial reboot of an update, as RAUC asks for it
+After=local-fs.target systemd-udev-trigger.service boot-firmware.mount
+
+[Service]
+Type=oneshot
+StandardOutput=journal+console
+ExecStart=/bin/sh -c 'for i in $(seq 300); do [ -d /sys/module/upazila_tryboot ] && break; \
+sleep 1; done; echo "upazila-test: module $(cat /sys/module/upazila_tryboot/initstate \
+2>/dev/null || echo missing)"; /usr/local/sbin/upazila-rauc-tryboot set-primary B && \
+echo "upazila-test: reboot-param $(cat /run/systemd/reboot-param)" && systemctl reboot'
+"""
+
+
+@pytest.mark.timeout(3600)
+@pytest.mark.skipif(os.environ.get("UPAZILA_ARM64_BOOT") == "0",
+                    reason="UPAZILA_ARM64_BOOT=0: the aarch64 boot (TCG) left out")
+def test_the_trial_reboot_reaches_the_pi_firmware(built_arm64: Built, tmp_path: Path) -> None:
+    """Debian's kernel on the Pi 3's SoC (QEMU raspi3b): udev loads image/tryboot's module
+    for the firmware's device-tree node, RAUC's backend arms a trial of slot B
+    (autoboot.txt's [tryboot], systemd's reboot argument "0 tryboot"), and the reboot sends
+    the firmware its tryboot flag: property SET_REBOOT_FLAGS (0x00038064) = 1 on the
+    mailbox, which QEMU, having no firmware behind it, logs as a tag it does not implement.
+    On a Pi the firmware then boots [tryboot]'s partition once. A unit added to this copy
+    of the card stands in for the update agent."""
+    card = new_card(built_arm64.image, tmp_path / "card-pi3.img", size_gb=8)
+    parts = partitions(card)
+    unit = "/etc/systemd/system/upazila-test-trial.service"
+    ext4_put(card, parts[5], {unit: TRIAL_UNIT.encode()},
+             {"/etc/systemd/system/multi-user.target.wants/upazila-test-trial.service": unit},
+             tmp_path)
+    vm = Raspi3bVM(card, tmp_path, built_arm64.admin_key)
+    vm.start()
+    try:
+        assert vm.proc is not None
+        vm.proc.wait(timeout=3000)  # -no-reboot: the guest's watchdog reset ends QEMU
+    finally:
+        vm.kill()
+    console = vm.console.read_text(errors="replace")
+    assert "upazila-test: module live" in console, vm.tail()
+    assert "upazila-test: reboot-param 0 tryboot" in console, vm.tail()
+    assert "upazila_tryboot: tryboot flag set for this restart" in console, vm.tail()
+    unimp = vm.qemu_log.read_text(errors="replace")
+    assert "unhandled tag 0x00038064" in unimp, unimp[-2000:]
+    autoboot = fat_files(f"{card}@@{parts[1].start}")["autoboot.txt"].decode()
+    assert autoboot == "[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n"

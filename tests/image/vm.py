@@ -381,3 +381,62 @@ class Arm64VM(VM):
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL)
         return self
+
+
+class Raspi3bVM(VM):
+    """The Pi's card on QEMU's ``raspi3b`` machine (TCG): the Pi 3's SoC with its VideoCore
+    mailbox, whose property channel is the firmware's interface, but no firmware: QEMU loads
+    slot A's kernel, initramfs and the Pi 3 B's device tree itself, and answers the mailbox
+    in the firmware's place. What the kernel asks of the firmware shows in QEMU's log
+    (``-d unimp``: tags QEMU does not implement, ``qemu.log``). No network: the console is
+    the only way out. QEMU exits when the guest resets (``-no-reboot``). The card's size
+    must be a power of two (QEMU's SD card)."""
+
+    @property
+    def qemu_log(self) -> Path:
+        return self.workdir / "qemu.log"
+
+    def start(self) -> VM:
+        assert shutil.which("qemu-system-aarch64"), "qemu-system-arm is not installed"
+        parts = partitions(self.card)
+        boot = fat_files(f"{self.card}@@{parts[2].start}")
+        (kernel,) = [n for n in boot if n.startswith("vmlinuz-")]
+        (initrd,) = [n for n in boot if n.startswith("initrd.img-")]
+        dtb = "bcm2837-rpi-3-b.dtb"
+        for name in (kernel, initrd, dtb):
+            (self.workdir / name).write_bytes(boot[name])
+        args = [a for a in boot["cmdline-a.txt"].decode().split()
+                if not a.startswith("console=") and a != "quiet"]
+        cmd = ["qemu-system-aarch64", "-M", "raspi3b", "-accel", "tcg", "-no-reboot",
+               "-display", "none", "-monitor", "none",
+               "-kernel", str(self.workdir / kernel), "-initrd", str(self.workdir / initrd),
+               "-dtb", str(self.workdir / dtb),
+               "-append", " ".join([*args, "console=ttyAMA0,115200"]),
+               "-drive", f"file={self.card},if=sd,format=raw",
+               "-d", "unimp", "-D", str(self.qemu_log),
+               "-serial", f"file:{self.console}"]
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL)
+        return self
+
+
+def ext4_put(card: Path, part: Partition, files: dict[str, bytes],
+             links: dict[str, str], workdir: Path) -> None:
+    """Write ``files`` ({path: bytes}) and symbolic ``links`` ({path: target}) into one
+    ext4 partition of ``card`` without mounting it: the partition is copied out, changed
+    with ``debugfs -w`` and copied back."""
+    fs = extract(card, part, workdir / "part.ext4")
+    script = []
+    for i, (path, data) in enumerate(files.items()):
+        src = workdir / f"put-{i}"
+        src.write_bytes(data)
+        script += [f"rm {path}", f"write {src} {path}", f"sif {path} mode 0100644"]
+    for path, target in links.items():
+        script += [f"rm {path}", f"symlink {path} {target}"]
+    (workdir / "debugfs.cmd").write_text("\n".join(script) + "\n")
+    subprocess.run(["debugfs", "-w", "-f", str(workdir / "debugfs.cmd"), str(fs)],
+                   capture_output=True, check=True)
+    subprocess.run(["dd", f"if={fs}", f"of={card}", "bs=4M", f"seek={part.start}",
+                    "oflag=seek_bytes", "conv=notrunc", "status=none"], check=True)
+    fs.unlink()
