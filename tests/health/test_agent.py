@@ -163,6 +163,29 @@ async def test_leds_say_booting_until_the_lan_server_answers(tmp_path: Path,
         await task
 
 
+async def _run_counting_commits(settings: Settings, sink: FleetSink, beats: int,
+                                monkeypatch: pytest.MonkeyPatch) -> tuple[Store, list[str]]:
+    """Run the agent's loop until the fleet has ``beats`` heartbeats, then stop it cleanly;
+    its store and every write it made (by function)."""
+    store = Store(settings.data_dir / "hub.db")
+    commits: list[str] = []
+    write = store.write
+
+    async def counted(fn: Any) -> Any:
+        commits.append(getattr(fn, "__qualname__", "?"))
+        return await write(fn)
+    monkeypatch.setattr(store, "write", counted)
+    agent = HealthAgent(settings, store, udev_source=None, led_poll_s=3600)
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    deadline = time.monotonic() + 20
+    while len(sink.received) < beats and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    stop.set()
+    await task
+    return store, commits
+
+
 async def test_the_loop_commits_once_a_heartbeat_period(tmp_path: Path, sink: FleetSink,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Each SQLite commit costs the SD card a WAL write, its fsync and a litestream file:
@@ -170,23 +193,9 @@ async def test_the_loop_commits_once_a_heartbeat_period(tmp_path: Path, sink: Fl
     them together, once a heartbeat period; a clean stop writes what is left. Nothing is
     lost: every sample is on disk, every heartbeat reached the fleet once."""
     settings = Settings(data_dir=tmp_path, hub_id="ramu", heartbeat_url=sink.url, token=TOKEN,
-                        interval_s=0.05, heartbeat_every=5, gpio_enabled=False)
-    store = Store(tmp_path / "hub.db")
-    commits: list[str] = []
-    write = store.write
-
-    async def counted(fn: Any) -> Any:
-        commits.append(getattr(fn, "__name__", "?"))
-        return await write(fn)
-    monkeypatch.setattr(store, "write", counted)
-    agent = HealthAgent(settings, store, udev_source=None, led_poll_s=3600)
-    stop = asyncio.Event()
-    task = asyncio.create_task(agent.run(stop))
-    deadline = time.monotonic() + 20
-    while len(sink.received) < 4 and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-    stop.set()
-    await task
+                        interval_s=0.05, heartbeat_every=5, commit_every=1,
+                        gpio_enabled=False)
+    store, commits = await _run_counting_commits(settings, sink, 4, monkeypatch)
     taken = await store.read(lambda c: c.execute("SELECT count(*) FROM health_sample"
                                                  ).fetchone()[0])
     beats = len(sink.received)
@@ -217,22 +226,7 @@ async def test_heartbeats_between_commits_go_from_memory(tmp_path: Path, sink: F
     heartbeats to the fleet. At a clean stop every sample is on disk."""
     settings = Settings(data_dir=tmp_path, hub_id="ramu", heartbeat_url=sink.url, token=TOKEN,
                         interval_s=0.04, heartbeat_every=2, commit_every=3, gpio_enabled=False)
-    store = Store(tmp_path / "hub.db")
-    commits: list[str] = []
-    write = store.write
-
-    async def counted(fn: Any) -> Any:
-        commits.append(getattr(fn, "__qualname__", "?"))
-        return await write(fn)
-    monkeypatch.setattr(store, "write", counted)
-    agent = HealthAgent(settings, store, udev_source=None, led_poll_s=3600)
-    stop = asyncio.Event()
-    task = asyncio.create_task(agent.run(stop))
-    deadline = time.monotonic() + 20
-    while len(sink.received) < 9 and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
-    stop.set()
-    await task
+    store, commits = await _run_counting_commits(settings, sink, 9, monkeypatch)
     beats = len(sink.received)
     assert beats >= 9
     seqs = [r.body["seq"] for r in sink.received]

@@ -356,20 +356,27 @@ class Arm64VM(VM):
     under QEMU, so QEMU loads the kernel and initramfs the firmware would (slot A's boot
     partition, read with mtools) and passes cmdline-a.txt's root, on virtio."""
 
-    def start(self) -> VM:
-        assert shutil.which("qemu-system-aarch64"), "qemu-system-arm is not installed"
+    def slot_a_boot(self, *extra: str) -> tuple[Path, Path, list[str]]:
+        """What the firmware would load from slot A's boot partition (read with mtools),
+        copied into the work folder: the kernel, the initramfs (and ``extra`` files), and
+        cmdline-a.txt's arguments without its consoles."""
         parts = partitions(self.card)
         boot = fat_files(f"{self.card}@@{parts[2].start}")
         (kernel,) = [n for n in boot if n.startswith("vmlinuz-")]
         (initrd,) = [n for n in boot if n.startswith("initrd.img-")]
-        for name in (kernel, initrd):
+        for name in (kernel, initrd, *extra):
             (self.workdir / name).write_bytes(boot[name])
         args = [a for a in boot["cmdline-a.txt"].decode().split()
                 if not a.startswith("console=") and a != "quiet"]
+        return self.workdir / kernel, self.workdir / initrd, args
+
+    def start(self) -> VM:
+        assert shutil.which("qemu-system-aarch64"), "qemu-system-arm is not installed"
+        kernel, initrd, args = self.slot_a_boot()
         cmd = ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-accel", "tcg",
                "-m", "1024", "-smp", "2", "-nographic", "-monitor", "none",
                "-display", "none",
-               "-kernel", str(self.workdir / kernel), "-initrd", str(self.workdir / initrd),
+               "-kernel", str(kernel), "-initrd", str(initrd),
                "-append", " ".join([*args, "console=ttyAMA0"]),
                "-drive", f"file={self.card},if=none,format=raw,id=card",
                "-device", "virtio-blk-pci,drive=card",
@@ -383,7 +390,7 @@ class Arm64VM(VM):
         return self
 
 
-class Raspi3bVM(VM):
+class Raspi3bVM(Arm64VM):
     """The Pi's card on QEMU's ``raspi3b`` machine (TCG): the Pi 3's SoC with its VideoCore
     mailbox, whose property channel is the firmware's interface, but no firmware: QEMU loads
     slot A's kernel, initramfs and the Pi 3 B's device tree itself, and answers the mailbox
@@ -398,19 +405,11 @@ class Raspi3bVM(VM):
 
     def start(self) -> VM:
         assert shutil.which("qemu-system-aarch64"), "qemu-system-arm is not installed"
-        parts = partitions(self.card)
-        boot = fat_files(f"{self.card}@@{parts[2].start}")
-        (kernel,) = [n for n in boot if n.startswith("vmlinuz-")]
-        (initrd,) = [n for n in boot if n.startswith("initrd.img-")]
-        dtb = "bcm2837-rpi-3-b.dtb"
-        for name in (kernel, initrd, dtb):
-            (self.workdir / name).write_bytes(boot[name])
-        args = [a for a in boot["cmdline-a.txt"].decode().split()
-                if not a.startswith("console=") and a != "quiet"]
+        kernel, initrd, args = self.slot_a_boot("bcm2837-rpi-3-b.dtb")
         cmd = ["qemu-system-aarch64", "-M", "raspi3b", "-accel", "tcg", "-no-reboot",
                "-display", "none", "-monitor", "none",
-               "-kernel", str(self.workdir / kernel), "-initrd", str(self.workdir / initrd),
-               "-dtb", str(self.workdir / dtb),
+               "-kernel", str(kernel), "-initrd", str(initrd),
+               "-dtb", str(self.workdir / "bcm2837-rpi-3-b.dtb"),
                "-append", " ".join([*args, "console=ttyAMA0,115200"]),
                "-drive", f"file={self.card},if=sd,format=raw",
                "-d", "unimp", "-D", str(self.qemu_log),
