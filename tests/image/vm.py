@@ -410,7 +410,11 @@ class Raspi3bVM(Arm64VM):
                "-display", "none", "-monitor", "none",
                "-kernel", str(kernel), "-initrd", str(initrd),
                "-dtb", str(self.workdir / "bcm2837-rpi-3-b.dtb"),
-               "-append", " ".join([*args, "console=ttyAMA0,115200"]),
+               # QEMU's model of the Pi's watchdog resets the machine the moment it is
+               # armed, not when it runs out: systemd must not arm it (the image's
+               # RuntimeWatchdogSec=15s). Its restart handler still resets at the reboot
+               "-append", " ".join([*args, "console=ttyAMA0,115200",
+                                    "systemd.watchdog_device=/dev/no-watchdog-under-qemu"]),
                "-drive", f"file={self.card},if=sd,format=raw",
                "-d", "unimp", "-D", str(self.qemu_log),
                "-serial", f"file:{self.console}"]
