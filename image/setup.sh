@@ -81,9 +81,10 @@ echo Asia/Dhaka >/etc/timezone
 systemctl enable upazila-growdata.service upazila-firstboot.service upazila-hub.service \
                  upazila-boot-report.service upazila-reboot.path upazila-poweroff.path \
                  upazila-update-guard.service
-# nothing to update on a read-only root, and no writes to the card for it
+# nothing to update on a read-only root, and no writes to the card for it; dpkg's daily
+# backup of its own database fails there (and logged 14 journal lines doing so)
 systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer \
-               e2scrub_reap.service fstrim.timer 2>/dev/null || true
+               e2scrub_reap.service fstrim.timer dpkg-db-backup.timer 2>/dev/null || true
 
 # --- RAUC: the A/B slots ------------------------------------------------------------------
 # amd64: GRUB's grubenv; arm64: autoboot.txt and the firmware's tryboot through our custom

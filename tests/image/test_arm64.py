@@ -166,7 +166,8 @@ def test_units_enabled_and_masked(root: Path) -> None:
     sysinit = ext4_ls(root, "/etc/systemd/system/sysinit.target.wants")
     assert {"systemd-resolved.service", "systemd-timesyncd.service"} <= set(sysinit), sysinit
     assert "upazila-ssh-keys.service" in ext4_ls(root, "/etc/systemd/system/ssh.service.requires")
-    for unit in ("ssh.socket", "apt-daily.timer", "apt-daily-upgrade.timer", "fstrim.timer"):
+    for unit in ("ssh.socket", "apt-daily.timer", "apt-daily-upgrade.timer", "fstrim.timer",
+                 "dpkg-db-backup.timer"):
         assert ext4_link(root, f"/etc/systemd/system/{unit}") == "/dev/null", unit
     assert "hostapd.service" not in wants
 

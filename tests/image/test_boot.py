@@ -204,6 +204,10 @@ def test_blank_card_to_a_serving_syncing_hub(built: Built, national: National,
         assert vm.ssh("touch /usr/x 2>&1; echo $?", check=False).stdout.strip().endswith("1")
         failed = vm.ssh("systemctl --failed --no-legend --plain").stdout.strip()
         assert not failed, failed
+        # daily jobs that would fail on the read-only root (or write to the card) are off
+        masked = vm.ssh("systemctl is-enabled dpkg-db-backup.timer apt-daily.timer "
+                        "fstrim.timer", check=False).stdout.split()
+        assert masked == ["masked"] * 3, masked
         assert vm.ssh("systemctl is-active upazila-hub").stdout.strip() == "active"
         key_a = vm.host_key()
         mid_a = vm.ssh("cat /etc/machine-id").stdout.strip()
