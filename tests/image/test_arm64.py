@@ -11,9 +11,10 @@ machine (the Pi 3's SoC and mailbox, about 2 minutes a boot); UPAZILA_ARM64_BOOT
 both out.
 
 ``make test-arm64`` runs them (UPAZILA_IMAGE_ARM64=1); ``make test`` leaves them out: the
-build takes 48 minutes from scratch on CI's 2 cores (34 of them running the chroot's
+build takes 22 to 48 minutes from scratch on 2 cores (most of it running the chroot's
 maintainer scripts and the initramfs under qemu-user), 15 with the Debian base cached,
-which does not fit beside the rest of the suite in CI's 90 minutes."""
+and the three boots about 8 more: it does not fit beside the rest of the suite in CI's
+90 minutes."""
 
 from __future__ import annotations
 
