@@ -236,42 +236,39 @@ class SyncEngine:
             self.offset.add(p.offset, p.clock.mono_recv)
         boot = clock_mod.boot_id()
 
-        def fill(tx: Any) -> None:
+        def write(tx: Any) -> None:
             state.fill_anchors(tx, boot, p.clock.server_ms, p.clock.mid_ms)
-        # a fresh anchor above the hub's pending edits places them on national's time line
-        # (conflicts); with nothing pending there is nothing to place, and an idle cycle
-        # skips the commit (the anchor loop still writes one on a clock step, or hourly)
-        await self.tick_anchor(force=None, before=fill)
+            # a fresh anchor above the hub's pending edits places them on national's time
+            # line (conflicts); with nothing pending there is nothing to place, and an idle
+            # cycle skips the commit (the anchor loop still writes one on a clock step, or
+            # hourly)
+            self._anchor(tx, force=counts(tx.conn)[0] > 0)
+        await self.store.write(write)
         return p
 
-    async def tick_anchor(self, force: bool | None = False,
-                          before: Callable[[Any], None] | None = None) -> bool:
+    async def tick_anchor(self, force: bool = False) -> bool:
         """Record (HLC, this boot's monotonic clock, national time if known) when the HLC
         stopped tracking the monotonic clock since the last anchor (the wall clock was
-        stepped, or is behind the HLC so every stamp is pinned), or when ``force``d
-        (``None``: when the hub has edits waiting to be pushed). ``before`` runs first in
-        the same transaction. Runs offline too: national's time is filled in by the next
-        probe of this boot."""
+        stepped, or is behind the HLC so every stamp is pinned), or when ``force``d.
+        Runs offline too: national's time is filled in by the next probe of this boot."""
+        return bool(await self.store.write(lambda tx: self._anchor(tx, force=force)))
+
+    def _anchor(self, tx: Any, *, force: bool) -> bool:
+        """``tick_anchor``'s work, inside the caller's transaction."""
         clock = self.clock
         boot = clock_mod.boot_id()
         mono_ms = int(clock_mod.mono() * 1000)
         wall_ms = int(self.wall() * 1000)
-
-        def write(tx: Any) -> bool:
-            if before is not None:
-                before(tx)
-            last = state.last_anchor(tx.conn, boot)
-            forced = force if force is not None else counts(tx.conn)[0] > 0
-            if not forced and last is not None:
-                hlc_now = max(pack(wall_ms), state.persisted_hlc(tx.conn))
-                drift = state.hlc_drift_ms(hlc_now, mono_ms) - state.hlc_drift_ms(*last)
-                if abs(drift) < ANCHOR_MIN_GAP_MS and mono_ms - last[1] < 3600_000:
-                    return False
-            national = clock.at_mono_ms(mono_ms) if clock is not None else None
-            state.write_anchor(tx, boot, mono_ms, wall_ms, national)
-            state.prune_anchors(tx, boot)
-            return True
-        return bool(await self.store.write(write))
+        last = state.last_anchor(tx.conn, boot)
+        if not force and last is not None:
+            hlc_now = max(pack(wall_ms), state.persisted_hlc(tx.conn))
+            drift = state.hlc_drift_ms(hlc_now, mono_ms) - state.hlc_drift_ms(*last)
+            if abs(drift) < ANCHOR_MIN_GAP_MS and mono_ms - last[1] < 3600_000:
+                return False
+        national = clock.at_mono_ms(mono_ms) if clock is not None else None
+        state.write_anchor(tx, boot, mono_ms, wall_ms, national)
+        state.prune_anchors(tx, boot)
+        return True
 
     def context(self, index: MetadataIndex,
                 inflight: dict[tuple[str, str], tuple[int, list[list[Any]]]] | None = None
