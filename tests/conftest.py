@@ -189,3 +189,40 @@ def hub_process_factory() -> Iterator[type[HubProcess] | object]:
 
 def run(coro: object) -> object:
     return asyncio.get_event_loop().run_until_complete(coro)  # type: ignore[arg-type]
+
+
+# -- the SD images (tests/image/builds.py): built in the background from the first test -------
+PI_IMAGE_TESTS = "tests/image/test_arm64.py"
+
+
+@pytest.hookimpl(trylast=True)  # after -m/-k deselection
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The Pi's image tests run last: their card, building since the first test, takes
+    about 20 minutes of a core through qemu-user."""
+    pi = [i for i in items if i.nodeid.startswith(PI_IMAGE_TESTS)]
+    if pi:
+        ids = {id(i) for i in pi}
+        items[:] = [i for i in items if id(i) not in ids] + pi
+
+
+@pytest.fixture(scope="session", autouse=True)
+def image_builds(request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The cards this run's tests boot or read, queued at the lowest priority at once."""
+    from tests.image.builds import WANTS, BuildQueue, ImageBuild, arm64_left_out
+    from tests.image.vm import admin_key
+
+    needed = {name for item in request.session.items
+              for name in getattr(item, "fixturenames", ()) if name in WANTS}
+    if os.environ.get("UPAZILA_TEST_IMAGE"):  # an amd64 card built before (tests/image)
+        needed -= {"built", "built_again"}
+    if os.environ.get("UPAZILA_ARM64_BUILT") or arm64_left_out():
+        needed.discard("built_arm64")
+    if not needed:
+        yield None
+        return
+    key = admin_key(tmp_path_factory.mktemp("admin-key"))
+    queue = BuildQueue([ImageBuild(name, WANTS[name], tmp_path_factory.mktemp(f"image-{name}"),
+                                   key) for name in WANTS if name in needed]).start()
+    yield queue
+    queue.stop()

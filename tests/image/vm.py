@@ -46,21 +46,6 @@ class Built:
         return self.rootfs.with_name(self.rootfs.name.replace(".rootfs.ext4", ".boot.vfat"))
 
 
-def build_image(out: Path, admin_key: Path, arch: str = "amd64") -> Built:
-    """``image/build.sh`` as national runs it (uncompressed here: the test boots it)."""
-    env = {**os.environ, "ADMIN_SSH_PUBKEY": str(admin_key.with_suffix(".pub"))}
-    t0 = time.monotonic()
-    res = subprocess.run([str(REPO / "image" / "build.sh"), "--arch", arch, "--out", str(out),
-                          "--no-compress"], env=env, capture_output=True, text=True,
-                         timeout=3600, cwd=REPO)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-6000:]
-    seconds = time.monotonic() - t0
-    (img,) = out.glob(f"upazila-hub-*-{arch}.img")
-    stem = img.name.removesuffix(".img")
-    return Built(img, out / f"{stem}.rootfs.ext4", out / f"{stem}.manifest", admin_key,
-                 seconds, arch)
-
-
 def admin_key(folder: Path) -> Path:
     """National's SSH key for ``hubadmin`` (the image takes its ``.pub``)."""
     key = folder / "admin"
