@@ -12,7 +12,7 @@ both out.
 
 ``make test`` runs them last: the card builds in the background from the session's first
 test (builds.py), about 22 minutes of one core from scratch, most of it the chroot's
-maintainer scripts and mkinitramfs under qemu-user; in a whole run it was done 30
+maintainer scripts and mkinitramfs under qemu-user; in a whole run it was done 50
 minutes before these started. Reading the card and the ``virt`` boot add under 3
 minutes to ``make test``. The two raspi3b boots (3 minutes more) run in ``make test-arm64``
 (UPAZILA_RASPI3B=1), which runs only this file: with them ``make test`` came within 5
