@@ -139,6 +139,13 @@ def assert_no_private_key(bodies: list[bytes], key_pem: bytes) -> None:
             assert needle not in body and needle not in text
 
 
+async def _renewal(store: Store) -> dict[str, Any]:
+    """The renewer's record in the store (it writes one at every check)."""
+    rec = await store.read(certrenew.renewal_state)
+    assert rec is not None, "no renewal state in the store"
+    return rec
+
+
 async def test_pending_then_issued_installs_the_pair(fleet: CertFleet, store: Store,
                                                      tmp_path: Path) -> None:
     fleet.pending = 2
@@ -157,7 +164,7 @@ async def test_pending_then_issued_installs_the_pair(fleet: CertFleet, store: St
     assert stat.S_IMODE((pair.generation / "key.pem").stat().st_mode) == 0o600
     assert not tlscert.next_key_path(tmp_path / "tls").exists()
     assert_no_private_key(fleet.bodies, pair.key_pem)
-    rec = await store.read(certrenew.renewal_state)
+    rec = await _renewal(store)
     assert rec["state"] == "installed" and rec["last_error"] is None and rec["last_success"]
     st = certrenew.status(HUB_NAME, pair.info, rec, 30)
     assert st is not None and st["state"] == "ok" and st["url"] == f"https://{HUB_NAME}"
@@ -174,7 +181,7 @@ async def test_pending_past_the_wait_keeps_the_key_for_the_next_check(
     key = tlscert.read_next_key(tmp_path / "tls")
     assert key is not None and stat.S_IMODE(
         tlscert.next_key_path(tmp_path / "tls").stat().st_mode) == 0o600
-    rec = await store.read(certrenew.renewal_state)
+    rec = await _renewal(store)
     assert rec["state"] == "pending" and rec["last_error"] == "DNS not answering yet"
     st = certrenew.status(HUB_NAME, None, rec, 30)
     assert st is not None and st["state"] == "none" and st["last_error"] == "DNS not answering yet"
@@ -203,7 +210,7 @@ async def test_a_refused_certificate_is_not_installed(ca: TestCA, fleet: CertFle
     pair = tlscert.load(tmp_path / "tls")
     assert pair is not None and pair.cert_pem == old_cert and pair.key_pem == old_key
     assert not tlscert.next_key_path(tmp_path / "tls").exists()  # a new key next time
-    rec = await store.read(certrenew.renewal_state)
+    rec = await _renewal(store)
     assert "not this hub's name" in rec["last_error"]
     st = certrenew.status(HUB_NAME, pair.info, rec, 30)
     assert st is not None and st["state"] == "renewing" and "dhaka" in st["last_error"]
@@ -213,7 +220,7 @@ async def test_a_refused_certificate_is_not_installed(ca: TestCA, fleet: CertFle
     assert len(csr_keys(fleet.bodies)) == 2
     new = tlscert.load(tmp_path / "tls")
     assert new is not None and new.cert_pem != old_cert
-    assert (await store.read(certrenew.renewal_state))["last_error"] is None
+    assert (await _renewal(store))["last_error"] is None
     assert_no_private_key(fleet.bodies, new.key_pem)
     assert_no_private_key(fleet.bodies, old_key)
 
@@ -236,7 +243,7 @@ async def test_errors_are_recorded_and_retried(fleet: CertFleet, store: Store,
         fleet.status = status
         res = await renewer.check()
         assert res.state == "error" and words in res.message, res.message
-        assert (await store.read(certrenew.renewal_state))["last_error"] == res.message
+        assert (await _renewal(store))["last_error"] == res.message
     renewer.s.token = "wrong"
     fleet.status = None
     assert "HTTP 401" in (await renewer.check()).message
