@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .vm import REPO, Built
+from .vm import REPO, Built, existing_image
 
 # what the selected tests need, by fixture name (tests/image/conftest.py): the build's arch
 WANTS = {"built": "amd64", "built_again": "amd64", "built_arm64": "arm64"}
@@ -72,10 +72,8 @@ class ImageBuild:
                                  f"running after {timeout:.0f} s more:\n{self._tail()}")
         assert self.returncode == 0, (f"{self.name}: image/build.sh --arch {self.arch} "
                                       f"exited {self.returncode}:\n{self._tail()}")
-        (img,) = self.out.glob(f"upazila-hub-*-{self.arch}.img")
-        stem = img.name.removesuffix(".img")
-        return Built(img, self.out / f"{stem}.rootfs.ext4", self.out / f"{stem}.manifest",
-                     self.admin_key, self.finished - self.started, self.arch)
+        return existing_image(self.out, self.arch, self.admin_key,
+                              self.finished - self.started)
 
     def _tail(self) -> str:
         try:

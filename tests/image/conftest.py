@@ -61,11 +61,7 @@ def built_arm64(image_builds: BuildQueue | None) -> Built:
     ADMIN_SSH_PUBKEY=DIR/admin.pub and its private key DIR/admin)."""
     _missing((*NEEDS[:1], "mcopy", "mkfs.fat", "sfdisk", "debugfs"))
     if os.environ.get("UPAZILA_ARM64_BUILT"):
-        out = Path(os.environ["UPAZILA_ARM64_BUILT"])
-        (img,) = out.glob("upazila-hub-*-arm64.img")
-        stem = img.name.removesuffix(".img")
-        return Built(img, out / f"{stem}.rootfs.ext4", out / f"{stem}.manifest",
-                     out / "admin", 0.0, "arm64")
+        return existing_image(Path(os.environ["UPAZILA_ARM64_BUILT"]), "arm64")
     return _from_queue(image_builds, "built_arm64", "arm64")
 
 

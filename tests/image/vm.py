@@ -137,13 +137,14 @@ def elf_machine(data: bytes) -> str:
     return ELF_MACHINE.get(int.from_bytes(data[18:20], "little"), str(data[18:20]))
 
 
-def existing_image(out: Path, arch: str = "amd64") -> Built:
-    """What ``build_image`` returns, for an image built before into ``out`` (its admin key
-    as ``out/admin``)."""
+def existing_image(out: Path, arch: str = "amd64", admin_key: Path | None = None,
+                   seconds: float = 0.0) -> Built:
+    """The card ``image/build.sh --no-compress --out OUT`` left in ``out`` (the admin key
+    national's ``.pub`` came from: ``out/admin`` unless given)."""
     (img,) = out.glob(f"upazila-hub-*-{arch}.img")
     stem = img.name.removesuffix(".img")
-    return Built(img, out / f"{stem}.rootfs.ext4", out / f"{stem}.manifest", out / "admin",
-                 0.0, arch)
+    return Built(img, out / f"{stem}.rootfs.ext4", out / f"{stem}.manifest",
+                 admin_key or out / "admin", seconds, arch)
 
 
 def new_card(image: Path, card: Path, size_gb: int = 4) -> Path:
