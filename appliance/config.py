@@ -60,6 +60,7 @@ KEYS: list[Key] = [
     Key("sync", "policy", "latest-wins", "Default conflict policy: latest-wins, national-wins or hub-wins."),
     Key("sync", "policies", {}, "Per data set policy overrides: {<dataSet uid> = <policy>}."),
     Key("sync", "debounce_s", 20, "Seconds to wait after new local data before a sync cycle starts."),
+    Key("sync", "batch_s", 900, "After a cycle that pushed data, newly saved data waits until this many seconds have passed since that cycle started (a sync a person asks for, the timer and a modem appearing do not wait): on the modem a few large pushes cost far fewer bytes than one a minute (bench/day_bench.py). 0: push after every debounce, for a hub on a fixed line."),
     Key("sync", "chunk_values", 500, "Initial number of data values per pushed chunk (adapts to the link)."),
     Key("sync", "wire_format", "csv", "How data values travel to and from national: 'csv' (DHIS2's CSV, the fewest bytes: bench/wire_bench.py) or 'json'. With 'csv' the hub falls back to JSON by itself while a national refuses CSV (remembered until its version changes)."),
     Key("sync", "tracker_chunk_rows", 8000, "Tracker records and values per pushed /api/tracker chunk."),

@@ -107,7 +107,7 @@ def write_config(path: Path, url: str) -> Path:
     path.write_text(f'[hub]\norg_unit = "{demo.RAMU_UID}"\n[national]\nurl = "{url}"\n'
                     f'token = "{TOKEN}"\ntimeout_s = 30\ntcp_congestion = "{cc}"\n'
                     + (f"tcp_rto_max_ms = {int(rto)}\n" if rto else "")
-                    + "[sync]\ndebounce_s = 0\ninterval_s = 36000\n")
+                    + "[sync]\ndebounce_s = 0\nbatch_s = 0\ninterval_s = 36000\n")
     os.chmod(path, 0o600)
     return path
 

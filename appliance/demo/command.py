@@ -108,7 +108,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
             f'listen = "127.0.0.1:{hub_port}"', "zeroconf = false", "",
             "[national]", f'url = "http://127.0.0.1:{nat_port}"',
             f'token = "{DEMO_TOKENS["hub-ramu"]}"', "",
-            "[sync]", "interval_s = 60", "debounce_s = 3", "",
+            "[sync]", "interval_s = 60", "debounce_s = 3", "batch_s = 60", "",
             "[health]", f'heartbeat_url = "http://127.0.0.1:{fleet_port}/api/heartbeats"',
             f'token = "{fleet_token}"', "interval_s = 10", "heartbeat_every = 1", "",
             "[gpio]", "enabled = false", ""]))

@@ -5,7 +5,8 @@ A cycle runs:
 * on "sync now" datagrams (``trigger.py``): reasons ``api``, ``cli``, ``button``,
   ``modem`` (the health agent saw a modem appear), ``usb`` run at once; ``local-data``
   (the hub stored new data) is debounced by ``[sync] debounce_s`` so a form being
-  entered does not start a cycle per value;
+  entered does not start a cycle per value, and after a cycle that pushed data it waits
+  for ``[sync] batch_s`` to pass (``batching.py``);
 * after a failed cycle, again after a jittered backoff (30 s doubling, up to the
   interval), so a link that comes back is used soon; after a cycle that moved data
   before the link dropped, within a few seconds (the link works, in short bursts).
@@ -32,6 +33,7 @@ from ..memory import trim
 from ..store import Store
 from ..trigger import REASONS, socket_path
 from .backoff import backoff_delay
+from .batching import DataTrigger
 from .cycle import CycleResult, SyncEngine
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,6 @@ log = logging.getLogger(__name__)
 ANCHOR_EVERY_S = 60.0
 RETRY_BASE_S = 30.0
 QUICK_RETRY_S = 3.0  # after a cycle that moved data before the link dropped
-DEBOUNCE_CAP = 3.0   # a steady trickle of local data still syncs within 3x debounce
 
 
 class WorkerLock:
@@ -79,12 +80,11 @@ class Daemon:
         self.config = config
         self.engine = engine or SyncEngine(store, config, wall=wall)
         self.interval = float(config.get("sync", "interval_s"))
-        self.debounce = float(config.get("sync", "debounce_s"))
+        self.data = DataTrigger(float(config.get("sync", "debounce_s")),
+                                float(config.get("sync", "batch_s")))
         self.sock_path = socket_path(config.data_dir, config.get("sync", "socket"))
         self._wake = asyncio.Event()
         self._now_reason: str | None = None
-        self._debounce_at: float | None = None
-        self._debounce_first: float | None = None
         self._next_at = 0.0  # first cycle at once
         self._failures = 0
         self.retry_base_s = RETRY_BASE_S
@@ -95,10 +95,7 @@ class Daemon:
     def request(self, reason: str) -> None:
         now = time.monotonic()
         if reason == "local-data":
-            if self._debounce_first is None:
-                self._debounce_first = now
-            self._debounce_at = min(now + self.debounce,
-                                    self._debounce_first + DEBOUNCE_CAP * max(self.debounce, 1))
+            self.data.saved(now)
         else:
             self._now_reason = self._now_reason or reason
         self._wake.set()
@@ -146,11 +143,12 @@ class Daemon:
         if self._now_reason:
             return self._now_reason, 0.0
         waits = [self._next_at - now]
-        if self._debounce_at is not None:
-            waits.append(self._debounce_at - now)
+        data_wait = self.data.wait(now)
+        if data_wait is not None:
+            waits.append(data_wait)
         wait = min(waits)
         if wait <= 0:
-            if self._debounce_at is not None and self._debounce_at <= now:
+            if data_wait is not None and data_wait <= 0:
                 return "local-data", 0.0
             return ("retry" if self._failures else "timer"), 0.0
         return None, wait
@@ -168,8 +166,7 @@ class Daemon:
                         await asyncio.wait_for(_first(self._wake, stop), timeout=min(wait, 3600))
                     continue
                 self._now_reason = None
-                if reason == "local-data":
-                    self._debounce_at = self._debounce_first = None
+                self.data.started()  # whatever the reason, the cycle takes what is pending
                 await self._run_cycle(reason)
         finally:
             anchors.cancel()
@@ -179,6 +176,7 @@ class Daemon:
             await self.engine.close()
 
     async def _run_cycle(self, reason: str) -> None:
+        started = time.monotonic()
         try:
             result = await self.engine.cycle(reason)
         except Exception:  # a bug must not kill the worker: log, back off, go on
@@ -188,12 +186,13 @@ class Daemon:
         self.cycles.append(result)
         del self.cycles[:-20]
         now = time.monotonic()
+        self.data.ran(started, pushed=bool(result.push.chunks or result.tracker_push.chunks))
         if result.ok:
             self._failures = 0
             self._next_at = now + self.interval
-            if result.pending and not self._debounce_at:
+            if result.pending:
                 # new edits arrived during the cycle: they are signalled, but be sure
-                self._debounce_at = now + self.debounce
+                self.data.left_pending(now)
         elif result.push.chunks or result.pulled_values:
             # the link works, just not for long (a flapping modem): come back quickly
             self._failures = 1

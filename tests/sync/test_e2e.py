@@ -32,6 +32,8 @@ PERIOD = "202401"
 
 
 def write_config(path: Path, url: str, **sync: Any) -> Path:
+    # these tests follow data through the link, not the modem's batching (test_batching.py)
+    sync.setdefault("batch_s", 0)
     lines = ["[hub]", f'org_unit = "{RAMU}"', "zeroconf = false", "[national]",
              f'url = "{url}"', f'token = "{TOKEN}"', "timeout_s = 8", "[sync]"]
     lines += [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"'

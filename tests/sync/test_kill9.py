@@ -32,7 +32,7 @@ ROUNDS = 20
 def _config(path: Path, url: str) -> Path:
     path.write_text(f'[hub]\norg_unit = "{RAMU}"\n[national]\nurl = "{url}"\n'
                     f'token = "{TOKEN}"\ntimeout_s = 5\n[sync]\nchunk_values = 100\n'
-                    "debounce_s = 0\ninterval_s = 3600\n")
+                    "debounce_s = 0\nbatch_s = 0\ninterval_s = 3600\n")
     os.chmod(path, 0o600)
     return path
 
