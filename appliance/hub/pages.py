@@ -278,6 +278,14 @@ def when(ts: str | None, with_age: bool = False, tr: Tr | None = None) -> str:
             f'{escape(tr.datetime(d))} UTC</time>{escape(age)}')
 
 
+def held_until(ts: str, tr: Tr) -> str:
+    """On the modem, saves after a push wait for the batch window ([sync] batch_s)."""
+    mark = "\x00"  # where the <time> goes, after the sentence is escaped
+    return '<br><small class="muted" data-next-push>' + escape(tr(
+        "goes to national at {time}, or at once with Sync now", time=mark)).replace(
+        mark, when(ts, tr=tr)) + "</small>"
+
+
 def _kv(rows: Iterable[tuple[str, str]], tr: Tr) -> str:
     return '<dl class="kv">' + "".join(f"<dt>{escape(tr(k))}</dt><dd>{v}</dd>"
                                        for k, v in rows) + "</dl>"
@@ -511,7 +519,8 @@ def status_main(request: web.Request, raw: dict[str, Any], health: dict[str, Any
          + f'<br><small class="muted details">{escape(st["last_error"])}</small>'
          if st.get("last_error") else escape(tr("none"))),
         (N_("Waiting"), escape(tr("{values} value(s), {completions} completion(s)",
-                                  values=values["pending"], completions=regs.get("pending", 0)))),
+                                  values=values["pending"], completions=regs.get("pending", 0)))
+         + (held_until(st["next_push"], tr) if pending and st.get("next_push") else "")),
         (N_("Sent / received"), escape(tr(
             "{sent} KB / {received} KB",
             sent=int(float(st.get("bytes_sent") or 0)) // 1024,

@@ -63,6 +63,9 @@ async def status(request: web.Request) -> web.Response:
             "lastSuccess": st.get("last_success"), "lastAttempt": st.get("last_attempt"),
             "lastError": st.get("last_error"),
             "pending": pending, "pendingValues": values["pending"],
+            # saves held after a push until the batch window ends ([sync] batch_s): when
+            # they go to national unless someone asks for a sync first; null: not held
+            "nextPush": st.get("next_push") or None,
             "pendingRegistrations": raw["registrations"].get("pending", 0),
             "pendingTracker": tracker["pending"], "rejectedTracker": tracker["rejected"],
             "synced": values["synced"], "rejected": values["rejected"] +

@@ -30,6 +30,7 @@ class DataTrigger:
     first_save: float | None = None   # the first save no cycle has carried yet
     due_at: float | None = None       # when a "local-data" cycle runs, if nothing else does
     pushed_at: float | None = None    # when the last cycle that pushed data started
+    held: bool = False                # due_at is the batch window's end, not the debounce
 
     def saved(self, now: float) -> None:
         """New data was stored at ``now``."""
@@ -37,9 +38,10 @@ class DataTrigger:
             self.first_save = now
         due = min(now + self.debounce_s,
                   self.first_save + DEBOUNCE_CAP * max(self.debounce_s, 1.0))
-        if self.pushed_at is not None and self.batch_s > 0:
-            due = max(due, self.pushed_at + self.batch_s)
-        self.due_at = due
+        window = self.pushed_at + self.batch_s if self.pushed_at is not None and \
+            self.batch_s > 0 else None
+        self.held = window is not None and window > due
+        self.due_at = window if window is not None and self.held else due
 
     def wait(self, now: float) -> float | None:
         """Seconds until a "local-data" cycle is due (<= 0: now), or None."""
@@ -48,6 +50,7 @@ class DataTrigger:
     def started(self) -> None:
         """A cycle (any reason) started: it reads everything pending, these saves too."""
         self.first_save = self.due_at = None
+        self.held = False
 
     def ran(self, started: float, pushed: bool) -> None:
         """A cycle that started at ``started`` ended; ``pushed``: it sent data values."""

@@ -28,10 +28,12 @@ from pathlib import Path
 from typing import IO
 
 from ..config import Config
+from ..dhis2.timefmt import iso_z
 from ..errors import SyncError
 from ..memory import trim
 from ..store import Store
 from ..trigger import REASONS, socket_path
+from . import state
 from .backoff import backoff_delay
 from .batching import DataTrigger
 from .cycle import CycleResult, SyncEngine
@@ -86,6 +88,11 @@ class Daemon:
         self._wake = asyncio.Event()
         self._now_reason: str | None = None
         self._next_at = 0.0  # first cycle at once
+        self.wall = wall
+        # the "next_push" the status page was last told (unknown at start: the first
+        # cycle clears what a worker before this one left)
+        self._shown_hold = "unknown"
+        self._writes: set[asyncio.Task[None]] = set()
         self._failures = 0
         self.retry_base_s = RETRY_BASE_S
         self.cycles: list[CycleResult] = []
@@ -96,9 +103,23 @@ class Daemon:
         now = time.monotonic()
         if reason == "local-data":
             self.data.saved(now)
+            self._show_hold(now)
         else:
             self._now_reason = self._now_reason or reason
         self._wake.set()
+
+    def _show_hold(self, now: float) -> None:
+        """Data held for the batch window: the status page says when it goes (national
+        gets it then, or at once on "Sync now"). Written once per window, not per save."""
+        due = self.data.due_at
+        at = iso_z(self.wall() + due - now) if self.data.held and due is not None else ""
+        if at[:16] == self._shown_hold[:16]:  # the same minute: the page shows no seconds
+            return
+        self._shown_hold = at
+        task = asyncio.get_running_loop().create_task(
+            self.store.write(lambda tx: state.set_state(tx, {"next_push": at})))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
 
     def _bind(self) -> None:
         path = self.sock_path
@@ -167,6 +188,8 @@ class Daemon:
                     continue
                 self._now_reason = None
                 self.data.started()  # whatever the reason, the cycle takes what is pending
+                if self._shown_hold:
+                    self._show_hold(time.monotonic())
                 await self._run_cycle(reason)
         finally:
             anchors.cancel()

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
+from typing import Any
 
+import aiohttp
 import pytest
 
 from appliance.store import datavalues as dv
@@ -13,7 +16,7 @@ from appliance.sync.batching import DEBOUNCE_CAP, DataTrigger
 from appliance.sync.daemon import Daemon
 from appliance.trigger import request_sync
 
-from .conftest import Pair, first_values, row, sync_config
+from .conftest import Pair, basic, first_values, hub_app, row, sync_config
 
 
 def test_the_first_save_after_a_quiet_spell_goes_after_the_debounce() -> None:
@@ -40,13 +43,14 @@ def test_saves_after_a_push_wait_for_the_batch_window() -> None:
     t.started()
     t.ran(20, pushed=True)       # the cycle that started at 20 s pushed them
     t.saved(60)
-    assert t.due_at == 920       # 900 s after that cycle started, not 80 s
+    assert t.due_at == 920 and t.held  # 900 s after that cycle started, not 80 s
     t.saved(700)
     assert t.due_at == 920       # later saves ride along; they do not push it back
     t.started()
     t.ran(920, pushed=True)
+    assert not t.held
     t.saved(2000)                # after a quiet spell longer than the window: at once
-    assert t.due_at == 2020
+    assert t.due_at == 2020 and not t.held
 
 
 def test_a_cycle_that_pushed_nothing_holds_nothing() -> None:
@@ -78,6 +82,24 @@ def _save(pair: Pair, key: tuple[str, ...], value: str) -> None:
         username="chcp"))
 
 
+async def _status(pair: Pair) -> Any:
+    async with hub_app(pair.hub, pair.data_dir) as hub, aiohttp.ClientSession() as http, \
+            http.get(hub.api("hub/status"), headers=basic("admin")) as r:
+        assert r.status == 200
+        return await r.json()
+
+
+async def _page(pair: Pair, query: str = "") -> str:
+    async with hub_app(pair.hub, pair.data_dir) as hub, aiohttp.ClientSession() as http, \
+            http.get(hub.url + "/hub/status" + query, headers=basic("admin")) as r:
+        assert r.status == 200
+        return await r.text()
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
 async def _until(pred: object, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -90,7 +112,7 @@ async def _until(pred: object, timeout: float) -> bool:
 @pytest.mark.default_wire  # the schedule, not the wire format
 async def test_the_worker_batches_saves_after_a_push_and_sync_now_goes_at_once(
         pair: Pair) -> None:
-    batch = 3.0
+    batch = 6.0  # room for the hub's pages to start and answer inside it
     cfg = sync_config(pair.data_dir, pair.national.url, sync__debounce_s=0.2,
                       sync__batch_s=batch, sync__interval_s=3600)
     daemon = Daemon(pair.hub, cfg, wall=pair.wall)
@@ -107,15 +129,27 @@ async def test_the_worker_batches_saves_after_a_push_and_sync_now_goes_at_once(
         assert await _until(lambda: len(daemon.cycles) == 2, 20)
         assert daemon.cycles[1].reason == "local-data" and daemon.cycles[1].push.accepted == 1
         pushed_at = time.monotonic() - daemon.cycles[1].seconds
-        # the next one waits for the window: on the hub, "waiting for national"
+        # the next one waits for the window: on the hub, "waiting for national", and the
+        # status page says until when
         _save(pair, second, "8")
         assert request_sync(pair.data_dir, "local-data")
+        goes_at = pair.wall() + pushed_at + batch - time.monotonic()
         await asyncio.sleep(1.0)
         assert len(daemon.cycles) == 2 and row(pair.hub, second)["sync_state"] == "pending"
+        held = await _status(pair)
+        assert held["sync"]["pendingValues"] == 1
+        assert abs(_epoch(held["sync"]["nextPush"]) - goes_at) < 1.5
+        en = await _page(pair, "?lang=en")
+        assert "data-next-push" in en and "goes to national at" in en
+        assert held["sync"]["nextPush"][:19] in en  # the <time> the laptop shows locally
+        assert "এখনই সিঙ্ক করুন" in await _page(pair)  # Bangla by default
         assert await _until(lambda: len(daemon.cycles) == 3, batch + 20)
         assert time.monotonic() - pushed_at >= batch - 0.1
         assert daemon.cycles[2].reason == "local-data"
         assert row(pair.hub, second)["sync_state"] == "synced"
+        gone = await _status(pair)
+        assert gone["sync"]["nextPush"] is None and gone["sync"]["pending"] == 0
+        assert "data-next-push" not in await _page(pair, "?lang=en")
         # a person asking for a sync is not held
         _save(pair, third, "9")
         assert request_sync(pair.data_dir, "local-data")
