@@ -1,6 +1,6 @@
-"""Issue 15, the idle cycle: a timer cycle between the hourly metadata checks reads
-national's data values and nothing else (its completions and the upazila's register
-changes wait for the hourly check); a person's sync reads everything at once."""
+"""Issue 15, the idle cycle: a timer or data-triggered cycle between the hourly metadata
+checks reads national's data values and nothing else (its completions and the upazila's
+register changes wait for the hourly check); a person's sync reads everything at once."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from appliance.store import datavalues as dv
+from appliance.sync import state as sync_state
 
 from .conftest import AOC, CLINIC, DS_FORM1, Pair, national_complete, this_month
 from .test_idle_bytes import metadata_due
@@ -37,6 +38,13 @@ def paths(sent: list[tuple[str, str]]) -> list[str]:
     return [p for p, _q in sent]
 
 
+async def pull_long_ago(pair: Pair) -> None:
+    """As if the last full pull had been 11 minutes ago."""
+    st = await pair.hub.read(sync_state.read_state)
+    when = str(int(st["last_full_pull"]) - 11 * 60_000)
+    await pair.hub.write(lambda tx: sync_state.set_state(tx, {"last_full_pull": when}))
+
+
 def completed_at_hub(pair: Pair, period: str) -> bool:
     reg = pair.hub.read_sync(lambda c: dv.registration(c, (DS_FORM1, period, CLINIC, AOC)))
     return bool(reg is not None and reg["completed"])
@@ -60,10 +68,18 @@ async def test_a_light_timer_cycle_reads_values_and_the_hourly_one_the_rest(
     assert REG in paths(sent) and TRACKER in paths(sent), sent
     assert r.pulled_registrations >= 1 and completed_at_hub(pair, period)
 
-    # back to light: and a person's sync (or a data-triggered full one) reads it all
+    # back to light, and so is a data-triggered cycle that pulls (more than 10 minutes
+    # after the last full pull: on the modem they come every [sync] batch_s)
     sent.clear()
     assert (await pair.cycle("timer")).light
     assert REG not in paths(sent)
+    await pull_long_ago(pair)
+    r = await pair.cycle("local-data")
+    assert r.ok and r.light and not r.resumed, r.error
+    assert any(p.startswith("/api/dataValueSets") for p in paths(sent)), sent
+    assert REG not in paths(sent) and TRACKER not in paths(sent), sent
+    # and a person's sync reads it all
+    sent.clear()
     r = await pair.cycle("cli")
     assert r.ok and not r.light and REG in paths(sent) and TRACKER in paths(sent), sent
 
