@@ -17,6 +17,7 @@ from appliance.sync.daemon import Daemon
 from appliance.trigger import request_sync
 
 from .conftest import Pair, basic, first_values, hub_app, row, sync_config
+from .test_daemon import _wait
 
 
 def test_the_first_save_after_a_quiet_spell_goes_after_the_debounce() -> None:
@@ -100,15 +101,6 @@ def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-async def _until(pred: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():  # type: ignore[operator]
-            return True
-        await asyncio.sleep(0.05)
-    return False
-
-
 @pytest.mark.default_wire  # the schedule, not the wire format
 async def test_the_worker_batches_saves_after_a_push_and_sync_now_goes_at_once(
         pair: Pair) -> None:
@@ -119,14 +111,14 @@ async def test_the_worker_batches_saves_after_a_push_and_sync_now_goes_at_once(
     stop = asyncio.Event()
     task = asyncio.create_task(daemon.run(stop))
     try:
-        assert await _until(lambda: len(daemon.cycles) == 1, 20)  # at start: nothing to push
+        assert await _wait(lambda: len(daemon.cycles) == 1, 20)  # at start: nothing to push
         first, second, third = [(v["dataElement"], v["period"], v["orgUnit"],
                                  v["categoryOptionCombo"], v["attributeOptionCombo"])
                                 for v in first_values(3)]
         # the first form after a quiet spell goes after the debounce
         _save(pair, first, "7")
         assert request_sync(pair.data_dir, "local-data")
-        assert await _until(lambda: len(daemon.cycles) == 2, 20)
+        assert await _wait(lambda: len(daemon.cycles) == 2, 20)
         assert daemon.cycles[1].reason == "local-data" and daemon.cycles[1].push.accepted == 1
         pushed_at = time.monotonic() - daemon.cycles[1].seconds
         # the next one waits for the window: on the hub, "waiting for national", and the
@@ -143,7 +135,7 @@ async def test_the_worker_batches_saves_after_a_push_and_sync_now_goes_at_once(
         assert "data-next-push" in en and "goes to national at" in en
         assert held["sync"]["nextPush"][:19] in en  # the <time> the laptop shows locally
         assert "এখনই সিঙ্ক করুন" in await _page(pair)  # Bangla by default
-        assert await _until(lambda: len(daemon.cycles) == 3, batch + 20)
+        assert await _wait(lambda: len(daemon.cycles) == 3, batch + 20)
         assert time.monotonic() - pushed_at >= batch - 0.1
         assert daemon.cycles[2].reason == "local-data"
         assert row(pair.hub, second)["sync_state"] == "synced"
@@ -155,7 +147,7 @@ async def test_the_worker_batches_saves_after_a_push_and_sync_now_goes_at_once(
         assert request_sync(pair.data_dir, "local-data")
         t0 = time.monotonic()
         assert request_sync(pair.data_dir, "api")
-        assert await _until(lambda: len(daemon.cycles) == 4, 20)
+        assert await _wait(lambda: len(daemon.cycles) == 4, 20)
         started = time.monotonic() - daemon.cycles[3].seconds
         assert daemon.cycles[3].reason == "api" and started - t0 < batch / 2
         assert row(pair.hub, third)["sync_state"] == "synced"
