@@ -53,7 +53,8 @@ class DataTrigger:
         self.held = False
 
     def ran(self, started: float, pushed: bool) -> None:
-        """A cycle that started at ``started`` ended; ``pushed``: it sent data values."""
+        """A cycle that started at ``started`` ended; ``pushed``: it sent data values or
+        tracker records."""
         if pushed:
             self.pushed_at = started
 
