@@ -30,7 +30,18 @@ class DataTrigger:
     first_save: float | None = None   # the first save no cycle has carried yet
     due_at: float | None = None       # when a "local-data" cycle runs, if nothing else does
     pushed_at: float | None = None    # when the last cycle that pushed data started
-    held: bool = False                # due_at is the batch window's end, not the debounce
+
+    @property
+    def window_end(self) -> float | None:
+        """Until when saves after the last push wait, if they wait at all."""
+        if self.pushed_at is None or self.batch_s <= 0:
+            return None
+        return self.pushed_at + self.batch_s
+
+    @property
+    def held(self) -> bool:
+        """The next "local-data" cycle waits for the batch window, not the debounce."""
+        return self.due_at is not None and self.due_at == self.window_end
 
     def saved(self, now: float) -> None:
         """New data was stored at ``now``."""
@@ -38,10 +49,8 @@ class DataTrigger:
             self.first_save = now
         due = min(now + self.debounce_s,
                   self.first_save + DEBOUNCE_CAP * max(self.debounce_s, 1.0))
-        window = self.pushed_at + self.batch_s if self.pushed_at is not None and \
-            self.batch_s > 0 else None
-        self.held = window is not None and window > due
-        self.due_at = window if window is not None and self.held else due
+        window = self.window_end
+        self.due_at = due if window is None else max(due, window)
 
     def wait(self, now: float) -> float | None:
         """Seconds until a "local-data" cycle is due (<= 0: now), or None."""
@@ -50,7 +59,6 @@ class DataTrigger:
     def started(self) -> None:
         """A cycle (any reason) started: it reads everything pending, these saves too."""
         self.first_save = self.due_at = None
-        self.held = False
 
     def ran(self, started: float, pushed: bool) -> None:
         """A cycle that started at ``started`` ended; ``pushed``: it sent data values or

@@ -92,7 +92,6 @@ class Daemon:
         # the "next_push" the status page was last told (unknown at start: the first
         # cycle clears what a worker before this one left)
         self._shown_hold = "unknown"
-        self._writes: set[asyncio.Task[None]] = set()
         self._failures = 0
         self.retry_base_s = RETRY_BASE_S
         self.cycles: list[CycleResult] = []
@@ -103,23 +102,20 @@ class Daemon:
         now = time.monotonic()
         if reason == "local-data":
             self.data.saved(now)
-            self._show_hold(now)
         else:
             self._now_reason = self._now_reason or reason
         self._wake.set()
 
-    def _show_hold(self, now: float) -> None:
+    async def _show_hold(self) -> None:
         """Data held for the batch window: the status page says when it goes (national
-        gets it then, or at once on "Sync now"). Written once per window, not per save."""
+        gets it then, or at once on "Sync now"). Written when it changes, not per save."""
         due = self.data.due_at
-        at = iso_z(self.wall() + due - now) if self.data.held and due is not None else ""
+        at = iso_z(self.wall() + due - time.monotonic()) \
+            if self.data.held and due is not None else ""
         if at[:16] == self._shown_hold[:16]:  # the same minute: the page shows no seconds
             return
         self._shown_hold = at
-        task = asyncio.get_running_loop().create_task(
-            self.store.write(lambda tx: state.set_state(tx, {"next_push": at})))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        await self.store.write(lambda tx: state.set_state(tx, {"next_push": at}))
 
     def _bind(self) -> None:
         path = self.sock_path
@@ -183,13 +179,13 @@ class Daemon:
                 reason, wait = self._due()
                 if reason is None:
                     self._wake.clear()
+                    await self._show_hold()  # a request during the write sets _wake again
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(_first(self._wake, stop), timeout=min(wait, 3600))
                     continue
                 self._now_reason = None
                 self.data.started()  # whatever the reason, the cycle takes what is pending
-                if self._shown_hold:
-                    self._show_hold(time.monotonic())
+                await self._show_hold()
                 await self._run_cycle(reason)
         finally:
             anchors.cancel()
